@@ -1,0 +1,223 @@
+import { readFileSync } from "node:fs";
+import { parseDocument } from "yaml";
+import type { z } from "zod";
+import { ConfigError, type ConfigProblem } from "../errors.js";
+import { configSchema, type Config } from "./schema.js";
+import { SETTINGS, type Setting } from "./settings.js";
+
+export interface LoadOptions {
+  /** Environment to read overrides from (tests pass their own). */
+  env?: NodeJS.ProcessEnv;
+  /** Config file path (--config); falls back to FAXBRIDGE_CONFIG. */
+  file?: string | undefined;
+}
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+type JsonObject = { [key: string]: Json };
+
+/**
+ * Load the effective configuration: schema defaults, then the optional YAML
+ * file, then environment overrides. Every problem is collected and thrown at
+ * once as a ConfigError naming the key, where its value came from, and what
+ * was expected.
+ */
+export function loadConfig(opts: LoadOptions = {}): Readonly<Config> {
+  const env = opts.env ?? process.env;
+  const problems: ConfigProblem[] = [];
+  const sources = new Map<string, string>();
+  let raw: JsonObject = {};
+
+  const file = opts.file ?? nonEmpty(env.FAXBRIDGE_CONFIG);
+  if (file !== undefined) {
+    const fromFile = readYamlFile(file, problems);
+    if (fromFile) {
+      raw = fromFile;
+      for (const key of leafPaths(fromFile)) sources.set(key, `file ${file}`);
+    }
+  }
+
+  for (const setting of SETTINGS) {
+    const value = readEnv(env, setting, problems);
+    if (value === undefined) continue;
+    const parsed = parseEnvValue(setting, value.text);
+    if ("error" in parsed) {
+      problems.push({ path: setting.path, source: `env ${value.name}`, message: parsed.error });
+      continue;
+    }
+    setPath(raw, setting.path, parsed.value);
+    sources.set(setting.path, `env ${value.name}`);
+  }
+
+  const result = configSchema.safeParse(raw);
+  if (!result.success) problems.push(...describeIssues(result.error.issues, raw, sources));
+  if (problems.length > 0 || !result.success) throw new ConfigError(problems);
+  return deepFreeze(result.data);
+}
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v === undefined || v === "" ? undefined : v;
+}
+
+function readYamlFile(file: string, problems: ConfigProblem[]): JsonObject | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? "error";
+    problems.push({ path: "(file)", source: `file ${file}`, message: `cannot read the config file (${code})` });
+    return undefined;
+  }
+  const doc = parseDocument(text, { prettyErrors: false });
+  if (doc.errors.length > 0) {
+    for (const e of doc.errors) {
+      const line = e.linePos?.[0]?.line;
+      problems.push({ path: "(file)", source: `file ${file}${line ? ` line ${line}` : ""}`, message: `YAML: ${e.message.split("\n")[0]}` });
+    }
+    return undefined;
+  }
+  const value: unknown = doc.toJS();
+  if (value === null || value === undefined) return {};
+  if (typeof value !== "object" || Array.isArray(value)) {
+    problems.push({ path: "(file)", source: `file ${file}`, message: "expected a mapping of settings at the top level" });
+    return undefined;
+  }
+  return value as JsonObject;
+}
+
+function readEnv(env: NodeJS.ProcessEnv, setting: Setting, problems: ConfigProblem[]): { name: string; text: string } | undefined {
+  const direct = env[setting.env];
+  if (direct !== undefined && direct !== "") return { name: setting.env, text: direct };
+  const fileVar = `${setting.env}_FILE`;
+  const path = env[fileVar];
+  if (path === undefined || path === "") return undefined;
+  try {
+    return { name: fileVar, text: readFileSync(path, "utf8").trim() };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? "error";
+    problems.push({ path: setting.path, source: `env ${fileVar}`, message: `cannot read the file it names (${code})` });
+    return undefined;
+  }
+}
+
+function parseEnvValue(setting: Setting, text: string): { value: Json } | { error: string } {
+  switch (setting.kind) {
+    case "string":
+      return { value: text };
+    case "int": {
+      if (!/^-?\d+$/.test(text.trim())) return { error: `expected a whole number, got ${quote(setting, text)}` };
+      return { value: Number(text.trim()) };
+    }
+    case "bool": {
+      const t = text.trim().toLowerCase();
+      if (["1", "true", "yes", "on"].includes(t)) return { value: true };
+      if (["0", "false", "no", "off"].includes(t)) return { value: false };
+      return { error: `expected true or false, got ${quote(setting, text)}` };
+    }
+    case "list":
+      return {
+        value: text
+          .split(",")
+          .map((s) => s.trim())
+          .filter((s) => s !== ""),
+      };
+    case "json": {
+      try {
+        return { value: JSON.parse(text) as Json };
+      } catch {
+        return { error: "expected JSON" };
+      }
+    }
+  }
+}
+
+function quote(setting: Setting, text: string): string {
+  return setting.secret ? "(a secret value)" : JSON.stringify(text);
+}
+
+function setPath(target: JsonObject, path: string, value: Json): void {
+  const parts = path.split(".");
+  let node: JsonObject = target;
+  for (const part of parts.slice(0, -1)) {
+    const next = node[part];
+    if (next === undefined || next === null || typeof next !== "object" || Array.isArray(next)) {
+      const fresh: JsonObject = {};
+      node[part] = fresh;
+      node = fresh;
+    } else {
+      node = next;
+    }
+  }
+  node[parts[parts.length - 1] as string] = value;
+}
+
+function leafPaths(obj: JsonObject, prefix = ""): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(obj)) {
+    const p = prefix ? `${prefix}.${k}` : k;
+    if (v !== null && typeof v === "object" && !Array.isArray(v)) out.push(p, ...leafPaths(v, p));
+    else out.push(p);
+  }
+  return out;
+}
+
+function describeIssues(issues: readonly z.core.$ZodIssue[], raw: JsonObject, sources: Map<string, string>): ConfigProblem[] {
+  const secretPaths = new Set(SETTINGS.filter((s) => s.secret).map((s) => s.path));
+  return issues.map((issue) => {
+    const keys = issue.code === "unrecognized_keys" ? issue.keys : [];
+    const segs = issue.path.map(String);
+    const path = segs.join(".") || "(top level)";
+    const topPath = SETTINGS.find((s) => path === s.path || path.startsWith(`${s.path}.`))?.path ?? path;
+    const source = sources.get(path) ?? sources.get(topPath) ?? "default";
+    if (keys.length > 0) {
+      const where = segs.length ? `${path}.` : "";
+      return {
+        path: keys.map((k) => `${where}${k}`).join(", "),
+        source: sources.get(`${where}${keys[0]}`) ?? source,
+        message: `unknown setting${keys.length > 1 ? "s" : ""} (check the spelling against the README's configuration table)`,
+      };
+    }
+    const value = getPath(raw, segs);
+    const shown = secretPaths.has(topPath) || value === undefined ? "" : ` (got ${JSON.stringify(value)})`;
+    return { path, source, message: `${issue.message}${shown}` };
+  });
+}
+
+function getPath(obj: Json, segs: readonly string[]): Json | undefined {
+  let node: Json | undefined = obj;
+  for (const s of segs) {
+    if (node === null || node === undefined || typeof node !== "object") return undefined;
+    node = Array.isArray(node) ? node[Number(s)] : node[s];
+  }
+  return node;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === "object") {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** The config as shown by `faxbridge config --print`: secrets replaced. */
+export function redactedConfig(config: Config): unknown {
+  const copy = JSON.parse(JSON.stringify(config)) as JsonObject;
+  for (const s of SETTINGS) {
+    if (!s.secret) continue;
+    const segs = s.path.split(".");
+    const v = getPath(copy, segs);
+    const isEmpty = v === "" || (Array.isArray(v) && v.length === 0);
+    if (v !== undefined && !isEmpty) setPath(copy, s.path, "[redacted]");
+  }
+  // A mail URL may carry credentials (smtp://user:pass@host): show it without them.
+  if (config.mail.url) {
+    try {
+      const u = new URL(config.mail.url);
+      if (u.password) u.password = "redacted";
+      setPath(copy, "mail.url", u.toString());
+    } catch {
+      setPath(copy, "mail.url", "[redacted]");
+    }
+  }
+  return copy;
+}

@@ -1,0 +1,169 @@
+import { z } from "zod";
+
+/**
+ * The configuration schema. Defaults here are the single source of truth;
+ * config/default.yaml is the same set, commented for operators (a test keeps
+ * the two equal). Every leaf has an environment override, listed in
+ * ./settings.ts and in the README's configuration table.
+ */
+
+const port = z.number().int().min(0).max(65535);
+const positiveInt = z.number().int().positive();
+const nonNegativeInt = z.number().int().nonnegative();
+
+/** A duration schedule such as "10s,30s,1m*3,5m" (see src/util/schedule.ts). */
+const schedule = z
+  .string()
+  .regex(/^\s*\d+(ms|s|m|h|d)(\*\d+)?(\s*,\s*\d+(ms|s|m|h|d)(\*\d+)?)*\s*$/, {
+    message: 'expected a schedule like "1m,5m*2,1h" (units ms, s, m, h, d; *N repeats)',
+  });
+
+const smtpUser = z.strictObject({
+  username: z.string().min(1),
+  /** scrypt hash as produced by `faxbridge hash-password` (format: scrypt$N$r$p$salt$hash). */
+  passwordHash: z.string().min(1),
+});
+
+const inboundRoute = z.strictObject({
+  /** Receiving number (E.164) this route applies to; omitted = any. */
+  to: z.string().optional(),
+  /** RingCentral extension id the fax arrived on; omitted = any. */
+  extension: z.string().optional(),
+  /** Sender number pattern: E.164 with `*` wildcards, e.g. "+1555*"; omitted = any. */
+  from: z.string().optional(),
+  /** Mailboxes this fax is sent to. */
+  mailTo: z.array(z.string().min(3)).min(1),
+});
+
+export const configSchema = z
+  .strictObject({
+    ringcentral: z
+      .strictObject({
+        serverUrl: z.url().default("https://platform.ringcentral.com"),
+        clientId: z.string().default(""),
+        clientSecret: z.string().default(""),
+        jwt: z.string().default(""),
+        /** Extensions whose received faxes are delivered ("~" is the JWT owner's). */
+        extensions: z.array(z.string().min(1)).min(1).default(["~"]),
+        /** Assumed per-group limits (requests per window) until RingCentral's X-Rate-Limit-* headers say otherwise. */
+        rateLimits: z
+          .strictObject({
+            light: positiveInt.default(50),
+            medium: positiveInt.default(40),
+            heavy: positiveInt.default(10),
+            auth: positiveInt.default(5),
+            windowSeconds: positiveInt.default(60),
+          })
+          .prefault({}),
+        /** Per-request timeout, milliseconds. */
+        requestTimeoutMs: positiveInt.default(60_000),
+      })
+      .prefault({}),
+    smtp: z
+      .strictObject({
+        host: z.string().min(1).default("127.0.0.1"),
+        port: port.default(2525),
+        /** Name in the greeting banner and in Received headers. */
+        hostname: z.string().min(1).default("faxbridge"),
+        /** Largest message accepted, in bytes (50 MB of documents is about 68 MB once base64-encoded). */
+        maxMessageBytes: positiveInt.default(73_400_320),
+        maxRecipients: positiveInt.default(10),
+        maxConnections: positiveInt.default(100),
+        /** Paths of a PEM key and certificate; both set enables STARTTLS. */
+        tlsKey: z.string().default(""),
+        tlsCert: z.string().default(""),
+        /** Users allowed to authenticate (AUTH PLAIN/LOGIN, only over TLS unless the client is on loopback). */
+        users: z.array(smtpUser).default([]),
+        /** Client networks (CIDR) that may send without AUTH. Everyone else must authenticate. */
+        allowUnauthenticatedFrom: z.array(z.string().min(1)).default(["127.0.0.0/8", "::1/128"]),
+      })
+      .prefault({}),
+    http: z
+      .strictObject({
+        host: z.string().min(1).default("127.0.0.1"),
+        port: port.default(8025),
+        /** Largest webhook body accepted, in bytes. */
+        maxBodyBytes: positiveInt.default(65_536),
+      })
+      .prefault({}),
+    dataDir: z.string().min(1).default("./data"),
+    fax: z
+      .strictObject({
+        domains: z.array(z.string().min(1)).min(1).default(["fax.local"]),
+        /** ISO 3166 country for numbers written without a country code. */
+        defaultCountry: z
+          .string()
+          .regex(/^[A-Z]{2}$/, { message: "expected a two-letter ISO 3166 country code such as US" })
+          .default("US"),
+        resolution: z.enum(["High", "Low"]).default("High"),
+        /** RingCentral cover page template: 0 = none; omitted (-1) = the extension's default. */
+        coverIndex: z.number().int().min(-1).max(28).default(-1),
+        /** What goes into the cover page text. */
+        coverText: z.enum(["body", "subject", "subject+body", "none"]).default("subject+body"),
+        /** Skip inline images that belong to an HTML body (signature logos). */
+        skipInlineImages: z.boolean().default(true),
+        /** Same Message-ID to the same recipients within this many seconds is not faxed twice. */
+        duplicateWindowSeconds: nonNegativeInt.default(86_400),
+        /** When RingCentral answers 429/5xx or the network fails: wait this long between attempts. */
+        retrySchedule: schedule.default("30s,1m,2m,5m,10m,30m,1h*4"),
+        /** How often to poll a submitted fax for its final status. */
+        statusPollSchedule: schedule.default("10s,30s,1m,2m,5m*12,15m"),
+        /** Give up following a fax after this many hours and report it as unknown. */
+        statusTimeoutHours: positiveInt.default(24),
+        /** Send the sender a notice when the mail is accepted, not only when the fax is final. */
+        notifyOnAccept: z.boolean().default(false),
+        /** Attach the original documents to the sender report (off: documents may be PHI). */
+        reportAttachDocuments: z.boolean().default(false),
+      })
+      .prefault({}),
+    mail: z
+      .strictObject({
+        /** Outbound mail transport, e.g. smtp://127.0.0.1:25; empty = write .eml files to <dataDir>/mailbox/. */
+        url: z.string().default(""),
+        from: z.string().min(3).default("faxbridge <faxbridge@localhost>"),
+      })
+      .prefault({}),
+    inbound: z
+      .strictObject({
+        /** Mailbox for received faxes that match no route. */
+        defaultTo: z.string().min(3).default("fax-inbox@localhost"),
+        routes: z.array(inboundRoute).default([]),
+        /** How notifications reach us: a public webhook URL, a WebSocket, or only the periodic sync. */
+        notifications: z.enum(["auto", "webhook", "websocket", "none"]).default("auto"),
+        /** Public HTTPS URL RingCentral posts webhooks to (ends in /webhook/ringcentral). */
+        webhookUrl: z.string().default(""),
+        /** Shared secret RingCentral sends with every webhook delivery. */
+        verificationToken: z.string().default(""),
+        /** Safety-net sync interval, seconds, whatever notifications do. */
+        syncIntervalSeconds: positiveInt.default(60),
+        /** On first start, deliver faxes received this many hours back. */
+        lookbackHours: nonNegativeInt.default(24),
+        subjectTemplate: z.string().min(1).default("Fax from {from} ({pages} pages)"),
+        /** "attachment" mails the PDF; "link" mails only where to fetch it (PHI). */
+        delivery: z.enum(["attachment", "link"]).default("attachment"),
+        markAsRead: z.boolean().default(false),
+        retrySchedule: schedule.default("30s,1m,5m,15m,30m,1h*6"),
+      })
+      .prefault({}),
+    emulator: z
+      .strictObject({
+        /** Port of the built-in RingCentral emulator in sandbox mode (0 = any free port). */
+        port: port.default(8026),
+      })
+      .prefault({}),
+    log: z
+      .strictObject({
+        level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+      })
+      .prefault({}),
+  });
+
+export type Config = z.infer<typeof configSchema>;
+export type InboundRoute = z.infer<typeof inboundRoute>;
+export type SmtpUser = z.infer<typeof smtpUser>;
+
+/** True when RingCentral credentials are configured; otherwise the daemon runs in sandbox mode. */
+export function hasCredentials(config: Config): boolean {
+  const rc = config.ringcentral;
+  return rc.clientId !== "" && rc.jwt !== "";
+}

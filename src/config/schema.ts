@@ -95,6 +95,8 @@ export const configSchema = z
           .string()
           .regex(/^[A-Z]{2}$/, { message: "expected a two-letter ISO 3166 country code such as US" })
           .default("US"),
+        /** "valid": the number must be assigned in its numbering plan; "possible": right length is enough; "auto": valid with RingCentral credentials, possible in sandbox mode (fictional +1 555 numbers). */
+        numberCheck: z.enum(["auto", "valid", "possible"]).default("auto"),
         resolution: z.enum(["High", "Low"]).default("High"),
         /** RingCentral cover page template: 0 = none; omitted (-1) = the extension's default. */
         coverIndex: z.number().int().min(-1).max(28).default(-1),

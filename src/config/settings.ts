@@ -54,6 +54,7 @@ const LEAVES: ReadonlyArray<readonly [path: string, kind: SettingKind, secret?: 
   ["dataDir", "string"],
   ["fax.domains", "list"],
   ["fax.defaultCountry", "string"],
+  ["fax.numberCheck", "string"],
   ["fax.resolution", "string"],
   ["fax.coverIndex", "int"],
   ["fax.coverText", "string"],

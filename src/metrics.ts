@@ -1,0 +1,103 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/**
+ * Every Prometheus metric faxbridge exports, on one registry per daemon (tests
+ * create their own, so nothing is global). Label values come from closed sets
+ * (reasons, states, groups, error codes), never from user input.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly mailsReceived = new Counter({
+    name: "faxbridge_mails_received_total",
+    help: "Mails accepted for faxing (250 sent).",
+    registers: [this.registry],
+  });
+  readonly mailsRefused = new Counter({
+    name: "faxbridge_mails_refused_total",
+    help: "Mails or recipients refused at SMTP time, by reason.",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+  readonly faxesSubmitted = new Counter({
+    name: "faxbridge_faxes_submitted_total",
+    help: "Faxes handed to RingCentral.",
+    registers: [this.registry],
+  });
+  readonly faxesFinal = new Counter({
+    name: "faxbridge_faxes_final_total",
+    help: "Fax recipients that reached a final status, by status and RingCentral faxErrorCode.",
+    labelNames: ["status", "error_code"] as const,
+    registers: [this.registry],
+  });
+  readonly faxesFailed = new Counter({
+    name: "faxbridge_faxes_failed_total",
+    help: "Fax jobs failed before or during submission, by error code.",
+    labelNames: ["error_code"] as const,
+    registers: [this.registry],
+  });
+  readonly queueDepth = new Gauge({
+    name: "faxbridge_queue_jobs",
+    help: "Outbound jobs by state.",
+    labelNames: ["state"] as const,
+    registers: [this.registry],
+  });
+  readonly inboundDelivered = new Counter({
+    name: "faxbridge_inbound_faxes_delivered_total",
+    help: "Received faxes mailed to their mailboxes.",
+    registers: [this.registry],
+  });
+  readonly inboundFailed = new Counter({
+    name: "faxbridge_inbound_faxes_dead_total",
+    help: "Received faxes that could not be delivered after every retry (dead letters).",
+    registers: [this.registry],
+  });
+  readonly rcCalls = new Counter({
+    name: "faxbridge_ringcentral_calls_total",
+    help: "RingCentral API calls by rate-limit group, operation and HTTP status.",
+    labelNames: ["group", "operation", "status"] as const,
+    registers: [this.registry],
+  });
+  readonly rc429 = new Counter({
+    name: "faxbridge_ringcentral_rate_limited_total",
+    help: "RingCentral 429 answers by group.",
+    labelNames: ["group"] as const,
+    registers: [this.registry],
+  });
+  readonly rcRemaining = new Gauge({
+    name: "faxbridge_ringcentral_rate_limit_remaining",
+    help: "Requests left in the current window, by group.",
+    labelNames: ["group"] as const,
+    registers: [this.registry],
+  });
+  readonly rcLatency = new Histogram({
+    name: "faxbridge_ringcentral_call_seconds",
+    help: "RingCentral API call latency by group.",
+    labelNames: ["group"] as const,
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly faxDeliverySeconds = new Histogram({
+    name: "faxbridge_fax_completion_seconds",
+    help: "Time from mail accepted to fax final status.",
+    buckets: [10, 30, 60, 120, 300, 600, 1800, 3600, 7200],
+    registers: [this.registry],
+  });
+  readonly inboundLatency = new Histogram({
+    name: "faxbridge_inbound_delivery_seconds",
+    help: "Time from fax received by RingCentral to mail accepted by the mail server.",
+    buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "faxbridge_" });
+  }
+
+  /** Record one RingCentral call (wired to the client's onCall hook). */
+  recordRcCall(call: { group: string; operation: string; status: number; durationMs: number }): void {
+    this.rcCalls.inc({ group: call.group, operation: call.operation, status: String(call.status) });
+    if (call.status === 429) this.rc429.inc({ group: call.group });
+    this.rcLatency.observe({ group: call.group }, call.durationMs / 1000);
+  }
+}

@@ -1,0 +1,4 @@
+export * from "./client.js";
+export * from "./errors.js";
+export { OPERATION_GROUPS, RATE_GROUPS, parseGroupHeader, type Operation } from "./groups.js";
+export { safeFilename, safeFilenames, faxRequestJson } from "./multipart.js";

@@ -1,0 +1,275 @@
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
+import type { Config } from "../config/schema.js";
+import { ConfigError, SmtpReply, errorMessage } from "../errors.js";
+import type { Logger } from "../log.js";
+import { SpoolError, type Spool } from "../spool/spool.js";
+import type { JobRecipient, OutboundStore } from "../store/outbound.js";
+import { newId } from "../util/ids.js";
+import { parseFaxAddress, splitAddress, type NumberCheck } from "./address.js";
+import { createCidrMatcher, isLoopback } from "./cidr.js";
+import { verifyPassword } from "./password.js";
+
+/**
+ * The SMTP intake. Hooks are thin: policy at AUTH and MAIL, one parse of the
+ * fax number at RCPT, and at DATA nothing but streaming into the spool. A
+ * 250 is sent only after the message file and its directory are fsynced and
+ * the job row is committed. Every refusal is an SmtpReply with an explicit code.
+ */
+
+export interface SmtpServerDeps {
+  readonly config: Pick<Config, "smtp" | "fax">;
+  readonly spool: Spool;
+  readonly store: OutboundStore;
+  readonly logger: Logger;
+  /** Called after a message is durably accepted (wakes the worker). */
+  readonly onAccepted?: (jobId: string) => void;
+  /** How strictly RCPT numbers are checked (default "valid"; the sandbox uses "possible"). */
+  readonly numberCheck?: NumberCheck;
+}
+
+export interface FaxSmtpServer {
+  listen(): Promise<{ host: string; port: number }>;
+  /** Stop accepting, answer 421 to new transactions, let spool writes in flight finish; after `deadlineMs` remaining clients get 421 and are disconnected. Idempotent. */
+  close(deadlineMs?: number): Promise<void>;
+  readonly closing: boolean;
+}
+
+/** The state of one mail transaction, from MAIL FROM to the end of DATA. */
+interface Transaction {
+  readonly id: string;
+  readonly log: Logger;
+  /** Keyed by E.164: two addresses for the same number are one fax recipient. */
+  readonly recipients: Map<string, JobRecipient>;
+}
+
+const DEFAULT_CLOSE_DEADLINE_MS = 30_000;
+
+function readTlsFile(path: string, key: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new ConfigError([{ path: key, source: path, message: `cannot read: ${errorMessage(err)}` }]);
+  }
+}
+
+export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
+  const { config, spool, store, logger } = deps;
+  const smtp = config.smtp;
+  const log = logger.child({ component: "smtp" });
+  const faxDomains = new Set(config.fax.domains.map((d) => d.toLowerCase().replace(/\.$/, "")));
+  let allowUnauthenticated: (ip: string) => boolean;
+  try {
+    allowUnauthenticated = createCidrMatcher(smtp.allowUnauthenticatedFrom);
+  } catch (err) {
+    throw new ConfigError([{ path: "smtp.allowUnauthenticatedFrom", source: "config", message: errorMessage(err) }]);
+  }
+  const users = new Map(smtp.users.map((u) => [u.username, u.passwordHash]));
+  // Unknown users are checked against this so they cost the same scrypt work as known ones.
+  const dummyHash = `scrypt$16384$8$1$${randomBytes(16).toString("base64")}$${randomBytes(32).toString("base64")}`;
+  const tls = smtp.tlsKey !== "" && smtp.tlsCert !== "";
+  const transactions = new WeakMap<object, Transaction>();
+  const inFlight = new Set<Promise<unknown>>();
+  let closing = false;
+  let closed: Promise<void> | undefined;
+
+  const server = new SMTPServer({
+    name: smtp.hostname,
+    banner: `${smtp.hostname} faxbridge ESMTP`,
+    size: smtp.maxMessageBytes,
+    maxClients: smtp.maxConnections,
+    disableReverseLookup: true,
+    hideSTARTTLS: !tls,
+    ...(tls && { key: readTlsFile(smtp.tlsKey, "smtp.tlsKey"), cert: readTlsFile(smtp.tlsCert, "smtp.tlsCert") }),
+    authMethods: ["PLAIN", "LOGIN"],
+    // smtp-server decides this per server; we decide per client in onAuth (loopback only).
+    allowInsecureAuth: true,
+    // Who must authenticate depends on the client network: decided in onMailFrom.
+    authOptional: true,
+    logger: false,
+    onAuth,
+    onMailFrom,
+    onRcptTo,
+    onData,
+  });
+  server.on("error", (err: Error) => {
+    log.warn({ event: "smtp.error", err }, "SMTP server error");
+  });
+
+  function onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, callback: (err: Error | null | undefined, response?: { user: unknown }) => void): void {
+    if (!session.secure && !isLoopback(session.remoteAddress)) {
+      log.info({ event: "smtp.auth_refused", sessionId: session.id, client: session.remoteAddress, user: auth.username }, "AUTH refused without TLS");
+      callback(new SmtpReply(538, tls ? "Must issue a STARTTLS command first" : "Authentication requires TLS, which this server does not offer"));
+      return;
+    }
+    const hash = users.get(auth.username ?? "");
+    verifyPassword(auth.password ?? "", hash ?? dummyHash).then(
+      (ok) => {
+        if (ok && hash !== undefined) {
+          log.info({ event: "smtp.auth_ok", sessionId: session.id, client: session.remoteAddress, user: auth.username }, "client authenticated");
+          callback(null, { user: auth.username });
+        } else {
+          log.warn({ event: "smtp.auth_failed", sessionId: session.id, client: session.remoteAddress, user: auth.username }, "authentication failed");
+          callback(new SmtpReply(535, "Authentication credentials invalid"));
+        }
+      },
+      (err: unknown) => {
+        log.error({ event: "smtp.auth_error", sessionId: session.id, err }, "password check failed");
+        callback(new SmtpReply(454, "Temporary authentication failure"));
+      },
+    );
+  }
+
+  function authenticatedUser(session: SMTPServerSession): string | undefined {
+    const user: unknown = session.user;
+    return typeof user === "string" ? user : undefined;
+  }
+
+  function onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
+    if (closing) {
+      callback(new SmtpReply(421, "Server shutting down, try again later"));
+      return;
+    }
+    const user = authenticatedUser(session);
+    if (user === undefined && !allowUnauthenticated(session.remoteAddress)) {
+      log.info({ event: "smtp.mail_refused", sessionId: session.id, client: session.remoteAddress }, "unauthenticated client outside allowUnauthenticatedFrom");
+      callback(new SmtpReply(530, "Authentication required"));
+      return;
+    }
+    const id = newId();
+    const txLog = log.child({ sessionId: session.id, queueId: id });
+    transactions.set(session.envelope, { id, log: txLog, recipients: new Map() });
+    txLog.debug({ event: "smtp.mail_from", from: address.address, client: session.remoteAddress, ...(user !== undefined && { user }) }, "MAIL FROM");
+    callback();
+  }
+
+  function onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
+    const tx = transactions.get(session.envelope);
+    if (tx === undefined) {
+      callback(new SmtpReply(451, "Transaction state lost, start again with MAIL FROM"));
+      return;
+    }
+    const reject = (reply: SmtpReply): void => {
+      tx.log.info({ event: "smtp.rcpt_refused", to: address.address, code: reply.responseCode, reason: reply.message }, "recipient refused");
+      callback(reply);
+    };
+    const parts = splitAddress(address.address);
+    if (parts === undefined) {
+      reject(new SmtpReply(553, "malformed address"));
+      return;
+    }
+    if (!faxDomains.has(parts.domain)) {
+      reject(new SmtpReply(550, `relay not permitted: ${parts.domain} is not a fax domain`));
+      return;
+    }
+    const parsed = parseFaxAddress(parts.local, config.fax.defaultCountry, deps.numberCheck ?? "valid");
+    if (!parsed.ok) {
+      reject(new SmtpReply(550, parsed.reason));
+      return;
+    }
+    if (!tx.recipients.has(parsed.e164) && tx.recipients.size >= smtp.maxRecipients) {
+      reject(new SmtpReply(452, "too many recipients"));
+      return;
+    }
+    tx.recipients.set(parsed.e164, { address: address.address, e164: parsed.e164, options: parsed.options });
+    callback();
+  }
+
+  function onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, message?: string) => void): void {
+    const tx = transactions.get(session.envelope);
+    if (tx === undefined || tx.recipients.size === 0) {
+      stream.resume();
+      callback(new SmtpReply(451, "Transaction state lost, start again with MAIL FROM"));
+      return;
+    }
+    const work = accept(tx, stream, session).then(
+      (id) => callback(null, `Queued as ${id}`),
+      (err: unknown) => callback(err instanceof SmtpReply ? err : new SmtpReply(451, "Local error in processing, try again later")),
+    );
+    inFlight.add(work);
+    void work.finally(() => inFlight.delete(work));
+  }
+
+  async function accept(tx: Transaction, stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
+    let spooled;
+    try {
+      spooled = await spool.receive(tx.id, stream, smtp.maxMessageBytes);
+    } catch (err) {
+      throw spoolReply(tx, err);
+    }
+    const mailFrom = session.envelope.mailFrom === false ? "" : session.envelope.mailFrom.address;
+    const user = authenticatedUser(session);
+    try {
+      await store.insertReceived({
+        id: tx.id,
+        mailFrom,
+        rcptTo: [...tx.recipients.values()],
+        spoolPath: spooled.path,
+        size: spooled.size,
+        client: user === undefined ? { ip: session.remoteAddress } : { ip: session.remoteAddress, user },
+      });
+    } catch (err) {
+      tx.log.error({ event: "smtp.store_failed", err }, "could not record the accepted message; answering 451");
+      await spool.remove(tx.id).catch((e: unknown) => tx.log.error({ event: "spool.remove_failed", err: e }, "could not remove the unrecorded spool file"));
+      throw new SmtpReply(451, "Local error in processing, try again later", { cause: err });
+    }
+    try {
+      deps.onAccepted?.(tx.id);
+    } catch (err) {
+      tx.log.error({ event: "smtp.on_accepted_failed", err }, "onAccepted hook threw; the job is queued and the worker will find it");
+    }
+    return tx.id;
+  }
+
+  function spoolReply(tx: Transaction, err: unknown): SmtpReply {
+    const kind = err instanceof SpoolError ? err.kind : "io";
+    switch (kind) {
+      case "too_big":
+        tx.log.info({ event: "smtp.too_big", limit: smtp.maxMessageBytes }, "message over the size limit refused");
+        return new SmtpReply(552, `message exceeds fixed maximum message size ${smtp.maxMessageBytes}`, { cause: err });
+      case "no_space":
+        tx.log.error({ event: "spool.no_space", err }, "spool out of space; answering 452");
+        return new SmtpReply(452, "insufficient system storage", { cause: err });
+      case "aborted":
+        tx.log.info({ event: "smtp.aborted" }, "client went away during DATA");
+        return new SmtpReply(451, "Message incomplete", { cause: err });
+      case "io":
+        tx.log.error({ event: "spool.write_failed", err }, "spool write failed; answering 451");
+        return new SmtpReply(451, "Local error in processing, try again later", { cause: err });
+    }
+  }
+
+  return {
+    get closing() {
+      return closing;
+    },
+
+    listen() {
+      return new Promise((resolve, reject) => {
+        const onError = (err: Error): void => reject(err);
+        server.server.once("error", onError);
+        server.listen(smtp.port, smtp.host, () => {
+          server.server.off("error", onError);
+          const a = server.server.address() as AddressInfo;
+          log.info({ event: "smtp.listening", host: a.address, port: a.port, tls }, "SMTP listening");
+          resolve({ host: a.address, port: a.port });
+        });
+      });
+    },
+
+    close(deadlineMs = DEFAULT_CLOSE_DEADLINE_MS) {
+      if (closed !== undefined) return closed;
+      closing = true;
+      log.info({ event: "smtp.closing", deadlineMs, connections: server.connections.size }, "SMTP server closing");
+      server.options.closeTimeout = deadlineMs;
+      closed = (async () => {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await Promise.allSettled([...inFlight]);
+        log.info({ event: "smtp.closed" }, "SMTP server closed");
+      })();
+      return closed;
+    },
+  };
+}

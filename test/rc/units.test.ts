@@ -145,7 +145,7 @@ describe("fax multipart body", () => {
       bb.on("file", (name, stream, info) => {
         const chunks: Buffer[] = [];
         stream.on("data", (c: Buffer) => chunks.push(c));
-        stream.on("end", () => parts.push({ name, filename: info.filename, mimeType: info.mimeType, data: Buffer.concat(chunks) }));
+        stream.on("end", () => parts.push({ name, filename: info.filename ?? "", mimeType: info.mimeType, data: Buffer.concat(chunks) }));
       });
       bb.on("field", (name) => reject(new Error(`unexpected non-file field ${name}`)));
       bb.on("close", () => resolve());

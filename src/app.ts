@@ -1,0 +1,201 @@
+import { mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { hasCredentials, type Config } from "./config/schema.js";
+import { errorMessage } from "./errors.js";
+import { HttpServer } from "./http/server.js";
+import type { Logger } from "./log.js";
+import { createMailSender, type MailSender } from "./mail/transport.js";
+import { Metrics } from "./metrics.js";
+import { InboundService } from "./inbound/service.js";
+import { OutboundWorker } from "./outbound/worker.js";
+import { RingCentralClient } from "./rc/client.js";
+import type { NumberCheck } from "./smtp/address.js";
+import { createSmtpServer, type FaxSmtpServer } from "./smtp/server.js";
+import { Spool } from "./spool/spool.js";
+import { openDatabase, type Db } from "./store/db.js";
+import { inboundMigration, SqliteInboundStore } from "./store/inbound.js";
+import { outboundMigration, SqliteOutboundStore } from "./store/outbound.js";
+
+/** How long a graceful shutdown may take before the process exits anyway. */
+export const SHUTDOWN_DEADLINE_MS = 25_000;
+
+/** Credentials the built-in emulator accepts in sandbox mode (it accepts any). */
+const SANDBOX_CREDENTIALS = { clientId: "sandbox-client", clientSecret: "sandbox-secret", jwt: "sandbox-jwt" } as const;
+
+export interface DaemonOptions {
+  logger: Logger;
+  /** Handle SIGTERM/SIGINT (the CLI does; tests that embed the daemon don't). */
+  signals?: boolean;
+  /** A metrics registry (tests pass their own). */
+  metrics?: Metrics;
+}
+
+export interface Daemon {
+  readonly smtp: { host: string; port: number };
+  readonly http: { host: string; port: number };
+  /** Set in sandbox mode: the URL of the built-in RingCentral emulator. */
+  readonly emulatorUrl: string | undefined;
+  readonly sandbox: boolean;
+  /** Graceful, idempotent shutdown within the deadline. */
+  close(reason?: string): Promise<void>;
+  /** Resolves with the process exit code once the daemon has stopped. */
+  readonly finished: Promise<number>;
+}
+
+/**
+ * The composition root: config → logger → store → spool → RingCentral client
+ * → mail transport → SMTP intake → outbound worker → inbound service → HTTP.
+ * Everything is constructed here and handed its dependencies; nothing is a
+ * module-level singleton.
+ */
+export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions): Promise<Daemon> {
+  const log = opts.logger;
+  const metrics = opts.metrics ?? new Metrics();
+  const dataDir = resolve(config.dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+
+  const steps: { name: string; close: () => Promise<void> | void }[] = [];
+  const cleanup = async (): Promise<void> => {
+    for (const step of steps.reverse()) {
+      try {
+        await step.close();
+      } catch (err) {
+        log.error({ event: "shutdown.step_failed", step: step.name, err }, `closing ${step.name} failed`);
+      }
+    }
+    steps.length = 0;
+  };
+
+  try {
+    const sandbox = !hasCredentials(config);
+    let rc = { serverUrl: config.ringcentral.serverUrl, clientId: config.ringcentral.clientId, clientSecret: config.ringcentral.clientSecret, jwt: config.ringcentral.jwt };
+    let emulatorUrl: string | undefined;
+    if (sandbox) {
+      const { startEmulator } = await import("./emulator/index.js");
+      const emulator = await startEmulator({ port: config.emulator.port, logger: log.child({ component: "emulator" }) });
+      steps.push({ name: "emulator", close: () => emulator.close() });
+      emulatorUrl = emulator.url;
+      rc = { serverUrl: emulator.url, ...SANDBOX_CREDENTIALS };
+    }
+
+    const db: Db = openDatabase(join(dataDir, "faxbridge.db"), [outboundMigration, inboundMigration]);
+    steps.push({
+      name: "database",
+      close: () => {
+        db.close();
+      },
+    });
+    const outboundStore = new SqliteOutboundStore(db, { logger: log });
+    const inboundStore = new SqliteInboundStore({ db, logger: log });
+    const spool = await Spool.open({ dataDir, logger: log });
+    steps.push({ name: "spool", close: () => spool.close() });
+    const recovery = await spool.recover(outboundStore);
+    log.info({ event: "spool.recovered", ...recovery }, "spool recovered");
+
+    const client = new RingCentralClient({
+      ...rc,
+      logger: log.child({ component: "ringcentral" }),
+      rateLimits: config.ringcentral.rateLimits,
+      requestTimeoutMs: config.ringcentral.requestTimeoutMs,
+      onCall: (call) => metrics.recordRcCall(call),
+    });
+    steps.push({ name: "ringcentral", close: () => client.close() });
+
+    const mail: MailSender = createMailSender(config.mail.url, join(dataDir, "mailbox"), log.child({ component: "mail" }));
+    steps.push({ name: "mail", close: () => mail.close() });
+
+    const http = new HttpServer({ host: config.http.host, port: config.http.port, logger: log.child({ component: "http" }), metrics });
+    http.readinessCheck("store", async () => {
+      db.prepare("SELECT 1").get();
+    });
+    http.readinessCheck("ringcentral", () => client.login());
+    http.readinessCheck("mail", () => mail.verify());
+
+    const worker = new OutboundWorker({ config, store: outboundStore, spool, client, mail, metrics, logger: log.child({ component: "outbound" }) });
+    const numberCheck: NumberCheck = config.fax.numberCheck === "auto" ? (sandbox ? "possible" : "valid") : config.fax.numberCheck;
+    const smtp: FaxSmtpServer = createSmtpServer({
+      config,
+      spool,
+      store: outboundStore,
+      logger: log,
+      numberCheck,
+      metrics,
+      onAccepted: () => worker.wake(),
+    });
+    const inbound = new InboundService({ config, client, store: inboundStore, mail, http, metrics, logger: log.child({ component: "inbound" }) });
+
+    const smtpAddress = await smtp.listen();
+    steps.push({ name: "smtp", close: () => smtp.close(10_000) });
+    const httpAddress = await http.listen();
+    steps.push({ name: "http", close: () => http.close() });
+    await worker.start();
+    steps.push({ name: "outbound", close: () => worker.stop() });
+    await inbound.start();
+    steps.push({ name: "inbound", close: () => inbound.stop() });
+    // Close order (reversed): stop taking work first, then the workers, then the stores.
+    reorderForShutdown(steps, ["inbound", "smtp", "outbound", "http", "mail", "ringcentral", "spool", "database", "emulator"]);
+
+    log.info(
+      { event: "daemon.started", smtp: smtpAddress, http: httpAddress, sandbox, dataDir, faxDomains: config.fax.domains, mail: mail.description },
+      `faxbridge listening: SMTP ${smtpAddress.host}:${smtpAddress.port}, HTTP ${httpAddress.host}:${httpAddress.port}`,
+    );
+    if (sandbox) {
+      const domain = config.fax.domains[0] ?? "fax.local";
+      log.warn(
+        { event: "daemon.sandbox", emulator: emulatorUrl },
+        `SANDBOX MODE: no RingCentral credentials (RC_CLIENT_ID, RC_JWT), so faxes go to the built-in RingCentral emulator at ${emulatorUrl ?? "?"}. ` +
+          `Try: swaks --server ${smtpAddress.host}:${smtpAddress.port} --to 15551234567@${domain} --attach @some.pdf ; ` +
+          `inject a received fax: curl --data-binary @some.pdf -H 'content-type: application/pdf' '${emulatorUrl ?? ""}/emulator/inbound-faxes?from=%2B15557654321&to=%2B15551230000'. ` +
+          `Mail faxbridge sends lands in ${config.mail.url === "" ? join(dataDir, "mailbox") : mail.description}.`,
+      );
+    }
+
+    let resolveFinished: (code: number) => void = () => undefined;
+    const finished = new Promise<number>((r) => (resolveFinished = r));
+    let closing: Promise<void> | undefined;
+    const close = (reason = "requested"): Promise<void> => {
+      closing ??= (async () => {
+        log.info({ event: "daemon.stopping", reason }, "shutting down");
+        const timer = setTimeout(() => {
+          log.error({ event: "daemon.shutdown_timeout", deadlineMs: SHUTDOWN_DEADLINE_MS }, "shutdown deadline passed; exiting");
+          resolveFinished(1);
+        }, SHUTDOWN_DEADLINE_MS);
+        timer.unref();
+        await cleanup();
+        clearTimeout(timer);
+        log.info({ event: "daemon.stopped" }, "stopped");
+        log.flush();
+        resolveFinished(0);
+      })();
+      return closing;
+    };
+
+    if (opts.signals === true) installSignalHandlers(close, log);
+
+    return { smtp: smtpAddress, http: httpAddress, emulatorUrl, sandbox, close, finished };
+  } catch (err) {
+    log.fatal({ event: "daemon.start_failed", err: errorMessage(err) }, `cannot start: ${errorMessage(err)}`);
+    await cleanup();
+    throw err;
+  }
+}
+
+function reorderForShutdown(steps: { name: string; close: () => Promise<void> | void }[], order: readonly string[]): void {
+  // `cleanup` closes in reverse array order, so put the first-to-close last.
+  steps.sort((a, b) => order.indexOf(b.name) - order.indexOf(a.name));
+}
+
+function installSignalHandlers(close: (reason: string) => Promise<void>, log: Logger): void {
+  let signalled = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (signalled) {
+      log.warn({ event: "daemon.forced_exit", signal }, "second signal: exiting now");
+      log.flush();
+      process.exit(130);
+    }
+    signalled = true;
+    void close(signal);
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+}

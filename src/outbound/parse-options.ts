@@ -151,21 +151,21 @@ export function mergeAddressOptions(envelope: FaxEnvelope): { ok: true; options:
   const options: AddressWideOptions = {};
   const resolutions = new Map<string, string>();
   const covers = new Map<number, string>();
-  for (const r of envelope.recipients) {
+  for (const r of envelope.rcptTo) {
     const o = r.options;
     if (!o) continue;
-    if (o.resolution !== undefined && !resolutions.has(o.resolution)) resolutions.set(o.resolution, r.address ?? r.phoneNumber);
+    if (o.resolution !== undefined && !resolutions.has(o.resolution)) resolutions.set(o.resolution, r.address);
     if (o.coverIndex !== undefined) {
       if (!Number.isInteger(o.coverIndex) || o.coverIndex < 0 || o.coverIndex > COVER_INDEX_MAX) {
         return {
           ok: false,
           refusal: {
             rule: "invalid-address-option",
-            message: `The address ${r.address ?? r.phoneNumber} asks for cover page ${o.coverIndex}; use a number from 0 to ${COVER_INDEX_MAX}.`,
+            message: `The address ${r.address} asks for cover page ${o.coverIndex}; use a number from 0 to ${COVER_INDEX_MAX}.`,
           },
         };
       }
-      if (!covers.has(o.coverIndex)) covers.set(o.coverIndex, r.address ?? r.phoneNumber);
+      if (!covers.has(o.coverIndex)) covers.set(o.coverIndex, r.address);
     }
   }
   const conflict = (what: string, m: Map<string | number, string>): { ok: false; refusal: FaxRefusal } => ({

@@ -102,30 +102,36 @@ export interface FaxRefusal {
 
 export type ParseResult = { ok: true; mail: ParsedFaxMail } | { ok: false; refusal: FaxRefusal };
 
-/** Per-address options the SMTP side parsed out of a recipient address. */
+/** Per-address options the SMTP side parsed out of a recipient address (same shape as the job store's RecipientOptions). */
 export interface FaxAddressOptions {
-  resolution?: "High" | "Low";
-  coverIndex?: number;
+  readonly resolution?: "High" | "Low";
+  readonly coverIndex?: number;
   /** Recipient name printed on the cover page. */
-  name?: string;
+  readonly name?: string;
 }
 
+/** One envelope recipient; an outbound job's `rcptTo` entry fits as is. */
 export interface FaxEnvelopeRecipient {
-  /** Recipient number, E.164 with "+". */
-  phoneNumber: string;
   /** The address as written in RCPT TO, for messages. */
-  address?: string;
-  options?: FaxAddressOptions;
+  readonly address: string;
+  /** Recipient number, E.164 with "+". */
+  readonly e164: string;
+  readonly options?: FaxAddressOptions;
 }
 
+/** The SMTP envelope; an OutboundJob (src/store/outbound.ts) fits as is. */
 export interface FaxEnvelope {
-  mailFrom: string;
-  recipients: readonly FaxEnvelopeRecipient[];
+  readonly mailFrom: string;
+  readonly rcptTo: readonly FaxEnvelopeRecipient[];
 }
 
 export interface ParseInput {
   rawPath: string;
-  /** Directory the documents are written into; must exist. On refusal, files written here are removed. */
+  /**
+   * Directory the documents are written into; must exist and belong to this
+   * job (parsing again overwrites the same names). On refusal, files written
+   * here are removed.
+   */
   workDir: string;
   envelope: FaxEnvelope;
   config: Pick<Config["fax"], "coverText" | "coverIndex" | "resolution" | "skipInlineImages">;
@@ -286,10 +292,10 @@ export async function parseFaxMail(input: ParseInput): Promise<ParseResult> {
       if (TNEF_TYPES.has(declared) || name?.toLowerCase() === "winmail.dat") {
         rejectReason = { rule: "tnef", message: TNEF_MESSAGE, filename: name ?? "winmail.dat" };
       } else if (declared === "message/rfc822" || declared === "message/global") {
-        const what = name ? `The attachment "${name}"` : `Part ${attachment.partId ?? index}`;
+        const what = name ? `"${name}"` : `Part ${attachment.partId ?? index} of the email`;
         rejectReason = {
           rule: "embedded-message",
-          message: `${what} is a forwarded email (message/rfc822), which cannot be faxed; attach the document itself instead of forwarding the email as an attachment.`,
+          message: `${what}: a forwarded email (message/rfc822) cannot be faxed; attach the document itself instead of forwarding the email as an attachment.`,
           filename: shownName,
         };
       }
@@ -306,7 +312,7 @@ export async function parseFaxMail(input: ParseInput): Promise<ParseResult> {
       const counter = new HashCounter();
       written.push(path);
       try {
-        await pipeline(attachment.content, counter, createWriteStream(path, { flags: "wx" }));
+        await pipeline(attachment.content, counter, createWriteStream(path));
       } catch (err) {
         attachment.release?.();
         throw new ExtractError(`could not write attachment ${index} to ${path}: ${errorMessage(err)}`, { cause: err });
@@ -427,8 +433,8 @@ async function finish(
   const subject = headerStrings(h, "subject")[0];
   const coverText = buildCoverText(config.coverText, subject, bodyIsDocument ? undefined : body);
 
-  const to = input.envelope.recipients.map((r) => {
-    const recipient: FaxRecipient = { phoneNumber: r.phoneNumber };
+  const to = input.envelope.rcptTo.map((r) => {
+    const recipient: FaxRecipient = { phoneNumber: r.e164 };
     const name = r.options?.name?.trim();
     if (name) recipient.name = name;
     return recipient;
@@ -492,7 +498,7 @@ async function writeBodyDocument(workDir: string, body: string): Promise<FaxDocu
   const bom = /[^\x00-\x7f]/.test(body) ? "\uFEFF" : "";
   const bytes = Buffer.from(`${bom}${body.replace(/\n/g, "\r\n")}\r\n`, "utf8");
   try {
-    await writeFile(path, bytes, { flag: "wx" });
+    await writeFile(path, bytes);
   } catch (err) {
     throw new ExtractError(`could not write the body document to ${path}: ${errorMessage(err)}`, { cause: err });
   }

@@ -1,0 +1,59 @@
+/** The single account and extension the emulator serves; `~` in paths resolves to these. */
+export const ACCOUNT_ID = "100000001";
+export const EXTENSION_ID = "200000001";
+export const EXTENSION_NUMBER = "101";
+/** The extension's own fax number: the `from` of outbound faxes, the default `to` of inbound ones. */
+export const OWN_FAX_NUMBER = "+16505550100";
+export const OWNER_NAME = "Emulated User";
+
+/** Largest total of fax attachments (spec createFaxMessage: "both single and total … 50Mb"). */
+export const MAX_FAX_ATTACHMENT_BYTES = 50 * 1024 * 1024;
+export const MAX_COVER_PAGE_TEXT = 1024;
+
+/** Webhook handshake rules (NOTES §e). */
+export const WEBHOOK_TIMEOUT_MS = 3000;
+export const WEBHOOK_MAX_RESPONSE_BYTES = 1024;
+
+/** Default subscription lifetime when `expiresIn` is omitted (7 days; NOTES §e, unverified upstream). */
+export const DEFAULT_SUBSCRIPTION_TTL_S = 604800;
+export const MAX_WEBHOOK_TTL_S = 315360000;
+
+/** message-sync overlap: ISync returns changes since syncTime minus this (NOTES §d). */
+export const SYNC_OVERLAP_MS = 5000;
+
+/** Default fax outcomes by destination number; everything else is delivered. */
+export const DEFAULT_FAX_OUTCOMES: Readonly<Record<string, FaxOutcome>> = {
+  "+15550000001": { messageStatus: "SendingFailed", faxErrorCode: "LineBusy" },
+  "+15550000002": { messageStatus: "DeliveryFailed", faxErrorCode: "NoAnswer" },
+};
+
+export interface FaxOutcome {
+  messageStatus: "SendingFailed" | "DeliveryFailed";
+  faxErrorCode: string;
+}
+
+/** Document types the fax service accepts (NOTES §i), by file extension. */
+export const FAX_EXTENSIONS: ReadonlySet<string> = new Set([
+  "pdf", "psd", "doc", "docx", "dot", "mcw", "xls", "xlsx", "xlsb", "ppt", "pptx", "vsd", "vdx", "pub", "wps", "wri", "awd",
+  "tif", "tiff", "gif", "jpg", "jpeg", "bmp", "png", "pcx", "tga",
+  "rtf", "txt", "log", "h", "cpp", "c", "err", "hpp", "wk1", "wk3", "wk4", "wq1", "xml", "html", "htm", "csv",
+]);
+
+/**
+ * Content types that can carry those documents. A part whose Content-Type is
+ * outside this list (and not the generic application/octet-stream) is refused
+ * even if its file name looks right.
+ */
+export const FAX_CONTENT_TYPES: ReadonlySet<string> = new Set([
+  "application/pdf", "application/x-pdf", "image/vnd.adobe.photoshop", "application/x-photoshop",
+  "application/msword", "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+  "application/vnd.openxmlformats-officedocument.wordprocessingml.template",
+  "application/vnd.ms-excel", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+  "application/vnd.ms-excel.sheet.binary.macroenabled.12", "application/vnd.ms-powerpoint",
+  "application/vnd.openxmlformats-officedocument.presentationml.presentation", "application/vnd.visio",
+  "application/vnd.ms-visio.drawing", "application/x-mspublisher", "application/vnd.ms-works", "application/x-mswrite",
+  "image/tiff", "image/gif", "image/jpeg", "image/pjpeg", "image/bmp", "image/x-ms-bmp", "image/png", "image/x-pcx",
+  "image/x-tga", "image/x-targa", "application/rtf", "text/rtf", "text/plain", "text/x-c", "text/x-c++", "text/x-log",
+  "application/vnd.lotus-1-2-3", "application/x-quattropro", "application/xml", "text/xml", "text/html", "text/csv",
+  "application/csv", "application/octet-stream",
+]);

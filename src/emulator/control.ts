@@ -1,0 +1,112 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { z } from "zod";
+import type { FaxOutcome } from "./constants.js";
+import { receiveFax, type FaxService } from "./fax.js";
+import type { CallCounter, FaultBook } from "./faults.js";
+import { ApiFailure, invalidParam, mediaType, readJson, sendJson, sendEmpty } from "./http.js";
+import type { Logger } from "../log.js";
+import { messageJson, type MessageStore } from "./store.js";
+import type { SubscriptionService } from "./subscriptions.js";
+import type { SyncService } from "./sync.js";
+
+const E164 = /^\+[1-9]\d{6,14}$/;
+
+const FaultSchema = z.object({
+  group: z.enum(["Light", "Medium", "Heavy", "Auth"]).optional(),
+  path: z.string().min(1).optional(),
+  count: z.number().int().min(1),
+  kind: z.enum(["latency", "status", "reset", "429"]),
+  latencyMs: z.number().int().min(0).optional(),
+  status: z.number().int().min(100).max(599).optional(),
+  retryAfter: z.number().int().min(0).optional(),
+});
+
+const OutcomesSchema = z.record(
+  z.string().regex(E164),
+  z.object({ messageStatus: z.enum(["SendingFailed", "DeliveryFailed"]), faxErrorCode: z.string().min(1) }),
+);
+
+export interface ControlDeps {
+  store: MessageStore;
+  fax: FaxService;
+  sync: SyncService;
+  subs: SubscriptionService;
+  faults: FaultBook;
+  calls: CallCounter;
+  filesDir: string;
+  log: Logger;
+  setOutcomes: (o: Record<string, FaxOutcome>) => void;
+  baseUrl: () => string;
+  ownFaxNumber: string;
+}
+
+function bad(message: string): ApiFailure {
+  return new ApiFailure(400, { errorCode: "EMU-400", message, errors: [{ errorCode: "EMU-400", message }] });
+}
+
+/** The emulator's own control API under /emulator (not RingCentral's). Returns false when no route matched. */
+export async function handleControl(deps: ControlDeps, req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+  const method = req.method ?? "GET";
+  const path = url.pathname.replace(/\/+$/, "");
+  const blacklist = /^\/emulator\/subscriptions\/([^/]+)\/blacklist$/.exec(path);
+
+  if (method === "POST" && path === "/emulator/inbound-faxes") {
+    const from = url.searchParams.get("from") ?? "";
+    const to = url.searchParams.get("to") ?? deps.ownFaxNumber;
+    if (!E164.test(from)) throw invalidParam("from", from);
+    if (!E164.test(to)) throw invalidParam("to", to);
+    if (mediaType(req.headers["content-type"]) !== "application/pdf") throw bad("Content-Type must be application/pdf");
+    const msg = await receiveFax({ store: deps.store, filesDir: deps.filesDir, log: deps.log }, req, from, to);
+    sendJson(res, 200, messageJson(msg, deps.baseUrl()));
+  } else if (method === "GET" && path === "/emulator/sent-faxes") {
+    sendJson(res, 200, deps.fax.sent);
+  } else if (method === "POST" && path === "/emulator/faults") {
+    const parsed = FaultSchema.safeParse(await readJson(req));
+    if (!parsed.success) throw bad(`invalid fault: ${parsed.error.message}`);
+    const f = parsed.data;
+    deps.faults.add({
+      count: f.count,
+      kind: f.kind,
+      ...(f.group !== undefined ? { group: f.group } : {}),
+      ...(f.path !== undefined ? { path: f.path } : {}),
+      ...(f.latencyMs !== undefined ? { latencyMs: f.latencyMs } : {}),
+      ...(f.status !== undefined ? { status: f.status } : {}),
+      ...(f.retryAfter !== undefined ? { retryAfter: f.retryAfter } : {}),
+    });
+    sendEmpty(res, 204);
+  } else if (method === "DELETE" && path === "/emulator/faults") {
+    deps.faults.clear();
+    sendEmpty(res, 204);
+  } else if (method === "GET" && path === "/emulator/calls") {
+    sendJson(res, 200, deps.calls.snapshot());
+  } else if (method === "POST" && path === "/emulator/calls/reset") {
+    deps.calls.reset();
+    sendEmpty(res, 204);
+  } else if (method === "POST" && path === "/emulator/sync/invalidate") {
+    deps.sync.invalidateAll();
+    sendEmpty(res, 204);
+  } else if (method === "POST" && blacklist) {
+    const sub = deps.subs.blacklist(decodeURIComponent(blacklist[1] ?? ""));
+    sendJson(res, 200, deps.subs.json(sub, deps.baseUrl()));
+  } else if (method === "PUT" && path === "/emulator/fax-outcomes") {
+    const parsed = OutcomesSchema.safeParse(await readJson(req));
+    if (!parsed.success) throw bad(`invalid outcomes: ${parsed.error.message}`);
+    deps.setOutcomes(parsed.data);
+    sendEmpty(res, 204);
+  } else if (method === "GET" && path === "/emulator/subscriptions") {
+    const base = deps.baseUrl();
+    sendJson(
+      res,
+      200,
+      deps.subs.everything().map((s) => ({
+        ...deps.subs.json(s, base),
+        transportType: s.deliveryMode.transportType,
+        consecutiveFailures: s.consecutiveFailures,
+        deliveries: s.deliveries,
+      })),
+    );
+  } else {
+    return false;
+  }
+  return true;
+}

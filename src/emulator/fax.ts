@@ -1,0 +1,476 @@
+import type { IncomingMessage } from "node:http";
+import { PassThrough, type Readable } from "node:stream";
+import { rm } from "node:fs/promises";
+import type { Logger } from "../log.js";
+import {
+  FAX_CONTENT_TYPES, FAX_EXTENSIONS, MAX_COVER_PAGE_TEXT, MAX_FAX_ATTACHMENT_BYTES, OWN_FAX_NUMBER,
+  type FaxOutcome,
+} from "./constants.js";
+import { DocumentWriter } from "./files.js";
+import { headerParam, invalidParam, mediaType, notFound, rcError, readJson } from "./http.js";
+import { readMultipart, type PartHeaders } from "./multipart.js";
+import {
+  aggregateStatus, newNumericId, OWN_EXTENSION, type MessageStore, type Recipient, type StoredAttachment,
+  type StoredMessage,
+} from "./store.js";
+
+export type SendLayout = "form-data-json" | "form-data-fields" | "mixed" | "resend";
+
+/** One accepted fax send, as listed by GET /emulator/sent-faxes. */
+export interface SentFaxRecord {
+  id: string;
+  layout: SendLayout;
+  to: { phoneNumber: string; name?: string }[];
+  faxResolution: "High" | "Low";
+  coverIndex: number | null;
+  coverPageText: string | null;
+  sendTime: string | null;
+  isoCode: string | null;
+  originalMessageId: string | null;
+  attachments: { filename: string; contentType: string; size: number; sha256: string }[];
+  receivedAt: string;
+}
+
+export interface FaxDeps {
+  store: MessageStore;
+  filesDir: string;
+  timings: { queuedMs: number; sentMs: number };
+  outcomes: () => Readonly<Record<string, FaxOutcome>>;
+  log: Logger;
+}
+
+const FIELD_NAMES = new Set(["to", "faxResolution", "sendTime", "isoCode", "coverIndex", "coverPageText"]);
+const E164 = /^\+?[1-9]\d{6,14}$/;
+
+const EXT_TYPES: Record<string, string> = {
+  pdf: "application/pdf", tif: "image/tiff", tiff: "image/tiff", gif: "image/gif", jpg: "image/jpeg",
+  jpeg: "image/jpeg", png: "image/png", bmp: "image/bmp", txt: "text/plain", rtf: "application/rtf",
+  doc: "application/msword", html: "text/html", htm: "text/html", csv: "text/csv", xml: "application/xml",
+  docx: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+};
+
+interface RawRequest {
+  to: { phoneNumber: string; name?: string }[] | undefined;
+  faxResolution?: unknown;
+  sendTime?: unknown;
+  isoCode?: unknown;
+  coverIndex?: unknown;
+  coverPageText?: unknown;
+}
+
+interface Upload extends StoredAttachment {
+  pages: number;
+}
+
+/** createFaxMessage: parses both multipart layouts, multipart/mixed and JSON resends; runs the status timeline. */
+export class FaxService {
+  readonly sent: SentFaxRecord[] = [];
+  private readonly deps: FaxDeps;
+  private readonly timers = new Set<NodeJS.Timeout>();
+
+  constructor(deps: FaxDeps) {
+    this.deps = deps;
+  }
+
+  async send(req: IncomingMessage): Promise<StoredMessage> {
+    const type = mediaType(req.headers["content-type"]);
+    if (type === "application/json") return this.resend(await readJson(req));
+    if (type !== "multipart/form-data" && type !== "multipart/mixed") {
+      throw rcError(415, "CMN-415", "Unsupported Media Type");
+    }
+    const boundary = headerParam(req.headers["content-type"], "boundary");
+    if (!boundary) throw rcError(400, "MSG-349", "Unable to parse fax envelope");
+    const body = new PassThrough();
+    req.pipe(body);
+    const uploads: Upload[] = [];
+    try {
+      const parsed = await this.readParts(body, boundary, uploads);
+      const layout: SendLayout = type === "multipart/mixed" ? "mixed" : parsed.json ? "form-data-json" : "form-data-fields";
+      const raw = parsed.json ? jsonRequest(parsed.json) : fieldRequest(parsed.fields);
+      if (uploads.length === 0) throw invalidParam("attachment");
+      return this.accept(raw, uploads, layout, null);
+    } catch (err) {
+      req.unpipe(body);
+      req.resume();
+      await Promise.all(uploads.map((u) => rm(u.path, { force: true })));
+      throw err;
+    }
+  }
+
+  private async readParts(
+    body: Readable,
+    boundary: string,
+    uploads: Upload[],
+  ): Promise<{ json: string | undefined; fields: Map<string, string[]> }> {
+    let index = -1;
+    let json: string | undefined;
+    const fields = new Map<string, string[]>();
+    let text: Buffer[] | undefined;
+    let textTarget: "json" | string | undefined;
+    let writer: DocumentWriter | undefined;
+    let current: PartHeaders | undefined;
+    let total = 0;
+
+    const closePart = async (): Promise<void> => {
+      if (writer && current) {
+        const w = writer;
+        writer = undefined;
+        const done = await w.finish();
+        const filename = current.filename ?? "";
+        const upload: Upload = {
+          id: newNumericId(),
+          type: "SourceDocument",
+          contentType: contentTypeOf(current),
+          fileName: filename,
+          size: done.size,
+          sha256: done.sha256,
+          path: w.path,
+          pages: done.pages,
+        };
+        uploads.push(upload);
+        if (done.size === 0) throw rcError(400, "MSG-347", "Attachment body is empty");
+      } else if (text && textTarget !== undefined) {
+        const value = Buffer.concat(text).toString("utf8");
+        if (textTarget === "json") json = value;
+        else fields.set(textTarget, [...(fields.get(textTarget) ?? []), value]);
+      }
+      text = undefined;
+      textTarget = undefined;
+      current = undefined;
+    };
+
+    try {
+      for await (const ev of readMultipart(body, boundary)) {
+        if (ev.kind === "part") {
+          await closePart();
+          index++;
+          current = ev.part;
+          if (index === 0 && ev.part.contentType === "application/json") {
+            text = [];
+            textTarget = "json";
+          } else if (ev.part.name !== undefined && FIELD_NAMES.has(ev.part.name)) {
+            text = [];
+            textTarget = ev.part.name;
+          } else {
+            checkAttachmentPart(ev.part);
+            writer = new DocumentWriter(this.deps.filesDir, isPdf(ev.part));
+          }
+        } else if (ev.kind === "data") {
+          if (writer) {
+            total += ev.chunk.length;
+            if (total > MAX_FAX_ATTACHMENT_BYTES) throw rcError(400, "MSG-337", "Attachment size limit exceeded");
+            await writer.write(ev.chunk);
+          } else if (text) {
+            const size = text.reduce((n, b) => n + b.length, 0) + ev.chunk.length;
+            if (size > 1024 * 1024) throw rcError(400, "MSG-349", "Unable to parse fax envelope");
+            text.push(ev.chunk);
+          }
+        } else {
+          await closePart();
+        }
+      }
+    } catch (err) {
+      if (writer) {
+        writer.abort();
+        uploads.push({ path: writer.path } as Upload);
+      }
+      throw err;
+    }
+    return { json, fields };
+  }
+
+  private resend(body: unknown): StoredMessage {
+    if (typeof body !== "object" || body === null || Array.isArray(body)) throw invalidParam("originalMessageId");
+    const b = body as Record<string, unknown>;
+    const originalId = b["originalMessageId"];
+    if (typeof originalId !== "string" && typeof originalId !== "number") throw invalidParam("originalMessageId");
+    const original = this.deps.store.get(Number(originalId));
+    if (!original || original.availability === "Purged") throw notFound("originalMessageId", String(originalId));
+    if (aggregateStatus(original) === "Queued") {
+      throw rcError(406, "MSG-343", "Fax resend is not allowed for message in current state");
+    }
+    const to = b["to"] === undefined
+      ? original.to.map((r) => (r.name === undefined ? { phoneNumber: r.phoneNumber } : { phoneNumber: r.phoneNumber, name: r.name }))
+      : toList(b["to"]);
+    const raw: RawRequest = { to, sendTime: b["sendTime"], faxResolution: original.faxResolution };
+    if (original.coverIndex !== undefined) raw.coverIndex = original.coverIndex;
+    if (original.coverPageText !== undefined) raw.coverPageText = original.coverPageText;
+    const uploads: Upload[] = original.attachments.map((a) => ({
+      ...a,
+      id: newNumericId(),
+      type: "SourceDocument",
+      pages: Math.max(1, Math.round(original.documentPages / Math.max(1, original.attachments.length))),
+    }));
+    return this.accept(raw, uploads, "resend", String(original.id));
+  }
+
+  private accept(raw: RawRequest, uploads: Upload[], layout: SendLayout, originalMessageId: string | null): StoredMessage {
+    const v = validate(raw);
+    const now = Date.now();
+    const recipients: Recipient[] = v.to.map((t, i) => {
+      const r: Recipient = { recipientId: String(i + 1), phoneNumber: t.phoneNumber, messageStatus: "Queued" };
+      if (t.name !== undefined) r.name = t.name;
+      return r;
+    });
+    const msg: StoredMessage = {
+      id: newNumericId(),
+      type: "Fax",
+      direction: "Outbound",
+      from: { phoneNumber: OWN_FAX_NUMBER, ...OWN_EXTENSION },
+      to: recipients,
+      creationTime: now,
+      lastModifiedTime: now,
+      readStatus: "Read",
+      availability: "Alive",
+      priority: "Normal",
+      faxResolution: v.faxResolution,
+      faxPageCount: 0,
+      documentPages: Math.max(1, uploads.reduce((n, u) => n + u.pages, 0)),
+      attachments: uploads.map(({ pages: _pages, ...a }) => a),
+    };
+    if (v.coverIndex !== null) msg.coverIndex = v.coverIndex;
+    if (v.coverPageText !== null) msg.coverPageText = v.coverPageText;
+    this.sent.push({
+      id: String(msg.id),
+      layout,
+      to: v.to,
+      faxResolution: v.faxResolution,
+      coverIndex: v.coverIndex,
+      coverPageText: v.coverPageText,
+      sendTime: v.sendTime,
+      isoCode: v.isoCode,
+      originalMessageId,
+      attachments: uploads.map((u) => ({ filename: u.fileName, contentType: u.contentType, size: u.size, sha256: u.sha256 })),
+      receivedAt: new Date(now).toISOString(),
+    });
+    this.deps.store.add(msg);
+    this.deps.log.info({ event: "emulator.fax.accepted", messageId: msg.id, layout, recipients: v.to.length }, "fax accepted");
+    const startIn = v.sendTime === null ? 0 : Math.max(0, Date.parse(v.sendTime) - now);
+    this.schedule(startIn + this.deps.timings.queuedMs, () => this.leaveQueue(msg));
+    return msg;
+  }
+
+  private leaveQueue(msg: StoredMessage): void {
+    const outcomes = this.deps.outcomes();
+    this.deps.store.update(msg, (m) => {
+      m.faxPageCount = m.documentPages;
+      for (const r of m.to) {
+        const outcome = outcomes[r.phoneNumber];
+        if (outcome?.messageStatus === "SendingFailed") {
+          r.messageStatus = "SendingFailed";
+          r.faxErrorCode = outcome.faxErrorCode;
+        } else {
+          r.messageStatus = "Sent";
+        }
+      }
+    });
+    this.deps.log.info({ event: "emulator.fax.status", messageId: msg.id, messageStatus: aggregateStatus(msg) }, "fax status");
+    if (msg.to.some((r) => r.messageStatus === "Sent")) {
+      this.schedule(this.deps.timings.sentMs, () => this.finish(msg));
+    }
+  }
+
+  private finish(msg: StoredMessage): void {
+    const outcomes = this.deps.outcomes();
+    this.deps.store.update(msg, (m) => {
+      for (const r of m.to) {
+        if (r.messageStatus !== "Sent") continue;
+        const outcome = outcomes[r.phoneNumber];
+        if (outcome?.messageStatus === "DeliveryFailed") {
+          r.messageStatus = "DeliveryFailed";
+          r.faxErrorCode = outcome.faxErrorCode;
+        } else {
+          r.messageStatus = "Delivered";
+        }
+      }
+    });
+    this.deps.log.info({ event: "emulator.fax.status", messageId: msg.id, messageStatus: aggregateStatus(msg) }, "fax status");
+  }
+
+  private schedule(ms: number, fn: () => void): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, ms);
+    this.timers.add(t);
+  }
+
+  close(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+  }
+}
+
+function extensionOf(filename: string): string {
+  const dot = filename.lastIndexOf(".");
+  return dot < 0 ? "" : filename.slice(dot + 1).toLowerCase();
+}
+
+function contentTypeOf(part: PartHeaders): string {
+  const given = part.contentType;
+  if (given && given !== "application/octet-stream") return given;
+  return EXT_TYPES[extensionOf(part.filename ?? "")] ?? given ?? "application/octet-stream";
+}
+
+function isPdf(part: PartHeaders): boolean {
+  return contentTypeOf(part) === "application/pdf";
+}
+
+/** MSG-350 / MSG-351 / MSG-348 checks made as soon as an attachment part's headers arrive. */
+function checkAttachmentPart(part: PartHeaders): void {
+  if (part.dispositionType === undefined) throw rcError(400, "MSG-350", "No content disposition");
+  if (part.filename === undefined || part.filename.trim() === "") {
+    throw rcError(400, "MSG-351", "No file name in content disposition");
+  }
+  const ext = extensionOf(part.filename);
+  const type = part.contentType;
+  if (!FAX_EXTENSIONS.has(ext) || (type !== undefined && type !== "" && !FAX_CONTENT_TYPES.has(type))) {
+    throw rcError(415, "MSG-348", "Unsupported attachment media type");
+  }
+}
+
+function toList(value: unknown): { phoneNumber: string; name?: string }[] {
+  if (!Array.isArray(value)) throw invalidParam("to");
+  return value.map((item: unknown) => {
+    if (typeof item !== "object" || item === null) throw invalidParam("to", JSON.stringify(item));
+    const o = item as Record<string, unknown>;
+    const phone = o["phoneNumber"];
+    if (typeof phone !== "string") throw invalidParam("to.phoneNumber", JSON.stringify(phone));
+    const name = o["name"];
+    if (name !== undefined && typeof name !== "string") throw invalidParam("to.name");
+    return name === undefined ? { phoneNumber: phone } : { phoneNumber: phone, name };
+  });
+}
+
+function jsonRequest(text: string): RawRequest {
+  let body: unknown;
+  try {
+    body = JSON.parse(text) as unknown;
+  } catch {
+    throw rcError(400, "MSG-349", "Unable to parse fax envelope");
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw rcError(400, "MSG-349", "Unable to parse fax envelope");
+  }
+  const b = body as Record<string, unknown>;
+  return {
+    to: b["to"] === undefined ? undefined : toList(b["to"]),
+    faxResolution: b["faxResolution"],
+    sendTime: b["sendTime"],
+    isoCode: b["isoCode"],
+    coverIndex: b["coverIndex"],
+    coverPageText: b["coverPageText"],
+  };
+}
+
+/** Layout A: one part per field, `to` repeated with bare numbers. */
+function fieldRequest(fields: Map<string, string[]>): RawRequest {
+  const one = (k: string): string | undefined => fields.get(k)?.[0];
+  const to = fields.get("to");
+  return {
+    to: to?.map((t) => ({ phoneNumber: t.trim() })),
+    faxResolution: one("faxResolution"),
+    sendTime: one("sendTime"),
+    isoCode: one("isoCode"),
+    coverIndex: one("coverIndex"),
+    coverPageText: one("coverPageText"),
+  };
+}
+
+interface ValidRequest {
+  to: { phoneNumber: string; name?: string }[];
+  faxResolution: "High" | "Low";
+  sendTime: string | null;
+  isoCode: string | null;
+  coverIndex: number | null;
+  coverPageText: string | null;
+}
+
+function validate(raw: RawRequest): ValidRequest {
+  if (!raw.to || raw.to.length === 0) throw invalidParam("to");
+  const to = raw.to.map((t) => {
+    const digits = t.phoneNumber.trim();
+    if (!E164.test(digits)) throw invalidParam("to.phoneNumber", t.phoneNumber);
+    const phoneNumber = digits.startsWith("+") ? digits : `+${digits}`;
+    return t.name === undefined ? { phoneNumber } : { phoneNumber, name: t.name };
+  });
+  let faxResolution: "High" | "Low" = "Low";
+  if (raw.faxResolution !== undefined && raw.faxResolution !== "") {
+    if (raw.faxResolution !== "High" && raw.faxResolution !== "Low") throw invalidParam("faxResolution", raw.faxResolution);
+    faxResolution = raw.faxResolution;
+  }
+  let sendTime: string | null = null;
+  if (raw.sendTime !== undefined && raw.sendTime !== "" && raw.sendTime !== null) {
+    if (typeof raw.sendTime !== "string" || Number.isNaN(Date.parse(raw.sendTime))) throw invalidParam("sendTime", raw.sendTime);
+    sendTime = raw.sendTime;
+  }
+  let isoCode: string | null = null;
+  if (raw.isoCode !== undefined && raw.isoCode !== "") {
+    if (typeof raw.isoCode !== "string" || !/^[A-Za-z]{2}$/.test(raw.isoCode)) throw invalidParam("isoCode", raw.isoCode);
+    isoCode = raw.isoCode.toUpperCase();
+  }
+  let coverIndex: number | null = null;
+  if (raw.coverIndex !== undefined && raw.coverIndex !== "") {
+    const n = typeof raw.coverIndex === "number" ? raw.coverIndex : typeof raw.coverIndex === "string" ? Number(raw.coverIndex) : NaN;
+    // 0 = none, 1-13 (en-US), 15-28 (other languages) per FaxCoverPageInfo.
+    if (!Number.isInteger(n) || n < 0 || n > 28 || n === 14) throw invalidParam("coverIndex", raw.coverIndex);
+    coverIndex = n;
+  }
+  let coverPageText: string | null = null;
+  if (raw.coverPageText !== undefined) {
+    if (typeof raw.coverPageText !== "string" || raw.coverPageText.length > MAX_COVER_PAGE_TEXT) {
+      throw invalidParam("coverPageText");
+    }
+    coverPageText = raw.coverPageText;
+  }
+  return { to, faxResolution, sendTime, isoCode, coverIndex, coverPageText };
+}
+
+/** An inbound fax as the control API creates it: the body streamed to disk, one RenderedDocument. */
+export async function receiveFax(
+  deps: Pick<FaxDeps, "store" | "filesDir" | "log">,
+  body: Readable,
+  from: string,
+  to: string,
+): Promise<StoredMessage> {
+  const writer = new DocumentWriter(deps.filesDir, true);
+  try {
+    for await (const chunk of body) await writer.write(chunk as Buffer);
+  } catch (err) {
+    writer.abort();
+    await rm(writer.path, { force: true });
+    throw err;
+  }
+  const done = await writer.finish();
+  const now = Date.now();
+  const id = newNumericId();
+  const msg: StoredMessage = {
+    id,
+    type: "Fax",
+    direction: "Inbound",
+    from: { phoneNumber: from },
+    to: [{ recipientId: "1", phoneNumber: to, messageStatus: "Received", name: OWN_EXTENSION.name }],
+    creationTime: now,
+    lastModifiedTime: now,
+    readStatus: "Unread",
+    availability: "Alive",
+    priority: "Normal",
+    faxResolution: "High",
+    faxPageCount: Math.max(1, done.pages),
+    documentPages: Math.max(1, done.pages),
+    subject: from,
+    fixedStatus: "Received",
+    attachments: [{
+      id,
+      type: "RenderedDocument",
+      contentType: "application/pdf",
+      fileName: `fax-${id}.pdf`,
+      size: done.size,
+      sha256: done.sha256,
+      path: writer.path,
+    }],
+  };
+  deps.store.add(msg);
+  deps.log.info({ event: "emulator.fax.received", messageId: id }, "inbound fax created");
+  return msg;
+}

@@ -1,0 +1,183 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { once } from "node:events";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { createLogger, silentLogger, type Logger } from "../log.js";
+import { AuthStore } from "./auth.js";
+import { DEFAULT_FAX_OUTCOMES, OWN_FAX_NUMBER, type FaxOutcome } from "./constants.js";
+import { FaxService } from "./fax.js";
+import { CallCounter, FaultBook } from "./faults.js";
+import { RateLimiter } from "./ratelimit.js";
+import { createServer } from "./server.js";
+import { MessageStore } from "./store.js";
+import { SubscriptionService } from "./subscriptions.js";
+import { SyncService } from "./sync.js";
+import { WebSocketGateway } from "./websocket.js";
+
+export interface EmulatorOptions {
+  host?: string;
+  port?: number;
+  limits?: Partial<Record<"Light" | "Medium" | "Heavy" | "Auth", number>>;
+  windowSeconds?: number;
+  penaltySeconds?: number;
+  strictAuth?: { clientId: string; clientSecret: string; jwt: string };
+  accessTokenTtlSeconds?: number;
+  refreshTokenTtlSeconds?: number;
+  faxTimings?: { queuedMs: number; sentMs: number };
+  faxOutcomes?: Record<string, { messageStatus: "SendingFailed" | "DeliveryFailed"; faxErrorCode: string }>;
+  webhookBlacklistAfter?: number;
+  logger?: Logger;
+}
+
+export interface Emulator {
+  readonly url: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a RingCentral API emulator (see src/emulator/README in the report):
+ * OAuth, fax send, message store, message-sync, subscriptions (WebHook and
+ * WebSocket), rate limits, plus a control API under /emulator.
+ *
+ * Fax outcomes by destination: +15550000001 → SendingFailed/LineBusy,
+ * +15550000002 → DeliveryFailed/NoAnswer, plus `faxOutcomes`; every other
+ * number goes Queued → Sent → Delivered.
+ */
+export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulator> {
+  const log = (opts.logger ?? silentLogger()).child({ component: "rc-emulator" });
+  const filesDir = await mkdtemp(join(tmpdir(), "rc-emulator-"));
+  let baseUrl = "";
+  const base = (): string => baseUrl;
+  let extraOutcomes: Record<string, FaxOutcome> = {};
+  const outcomes = (): Record<string, FaxOutcome> => ({ ...DEFAULT_FAX_OUTCOMES, ...(opts.faxOutcomes ?? {}), ...extraOutcomes });
+
+  const store = new MessageStore();
+  const auth = new AuthStore({
+    strict: opts.strictAuth,
+    accessTokenTtlSeconds: opts.accessTokenTtlSeconds ?? 3600,
+    refreshTokenTtlSeconds: opts.refreshTokenTtlSeconds ?? 604800,
+  });
+  const limiter = new RateLimiter({
+    limits: { Light: 50, Medium: 40, Heavy: 10, Auth: 5, ...opts.limits },
+    windowSeconds: opts.windowSeconds ?? 60,
+    penaltySeconds: opts.penaltySeconds ?? 60,
+  });
+  const fax = new FaxService({ store, filesDir, timings: opts.faxTimings ?? { queuedMs: 1500, sentMs: 1500 }, outcomes, log });
+  const sync = new SyncService(store);
+  const subs = new SubscriptionService({ log, blacklistAfter: opts.webhookBlacklistAfter ?? 3 });
+  store.on("change", (msg, kind) => subs.onMessageChange(msg, kind));
+  const ws = new WebSocketGateway({ auth, subs, log, baseUrl: base });
+  const faults = new FaultBook();
+  const calls = new CallCounter();
+
+  const server = createServer(
+    {
+      auth, limiter, ws, store, fax, sync, subs, faults, calls, filesDir, log,
+      setOutcomes: (o) => {
+        extraOutcomes = o;
+      },
+      baseUrl: base,
+      ownFaxNumber: OWN_FAX_NUMBER,
+    },
+    base,
+  );
+  const host = opts.host ?? "127.0.0.1";
+  server.listen(opts.port ?? 0, host);
+  await once(server, "listening");
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
+  baseUrl = `http://${urlHost}:${port}`;
+  log.info({ event: "emulator.started", url: baseUrl }, "RingCentral emulator listening");
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      fax.close();
+      await ws.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await subs.close();
+      await rm(filesDir, { recursive: true, force: true });
+      log.info({ event: "emulator.stopped" }, "RingCentral emulator stopped");
+    })();
+    return closing;
+  };
+  return { url: baseUrl, port, close };
+}
+
+function intArg(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** `faxbridge emulator --port N [...]`: runs until SIGINT/SIGTERM. */
+export async function runEmulatorCli(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      host: { type: "string" },
+      port: { type: "string" },
+      "light-limit": { type: "string" },
+      "medium-limit": { type: "string" },
+      "heavy-limit": { type: "string" },
+      "auth-limit": { type: "string" },
+      "window-s": { type: "string" },
+      "penalty-s": { type: "string" },
+      "strict-client-id": { type: "string" },
+      "strict-client-secret": { type: "string" },
+      "strict-jwt": { type: "string" },
+      "queued-ms": { type: "string" },
+      "sent-ms": { type: "string" },
+    },
+    strict: true,
+  });
+  const logger = createLogger({ base: { component: "rc-emulator" } });
+  const opts: EmulatorOptions = { logger };
+  if (values.host !== undefined) opts.host = values.host;
+  const port = intArg("port", values.port);
+  if (port !== undefined) opts.port = port;
+  const limits: NonNullable<EmulatorOptions["limits"]> = {};
+  const setLimit = (k: "Light" | "Medium" | "Heavy" | "Auth", name: string, v: string | undefined): void => {
+    const n = intArg(name, v);
+    if (n !== undefined) limits[k] = n;
+  };
+  setLimit("Light", "light-limit", values["light-limit"]);
+  setLimit("Medium", "medium-limit", values["medium-limit"]);
+  setLimit("Heavy", "heavy-limit", values["heavy-limit"]);
+  setLimit("Auth", "auth-limit", values["auth-limit"]);
+  opts.limits = limits;
+  const windowS = intArg("window-s", values["window-s"]);
+  if (windowS !== undefined) opts.windowSeconds = windowS;
+  const penaltyS = intArg("penalty-s", values["penalty-s"]);
+  if (penaltyS !== undefined) opts.penaltySeconds = penaltyS;
+  const id = values["strict-client-id"];
+  const secret = values["strict-client-secret"];
+  const jwt = values["strict-jwt"];
+  if (id !== undefined || secret !== undefined || jwt !== undefined) {
+    if (id === undefined || secret === undefined || jwt === undefined) {
+      throw new Error("--strict-client-id, --strict-client-secret and --strict-jwt go together");
+    }
+    opts.strictAuth = { clientId: id, clientSecret: secret, jwt };
+  }
+  const queuedMs = intArg("queued-ms", values["queued-ms"]);
+  const sentMs = intArg("sent-ms", values["sent-ms"]);
+  if (queuedMs !== undefined || sentMs !== undefined) opts.faxTimings = { queuedMs: queuedMs ?? 1500, sentMs: sentMs ?? 1500 };
+
+  const emulator = await startEmulator(opts);
+  logger.info({ event: "emulator.ready", url: emulator.url }, `RingCentral emulator at ${emulator.url}`);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      resolve();
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+  });
+  await emulator.close();
+}

@@ -1,0 +1,253 @@
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Logger } from "../log.js";
+import type { AuthStore, Session } from "./auth.js";
+import { ACCOUNT_ID, EXTENSION_ID } from "./constants.js";
+import { handleControl, type ControlDeps } from "./control.js";
+import type { FaxService } from "./fax.js";
+import type { CallCounter, FaultBook } from "./faults.js";
+import { ApiFailure, notFound, rcError, readForm, readJson, sendEmpty, sendJson } from "./http.js";
+import { deleteMessage, listMessages, readContent, readMessage, updateMessage } from "./messages.js";
+import type { Group, RateLimiter } from "./ratelimit.js";
+import { faxResponseJson, type MessageStore } from "./store.js";
+import type { SubscriptionService } from "./subscriptions.js";
+import type { SyncService } from "./sync.js";
+import type { WebSocketGateway } from "./websocket.js";
+
+export interface ServerDeps extends ControlDeps {
+  auth: AuthStore;
+  limiter: RateLimiter;
+  ws: WebSocketGateway;
+  store: MessageStore;
+  fax: FaxService;
+  sync: SyncService;
+  subs: SubscriptionService;
+  faults: FaultBook;
+  calls: CallCounter;
+  log: Logger;
+}
+
+interface Ctx {
+  req: IncomingMessage;
+  res: ServerResponse;
+  url: URL;
+  params: string[];
+  session: Session | undefined;
+  base: string;
+}
+
+interface Route {
+  method: string;
+  /** The spec's path template, used for call counts. */
+  template: string;
+  re: RegExp;
+  group: Group;
+  /** "bearer": needs an access token; "client": token endpoints (client auth checked by the handler). */
+  auth: "bearer" | "client";
+  handle: (ctx: Ctx, deps: ServerDeps) => Promise<void>;
+}
+
+const EXT = "/restapi/v1.0/account/{accountId}/extension/{extensionId}";
+const MS = `${EXT}/message-store`;
+
+function route(method: string, template: string, group: Group, auth: Route["auth"], handle: Route["handle"]): Route {
+  const pattern = template.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{[^}]+\}/g, "([^/]+)");
+  return { method, template, re: new RegExp(`^${pattern}/?$`), group, auth, handle };
+}
+
+/** `~` or the fixed ids; anything else is a different account/extension and is not found. */
+function checkOwner(params: string[]): void {
+  const [account, extension] = params;
+  if (account !== "~" && account !== ACCOUNT_ID) throw notFound("accountId", account);
+  if (extension !== "~" && extension !== EXTENSION_ID) throw notFound("extensionId", extension);
+}
+
+const ROUTES: Route[] = [
+  route("POST", "/restapi/oauth/token", "Auth", "client", async ({ req, res }, d) => {
+    sendJson(res, 200, d.auth.grant(req, await readForm(req)), { "Cache-Control": "no-store", Pragma: "no-cache" });
+  }),
+  route("POST", "/restapi/oauth/revoke", "Auth", "client", async ({ req, res, url }, d) => {
+    d.auth.revoke(req, await readForm(req), url.searchParams.get("token"));
+    sendEmpty(res, 200);
+  }),
+  route("POST", "/restapi/oauth/wstoken", "Auth", "bearer", async ({ res, session, base }, d) => {
+    if (!session) throw rcError(401, "OAU-123", "Authorization header is not specified");
+    const t = d.auth.wsToken(session);
+    sendJson(res, 200, { ws_access_token: t.token, uri: `${base.replace(/^http/, "ws")}/ws`, expires_in: t.expiresIn });
+  }),
+  route("POST", `${EXT}/fax`, "Heavy", "bearer", async ({ req, res, params, base }, d) => {
+    checkOwner(params);
+    const msg = await d.fax.send(req);
+    sendJson(res, 200, faxResponseJson(msg, base));
+  }),
+  route("GET", MS, "Light", "bearer", async ({ res, url, params, base }, d) => {
+    checkOwner(params);
+    sendJson(res, 200, listMessages(d.store, url, base));
+  }),
+  route("GET", `${MS}/{messageId}`, "Light", "bearer", async ({ res, params, base }, d) => {
+    checkOwner(params);
+    sendJson(res, 200, readMessage(d.store, params[2] ?? "", base));
+  }),
+  route("PUT", `${MS}/{messageId}`, "Medium", "bearer", async ({ req, res, params, base }, d) => {
+    checkOwner(params);
+    sendJson(res, 200, await updateMessage(d.store, params[2] ?? "", req, base, false));
+  }),
+  route("PATCH", `${MS}/{messageId}`, "Medium", "bearer", async ({ req, res, params, base }, d) => {
+    checkOwner(params);
+    sendJson(res, 200, await updateMessage(d.store, params[2] ?? "", req, base, true));
+  }),
+  route("DELETE", `${MS}/{messageId}`, "Medium", "bearer", async ({ res, url, params }, d) => {
+    checkOwner(params);
+    deleteMessage(d.store, params[2] ?? "", url, res);
+  }),
+  route("GET", `${MS}/{messageId}/content/{attachmentId}`, "Medium", "bearer", async ({ req, res, url, params }, d) => {
+    checkOwner(params);
+    await readContent(d.store, params[2] ?? "", params[3] ?? "", url, req, res);
+  }),
+  route("GET", `${EXT}/message-sync`, "Light", "bearer", async ({ res, url, params, base }, d) => {
+    checkOwner(params);
+    sendJson(res, 200, d.sync.sync(url, base));
+  }),
+  route("GET", "/restapi/v1.0/dictionary/fax-cover-page", "Light", "bearer", async ({ res, url, base }) => {
+    sendJson(res, 200, coverPages(url, base));
+  }),
+  route("POST", "/restapi/v1.0/subscription", "Medium", "bearer", async ({ req, res, base }, d) => {
+    const sub = await d.subs.create(await readJson(req));
+    sendJson(res, 200, d.subs.json(sub, base));
+  }),
+  route("GET", "/restapi/v1.0/subscription", "Light", "bearer", async ({ res, base }, d) => {
+    sendJson(res, 200, { uri: `${base}/restapi/v1.0/subscription`, records: d.subs.list().map((s) => d.subs.json(s, base)) });
+  }),
+  route("GET", "/restapi/v1.0/subscription/{subscriptionId}", "Light", "bearer", async ({ res, params, base }, d) => {
+    sendJson(res, 200, d.subs.json(d.subs.get(params[0] ?? ""), base));
+  }),
+  route("PUT", "/restapi/v1.0/subscription/{subscriptionId}", "Medium", "bearer", async ({ req, res, params, base }, d) => {
+    sendJson(res, 200, d.subs.json(d.subs.update(params[0] ?? "", await readJson(req)), base));
+  }),
+  route("DELETE", "/restapi/v1.0/subscription/{subscriptionId}", "Medium", "bearer", async ({ res, params }, d) => {
+    d.subs.delete(params[0] ?? "");
+    sendEmpty(res, 204);
+  }),
+  route("POST", "/restapi/v1.0/subscription/{subscriptionId}/renew", "Light", "bearer", async ({ res, params, base }, d) => {
+    sendJson(res, 200, d.subs.json(d.subs.renew(params[0] ?? ""), base));
+  }),
+];
+
+const COVER_PAGES = [
+  "None", "Ancient", "Birthday", "Blank", "Clasmod", "Classic", "Confidential", "Contempo", "Elegant", "Express",
+  "Formal", "Jazzy", "Modern", "Urgent",
+];
+
+/** ListFaxCoverPagesResponse; ids are strings "0".."13" (en-US). */
+function coverPages(url: URL, base: string): Record<string, unknown> {
+  const page = Math.max(1, Number(url.searchParams.get("page") ?? "1") || 1);
+  const perPage = Math.min(1000, Math.max(1, Number(url.searchParams.get("perPage") ?? "100") || 100));
+  const all = COVER_PAGES.map((name, i) => ({ id: String(i), name }));
+  const start = (page - 1) * perPage;
+  const records = all.slice(start, start + perPage);
+  const totalPages = Math.max(1, Math.ceil(all.length / perPage));
+  const pageUri = (n: number): { uri: string } => ({ uri: `${base}/restapi/v1.0/dictionary/fax-cover-page?page=${n}&perPage=${perPage}` });
+  const navigation: Record<string, { uri: string }> = { firstPage: pageUri(1), lastPage: pageUri(totalPages) };
+  if (page < totalPages) navigation["nextPage"] = pageUri(page + 1);
+  if (page > 1) navigation["previousPage"] = pageUri(page - 1);
+  const paging: Record<string, number> = { page: Math.min(page, 1000), perPage, totalPages, totalElements: all.length };
+  if (records.length > 0) {
+    paging["pageStart"] = start;
+    paging["pageEnd"] = start + records.length - 1;
+  }
+  return { uri: `${base}/restapi/v1.0/dictionary/fax-cover-page?page=${page}&perPage=${perPage}`, records, navigation, paging };
+}
+
+function sendFailure(res: ServerResponse, err: ApiFailure): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  sendJson(res, err.status, err.body, err.headers);
+}
+
+export function createServer(deps: ServerDeps, baseUrl: () => string): http.Server {
+  const server = http.createServer((req, res) => {
+    handle(deps, baseUrl(), req, res).catch((err: unknown) => {
+      if (err instanceof ApiFailure) {
+        sendFailure(res, err);
+        if (!req.complete) req.resume();
+        return;
+      }
+      deps.log.error({ event: "emulator.request_failed", err, method: req.method, path: req.url?.split("?")[0] }, "request failed");
+      sendFailure(res, rcError(500, "CMN-201", "Internal server error"));
+    });
+  });
+  server.on("upgrade", (req: IncomingMessage, socket, head: Buffer) => {
+    const path = (req.url ?? "").split("?")[0];
+    if (path === "/ws") deps.ws.handleUpgrade(req, socket, head);
+    else socket.destroy();
+  });
+  return server;
+}
+
+async function handle(deps: ServerDeps, base: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? "/", base);
+  if (url.pathname.startsWith("/emulator/")) {
+    if (!(await handleControl(deps, req, res, url))) throw rcError(404, "CMN-102", "Resource for parameter [path] is not found");
+    return;
+  }
+  const method = req.method ?? "GET";
+  let matched: { route: Route; params: string[] } | undefined;
+  let pathKnown = false;
+  for (const r of ROUTES) {
+    const m = r.re.exec(url.pathname);
+    if (!m) continue;
+    pathKnown = true;
+    if (r.method === method) {
+      matched = { route: r, params: m.slice(1).map((p) => decodeURIComponent(p)) };
+      break;
+    }
+  }
+  if (!matched) {
+    if (pathKnown) throw rcError(405, "CMN-405", "Method not allowed");
+    throw rcError(404, "CMN-102", "Resource for parameter [path] is not found", { parameterName: "path" });
+  }
+  const { route: r, params } = matched;
+  const routeKey = `${method} ${r.template}`;
+  res.on("close", () => deps.calls.record(r.group, routeKey, res.writableFinished ? String(res.statusCode) : "reset"));
+
+  const fault = deps.faults.take(r.group, url.pathname);
+  if (fault) {
+    deps.log.info({ event: "emulator.fault", kind: fault.kind, route: routeKey }, "fault injected");
+    if (fault.kind === "reset") {
+      req.socket.destroy();
+      return;
+    }
+    if (fault.kind === "429") throw deps.limiter.tooMany(r.group, fault.retryAfter ?? 60);
+    if (fault.kind === "status") {
+      const status = fault.status ?? 503;
+      const code = status >= 500 ? "CMN-201" : "CMN-101";
+      const headers: Record<string, string> = fault.retryAfter !== undefined ? { "Retry-After": String(fault.retryAfter) } : {};
+      throw rcError(status, code, status >= 500 ? "Service temporarily unavailable" : "Injected failure", {}, headers);
+    }
+    await sleep(fault.latencyMs ?? 1000);
+  }
+
+  let session: Session | undefined;
+  let key: string;
+  if (r.auth === "bearer") {
+    const isContent = r.template.endsWith("/content/{attachmentId}");
+    session = deps.auth.authenticate(req, isContent ? url.searchParams.get("access_token") : undefined);
+    key = `${session.clientId}:${session.ownerId}`;
+  } else {
+    key = `client:${clientKey(req)}`;
+  }
+  const decision = deps.limiter.check(r.group, key);
+  for (const [h, v] of Object.entries(decision.headers)) res.setHeader(h, v);
+  if (!decision.ok) throw decision.failure;
+  await r.handle({ req, res, url, params, session, base }, deps);
+}
+
+/** The rate-limit key of unauthenticated (token endpoint) calls: the client id of the Basic header. */
+function clientKey(req: IncomingMessage): string {
+  const header = req.headers.authorization ?? "";
+  if (!/^basic\s/i.test(header)) return "anonymous";
+  const decoded = Buffer.from(header.replace(/^basic\s+/i, ""), "base64").toString("utf8");
+  return decoded.split(":")[0] ?? "anonymous";
+}

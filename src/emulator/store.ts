@@ -1,0 +1,201 @@
+import { EventEmitter } from "node:events";
+import { ACCOUNT_ID, EXTENSION_ID, EXTENSION_NUMBER, OWNER_NAME } from "./constants.js";
+import { isoTime } from "./http.js";
+
+export type MessageStatus = "Queued" | "Sent" | "Delivered" | "DeliveryFailed" | "SendingFailed" | "Received";
+export type Availability = "Alive" | "Deleted" | "Purged";
+export type Direction = "Inbound" | "Outbound";
+export type ReadStatus = "Read" | "Unread";
+export type AttachmentType = "SourceDocument" | "RenderedDocument";
+
+export interface StoredAttachment {
+  id: number;
+  type: AttachmentType;
+  contentType: string;
+  fileName: string;
+  size: number;
+  sha256: string;
+  /** Where the bytes are on disk. */
+  path: string;
+}
+
+export interface Recipient {
+  recipientId: string;
+  phoneNumber: string;
+  name?: string;
+  messageStatus: MessageStatus;
+  faxErrorCode?: string;
+}
+
+export interface StoredMessage {
+  id: number;
+  type: "Fax";
+  direction: Direction;
+  from: { phoneNumber: string; name?: string; extensionId?: string; extensionNumber?: string };
+  to: Recipient[];
+  creationTime: number;
+  lastModifiedTime: number;
+  readStatus: ReadStatus;
+  availability: Availability;
+  priority: "Normal" | "High";
+  faxResolution: "High" | "Low";
+  /** 0 until the fax is "rendered" (leaves Queued). */
+  faxPageCount: number;
+  /** Pages counted from the documents, published once rendered. */
+  documentPages: number;
+  coverIndex?: number;
+  coverPageText?: string;
+  subject?: string;
+  /** For inbound faxes, the fixed status Received. */
+  fixedStatus?: MessageStatus;
+  attachments: StoredAttachment[];
+}
+
+export type ChangeKind = "new" | "updated";
+
+/**
+ * Aggregated outbound status per the spec's MessageStatusEnum description:
+ * any Queued → Queued; else any SendingFailed → SendingFailed; else if every
+ * recipient has the same status, that status (so a delivered fax reads
+ * Delivered); otherwise (a mix of Sent/Delivered/DeliveryFailed) → Sent.
+ */
+export function aggregateStatus(msg: StoredMessage): MessageStatus {
+  if (msg.fixedStatus) return msg.fixedStatus;
+  const statuses = msg.to.map((r) => r.messageStatus);
+  if (statuses.includes("Queued")) return "Queued";
+  if (statuses.includes("SendingFailed")) return "SendingFailed";
+  const first = statuses[0];
+  if (first !== undefined && statuses.every((s) => s === first)) return first;
+  return "Sent";
+}
+
+let nextId = 3_000_000_001;
+/** Numeric ids, unique within the process, int64-safe. */
+export function newNumericId(): number {
+  return nextId++;
+}
+
+export class MessageStore extends EventEmitter<{ change: [StoredMessage, ChangeKind] }> {
+  private readonly messages = new Map<number, StoredMessage>();
+  private readonly now: () => number;
+
+  constructor(now: () => number = Date.now) {
+    super();
+    this.now = now;
+  }
+
+  add(msg: StoredMessage): StoredMessage {
+    this.messages.set(msg.id, msg);
+    this.emit("change", msg, "new");
+    return msg;
+  }
+
+  get(id: number): StoredMessage | undefined {
+    return this.messages.get(id);
+  }
+
+  /** Applies a change, stamps lastModifiedTime and announces it. */
+  update(msg: StoredMessage, change: (m: StoredMessage) => void): StoredMessage {
+    change(msg);
+    msg.lastModifiedTime = Math.max(this.now(), msg.lastModifiedTime + 1);
+    this.emit("change", msg, "updated");
+    return msg;
+  }
+
+  all(): StoredMessage[] {
+    return [...this.messages.values()];
+  }
+}
+
+export function messagePath(id: number): string {
+  return `/restapi/v1.0/account/${ACCOUNT_ID}/extension/${EXTENSION_ID}/message-store/${id}`;
+}
+
+function caller(from: StoredMessage["from"]): Record<string, unknown> {
+  const out: Record<string, unknown> = { phoneNumber: from.phoneNumber };
+  if (from.name !== undefined) out["name"] = from.name;
+  if (from.extensionId !== undefined) out["extensionId"] = from.extensionId;
+  if (from.extensionNumber !== undefined) out["extensionNumber"] = from.extensionNumber;
+  return out;
+}
+
+function recipient(r: Recipient, withErrorCode: boolean): Record<string, unknown> {
+  const out: Record<string, unknown> = { recipientId: r.recipientId, phoneNumber: r.phoneNumber, messageStatus: r.messageStatus };
+  if (r.name !== undefined) out["name"] = r.name;
+  if (withErrorCode && r.faxErrorCode !== undefined) out["faxErrorCode"] = r.faxErrorCode;
+  return out;
+}
+
+/** GetMessageInfoResponse. Purged/Deleted entries in ISync are reduced by the caller. */
+export function messageJson(msg: StoredMessage, baseUrl: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    uri: baseUrl + messagePath(msg.id),
+    id: msg.id,
+    extensionId: EXTENSION_ID,
+    to: msg.to.map((r) => recipient(r, true)),
+    from: caller(msg.from),
+    type: msg.type,
+    creationTime: isoTime(msg.creationTime),
+    readStatus: msg.readStatus,
+    priority: msg.priority,
+    attachments: msg.attachments.map((a) => ({
+      id: a.id,
+      uri: `${baseUrl}${messagePath(msg.id)}/content/${a.id}`,
+      type: a.type,
+      contentType: a.contentType,
+      fileName: a.fileName,
+      size: a.size,
+    })),
+    direction: msg.direction,
+    availability: msg.availability,
+    messageStatus: aggregateStatus(msg),
+    faxResolution: msg.faxResolution,
+    faxPageCount: msg.faxPageCount,
+    lastModifiedTime: isoTime(msg.lastModifiedTime),
+    owner: { extensionId: EXTENSION_ID, extensionType: "User", name: OWNER_NAME },
+  };
+  if (msg.subject !== undefined) out["subject"] = msg.subject;
+  if (msg.coverIndex !== undefined) out["coverIndex"] = msg.coverIndex;
+  if (msg.coverPageText !== undefined) out["coverPageText"] = msg.coverPageText;
+  return out;
+}
+
+/** GetSingleMessageInfoResponse = GetMessageInfoResponse + vmSideRecipients (required by the spec). */
+export function singleMessageJson(msg: StoredMessage, baseUrl: string): Record<string, unknown> {
+  const out = messageJson(msg, baseUrl);
+  out["vmSideRecipients"] = msg.to.map((r) => recipient(r, true));
+  return out;
+}
+
+/** FaxResponse (createFaxMessage): attachments use `filename`, recipients carry no faxErrorCode. */
+export function faxResponseJson(msg: StoredMessage, baseUrl: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    id: msg.id,
+    uri: baseUrl + messagePath(msg.id),
+    type: "Fax",
+    from: caller(msg.from),
+    to: msg.to.map((r) => recipient(r, false)),
+    creationTime: isoTime(msg.creationTime),
+    readStatus: msg.readStatus,
+    priority: msg.priority,
+    attachments: msg.attachments.map((a) => ({
+      id: a.id,
+      uri: `${baseUrl}${messagePath(msg.id)}/content/${a.id}`,
+      type: a.type,
+      contentType: a.contentType,
+      filename: a.fileName,
+      size: a.size,
+    })),
+    direction: msg.direction,
+    availability: msg.availability,
+    messageStatus: aggregateStatus(msg),
+    faxResolution: msg.faxResolution,
+    faxPageCount: msg.faxPageCount,
+    lastModifiedTime: isoTime(msg.lastModifiedTime),
+  };
+  if (msg.coverIndex !== undefined) out["coverIndex"] = msg.coverIndex;
+  if (msg.coverPageText !== undefined) out["coverPageText"] = msg.coverPageText;
+  return out;
+}
+
+export const OWN_EXTENSION = { extensionId: EXTENSION_ID, extensionNumber: EXTENSION_NUMBER, name: OWNER_NAME };

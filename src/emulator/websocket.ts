@@ -1,0 +1,128 @@
+import { randomBytes, randomUUID } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import { WebSocketServer, type WebSocket, type RawData } from "ws";
+import type { Logger } from "../log.js";
+import type { AuthStore } from "./auth.js";
+import { ApiFailure, isoTime, rcError } from "./http.js";
+import type { SubscriptionService } from "./subscriptions.js";
+
+/**
+ * RingCentral's WebSocket gateway: every frame is a JSON array `[header, body?]`.
+ * Header types: ConnectionDetails, ClientRequest (answers echo the request's
+ * messageId and carry `status`), ServerNotification, Heartbeat, Error. Each
+ * server header carries `wsc: {token, sequence}`.
+ */
+export class WebSocketGateway {
+  private readonly wss = new WebSocketServer({ noServer: true });
+  private readonly deps: { auth: AuthStore; subs: SubscriptionService; log: Logger; baseUrl: () => string };
+
+  constructor(deps: { auth: AuthStore; subs: SubscriptionService; log: Logger; baseUrl: () => string }) {
+    this.deps = deps;
+  }
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, req));
+  }
+
+  private onConnection(ws: WebSocket, req: IncomingMessage): void {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const wsc = { token: randomBytes(16).toString("base64url"), sequence: 0 };
+    const connectionId = randomUUID();
+    const send = (header: Record<string, unknown>, body?: unknown): void => {
+      wsc.sequence++;
+      const frame: unknown[] = [{ ...header, headers: { RCRequestId: randomUUID(), ...(header["headers"] as object | undefined) }, wsc: { ...wsc } }];
+      if (body !== undefined) frame.push(body);
+      ws.send(JSON.stringify(frame));
+    };
+    const session = this.deps.auth.consumeWsToken(url.searchParams.get("access_token") ?? "");
+    if (!session) {
+      send({ type: "Error", messageId: randomUUID(), status: 401 }, { errorCode: "WSG-401", message: "Invalid or expired WebSocket access token" });
+      ws.close(1008, "unauthorized");
+      return;
+    }
+    const log = this.deps.log.child({ wsConnectionId: connectionId });
+    log.info({ event: "emulator.ws.connected" }, "websocket connected");
+    this.deps.subs.attachWebSocket(connectionId, (notification) => {
+      send({ type: "ServerNotification", messageId: String(notification["uuid"]), status: 200 }, notification);
+    });
+    send(
+      { type: "ConnectionDetails", messageId: randomUUID(), status: 200 },
+      {
+        creationTime: isoTime(Date.now()),
+        maxConnectionsPerSession: 5,
+        recoveryBufferSize: 100,
+        recoveryTimeout: 180,
+        idleTimeout: 900,
+        absoluteTimeout: 86400,
+        maxActiveRequests: 10,
+      },
+    );
+    ws.on("message", (data: RawData) => {
+      this.onFrame(data, send, connectionId).catch((err: unknown) => {
+        log.error({ event: "emulator.ws.frame_failed", err }, "websocket frame failed");
+      });
+    });
+    ws.on("close", () => {
+      this.deps.subs.detachWebSocket(connectionId);
+      log.info({ event: "emulator.ws.closed" }, "websocket closed");
+    });
+  }
+
+  private async onFrame(
+    data: RawData,
+    send: (header: Record<string, unknown>, body?: unknown) => void,
+    connectionId: string,
+  ): Promise<void> {
+    let frame: unknown;
+    try {
+      frame = JSON.parse(Buffer.isBuffer(data) ? data.toString("utf8") : String(data)) as unknown;
+    } catch {
+      send({ type: "Error", messageId: randomUUID(), status: 400 }, { errorCode: "WSG-400", message: "Unparsable message" });
+      return;
+    }
+    if (!Array.isArray(frame) || typeof frame[0] !== "object" || frame[0] === null) {
+      send({ type: "Error", messageId: randomUUID(), status: 400 }, { errorCode: "WSG-400", message: "Message must be a JSON array" });
+      return;
+    }
+    const header = frame[0] as Record<string, unknown>;
+    const messageId = typeof header["messageId"] === "string" ? header["messageId"] : randomUUID();
+    if (header["type"] === "Heartbeat") {
+      send({ type: "Heartbeat", messageId, status: 200 });
+      return;
+    }
+    if (header["type"] !== "ClientRequest") {
+      send({ type: "Error", messageId, status: 400 }, { errorCode: "WSG-400", message: "Unsupported message type" });
+      return;
+    }
+    const method = String(header["method"] ?? "GET").toUpperCase();
+    const path = String(header["path"] ?? "").replace(/\/+$/, "");
+    const reply = (status: number, body?: unknown): void =>
+      send({ type: "ClientRequest", messageId, status, headers: { "Content-Type": "application/json" } }, body);
+    try {
+      const base = this.deps.baseUrl();
+      const subMatch = /^\/restapi\/v1\.0\/subscription\/([^/]+)$/.exec(path);
+      if (method === "POST" && path === "/restapi/v1.0/subscription") {
+        const sub = await this.deps.subs.create(frame[1], connectionId);
+        reply(200, this.deps.subs.json(sub, base));
+      } else if (subMatch && method === "GET") {
+        reply(200, this.deps.subs.json(this.deps.subs.get(subMatch[1] ?? ""), base));
+      } else if (subMatch && method === "PUT") {
+        reply(200, this.deps.subs.json(this.deps.subs.update(subMatch[1] ?? "", frame[1]), base));
+      } else if (subMatch && method === "DELETE") {
+        this.deps.subs.delete(subMatch[1] ?? "");
+        reply(204);
+      } else {
+        throw rcError(404, "CMN-102", "Resource for parameter [path] is not found", { parameterName: "path", parameterValue: path });
+      }
+    } catch (err) {
+      if (err instanceof ApiFailure) reply(err.status, err.body);
+      else throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const client of this.wss.clients) client.terminate();
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+}

@@ -95,15 +95,35 @@ describe("parseFaxMail: documents", () => {
   });
 
   it("names an attachment without a file name document-N.<ext> from its content type", async () => {
-    const raw = await compose({
-      subject: "x",
-      text: "body",
-      attachments: [{ content: pdf("anon"), contentType: "application/pdf", contentDisposition: "attachment" }],
-    });
+    const raw = join(dir, "noname.eml");
+    const content = pdf("anon");
+    await writeFile(
+      raw,
+      [
+        "From: a@example.com",
+        "Subject: x",
+        "MIME-Version: 1.0",
+        'Content-Type: multipart/mixed; boundary="b"',
+        "",
+        "--b",
+        "Content-Type: text/plain",
+        "",
+        "body",
+        "--b",
+        "Content-Type: application/pdf",
+        "Content-Transfer-Encoding: base64",
+        "",
+        content.toString("base64"),
+        "--b--",
+        "",
+      ].join("\r\n"),
+    );
     const mail = await parseOk(raw);
     expect(mail.documents).toHaveLength(1);
-    expect(mail.documents[0]?.filename).toMatch(/^document-1\.pdf$|^attachment-1\.pdf$/);
+    expect(mail.documents[0]?.filename).toBe("document-1.pdf");
+    expect(mail.documents[0]).not.toHaveProperty("originalFilename");
     expect(mail.documents[0]?.contentType).toBe("application/pdf");
+    expect(mail.documents[0]?.sha256).toBe(sha256(content));
   });
 
   it("faxes the body as message.txt when there is no attachment, without repeating it on the cover", async () => {

@@ -429,7 +429,7 @@ describe("RingCentralClient against the emulator", () => {
     for await (const c of dl.body) chunks.push(c as Buffer);
     const got = Buffer.concat(chunks);
     expect(got.equals(body)).toBe(true);
-    if (dl.contentLength !== undefined) expect(dl.contentLength).toBe(body.length);
+    expect(dl.contentLength).toBe(body.length);
     expect(client.rateLimitState().Medium.remaining).toBeLessThan(client.rateLimitState().Medium.limit);
 
     await client.setReadStatus(msg.id, "Read");

@@ -1,0 +1,347 @@
+/**
+ * Delivers discovered faxes: claim due rows with a lease, download each
+ * document to `<dataDir>/inbound/<id>/` (streamed, size-checked), route,
+ * compose, send, and only after the mail server's 250 mark the fax delivered.
+ * Failures are classified: temporary → retry per `inbound.retrySchedule` with
+ * jitter; permanent or schedule exhausted → dead (error-level `inbound.dead`).
+ */
+import { createWriteStream } from "node:fs";
+import { mkdir, rename, rm, stat, unlink } from "node:fs/promises";
+import { join } from "node:path";
+import { Transform, type TransformCallback } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { Config } from "../config/schema.js";
+import { errorMessage } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { MailSender } from "../mail/transport.js";
+import { MailDeliveryError } from "../mail/transport.js";
+import type { Metrics } from "../metrics.js";
+import type { RingCentralClient } from "../rc/client.js";
+import { RcApiError, RcNetworkError, RcProtocolError } from "../rc/errors.js";
+import type { InboundAttachment, InboundFax, InboundStore } from "../store/inbound.js";
+import { delayFor, parseSchedule } from "../util/schedule.js";
+import { composeInboundMail, type DownloadedFile } from "./compose.js";
+import { routeFax } from "./route.js";
+import { toNewFax } from "./sync.js";
+
+export type DeliveryClient = Pick<RingCentralClient, "downloadContent" | "getMessage" | "setReadStatus" | "ownerId">;
+
+export interface InboundDeliveryDeps {
+  readonly config: Config;
+  readonly client: DeliveryClient;
+  readonly store: InboundStore;
+  readonly mail: MailSender;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly now: () => number;
+  /** Faxes processed at the same time. */
+  readonly concurrency: number;
+  /** How long a claim holds a fax before another worker may take it (a crashed worker's claim expires). */
+  readonly leaseMs: number;
+  /** In [0,1]: retry delays are drawn from [d·(1−jitter), d]. */
+  readonly jitter: number;
+}
+
+/** The document was shorter or longer than RingCentral said: download again later. */
+export class DownloadMismatchError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "DownloadMismatchError";
+  }
+}
+
+/** The fax has nothing to deliver (no document) even after re-reading it. */
+export class NoDocumentError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "NoDocumentError";
+  }
+}
+
+export interface FailureClass {
+  readonly retry: boolean;
+  /** Server-requested least wait. */
+  readonly retryAfterMs?: number;
+  readonly reason: string;
+}
+
+/** Temporary or permanent? Pure, so it can be tested table-style. */
+export function classifyDeliveryError(err: unknown): FailureClass {
+  if (err instanceof MailDeliveryError) {
+    const code = err.responseCode !== undefined ? `mail ${err.responseCode}` : "mail";
+    return { retry: err.temporary, reason: code };
+  }
+  if (err instanceof RcApiError) {
+    const reason = `ringcentral ${err.status}${err.errorCode !== undefined ? ` ${err.errorCode}` : ""}`;
+    // The message or its document is gone, or RingCentral refuses the request as malformed: retrying cannot help.
+    if (err.status === 404 || err.status === 410 || err.status === 400) return { retry: false, reason };
+    return err.retryAfterMs !== undefined ? { retry: true, retryAfterMs: err.retryAfterMs, reason } : { retry: true, reason };
+  }
+  if (err instanceof RcNetworkError) return { retry: true, reason: "ringcentral network" };
+  if (err instanceof RcProtocolError) return { retry: true, reason: "ringcentral protocol" };
+  if (err instanceof DownloadMismatchError) return { retry: true, reason: "download size mismatch" };
+  if (err instanceof NoDocumentError) return { retry: true, reason: "no document yet" };
+  // Local trouble (disk full, permissions) or something unforeseen: worth another try.
+  return { retry: true, reason: "local" };
+}
+
+class ByteCounter extends Transform {
+  bytes = 0;
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.bytes += chunk.length;
+    cb(null, chunk);
+  }
+}
+
+function fileExtension(contentType: string | undefined): string {
+  const t = (contentType ?? "").split(";")[0]?.trim().toLowerCase();
+  if (t === "application/pdf") return "pdf";
+  if (t === "image/tiff") return "tif";
+  return "bin";
+}
+
+/** The documents of a fax: its rendered documents, or every attachment when none is typed so. */
+function documentsOf(attachments: readonly InboundAttachment[]): readonly InboundAttachment[] {
+  const rendered = attachments.filter((a) => a.type === "RenderedDocument");
+  return rendered.length > 0 ? rendered : attachments;
+}
+
+export class InboundDelivery {
+  readonly #deps: InboundDeliveryDeps;
+  readonly #log: Logger;
+  readonly #schedule: readonly number[];
+  readonly #dir: string;
+  readonly #inflight = new Set<Promise<void>>();
+  #timer: NodeJS.Timeout | undefined;
+  #pumping = false;
+  #pumpAgain = false;
+  #pumpPromise: Promise<void> | undefined;
+  #stopping = false;
+  #started = false;
+
+  constructor(deps: InboundDeliveryDeps) {
+    this.#deps = deps;
+    this.#log = deps.logger;
+    this.#schedule = parseSchedule(deps.config.inbound.retrySchedule);
+    this.#dir = join(deps.config.dataDir, "inbound");
+  }
+
+  /** Directory for a fax's downloaded documents. */
+  faxDir(faxId: string): string {
+    return join(this.#dir, faxId);
+  }
+
+  start(): void {
+    this.#started = true;
+    this.#stopping = false;
+    this.wake();
+  }
+
+  /** Look for due work now (after a sync found faxes, a fax finished, a timer fired). */
+  wake(): void {
+    if (!this.#started || this.#stopping) return;
+    if (this.#pumping) {
+      this.#pumpAgain = true;
+      return;
+    }
+    this.#pumpPromise = this.#pump().catch((err: unknown) => {
+      this.#log.error({ event: "inbound.delivery_loop_failed", err }, "inbound delivery loop failed; retrying shortly");
+      this.#arm(1000);
+    });
+  }
+
+  /** Stop claiming; resolves when faxes being delivered are finished (delivered or deferred). */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.#pumpPromise;
+    await Promise.allSettled([...this.#inflight]);
+  }
+
+  async #pump(): Promise<void> {
+    this.#pumping = true;
+    try {
+      do {
+        this.#pumpAgain = false;
+        while (!this.#stopping && this.#inflight.size < this.#deps.concurrency) {
+          const batch = await this.#deps.store.claimDue({
+            limit: this.#deps.concurrency - this.#inflight.size,
+            leaseMs: this.#deps.leaseMs,
+            now: this.#deps.now(),
+          });
+          if (batch.length === 0) break;
+          for (const fax of batch) this.#startOne(fax);
+        }
+      } while (this.#pumpAgain && !this.#stopping);
+      if (!this.#stopping && this.#inflight.size < this.#deps.concurrency) {
+        const at = await this.#deps.store.nextWakeAt();
+        if (at !== undefined) this.#arm(Math.max(50, at - this.#deps.now()));
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  #arm(ms: number): void {
+    if (this.#stopping) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    // Cap so a clock jump cannot park the loop for days.
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.wake();
+    }, Math.min(ms, 3_600_000));
+    this.#timer.unref();
+  }
+
+  #startOne(fax: InboundFax): void {
+    const p: Promise<void> = this.deliverOne(fax)
+      .catch((err: unknown) => {
+        this.#log.error({ event: "inbound.delivery_crashed", faxId: fax.id, err }, "inbound delivery failed unexpectedly");
+      })
+      .finally(() => {
+        this.#inflight.delete(p);
+        this.wake();
+      });
+    this.#inflight.add(p);
+  }
+
+  /** Deliver one claimed fax; never throws for delivery failures (they defer or kill the fax). */
+  async deliverOne(fax: InboundFax): Promise<void> {
+    const cfg = this.#deps.config;
+    const log = this.#log.child({ faxId: fax.id, rcMessageId: fax.rcMessageId, extension: fax.extension });
+    const started = this.#deps.now();
+    try {
+      const route = routeFax(
+        { to: fax.message.to, extensions: this.#extensionNames(fax.extension), from: fax.message.from },
+        cfg.inbound.routes,
+        cfg.inbound.defaultTo,
+      );
+      if (!route.matched) {
+        log.info({ event: "inbound.unrouted", from: fax.message.from, to: fax.message.to, mailTo: route.mailTo }, "no inbound route matched; using inbound.defaultTo");
+      }
+      const files = await this.#download(fax, log);
+      const faxDomain = cfg.fax.domains[0] ?? "fax.local";
+      const mail = composeInboundMail(
+        { fax, mailTo: route.mailTo, files, ...(cfg.inbound.delivery === "link" ? { storedDir: this.faxDir(fax.id) } : {}) },
+        {
+          from: cfg.mail.from,
+          faxDomain,
+          defaultCountry: cfg.fax.defaultCountry,
+          subjectTemplate: cfg.inbound.subjectTemplate,
+          delivery: cfg.inbound.delivery,
+        },
+      );
+      const sent = await this.#deps.mail.send(mail);
+      const now = this.#deps.now();
+      await this.#deps.store.markDelivered(fax.id, { route: route.route, mailTo: route.mailTo }, now);
+      this.#deps.metrics.inboundDelivered.inc();
+      const receivedAt = Date.parse(fax.message.creationTime);
+      if (!Number.isNaN(receivedAt)) this.#deps.metrics.inboundLatency.observe(Math.max(0, now - receivedAt) / 1000);
+      log.info(
+        { event: "inbound.delivered", mailTo: route.mailTo, route: route.route, response: sent.response, attempts: fax.attempts + 1, ms: now - started },
+        "received fax mailed",
+      );
+      if (cfg.inbound.delivery === "attachment") await this.#removeFiles(fax.id, log);
+      if (cfg.inbound.markAsRead) {
+        try {
+          await this.#deps.client.setReadStatus(fax.rcMessageId, "Read", fax.extension);
+          log.debug({ event: "inbound.marked_read" }, "fax marked as read at RingCentral");
+        } catch (err) {
+          log.warn({ event: "inbound.mark_read_failed", err }, "could not mark the fax as read at RingCentral (it was delivered)");
+        }
+      }
+    } catch (err) {
+      await this.#fail(fax, err, log);
+    }
+  }
+
+  /** The names an extension goes by in the configuration: its id, and "~" when it is the JWT owner's. */
+  #extensionNames(extension: string): string[] {
+    const owner = this.#deps.client.ownerId;
+    return owner !== undefined && owner === extension ? [extension, "~"] : [extension];
+  }
+
+  async #fail(fax: InboundFax, err: unknown, log: Logger): Promise<void> {
+    const c = classifyDeliveryError(err);
+    const now = this.#deps.now();
+    const attempt = fax.attempts + 1;
+    const delay = c.retry ? delayFor(this.#schedule, attempt, this.#deps.jitter) : undefined;
+    const text = `${c.reason}: ${errorMessage(err)}`;
+    if (delay !== undefined) {
+      const wait = Math.max(delay, c.retryAfterMs ?? 0);
+      await this.#deps.store.defer(fax.id, now + wait, text, now);
+      log.warn({ event: "inbound.deferred", attempt, retryInMs: wait, reason: c.reason, err }, "fax delivery deferred");
+      this.#arm(wait);
+      return;
+    }
+    await this.#deps.store.markDead(fax.id, text, now);
+    this.#deps.metrics.inboundFailed.inc();
+    log.error(
+      { event: "inbound.dead", attempt, reason: c.reason, permanent: !c.retry, err, alert: true },
+      c.retry ? "fax delivery gave up after every retry" : "fax delivery failed permanently",
+    );
+    await this.#removeFiles(fax.id, log);
+  }
+
+  async #removeFiles(faxId: string, log: Logger): Promise<void> {
+    try {
+      await rm(this.faxDir(faxId), { recursive: true, force: true });
+    } catch (err) {
+      log.warn({ event: "inbound.cleanup_failed", err }, "could not remove downloaded fax files");
+    }
+  }
+
+  /** The fax's documents on disk, downloading those not yet complete there. */
+  async #download(fax: InboundFax, log: Logger): Promise<DownloadedFile[]> {
+    let docs = documentsOf(fax.message.attachments);
+    if (docs.length === 0) {
+      // The sync record had no attachment list (should not happen for a received fax): read the message.
+      const msg = await this.#deps.client.getMessage(fax.rcMessageId, fax.extension);
+      docs = documentsOf(toNewFax(msg, fax.extension, this.#deps.now()).message.attachments);
+      if (docs.length === 0) throw new NoDocumentError(`RingCentral message ${fax.rcMessageId} has no document`);
+    }
+    const dir = this.faxDir(fax.id);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const out: DownloadedFile[] = [];
+    for (const [i, att] of docs.entries()) {
+      const final = join(dir, `${i + 1}-${att.id.replace(/[^A-Za-z0-9_-]/g, "_")}.${fileExtension(att.contentType)}`);
+      if (att.size !== undefined) {
+        // Kept from an earlier attempt whose mail failed: complete files only ever exist under the final name.
+        const existing = await stat(final).catch(() => undefined);
+        if (existing?.isFile() === true && existing.size === att.size) {
+          out.push({ path: final, contentType: att.contentType ?? "application/pdf", size: existing.size });
+          continue;
+        }
+      }
+      out.push(await this.#downloadOne(att, final, log));
+    }
+    return out;
+  }
+
+  async #downloadOne(att: InboundAttachment, final: string, log: Logger): Promise<DownloadedFile> {
+    const started = this.#deps.now();
+    const tmp = `${final}.part`;
+    const res = await this.#deps.client.downloadContent(att.uri);
+    const counter = new ByteCounter();
+    try {
+      await pipeline(res.body, counter, createWriteStream(tmp, { mode: 0o600 }));
+      if (res.contentLength !== undefined && counter.bytes !== res.contentLength) {
+        throw new DownloadMismatchError(`document ${att.id}: got ${counter.bytes} bytes, Content-Length said ${res.contentLength}`);
+      }
+      if (att.size !== undefined && counter.bytes !== att.size) {
+        throw new DownloadMismatchError(`document ${att.id}: got ${counter.bytes} bytes, the message said ${att.size}`);
+      }
+      await rename(tmp, final);
+    } catch (err) {
+      await unlink(tmp).catch((e: unknown) => {
+        if ((e as NodeJS.ErrnoException).code !== "ENOENT") log.warn({ event: "inbound.cleanup_failed", err: e }, "could not remove a partial download");
+      });
+      throw err;
+    }
+    const served = res.contentType.split(";")[0]?.trim().toLowerCase() ?? "";
+    const contentType = served !== "" && served !== "application/octet-stream" ? served : (att.contentType ?? "application/pdf");
+    log.info({ event: "inbound.downloaded", attachmentId: att.id, bytes: counter.bytes, contentType, ms: this.#deps.now() - started }, "fax document downloaded");
+    return { path: final, contentType, size: counter.bytes };
+  }
+}

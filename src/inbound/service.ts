@@ -1,0 +1,259 @@
+/**
+ * Fax → email: ties the sync, the notifications (webhook, WebSocket or none)
+ * and the delivery loop together.
+ *
+ *   notification ─┐
+ *   timer ────────┼─► sync (per extension, coalesced) ─► store (cursor + faxes, one tx)
+ *   start-up ─────┘                                        │
+ *                                                          ▼
+ *                          delivery loop: claim ─► download ─► mail (250) ─► delivered
+ */
+import { randomBytes } from "node:crypto";
+import type { Config } from "../config/schema.js";
+import type { HttpServer } from "../http/server.js";
+import type { Logger } from "../log.js";
+import type { MailSender } from "../mail/transport.js";
+import type { Metrics } from "../metrics.js";
+import type { RingCentralClient } from "../rc/client.js";
+import type { InboundStore } from "../store/inbound.js";
+import { InboundDelivery } from "./deliver.js";
+import { faxEventFilter, WebhookSubscriptionManager } from "./subscription.js";
+import { InboundSync } from "./sync.js";
+import { concernsFax, createWebhookHandler, WEBHOOK_PATH, type MessageEvent } from "./webhook.js";
+import { WsNotifications } from "./websocket.js";
+
+/** Timing knobs not in the configuration file (tests and the bench use small values). */
+export interface InboundTuning {
+  /** Overrides inbound.syncIntervalSeconds, ms. */
+  syncIntervalMs: number;
+  /** Least time between two syncs of one extension; default: half the Light budget shared by the extensions. */
+  syncMinGapMs: number;
+  /** After MSG-333, the new FSync starts this long before the last syncTime. */
+  syncResetMarginMs: number;
+  deliveryConcurrency: number;
+  leaseMs: number;
+  retryJitter: number;
+  subscriptionExpiresInSeconds: number;
+  subscriptionCheckMs: number;
+  wsHeartbeatMs: number;
+  wsBackoffMs: readonly number[];
+  wsConnectTimeoutMs: number;
+}
+
+export interface InboundServiceDeps {
+  readonly config: Config;
+  readonly client: RingCentralClient;
+  readonly store: InboundStore;
+  readonly mail: MailSender;
+  readonly http: HttpServer;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly now?: () => number;
+  readonly tuning?: Partial<InboundTuning>;
+}
+
+export type NotificationMode = "webhook" | "websocket" | "none";
+
+const VERIFICATION_KEY = "webhook.verificationToken";
+
+/** Which transport `inbound.notifications` means with the given webhook URL. */
+export function notificationMode(config: Config): NotificationMode {
+  const n = config.inbound.notifications;
+  if (n === "auto") return config.inbound.webhookUrl !== "" ? "webhook" : "websocket";
+  if (n === "webhook" && config.inbound.webhookUrl === "") {
+    throw new Error('inbound.notifications is "webhook" but inbound.webhookUrl is empty');
+  }
+  return n;
+}
+
+export class InboundService {
+  readonly #deps: InboundServiceDeps;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #tuning: InboundTuning;
+  readonly #sync: InboundSync;
+  readonly #delivery: InboundDelivery;
+  readonly #extensions: readonly string[];
+  #subscriptions: WebhookSubscriptionManager | undefined;
+  #ws: WsNotifications | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #verificationToken: string | undefined;
+  #running = false;
+  #routeRegistered = false;
+
+  constructor(deps: InboundServiceDeps) {
+    this.#deps = deps;
+    this.#log = deps.logger.child({ module: "inbound" });
+    this.#now = deps.now ?? Date.now;
+    const cfg = deps.config;
+    this.#extensions = [...new Set(cfg.ringcentral.extensions)];
+    const rl = cfg.ringcentral.rateLimits;
+    // Syncs may use half the Light budget, shared by the watched extensions.
+    const defaultGap = Math.ceil((rl.windowSeconds * 1000 * this.#extensions.length) / Math.max(1, rl.light / 2));
+    this.#tuning = {
+      syncIntervalMs: cfg.inbound.syncIntervalSeconds * 1000,
+      syncMinGapMs: defaultGap,
+      syncResetMarginMs: 5 * 60_000,
+      deliveryConcurrency: 4,
+      leaseMs: 10 * 60_000,
+      retryJitter: 0.2,
+      subscriptionExpiresInSeconds: 7 * 86_400,
+      subscriptionCheckMs: 5 * 60_000,
+      wsHeartbeatMs: 30_000,
+      wsBackoffMs: [1000, 2000, 5000, 10_000, 30_000, 60_000],
+      wsConnectTimeoutMs: 15_000,
+      ...deps.tuning,
+    };
+    this.#sync = new InboundSync({
+      client: deps.client,
+      store: deps.store,
+      logger: this.#log,
+      lookbackMs: cfg.inbound.lookbackHours * 3_600_000,
+      resetMarginMs: this.#tuning.syncResetMarginMs,
+      minGapMs: this.#tuning.syncMinGapMs,
+      now: this.#now,
+      onDiscovered: () => this.#delivery.wake(),
+    });
+    this.#delivery = new InboundDelivery({
+      config: cfg,
+      client: deps.client,
+      store: deps.store,
+      mail: deps.mail,
+      metrics: deps.metrics,
+      logger: this.#log,
+      now: this.#now,
+      concurrency: this.#tuning.deliveryConcurrency,
+      leaseMs: this.#tuning.leaseMs,
+      jitter: this.#tuning.retryJitter,
+    });
+  }
+
+  get mode(): NotificationMode {
+    return notificationMode(this.#deps.config);
+  }
+
+  async start(): Promise<void> {
+    if (this.#running) return;
+    const mode = this.mode;
+    this.#running = true;
+    const cfg = this.#deps.config;
+    this.#log.info({ event: "inbound.starting", mode, extensions: this.#extensions }, "inbound fax delivery starting");
+
+    if (mode === "webhook") {
+      this.#verificationToken = await this.#webhookToken();
+      if (!this.#routeRegistered) {
+        this.#deps.http.route(
+          "POST",
+          WEBHOOK_PATH,
+          createWebhookHandler({
+            expectedToken: () => (this.#running ? this.#verificationToken : undefined),
+            maxBodyBytes: cfg.http.maxBodyBytes,
+            logger: this.#log,
+            onEvent: (ev) => this.#onNotification(ev),
+          }),
+        );
+        this.#routeRegistered = true;
+      }
+    }
+
+    this.#delivery.start();
+    this.#timer = setInterval(() => this.#triggerAll("timer"), this.#tuning.syncIntervalMs);
+    this.#timer.unref();
+    this.#triggerAll("start");
+
+    const filters = this.#extensions.map(faxEventFilter);
+    if (mode === "webhook") {
+      this.#subscriptions = new WebhookSubscriptionManager({
+        client: this.#deps.client,
+        store: this.#deps.store,
+        logger: this.#log,
+        address: cfg.inbound.webhookUrl,
+        verificationToken: this.#verificationToken ?? "",
+        eventFilters: filters,
+        expiresInSeconds: this.#tuning.subscriptionExpiresInSeconds,
+        checkIntervalMs: this.#tuning.subscriptionCheckMs,
+        now: this.#now,
+      });
+      await this.#subscriptions.start();
+    } else if (mode === "websocket") {
+      this.#ws = new WsNotifications({
+        client: this.#deps.client,
+        logger: this.#log,
+        eventFilters: filters,
+        onNotification: (ev) => this.#onNotification(ev),
+        onSubscribed: () => this.#triggerAll("ws.subscribed"),
+        heartbeatMs: this.#tuning.wsHeartbeatMs,
+        backoffMs: this.#tuning.wsBackoffMs,
+        connectTimeoutMs: this.#tuning.wsConnectTimeoutMs,
+      });
+      await this.#ws.start();
+    }
+    this.#log.info({ event: "inbound.started", mode }, "inbound fax delivery started");
+  }
+
+  /** Stops notifications (deleting the webhook subscription), timers, syncs and deliveries; awaits in-flight work. */
+  async stop(): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    const steps: [string, () => Promise<void>][] = [
+      ["subscription", async () => this.#subscriptions?.stop(true)],
+      ["websocket", async () => this.#ws?.stop()],
+      ["sync", async () => this.#sync.stop()],
+      ["delivery", async () => this.#delivery.stop()],
+    ];
+    for (const [name, step] of steps) {
+      try {
+        await step();
+      } catch (err) {
+        this.#log.error({ event: "inbound.stop_failed", step: name, err }, "inbound shutdown step failed");
+      }
+    }
+    this.#subscriptions = undefined;
+    this.#ws = undefined;
+    this.#log.info({ event: "inbound.stopped" }, "inbound fax delivery stopped");
+  }
+
+  /** Sync one configured extension (or all) now; resolves when a sync started after this call finished. */
+  async syncNow(extensionId?: string): Promise<void> {
+    const exts = extensionId === undefined ? this.#extensions : [extensionId];
+    await Promise.all(exts.map((e) => this.#sync.trigger(e)));
+  }
+
+  /** The verification token: the configured one, or one generated once and kept in the store. */
+  async #webhookToken(): Promise<string> {
+    const configured = this.#deps.config.inbound.verificationToken;
+    if (configured !== "") return configured;
+    const stored = await this.#deps.store.getValue(VERIFICATION_KEY);
+    if (stored !== undefined && stored !== "") return stored;
+    const token = randomBytes(24).toString("base64url");
+    await this.#deps.store.setValue(VERIFICATION_KEY, token, this.#now());
+    this.#log.info({ event: "webhook.token_generated" }, "no inbound.verificationToken configured; generated one for the webhook subscription");
+    return token;
+  }
+
+  #triggerAll(why: string): void {
+    if (!this.#running) return;
+    for (const e of this.#extensions) this.#trigger(e, why);
+  }
+
+  #trigger(extension: string, why: string): void {
+    this.#sync.trigger(extension).catch((err: unknown) => {
+      // Already logged as inbound.sync_failed by the sync; the next trigger retries.
+      this.#log.debug({ event: "inbound.sync_trigger_failed", extension, why, err }, "triggered sync failed");
+    });
+  }
+
+  #onNotification(ev: MessageEvent): void {
+    if (!this.#running || !concernsFax(ev)) return;
+    const ext = ev.body?.extensionId;
+    const owner = this.#deps.client.ownerId;
+    let targets: readonly string[] = this.#extensions;
+    if (ext !== undefined) {
+      if (this.#extensions.includes(ext)) targets = [ext];
+      else if (owner !== undefined && ext === owner && this.#extensions.includes("~")) targets = ["~"];
+    }
+    for (const t of targets) this.#trigger(t, "notification");
+  }
+}

@@ -1,0 +1,441 @@
+/**
+ * The inbound (fax → email) store.
+ *
+ * Two things make delivery exactly-once across restarts, lost notifications
+ * and the 5 s overlap of RingCentral's message-sync:
+ *
+ * 1. Discovery: each sync's new cursor (syncToken, syncTime) is committed in
+ *    the SAME transaction as the faxes that sync returned, inserted with
+ *    `INSERT OR IGNORE` keyed by (extension, RingCentral message id). A fax seen
+ *    twice (overlap, a fresh FSync after MSG-333, a restart before the cursor
+ *    moved) is one row; a crash before the commit means the next sync, from the
+ *    old cursor, finds it again.
+ * 2. Delivery: a row moves `discovered` → `delivered` only after the mail
+ *    server accepted the mail (250). The mail carries a Message-ID derived from
+ *    the RingCentral id, so the one unavoidable duplicate window (a crash
+ *    between the 250 and the commit) produces the same message again, which
+ *    mail systems dedupe by Message-ID.
+ *
+ *     discovered ──► delivered
+ *         │  ▲
+ *         │  └── deferred (attempts+1, next_attempt_at; still `discovered`)
+ *         └────► dead ──(redeliver)──► discovered
+ *
+ * Workers claim due rows with an expiring lease (`lease_until`); finishing,
+ * deferring or dying releases it. A crashed worker's lease simply expires.
+ */
+import type { Db, Migration } from "./db.js";
+
+export const INBOUND_STATES = ["discovered", "delivered", "dead"] as const;
+export type InboundState = (typeof INBOUND_STATES)[number];
+
+/** What we keep of a received fax (from its message-store record). */
+export interface InboundAttachment {
+  readonly id: string;
+  readonly uri: string;
+  readonly type?: string;
+  readonly contentType?: string;
+  readonly size?: number;
+  readonly fileName?: string;
+}
+
+export interface InboundMessage {
+  /** E.164 (or whatever RingCentral reported) of the sender; "" when withheld. */
+  readonly from: string;
+  readonly fromName?: string;
+  /** Receiving numbers. */
+  readonly to: readonly string[];
+  readonly pages?: number;
+  readonly resolution?: string;
+  /** ISO date-time RingCentral received it. */
+  readonly creationTime: string;
+  readonly subject?: string;
+  readonly attachments: readonly InboundAttachment[];
+}
+
+/** A fax a sync found; `extension` is the resolved extension id it belongs to. */
+export interface NewInboundFax {
+  readonly extension: string;
+  readonly rcMessageId: string;
+  readonly message: InboundMessage;
+}
+
+export interface InboundRouteResult {
+  /** Index in `inbound.routes`, or -1 for `inbound.defaultTo`. */
+  readonly route: number;
+  readonly mailTo: readonly string[];
+}
+
+export interface InboundFax {
+  /** Our id (time-sortable). */
+  readonly id: string;
+  readonly extension: string;
+  readonly rcMessageId: string;
+  readonly state: InboundState;
+  readonly attempts: number;
+  readonly nextAttemptAt: number;
+  readonly leaseUntil: number | null;
+  readonly message: InboundMessage;
+  readonly route: InboundRouteResult | null;
+  /** The Message-ID header of the mail, stable for this fax: `<fax-<extension>-<rcMessageId>@faxbridge>`. */
+  readonly mailMessageId: string;
+  readonly discoveredAt: number;
+  readonly deliveredAt: number | null;
+  readonly lastError: string | null;
+  readonly updatedAt: number;
+}
+
+/** Where a sync left off for one configured extension. */
+export interface SyncCursor {
+  readonly syncToken: string;
+  /** syncInfo.syncTime (ISO), the server's clock. */
+  readonly syncTime: string | null;
+  /** Epoch ms of the last FSync. */
+  readonly lastFullSyncAt: number | null;
+}
+
+export interface ListInboundOptions {
+  readonly state?: InboundState | readonly InboundState[];
+  readonly limit?: number;
+  /** Keyset paging: ids sort by discovery time; pass the last id of the previous page. */
+  readonly after?: string;
+}
+
+export interface ClaimInboundOptions {
+  readonly limit: number;
+  readonly leaseMs: number;
+  readonly now: number;
+}
+
+/**
+ * The narrow interface the inbound service and the CLI use. Async so a
+ * PostgreSQL implementation can follow with the same shape.
+ */
+export interface InboundStore {
+  getCursor(extension: string): Promise<SyncCursor | undefined>;
+  /**
+   * In one transaction: store the cursor and insert the faxes not seen before
+   * (by extension + RingCentral id). Resolves with the rows actually inserted.
+   */
+  recordSync(extension: string, cursor: SyncCursor, faxes: readonly NewInboundFax[], now: number): Promise<InboundFax[]>;
+  /** Forget the cursor (the next sync is a full one). */
+  clearCursor(extension: string): Promise<void>;
+  /** Claim due, unleased `discovered` rows with a lease, oldest due first. */
+  claimDue(opts: ClaimInboundOptions): Promise<InboundFax[]>;
+  /** The earliest next_attempt_at (or lease expiry) among `discovered` rows, for the delivery timer. */
+  nextWakeAt(): Promise<number | undefined>;
+  markDelivered(id: string, route: InboundRouteResult, now: number): Promise<InboundFax>;
+  /** attempts+1, next attempt time, last error; releases the lease. */
+  defer(id: string, nextAttemptAt: number, error: string, now: number): Promise<InboundFax>;
+  /** attempts+1, state dead, last error; releases the lease. */
+  markDead(id: string, error: string, now: number): Promise<InboundFax>;
+  /** Release a lease without counting an attempt (shutdown). */
+  release(id: string, now: number): Promise<void>;
+  get(id: string): Promise<InboundFax | undefined>;
+  findByRcId(extension: string, rcMessageId: string): Promise<InboundFax | undefined>;
+  listInbound(opts?: ListInboundOptions): Promise<InboundFax[]>;
+  countByState(): Promise<Record<InboundState, number>>;
+  /** Put a delivered or dead fax back into the queue (operator command). Undefined when unknown. */
+  redeliver(id: string, now: number): Promise<InboundFax | undefined>;
+  getValue(key: string): Promise<string | undefined>;
+  setValue(key: string, value: string, now: number): Promise<void>;
+  deleteValue(key: string): Promise<void>;
+}
+
+export class InboundStateError extends Error {
+  readonly faxId: string;
+  constructor(faxId: string, message: string) {
+    super(message);
+    this.name = "InboundStateError";
+    this.faxId = faxId;
+  }
+}
+
+export const inboundMigration: Migration = {
+  module: "inbound",
+  steps: [
+    `CREATE TABLE inbound_sync (
+       extension TEXT PRIMARY KEY,
+       sync_token TEXT NOT NULL,
+       sync_time TEXT,
+       last_full_sync_at INTEGER,
+       updated_at INTEGER NOT NULL
+     );
+     CREATE TABLE inbound_faxes (
+       id TEXT PRIMARY KEY,
+       extension TEXT NOT NULL,
+       rc_message_id TEXT NOT NULL,
+       state TEXT NOT NULL CHECK (state IN ('discovered','delivered','dead')),
+       attempts INTEGER NOT NULL DEFAULT 0,
+       next_attempt_at INTEGER NOT NULL,
+       lease_until INTEGER,
+       message TEXT NOT NULL,
+       route TEXT,
+       mail_message_id TEXT NOT NULL,
+       discovered_at INTEGER NOT NULL,
+       delivered_at INTEGER,
+       last_error TEXT,
+       updated_at INTEGER NOT NULL,
+       UNIQUE (extension, rc_message_id)
+     );
+     CREATE INDEX inbound_faxes_due ON inbound_faxes (state, next_attempt_at);
+     CREATE TABLE inbound_kv (
+       key TEXT PRIMARY KEY,
+       value TEXT NOT NULL,
+       updated_at INTEGER NOT NULL
+     );`,
+  ],
+};
+
+/** The Message-ID of the mail for a fax: stable, so a redelivery is the same message. */
+export function inboundMailMessageId(extension: string, rcMessageId: string): string {
+  const safe = (s: string): string => s.replace(/[^A-Za-z0-9._-]/g, "_");
+  return `<fax-${safe(extension)}-${safe(rcMessageId)}@faxbridge>`;
+}
+
+interface Row {
+  id: string;
+  extension: string;
+  rc_message_id: string;
+  state: InboundState;
+  attempts: number;
+  next_attempt_at: number;
+  lease_until: number | null;
+  message: string;
+  route: string | null;
+  mail_message_id: string;
+  discovered_at: number;
+  delivered_at: number | null;
+  last_error: string | null;
+  updated_at: number;
+}
+
+interface CursorRow {
+  sync_token: string;
+  sync_time: string | null;
+  last_full_sync_at: number | null;
+}
+
+function fromRow(r: Row): InboundFax {
+  return {
+    id: r.id,
+    extension: r.extension,
+    rcMessageId: r.rc_message_id,
+    state: r.state,
+    attempts: r.attempts,
+    nextAttemptAt: r.next_attempt_at,
+    leaseUntil: r.lease_until,
+    message: JSON.parse(r.message) as InboundMessage,
+    route: r.route === null ? null : (JSON.parse(r.route) as InboundRouteResult),
+    mailMessageId: r.mail_message_id,
+    discoveredAt: r.discovered_at,
+    deliveredAt: r.delivered_at,
+    lastError: r.last_error,
+    updatedAt: r.updated_at,
+  };
+}
+
+/** Errors stored for operators are kept short. */
+function clip(text: string): string {
+  return text.length > 1000 ? `${text.slice(0, 997)}...` : text;
+}
+
+/**
+ * InboundStore on the SQLite database from openDatabase() (opened with
+ * `inboundMigration`). `newId` makes our row ids (src/util/ids.ts).
+ */
+export class SqliteInboundStore implements InboundStore {
+  readonly #db: Db;
+  readonly #newId: (now: number) => string;
+  readonly #stmts;
+
+  constructor(db: Db, opts: { newId: (now: number) => string }) {
+    this.#db = db;
+    this.#newId = opts.newId;
+    this.#stmts = {
+      getCursor: db.prepare<[string], CursorRow>("SELECT sync_token, sync_time, last_full_sync_at FROM inbound_sync WHERE extension = ?"),
+      putCursor: db.prepare<[string, string, string | null, number | null, number]>(
+        `INSERT INTO inbound_sync (extension, sync_token, sync_time, last_full_sync_at, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT(extension) DO UPDATE SET sync_token = excluded.sync_token, sync_time = excluded.sync_time,
+           last_full_sync_at = excluded.last_full_sync_at, updated_at = excluded.updated_at`,
+      ),
+      clearCursor: db.prepare<[string]>("DELETE FROM inbound_sync WHERE extension = ?"),
+      insertFax: db.prepare<[string, string, string, number, string, string, number, number]>(
+        `INSERT OR IGNORE INTO inbound_faxes (id, extension, rc_message_id, state, attempts, next_attempt_at, message, mail_message_id, discovered_at, updated_at)
+         VALUES (?, ?, ?, 'discovered', 0, ?, ?, ?, ?, ?)`,
+      ),
+      get: db.prepare<[string], Row>("SELECT * FROM inbound_faxes WHERE id = ?"),
+      byRcId: db.prepare<[string, string], Row>("SELECT * FROM inbound_faxes WHERE extension = ? AND rc_message_id = ?"),
+      due: db.prepare<[number, number, number], Row>(
+        `SELECT * FROM inbound_faxes WHERE state = 'discovered' AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
+         ORDER BY next_attempt_at, id LIMIT ?`,
+      ),
+      lease: db.prepare<[number, number, string]>("UPDATE inbound_faxes SET lease_until = ?, updated_at = ? WHERE id = ?"),
+      nextWake: db.prepare<[], { at: number | null }>(
+        "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until, 0))) AS at FROM inbound_faxes WHERE state = 'discovered'",
+      ),
+      delivered: db.prepare<[string, number, number, string]>(
+        `UPDATE inbound_faxes SET state = 'delivered', route = ?, delivered_at = ?, lease_until = NULL, updated_at = ?
+         WHERE id = ? AND state = 'discovered'`,
+      ),
+      defer: db.prepare<[number, string, number, string]>(
+        `UPDATE inbound_faxes SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, lease_until = NULL, updated_at = ?
+         WHERE id = ? AND state = 'discovered'`,
+      ),
+      dead: db.prepare<[string, number, string]>(
+        `UPDATE inbound_faxes SET state = 'dead', attempts = attempts + 1, last_error = ?, lease_until = NULL, updated_at = ?
+         WHERE id = ? AND state = 'discovered'`,
+      ),
+      release: db.prepare<[number, string]>("UPDATE inbound_faxes SET lease_until = NULL, updated_at = ? WHERE id = ? AND state = 'discovered'"),
+      redeliver: db.prepare<[number, number, string]>(
+        `UPDATE inbound_faxes SET state = 'discovered', attempts = 0, next_attempt_at = ?, lease_until = NULL, delivered_at = NULL, updated_at = ?
+         WHERE id = ? AND state IN ('delivered','dead')`,
+      ),
+      count: db.prepare<[], { state: InboundState; n: number }>("SELECT state, COUNT(*) AS n FROM inbound_faxes GROUP BY state"),
+      getValue: db.prepare<[string], { value: string }>("SELECT value FROM inbound_kv WHERE key = ?"),
+      setValue: db.prepare<[string, string, number]>(
+        "INSERT INTO inbound_kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+      ),
+      deleteValue: db.prepare<[string]>("DELETE FROM inbound_kv WHERE key = ?"),
+    };
+  }
+
+  getCursor(extension: string): Promise<SyncCursor | undefined> {
+    const r = this.#stmts.getCursor.get(extension);
+    return Promise.resolve(r === undefined ? undefined : { syncToken: r.sync_token, syncTime: r.sync_time, lastFullSyncAt: r.last_full_sync_at });
+  }
+
+  recordSync(extension: string, cursor: SyncCursor, faxes: readonly NewInboundFax[], now: number): Promise<InboundFax[]> {
+    const inserted = this.#db.transaction(() => {
+      const out: InboundFax[] = [];
+      for (const f of faxes) {
+        const id = this.#newId(now);
+        const res = this.#stmts.insertFax.run(
+          id,
+          f.extension,
+          f.rcMessageId,
+          now,
+          JSON.stringify(f.message),
+          inboundMailMessageId(f.extension, f.rcMessageId),
+          now,
+          now,
+        );
+        if (res.changes === 1) {
+          const row = this.#stmts.get.get(id);
+          if (row !== undefined) out.push(fromRow(row));
+        }
+      }
+      this.#stmts.putCursor.run(extension, cursor.syncToken, cursor.syncTime, cursor.lastFullSyncAt, now);
+      return out;
+    })();
+    return Promise.resolve(inserted);
+  }
+
+  clearCursor(extension: string): Promise<void> {
+    this.#stmts.clearCursor.run(extension);
+    return Promise.resolve();
+  }
+
+  claimDue(opts: ClaimInboundOptions): Promise<InboundFax[]> {
+    const claimed = this.#db.transaction(() => {
+      const rows = this.#stmts.due.all(opts.now, opts.now, opts.limit);
+      const until = opts.now + opts.leaseMs;
+      for (const r of rows) this.#stmts.lease.run(until, opts.now, r.id);
+      return rows.map((r) => fromRow({ ...r, lease_until: until, updated_at: opts.now }));
+    })();
+    return Promise.resolve(claimed);
+  }
+
+  nextWakeAt(): Promise<number | undefined> {
+    const r = this.#stmts.nextWake.get();
+    return Promise.resolve(r?.at ?? undefined);
+  }
+
+  markDelivered(id: string, route: InboundRouteResult, now: number): Promise<InboundFax> {
+    return Promise.resolve(this.#update(id, () => this.#stmts.delivered.run(JSON.stringify(route), now, now, id).changes));
+  }
+
+  defer(id: string, nextAttemptAt: number, error: string, now: number): Promise<InboundFax> {
+    return Promise.resolve(this.#update(id, () => this.#stmts.defer.run(nextAttemptAt, clip(error), now, id).changes));
+  }
+
+  markDead(id: string, error: string, now: number): Promise<InboundFax> {
+    return Promise.resolve(this.#update(id, () => this.#stmts.dead.run(clip(error), now, id).changes));
+  }
+
+  release(id: string, now: number): Promise<void> {
+    this.#stmts.release.run(now, id);
+    return Promise.resolve();
+  }
+
+  #update(id: string, run: () => number): InboundFax {
+    return this.#db.transaction(() => {
+      const changes = run();
+      const row = this.#stmts.get.get(id);
+      if (row === undefined) throw new InboundStateError(id, `inbound fax ${id} does not exist`);
+      if (changes !== 1) throw new InboundStateError(id, `inbound fax ${id} is ${row.state}, expected discovered`);
+      return fromRow(row);
+    })();
+  }
+
+  get(id: string): Promise<InboundFax | undefined> {
+    const r = this.#stmts.get.get(id);
+    return Promise.resolve(r === undefined ? undefined : fromRow(r));
+  }
+
+  findByRcId(extension: string, rcMessageId: string): Promise<InboundFax | undefined> {
+    const r = this.#stmts.byRcId.get(extension, rcMessageId);
+    return Promise.resolve(r === undefined ? undefined : fromRow(r));
+  }
+
+  listInbound(opts: ListInboundOptions = {}): Promise<InboundFax[]> {
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    if (opts.state !== undefined) {
+      const states: readonly InboundState[] = typeof opts.state === "string" ? [opts.state] : opts.state;
+      if (states.length === 0) return Promise.resolve([]);
+      where.push(`state IN (${states.map(() => "?").join(",")})`);
+      params.push(...states);
+    }
+    if (opts.after !== undefined) {
+      where.push("id > ?");
+      params.push(opts.after);
+    }
+    const sql = `SELECT * FROM inbound_faxes ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT ?`;
+    params.push(opts.limit ?? 100);
+    const rows = this.#db.prepare<(string | number)[], Row>(sql).all(...params);
+    return Promise.resolve(rows.map(fromRow));
+  }
+
+  countByState(): Promise<Record<InboundState, number>> {
+    const out: Record<InboundState, number> = { discovered: 0, delivered: 0, dead: 0 };
+    for (const r of this.#stmts.count.all()) out[r.state] = r.n;
+    return Promise.resolve(out);
+  }
+
+  redeliver(id: string, now: number): Promise<InboundFax | undefined> {
+    const r = this.#db.transaction(() => {
+      const row = this.#stmts.get.get(id);
+      if (row === undefined) return undefined;
+      if (row.state === "discovered") return fromRow(row);
+      this.#stmts.redeliver.run(now, now, id);
+      const after = this.#stmts.get.get(id);
+      return after === undefined ? undefined : fromRow(after);
+    })();
+    return Promise.resolve(r);
+  }
+
+  getValue(key: string): Promise<string | undefined> {
+    return Promise.resolve(this.#stmts.getValue.get(key)?.value);
+  }
+
+  setValue(key: string, value: string, now: number): Promise<void> {
+    this.#stmts.setValue.run(key, value, now);
+    return Promise.resolve();
+  }
+
+  deleteValue(key: string): Promise<void> {
+    this.#stmts.deleteValue.run(key);
+    return Promise.resolve();
+  }
+}

@@ -251,6 +251,8 @@ export class RingCentralClient {
   /** Every token ever issued to us plus the static secrets: scrubbed from any error text. */
   private readonly secrets = new Set<string>();
   private closed = false;
+  /** Groups learned from X-Rate-Limit-Group where they differ from the spec's. */
+  private readonly groupOf = new Map<Operation, RateGroup>();
 
   constructor(opts: RcClientOptions) {
     this.opts = opts;
@@ -832,7 +834,7 @@ export class RingCentralClient {
    * rate-limit headers, hold the group on 429 / Remaining 0, log and count.
    */
   private async exchange(spec: CallSpec, token: string | undefined): Promise<Exchange> {
-    const group = OPERATION_GROUPS[spec.operation];
+    const group = this.groupOf.get(spec.operation) ?? OPERATION_GROUPS[spec.operation];
     await this.limiters.get(group).acquire(spec.signal);
     const headers: Record<string, string> = {
       accept: "application/json",
@@ -882,6 +884,14 @@ export class RingCentralClient {
     const durationMs = this.now() - started;
     const resHeaders = res.headers as Exchange["headers"];
     const reported = parseGroupHeader(header(resHeaders, "x-rate-limit-group")) ?? group;
+    if (reported !== group) {
+      // RingCentral counts this operation in another group (media downloads may): pace it there from now on.
+      this.groupOf.set(spec.operation, reported);
+      this.log.info(
+        { event: "rc.rate_group_learned", operation: spec.operation, assumed: group, reported },
+        "operation belongs to another rate-limit group",
+      );
+    }
     const limiter = this.limiters.get(reported);
     const limit = numHeader(resHeaders, "x-rate-limit-limit");
     const windowSeconds = numHeader(resHeaders, "x-rate-limit-window");
@@ -891,6 +901,8 @@ export class RingCentralClient {
     if (res.statusCode === 429) {
       const wait = parseRetryAfter(header(resHeaders, "retry-after"), now) ?? DEFAULT_429_WAIT_MS;
       limiter.hold(now + wait);
+      // the retry (if any) waits in the group it was assumed to be in; hold that too
+      if (reported !== group) this.limiters.get(group).hold(now + wait);
       this.log.warn(
         { event: "rc.rate_limited", group: reported, operation: spec.operation, retryAfterMs: wait },
         "RingCentral rate limit hit; holding the group",

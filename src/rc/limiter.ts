@@ -32,6 +32,8 @@ export interface GroupState {
   remaining: number;
   windowSeconds: number;
   heldUntil: number;
+  /** Requests queued for a slot. */
+  waiting: number;
 }
 
 interface Waiter {
@@ -122,6 +124,7 @@ export class GroupLimiter {
       remaining: Math.max(0, this.limit - this.grants.length),
       windowSeconds: this.windowMs / 1000,
       heldUntil: this.heldUntil,
+      waiting: this.waiters.length,
     };
   }
 

@@ -302,6 +302,23 @@ describe("RingCentralClient against the emulator", () => {
     expect(elapsed).toBeLessThan(5_500);
   });
 
+  it("a fax waiting for a Heavy slot can be aborted; it never reaches the server", async () => {
+    const { client, emu, dir } = await setup({ limits: { Heavy: 1 } });
+    const file = path.join(dir, "w.pdf");
+    await fs.promises.writeFile(file, pdf("wait"));
+    const doc = [{ path: file, filename: "w.pdf", contentType: "application/pdf" }];
+    await client.sendFax({ to: [{ phoneNumber: FAX_TO }] }, doc);
+    const ac = new AbortController();
+    const waiting = client.sendFax({ to: [{ phoneNumber: FAX_TO }] }, doc, { signal: ac.signal });
+    // learned from X-Rate-Limit-*: 1 per 60 s, used up; the second fax queues
+    await waitFor(() => (client.rateLimitState().Heavy.waiting === 1 ? true : undefined), 2_000);
+    expect(client.rateLimitState().Heavy).toMatchObject({ limit: 1, remaining: 0, windowSeconds: 60 });
+    ac.abort(new Error("shutting down"));
+    await expect(waiting).rejects.toThrow("shutting down");
+    expect(client.rateLimitState().Heavy.waiting).toBe(0);
+    expect((await emuCalls(emu)).byGroup["Heavy"]).toBe(1);
+  });
+
   it("sends a fax with two attachments, in order and byte-identical", async () => {
     const { client, emu, dir } = await setup();
     const a = path.join(dir, "first doc & co.pdf");

@@ -113,8 +113,7 @@ export function safeFilename(original: string | undefined, index: number, fallba
     .replace(/[^\p{L}\p{M}\p{N} ._\-()+,]/gu, "_")
     .replace(/_+/g, "_")
     .replace(/\s+/g, " ")
-    .trim()
-    .replace(/^[.\s_]+/, "");
+    .trim();
   const dot = cleaned.lastIndexOf(".");
   let stem = dot > 0 ? cleaned.slice(0, dot) : cleaned;
   let suffix = dot > 0 ? cleaned.slice(dot + 1).toLowerCase() : "";
@@ -123,7 +122,7 @@ export function safeFilename(original: string | undefined, index: number, fallba
     if (suffix !== "") stem = cleaned;
     suffix = ext;
   }
-  stem = stem.replace(/[\s._]+$/, "");
+  stem = stem.replace(/^[\s._]+/, "").replace(/[\s._]+$/, "");
   if (!/[\p{L}\p{N}]/u.test(stem)) return `document-${index}.${suffix}`;
   const maxStem = FILENAME_MAX - suffix.length - 1;
   if (stem.length > maxStem) {

@@ -1,0 +1,79 @@
+/**
+ * What the worker keeps in a job's `faxRequest` column: the fax request and
+ * documents once parsed, the mail's threading and loop-safety headers (also
+ * for refused mail, so the notice can be threaded or suppressed), and the
+ * progress of polling and reporting. Validated with zod when read back.
+ */
+import { z } from "zod";
+
+export const mailMetaSchema = z.object({
+  messageId: z.string().optional(),
+  subject: z.string().optional(),
+  from: z.string().optional(),
+  references: z.array(z.string()).default([]),
+  autoSubmitted: z.string().optional(),
+  precedence: z.string().optional(),
+  xAutoResponseSuppress: z.string().optional(),
+  isReport: z.boolean().default(false),
+});
+export type MailMeta = z.infer<typeof mailMetaSchema>;
+
+const documentSchema = z.object({
+  path: z.string(),
+  filename: z.string(),
+  originalFilename: z.string().optional(),
+  contentType: z.string(),
+  size: z.number().int().nonnegative(),
+  sha256: z.string(),
+});
+export type StoredDocument = z.infer<typeof documentSchema>;
+
+const requestSchema = z.object({
+  to: z.array(z.object({ phoneNumber: z.string(), name: z.string().optional() })),
+  faxResolution: z.enum(["High", "Low"]),
+  coverIndex: z.number().int().optional(),
+  coverPageText: z.string().optional(),
+  sendTime: z.string().optional(),
+});
+
+export const jobDataSchema = z.object({
+  v: z.literal(1),
+  meta: mailMetaSchema,
+  request: requestSchema.optional(),
+  documents: z.array(documentSchema).default([]),
+  skipped: z.array(z.object({ filename: z.string(), reason: z.string() })).default([]),
+  forwardOf: z.string().optional(),
+  refusal: z.object({ rule: z.string(), message: z.string(), filename: z.string().optional() }).optional(),
+  /** RingCentral's advice text for a permanent API failure (the short reason is in errorText). */
+  failureAdvice: z.string().optional(),
+  /** When RingCentral accepted the fax (epoch ms). */
+  submittedAt: z.number().optional(),
+  polls: z.number().int().nonnegative().default(0),
+  /** First time we saw a recipient in Sent (our clock), for the Sent grace period. */
+  sentSeenAt: z.number().optional(),
+  pages: z.number().int().optional(),
+  completedAt: z.number().optional(),
+  /** Status polling gave up (fax.statusTimeoutHours) or the fax vanished from the message store. */
+  statusProblem: z.string().optional(),
+  acceptedNotice: z.enum(["sent", "suppressed", "failed"]).optional(),
+  report: z
+    .object({
+      outcome: z.enum(["sent", "suppressed", "failed"]),
+      at: z.number(),
+      detail: z.string().optional(),
+    })
+    .optional(),
+});
+export type JobData = z.infer<typeof jobDataSchema>;
+
+export function emptyJobData(meta: MailMeta): JobData {
+  return { v: 1, meta, documents: [], skipped: [], polls: 0 };
+}
+
+/** The job's data, or undefined when there is none (or it is not ours: then it is logged by the caller). */
+export function readJobData(value: unknown): { ok: true; data: JobData | undefined } | { ok: false; error: string } {
+  if (value === null || value === undefined) return { ok: true, data: undefined };
+  const parsed = jobDataSchema.safeParse(value);
+  if (!parsed.success) return { ok: false, error: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") };
+  return { ok: true, data: parsed.data };
+}

@@ -1,0 +1,365 @@
+/**
+ * The sender report: one email per job telling the sender how the fax went.
+ *
+ * - Addressed to the envelope sender (MAIL FROM) of the original mail, not to
+ *   From or Reply-To: like a delivery status notification, it goes where the
+ *   submitting system said problems should go, and a forged From header
+ *   cannot turn the gateway into a reflector. For mail clients the two are
+ *   the same address.
+ * - Sent with the null envelope sender (MAIL FROM:<>) and
+ *   `Auto-Submitted: auto-replied`, so it can never start a mail loop.
+ * - Threaded as a reply: `In-Reply-To: <original>`, `References: <original
+ *   refs> <original>`.
+ * - Its Message-ID is stable per (job, kind), so a report that is retried after
+ *   a temporary failure is the same message (idempotent for the mailbox).
+ * - The original documents are attached only when `fax.reportAttachDocuments`
+ *   is on (documents may be PHI).
+ * - `X-Faxbridge-*` headers carry the facts for machines.
+ */
+import { basename } from "node:path";
+import type { OutgoingMail } from "../mail/transport.js";
+import { formatNumber } from "../smtp/address.js";
+import type { RecipientStatus } from "../store/outbound.js";
+import { describeFaxError } from "./fax-errors.js";
+
+export type ReportKind = "final" | "failed" | "accepted";
+
+/** X-Faxbridge-Status values. */
+export type ReportStatus = "delivered" | "partial" | "failed" | "refused" | "unknown" | "accepted" | "scheduled";
+
+export interface ReportDocument {
+  /** The name the sender gave the file (or the name it was faxed under). */
+  readonly name: string;
+  readonly size: number;
+  readonly path: string;
+  readonly contentType: string;
+}
+
+export interface ReportInput {
+  readonly kind: ReportKind;
+  readonly queueId: string;
+  /** Where the report goes: the envelope sender of the original mail. */
+  readonly to: string;
+  readonly recipients: readonly RecipientStatus[];
+  readonly rcMessageId?: string;
+  readonly pages?: number;
+  readonly receivedAt: number;
+  readonly submittedAt?: number;
+  readonly completedAt?: number;
+  /** Scheduled sending time (X-Fax-Send-Time), ISO 8601. */
+  readonly sendTime?: string;
+  readonly documents: readonly ReportDocument[];
+  readonly forwardOf?: string;
+  /** The mail was refused before any fax was sent. */
+  readonly refusal?: { readonly rule: string; readonly message: string; readonly filename?: string };
+  /** The fax failed permanently without a per-recipient status (an API error, lost spool file …). */
+  readonly failure?: { readonly code: string; readonly reason: string; readonly advice?: string };
+  /** Status tracking ended without a final status (timeout, fax vanished). */
+  readonly statusProblem?: string;
+  readonly original: { readonly messageId?: string; readonly references: readonly string[]; readonly subject?: string };
+}
+
+export interface ReportOptions {
+  /** `mail.from`: the From header of reports. */
+  readonly from: string;
+  readonly attachDocuments: boolean;
+}
+
+export interface ComposedReport {
+  readonly mail: OutgoingMail;
+  readonly status: ReportStatus;
+  readonly subject: string;
+}
+
+type Outcome = "delivered" | "sent" | "failed" | "unknown";
+
+function outcomeOf(r: RecipientStatus): Outcome {
+  switch (r.status) {
+    case "Delivered":
+      return "delivered";
+    case "Sent":
+      return "sent";
+    case "SendingFailed":
+    case "DeliveryFailed":
+      return "failed";
+    case "Queued":
+    case "Unknown":
+      return "unknown";
+  }
+}
+
+function pagesText(pages: number | undefined): string {
+  return pages === undefined ? "" : ` (${pages} page${pages === 1 ? "" : "s"})`;
+}
+
+function quoteName(name: string | undefined): string {
+  return name === undefined || name === "" ? "a document" : `"${name}"`;
+}
+
+/** The phrase after "Fax not sent: " for each parser/preflight rule. */
+export function refusalPhrase(refusal: { rule: string; message: string; filename?: string }): string {
+  const f = quoteName(refusal.filename);
+  switch (refusal.rule) {
+    case "unsupported-type":
+      return `${f} is not a supported file type`;
+    case "mislabeled-type":
+      return `${f} is not the file type its name says`;
+    case "too-large":
+      return `${f} is too large (50 MB per fax)`;
+    case "empty-file":
+      return `${f} is empty`;
+    case "encrypted-pdf":
+      return `${f} is password-protected`;
+    case "tnef":
+      return `${f} is Outlook Rich Text (winmail.dat)`;
+    case "embedded-message":
+      return `${f} is a forwarded email`;
+    case "nothing-to-fax":
+      return "the email has nothing to fax";
+    case "invalid-header":
+      return "an X-Fax header has an invalid value";
+    case "invalid-address-option":
+    case "conflicting-address-options":
+      return "the fax options in the address are invalid";
+    case "forward-with-attachments":
+      return "X-Fax-Forward-Of cannot be combined with attachments";
+    case "no-recipients":
+      return "no fax recipient";
+    case "malformed-message":
+      return "the email could not be read";
+    case "cover-text-too-long":
+      return "the cover page text is too long";
+    case "duplicate":
+      return "the same email was already faxed";
+    default: {
+      const m = refusal.message.replace(/\s+/g, " ").trim();
+      return m.length > 80 ? `${m.slice(0, 79)}…` : m;
+    }
+  }
+}
+
+function addressOf(from: string): string {
+  const m = /<([^<>\s]+@[^<>\s]+)>/.exec(from);
+  return m?.[1] ?? from.trim();
+}
+
+function domainOf(from: string): string {
+  const addr = addressOf(from);
+  const at = addr.lastIndexOf("@");
+  const domain = at >= 0 ? addr.slice(at + 1) : "";
+  return /^[A-Za-z0-9.-]+$/.test(domain) && domain !== "" ? domain : "faxbridge.invalid";
+}
+
+/** The stable Message-ID of a job's report of a kind ("final" and "failed" share one: a job gets one of them). */
+export function reportMessageId(queueId: string, kind: ReportKind, from: string): string {
+  const k = kind === "accepted" ? "accepted" : "report";
+  return `<faxbridge.${k}.${queueId}@${domainOf(from)}>`;
+}
+
+function isoMinute(ms: number | undefined): string | undefined {
+  if (ms === undefined || !Number.isFinite(ms)) return undefined;
+  return `${new Date(ms).toISOString().replace("T", " ").replace(/\.\d{3}Z$/, "")} UTC`;
+}
+
+function isoString(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? value : isoMinute(ms);
+}
+
+function sizeText(bytes: number): string {
+  if (bytes < 1024) return `${bytes} bytes`;
+  if (bytes < 1024 * 1024) return `${Math.round(bytes / 1024)} KB`;
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+}
+
+interface RecipientLine {
+  readonly number: string;
+  readonly state: string;
+  readonly advice?: string;
+}
+
+function recipientLine(r: RecipientStatus): RecipientLine {
+  const number = formatNumber(r.e164);
+  switch (outcomeOf(r)) {
+    case "delivered":
+      return { number, state: "delivered" };
+    case "sent":
+      return { number, state: "sent" };
+    case "failed": {
+      const e = describeFaxError(r.faxErrorCode);
+      return { number, state: `failed: ${e.short}${r.faxErrorCode ? ` (${r.faxErrorCode})` : ""}`, advice: e.advice };
+    }
+    case "unknown":
+      return { number, state: r.status === "Queued" ? "still queued at RingCentral" : "status unknown" };
+  }
+}
+
+function summarise(input: ReportInput): { status: ReportStatus; subject: string; headline: string } {
+  const rs = input.recipients;
+  const single = rs.length === 1 ? rs[0] : undefined;
+  const target = single !== undefined ? formatNumber(single.e164) : `${rs.length} recipients`;
+  const pages = pagesText(input.pages);
+
+  if (input.kind === "accepted") {
+    const when = isoString(input.sendTime);
+    if (when !== undefined) {
+      return { status: "scheduled", subject: `Fax to ${target} scheduled for ${when}`, headline: `Your fax to ${target} was accepted by RingCentral and will be sent at ${when}.` };
+    }
+    return { status: "accepted", subject: `Fax to ${target} accepted, sending`, headline: `Your fax to ${target} was accepted by RingCentral and is being sent. You will get another email when it is done.` };
+  }
+  if (input.refusal !== undefined) {
+    const phrase = refusalPhrase(input.refusal);
+    return { status: "refused", subject: `Fax not sent: ${phrase}`, headline: `Your email was not faxed: ${input.refusal.message}` };
+  }
+  if (input.failure !== undefined) {
+    return {
+      status: "failed",
+      subject: `Fax to ${target} not sent: ${input.failure.reason}`,
+      headline: `Your fax to ${target} could not be sent: ${input.failure.reason}.${input.failure.advice ? ` ${input.failure.advice}` : ""}`,
+    };
+  }
+
+  const counts: Record<Outcome, number> = { delivered: 0, sent: 0, failed: 0, unknown: 0 };
+  for (const r of rs) counts[outcomeOf(r)]++;
+  const ok = counts.delivered + counts.sent;
+  const status: ReportStatus =
+    ok === rs.length ? "delivered" : counts.failed === rs.length ? "failed" : counts.unknown === rs.length ? "unknown" : ok > 0 ? "partial" : counts.unknown > 0 ? "unknown" : "failed";
+
+  if (single !== undefined) {
+    const line = recipientLine(single);
+    switch (outcomeOf(single)) {
+      case "delivered":
+      case "sent":
+        return { status, subject: `Fax to ${target} ${line.state}${pages}`, headline: `Your fax to ${target} was ${line.state}${pages}.` };
+      case "failed": {
+        const e = describeFaxError(single.faxErrorCode);
+        return { status, subject: `Fax to ${target} failed: ${e.short}`, headline: `Your fax to ${target} failed: ${e.short}. ${e.advice}` };
+      }
+      case "unknown":
+        return {
+          status,
+          subject: `Fax to ${target}: status unknown`,
+          headline: `The gateway could not find out whether your fax to ${target} went through${input.statusProblem ? ` (${input.statusProblem})` : ""}. Check with the recipient before sending it again.`,
+        };
+    }
+  }
+  const parts: string[] = [];
+  for (const k of ["delivered", "sent", "failed", "unknown"] as const) if (counts[k] > 0) parts.push(`${counts[k]} ${k}`);
+  return { status, subject: `Fax to ${target}: ${parts.join(", ")}`, headline: `Your fax to ${target}: ${parts.join(", ")}${pages}.` };
+}
+
+/** Build the report email for a job. Pure apart from reading nothing: attachments are streamed by the transport. */
+export function composeReport(input: ReportInput, opts: ReportOptions): ComposedReport {
+  const { status, subject, headline } = summarise(input);
+  const lines = input.recipients.map(recipientLine);
+  const facts: [string, string][] = [];
+  if (input.pages !== undefined) facts.push(["Pages", String(input.pages)]);
+  facts.push(["Received", isoMinute(input.receivedAt) ?? ""]);
+  const submitted = isoMinute(input.submittedAt);
+  if (submitted !== undefined) facts.push(["Submitted to RingCentral", submitted]);
+  const scheduled = isoString(input.sendTime);
+  if (scheduled !== undefined) facts.push(["Scheduled for", scheduled]);
+  const completed = isoMinute(input.completedAt);
+  if (completed !== undefined && input.kind !== "accepted") facts.push(["Completed", completed]);
+  facts.push(["Queue id", input.queueId]);
+  if (input.rcMessageId !== undefined) facts.push(["RingCentral message id", input.rcMessageId]);
+  if (input.forwardOf !== undefined) facts.push(["Resent from RingCentral fax", input.forwardOf]);
+  if (input.failure !== undefined) facts.push(["Error code", input.failure.code]);
+  if (input.refusal !== undefined) facts.push(["Rule", input.refusal.rule]);
+  if (input.original.subject !== undefined && input.original.subject !== "") facts.push(["Your email", input.original.subject]);
+  const docs = input.documents.map((d) => `${d.name} (${sizeText(d.size)})`);
+
+  const text: string[] = [headline, ""];
+  if (lines.length > 0 && input.refusal === undefined) {
+    text.push("Recipients:");
+    for (const l of lines) {
+      text.push(`  ${l.number}: ${l.state}`);
+      if (l.advice !== undefined && input.kind !== "accepted") text.push(`    ${l.advice}`);
+    }
+    text.push("");
+  }
+  if (docs.length > 0) {
+    text.push(input.refusal === undefined ? "Documents faxed:" : "Documents:");
+    for (const d of docs) text.push(`  ${d}`);
+    text.push("");
+  }
+  const width = Math.max(...facts.map(([k]) => k.length));
+  for (const [k, v] of facts) text.push(`${`${k}:`.padEnd(width + 2)}${v}`);
+  text.push("", "This is an automatic message from the fax gateway.");
+
+  const html: string[] = [`<p>${escapeHtml(headline)}</p>`];
+  if (lines.length > 0 && input.refusal === undefined) {
+    html.push("<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\"><tr><th align=\"left\">Recipient</th><th align=\"left\">Status</th></tr>");
+    for (const l of lines) {
+      const advice = l.advice !== undefined && input.kind !== "accepted" ? `<br><small>${escapeHtml(l.advice)}</small>` : "";
+      html.push(`<tr><td>${escapeHtml(l.number)}</td><td>${escapeHtml(l.state)}${advice}</td></tr>`);
+    }
+    html.push("</table>");
+  }
+  if (docs.length > 0) {
+    html.push(`<p>${input.refusal === undefined ? "Documents faxed" : "Documents"}:</p><ul>${docs.map((d) => `<li>${escapeHtml(d)}</li>`).join("")}</ul>`);
+  }
+  html.push(`<table cellpadding="2">${facts.map(([k, v]) => `<tr><td>${escapeHtml(k)}:</td><td>${escapeHtml(v)}</td></tr>`).join("")}</table>`);
+  html.push("<p><small>This is an automatic message from the fax gateway.</small></p>");
+
+  const headers: Record<string, string> = {
+    "Auto-Submitted": "auto-replied",
+    "X-Auto-Response-Suppress": "All",
+    "X-Faxbridge-Queue-Id": input.queueId,
+    "X-Faxbridge-Status": status,
+  };
+  if (input.rcMessageId !== undefined) headers["X-Faxbridge-RC-Message-Id"] = input.rcMessageId;
+  if (input.pages !== undefined) headers["X-Faxbridge-Pages"] = String(input.pages);
+  if (input.refusal !== undefined) headers["X-Faxbridge-Rule"] = input.refusal.rule;
+  if (input.failure !== undefined) headers["X-Faxbridge-Error-Code"] = input.failure.code;
+
+  const mail: OutgoingMail = {
+    messageId: reportMessageId(input.queueId, input.kind, opts.from),
+    from: opts.from,
+    to: input.to,
+    subject,
+    text: `${text.join("\n")}\n`,
+    html: `<!doctype html><html><body>${html.join("\n")}</body></html>`,
+    headers,
+    envelope: { from: "", to: [input.to] },
+  };
+  const original = input.original.messageId;
+  if (original !== undefined) {
+    mail.inReplyTo = original;
+    mail.references = [...input.original.references.flatMap((r) => r.split(/\s+/)).filter((r) => r !== "" && r !== original), original];
+  }
+  if (opts.attachDocuments && input.kind !== "accepted" && input.documents.length > 0) {
+    mail.attachments = input.documents.map((d) => ({ filename: d.name || basename(d.path), path: d.path, contentType: d.contentType }));
+  }
+  return { mail, status, subject };
+}
+
+export type SuppressReason = "null-sender" | "mailer-daemon" | "auto-submitted" | "auto-response-suppress" | "report";
+
+/**
+ * Loop safety: why no report may go to this sender, or undefined when one may.
+ * Never answer <>, mailer-daemon/postmaster, `Auto-Submitted` other than "no",
+ * `X-Auto-Response-Suppress: All` (or AutoReply) or multipart/report mail.
+ * (`Precedence: bulk` alone does not suppress: systems that fax invoices set it
+ * and still want to know whether the fax went through.)
+ */
+export function suppressReason(
+  envelopeSender: string,
+  meta: { autoSubmitted?: string | undefined; xAutoResponseSuppress?: string | undefined; isReport?: boolean | undefined } | undefined,
+): SuppressReason | undefined {
+  if (envelopeSender.trim() === "") return "null-sender";
+  const local = envelopeSender.slice(0, Math.max(0, envelopeSender.lastIndexOf("@"))).toLowerCase();
+  if (["mailer-daemon", "postmaster", "mailer_daemon"].includes(local) || envelopeSender.toLowerCase() === "mailer-daemon") return "mailer-daemon";
+  if (meta === undefined) return undefined;
+  const auto = meta.autoSubmitted?.trim().toLowerCase();
+  if (auto !== undefined && auto !== "" && !auto.startsWith("no")) return "auto-submitted";
+  const suppress = (meta.xAutoResponseSuppress ?? "").split(",").map((s) => s.trim().toLowerCase());
+  if (suppress.includes("all") || suppress.includes("autoreply")) return "auto-response-suppress";
+  if (meta.isReport === true) return "report";
+  return undefined;
+}

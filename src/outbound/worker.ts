@@ -1,0 +1,884 @@
+/**
+ * The outbound engine: takes accepted mails from the durable queue, turns
+ * them into faxes, sends them through RingCentral at the allowed rate,
+ * follows each to its final status and tells the sender how it went.
+ *
+ * One step per claim, each ending in a persisted transition (the store logs
+ * `job.<state>`; this module adds `fax.*` and `report.*` events):
+ *
+ *   received   → parse the spooled mail → duplicate check → preflight → parsed
+ *                (or failed with the refusal; or cancelled as a duplicate)
+ *   parsed     → submitting (submitStartedAt persisted BEFORE the POST)
+ *                → sendFax / resendFax → submitted (RingCentral message id)
+ *   submitting → (found after a crash, or after an answer that may have been
+ *                processed) reconcile with the message store → submitted, or
+ *                back to parsed when RingCentral has no such fax
+ *   submitted  → poll getMessage per fax.statusPollSchedule → final
+ *   final / failed → sender report → notified (spool files removed)
+ *
+ * Decisions worth knowing:
+ * - Duplicates (same Message-ID and recipient set within
+ *   fax.duplicateWindowSeconds of an earlier live job) are cancelled with
+ *   errorCode "duplicate" and errorText "duplicate of <id>", logged as
+ *   `job.duplicate`, and get no report: the usual cause is a client resending
+ *   after a lost 250, and the sender gets the original job's report.
+ * - Pacing comes from the client's Heavy limiter. The send lane only claims a
+ *   parsed job when the limiter has a free slot and is not held, and runs at
+ *   most `sendConcurrency` sends, so a burst waits in the queue (state
+ *   parsed), not inside a POST with a job stuck in `submitting`.
+ * - A send that fails with 429, or a network error before any byte went out,
+ *   goes back to `parsed` and is retried per fax.retrySchedule (jitter,
+ *   Retry-After honoured). A 5xx, a network error after the request went out
+ *   or an unreadable 2xx may have created the fax: the job stays `submitting`
+ *   and is reconciled before any resend. 4xx fails permanently (classify.ts).
+ * - Reconciliation looks for an outbound fax to the same recipient set created
+ *   after submitStartedAt minus `reconcileSkewMs` that no other job owns, and
+ *   adopts the oldest; otherwise the job returns to `parsed`. On start every
+ *   interrupted submission is reconciled before the first send.
+ * - Final status per recipient: Delivered, SendingFailed and DeliveryFailed
+ *   are final. Sent is final once it has stood for `sentGraceMs` (RingCentral
+ *   may still turn it into Delivered or DeliveryFailed; for most faxes Sent is
+ *   where it ends). After fax.statusTimeoutHours (counted from the later of
+ *   submission and sendTime) the job is final with what is known.
+ * - Reports go to the envelope sender (see report.ts); loop-unsafe senders
+ *   get none (`report.suppressed`). A temporary mail failure retries per
+ *   fax.retrySchedule; a permanent one (or an exhausted schedule) is logged
+ *   at error (`report.failed`) and the job still becomes notified, with the
+ *   outcome recorded in the job data.
+ * - One worker per store: leases protect against a second process, but
+ *   reconciliation assumes no other process sends for the same store.
+ */
+import { access, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { Config } from "../config/schema.js";
+import { errorMessage } from "../errors.js";
+import type { Logger } from "../log.js";
+import { MailDeliveryError, type MailSender } from "../mail/transport.js";
+import type { Metrics } from "../metrics.js";
+import type { FaxDocument, MessageInfo, RingCentralClient, SendFaxRequest } from "../rc/client.js";
+import { RcApiError } from "../rc/errors.js";
+import type { Spool } from "../spool/spool.js";
+import { StateConflictError, recipientKey, type JobState, type OutboundJob, type OutboundStore, type RecipientStatus } from "../store/outbound.js";
+import { delayFor, parseSchedule, pollDelay } from "../util/schedule.js";
+import { classify, describeRcError, type Classification } from "./classify.js";
+import { emptyJobData, readJobData, type JobData, type MailMeta } from "./job-data.js";
+import { readMailMeta } from "./mail-meta.js";
+import { ExtractError, parseFaxMail, type FaxRefusal, type ParsedFaxMail } from "./parse.js";
+import { preflight } from "./preflight.js";
+import { composeReport, suppressReason, type ReportInput, type ReportKind } from "./report.js";
+
+/** The RingCentral calls the worker makes (RingCentralClient satisfies it). */
+export type FaxApi = Pick<RingCentralClient, "sendFax" | "resendFax" | "getMessage" | "listMessages" | "rateLimitState">;
+
+export interface WorkerTuning {
+  /** How often the queue is looked at when nothing wakes the worker. */
+  idlePollMs: number;
+  /** Lease for parse, poll, reconcile and report steps. */
+  leaseMs: number;
+  /** Lease while a job is submitting (covers a slot wait and a 50 MB upload). */
+  submitLeaseMs: number;
+  /** Fax sends in flight at once. */
+  sendConcurrency: number;
+  /** Other steps (parse, poll, reconcile, report) in flight at once. */
+  workConcurrency: number;
+  /** A recipient in Sent counts as final after this long without a later status. */
+  sentGraceMs: number;
+  /** Reconciliation looks this far before submitStartedAt (clock skew between us and RingCentral). */
+  reconcileSkewMs: number;
+  /** Retry delays are drawn from [d·(1−jitter), d]. */
+  jitter: number;
+  /** How often the queue-depth gauge is refreshed. */
+  gaugeIntervalMs: number;
+}
+
+export const DEFAULT_TUNING: WorkerTuning = {
+  idlePollMs: 1000,
+  leaseMs: 5 * 60_000,
+  submitLeaseMs: 15 * 60_000,
+  sendConcurrency: 2,
+  workConcurrency: 4,
+  sentGraceMs: 60_000,
+  reconcileSkewMs: 2 * 60_000,
+  jitter: 0.2,
+  gaugeIntervalMs: 5000,
+};
+
+export interface WorkerHooks {
+  /** Runs after RingCentral accepted a fax and before the id is recorded; a throw simulates a crash there (tests). */
+  beforeRecordSubmit?: (jobId: string, rcMessageId: string) => Promise<void> | void;
+}
+
+export interface OutboundWorkerDeps {
+  readonly config: Pick<Config, "fax" | "mail">;
+  readonly store: OutboundStore;
+  readonly spool: Spool;
+  readonly client: FaxApi;
+  readonly mail: MailSender;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly now?: () => number;
+  readonly random?: () => number;
+  readonly tuning?: Partial<WorkerTuning>;
+  readonly hooks?: WorkerHooks;
+}
+
+const WORK_STATES: readonly JobState[] = ["received", "submitting", "submitted", "final", "failed"];
+const FINAL_STATUSES = new Set(["Delivered", "SendingFailed", "DeliveryFailed"]);
+const KNOWN_STATUSES = new Set(["Queued", "Sent", "Delivered", "SendingFailed", "DeliveryFailed"]);
+
+/** "+1 (555) 123-4567", "15551234567" → "+15551234567" for comparing RingCentral's numbers with ours. */
+function normaliseNumber(n: string | undefined): string {
+  const digits = (n ?? "").replace(/\D/g, "");
+  return digits === "" ? "" : `+${digits}`;
+}
+
+function toSendRequest(req: NonNullable<JobData["request"]>): SendFaxRequest {
+  const out: SendFaxRequest = {
+    to: req.to.map((t) => (t.name !== undefined ? { phoneNumber: t.phoneNumber, name: t.name } : { phoneNumber: t.phoneNumber })),
+    faxResolution: req.faxResolution,
+  };
+  if (req.coverIndex !== undefined) out.coverIndex = req.coverIndex;
+  if (req.coverPageText !== undefined) out.coverPageText = req.coverPageText;
+  if (req.sendTime !== undefined) out.sendTime = req.sendTime;
+  return out;
+}
+
+function metaFromParsed(mail: ParsedFaxMail): MailMeta {
+  const m = mail.meta;
+  const meta: MailMeta = { references: m.references, isReport: m.isReport };
+  if (m.messageId !== undefined) meta.messageId = m.messageId;
+  if (m.subject !== undefined) meta.subject = m.subject;
+  if (m.from !== undefined) meta.from = m.from;
+  if (m.autoSubmitted !== undefined) meta.autoSubmitted = m.autoSubmitted;
+  if (m.precedence !== undefined) meta.precedence = m.precedence;
+  if (m.xAutoResponseSuppress !== undefined) meta.xAutoResponseSuppress = m.xAutoResponseSuppress;
+  return meta;
+}
+
+/** Per-recipient status of a job from a message-store record. */
+export function recipientStatuses(e164s: readonly string[], info: Pick<MessageInfo, "messageStatus" | "to">): RecipientStatus[] {
+  const byNumber = new Map<string, { messageStatus?: string | undefined; faxErrorCode?: string | undefined }>();
+  for (const t of info.to ?? []) byNumber.set(normaliseNumber(t.phoneNumber), t);
+  return e164s.map((e164) => {
+    const entry = byNumber.get(normaliseNumber(e164));
+    const raw = entry?.messageStatus ?? info.messageStatus ?? "Queued";
+    const status = (KNOWN_STATUSES.has(raw) ? raw : "Unknown") as RecipientStatus["status"];
+    const code = entry?.faxErrorCode;
+    return code !== undefined && code !== "" && (status === "SendingFailed" || status === "DeliveryFailed") ? { e164, status, faxErrorCode: code } : { e164, status };
+  });
+}
+
+function isoTime(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+export class OutboundWorker {
+  readonly #deps: OutboundWorkerDeps;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #random: () => number;
+  readonly #tuning: WorkerTuning;
+  readonly #retrySchedule: readonly number[];
+  readonly #pollSchedule: readonly number[];
+  /** Jobs being worked on in this process, by id, with their recipient key. */
+  readonly #inFlight = new Map<string, { promise: Promise<void>; lane: "send" | "work"; key: string }>();
+  /** Side tasks (acceptance notices) to await on stop. */
+  readonly #side = new Set<Promise<void>>();
+  #started = false;
+  #stopping = false;
+  #startup: Promise<void> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #ticking: Promise<void> | undefined;
+  #again = false;
+  #lastGauge = 0;
+
+  constructor(deps: OutboundWorkerDeps) {
+    this.#deps = deps;
+    this.#log = deps.logger.child({ component: "outbound" });
+    this.#now = deps.now ?? Date.now;
+    this.#random = deps.random ?? Math.random;
+    this.#tuning = { ...DEFAULT_TUNING, ...(deps.tuning ?? {}) };
+    this.#retrySchedule = parseSchedule(deps.config.fax.retrySchedule);
+    this.#pollSchedule = parseSchedule(deps.config.fax.statusPollSchedule);
+  }
+
+  /** Reconcile interrupted submissions, then start the loop. Resolves when reconciliation is done. */
+  start(): Promise<void> {
+    if (this.#started) return this.#startup ?? Promise.resolve();
+    this.#started = true;
+    this.#log.info({ event: "worker.starting" }, "outbound worker starting");
+    this.#startup = this.#reconcileInterrupted().then(
+      () => {
+        this.#log.info({ event: "worker.started" }, "outbound worker started");
+        this.wake();
+      },
+      (err: unknown) => {
+        // The loop reconciles leftovers itself (it claims `submitting` jobs), so keep going.
+        this.#log.error({ event: "worker.reconcile_failed", err }, "reconciling interrupted submissions failed; the loop will retry them");
+        this.wake();
+      },
+    );
+    return this.#startup;
+  }
+
+  /** Look at the queue now (called when the SMTP server accepted a mail). */
+  wake(): void {
+    if (!this.#started || this.#stopping) return;
+    if (this.#ticking !== undefined) {
+      this.#again = true;
+      return;
+    }
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#tick();
+    }, 0);
+  }
+
+  /** Stop claiming, and wait for in-flight API calls, transitions and notices. */
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.#startup;
+    await this.#ticking;
+    await Promise.allSettled([...this.#inFlight.values()].map((f) => f.promise));
+    await Promise.allSettled([...this.#side]);
+    this.#log.info({ event: "worker.stopped" }, "outbound worker stopped");
+  }
+
+  // ------------------------------------------------------------------ loop
+
+  #tick(): void {
+    const run = this.#claimAndRun().catch((err: unknown) => {
+      this.#log.error({ event: "worker.tick_failed", err }, "claiming jobs failed");
+    });
+    this.#ticking = run.finally(() => {
+      this.#ticking = undefined;
+      if (this.#stopping) return;
+      if (this.#again) {
+        this.#again = false;
+        this.wake();
+        return;
+      }
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        this.#tick();
+      }, this.#tuning.idlePollMs);
+    });
+  }
+
+  async #claimAndRun(): Promise<void> {
+    const { store } = this.#deps;
+    const t = this.#tuning;
+    const now = this.#now();
+    await this.#refreshGauge(now);
+    let work = 0;
+    let sends = 0;
+    for (const f of this.#inFlight.values()) {
+      if (f.lane === "work") work++;
+      else sends++;
+    }
+    if (work < t.workConcurrency) {
+      const jobs = await store.claimDue(WORK_STATES, { limit: t.workConcurrency - work, leaseMs: t.leaseMs, now });
+      for (const job of jobs) this.#launch(job, "work");
+    }
+    const slots = Math.min(t.sendConcurrency - sends, this.#heavySlots(now));
+    if (slots > 0) {
+      const jobs = await store.claimDue(["parsed"], { limit: slots, leaseMs: t.leaseMs, now });
+      for (const job of jobs) this.#launch(job, "send");
+    }
+  }
+
+  /** Free Heavy slots according to the client's limiter (0 while it is held). */
+  #heavySlots(now: number): number {
+    const state = this.#deps.client.rateLimitState().Heavy;
+    if (state.heldUntil > now) return 0;
+    return state.remaining;
+  }
+
+  async #refreshGauge(now: number): Promise<void> {
+    if (now - this.#lastGauge < this.#tuning.gaugeIntervalMs) return;
+    this.#lastGauge = now;
+    const counts = await this.#deps.store.countByState();
+    for (const [state, n] of Object.entries(counts)) this.#deps.metrics.queueDepth.set({ state }, n);
+  }
+
+  #launch(job: OutboundJob, lane: "send" | "work"): void {
+    if (this.#inFlight.has(job.id)) return; // still working on it here; the claim only renewed the lease
+    const key = recipientKey(job.rcptTo.map((r) => r.e164));
+    const promise = this.#step(job)
+      .catch((err: unknown) => this.#stepFailed(job, err))
+      .finally(() => {
+        this.#inFlight.delete(job.id);
+        this.wake();
+      });
+    this.#inFlight.set(job.id, { promise, lane, key });
+  }
+
+  async #step(job: OutboundJob): Promise<void> {
+    switch (job.state) {
+      case "received":
+        return this.#parse(job);
+      case "parsed":
+        return this.#submit(job);
+      case "submitting":
+        return this.#reconcile(job, "parsed");
+      case "submitted":
+        return this.#poll(job);
+      case "final":
+      case "failed":
+        return this.#report(job);
+      case "notified":
+      case "cancelled":
+        return;
+    }
+  }
+
+  async #stepFailed(job: OutboundJob, err: unknown): Promise<void> {
+    const log = this.#log.child({ queueId: job.id });
+    if (err instanceof StateConflictError) {
+      log.warn({ event: "job.conflict", expected: err.expected, actual: err.actual }, "job moved by someone else; step dropped");
+      return;
+    }
+    log.error({ event: "worker.step_failed", state: job.state, err }, "job step failed; will retry");
+    const delay = pollDelay(this.#retrySchedule, job.attempts + 1);
+    try {
+      await this.#deps.store.reschedule(job.id, { from: job.state, nextAttemptAt: this.#now() + delay, error: `internal: ${errorMessage(err)}` });
+    } catch (e) {
+      log.error({ event: "worker.reschedule_failed", err: e }, "could not reschedule the job; its lease will expire");
+    }
+  }
+
+  #retryDelay(attempt: number, c?: Classification): number | undefined {
+    const d = delayFor(this.#retrySchedule, attempt, this.#tuning.jitter, this.#random);
+    if (d === undefined) return undefined;
+    return Math.max(d, c?.retryAfterMs ?? 0);
+  }
+
+  #data(job: OutboundJob): JobData | undefined {
+    const r = readJobData(job.faxRequest);
+    if (!r.ok) {
+      this.#log.error({ event: "job.data_invalid", queueId: job.id, error: r.error }, "job data unreadable; treating it as missing");
+      return undefined;
+    }
+    return r.data;
+  }
+
+  async #metaOf(job: OutboundJob): Promise<MailMeta | undefined> {
+    try {
+      return await readMailMeta(job.spoolPath);
+    } catch (err) {
+      this.#log.warn({ event: "job.meta_unreadable", queueId: job.id, err }, "could not read the original mail's headers");
+      return undefined;
+    }
+  }
+
+  async #freshWorkDir(id: string): Promise<string> {
+    await rm(join(this.#deps.spool.workDir, id), { recursive: true, force: true });
+    return this.#deps.spool.createWorkDir(id);
+  }
+
+  async #parseMail(job: OutboundJob, log: Logger): Promise<Awaited<ReturnType<typeof parseFaxMail>>> {
+    const workDir = await this.#freshWorkDir(job.id);
+    return parseFaxMail({
+      rawPath: job.spoolPath,
+      workDir,
+      envelope: job,
+      config: this.#deps.config.fax,
+      now: new Date(this.#now()),
+      log,
+    });
+  }
+
+  // ------------------------------------------------------------------ received → parsed
+
+  async #parse(job: OutboundJob): Promise<void> {
+    const { store, config } = this.#deps;
+    const log = this.#log.child({ queueId: job.id });
+    let result;
+    try {
+      result = await this.#parseMail(job, log);
+    } catch (err) {
+      if (!(err instanceof ExtractError)) throw err;
+      const delay = this.#retryDelay(job.attempts + 1);
+      if (delay === undefined) {
+        log.error({ event: "fax.parse_failed", err }, "could not extract the mail's documents; giving up");
+        await store.transition(job.id, "received", "failed", {
+          errorCode: "internal",
+          errorText: "the gateway could not read the stored email",
+          faxRequest: emptyJobData((await this.#metaOf(job)) ?? { references: [], isReport: false }),
+          nextAttemptAt: this.#now(),
+        });
+        this.#deps.metrics.faxesFailed.inc({ error_code: "internal" });
+        return;
+      }
+      log.warn({ event: "fax.parse_deferred", err }, "could not extract the mail's documents; will retry");
+      await store.reschedule(job.id, { from: "received", nextAttemptAt: this.#now() + delay, error: errorMessage(err) });
+      return;
+    }
+    if (!result.ok) {
+      const meta = (await this.#metaOf(job)) ?? { references: [], isReport: false };
+      await this.#refuse(job, result.refusal, meta, log);
+      return;
+    }
+    const mail = result.mail;
+    const meta = metaFromParsed(mail);
+    const windowMs = config.fax.duplicateWindowSeconds * 1000;
+    if (meta.messageId !== undefined && windowMs > 0) {
+      const dup = await store.findDuplicate({
+        messageId: meta.messageId,
+        recipients: job.rcptTo.map((r) => r.e164),
+        since: job.receivedAt - windowMs,
+        excludeId: job.id,
+      });
+      if (dup !== undefined) {
+        await store.transition(job.id, "received", "cancelled", { messageId: meta.messageId, errorCode: "duplicate", errorText: `duplicate of ${dup.id}` });
+        log.info({ event: "job.duplicate", duplicateOf: dup.id, messageId: meta.messageId }, "same Message-ID to the same recipients already queued; not faxed again");
+        await this.#cleanup(job.id, log);
+        return;
+      }
+    }
+    const pre = await preflight(mail.documents, mail.request);
+    if (!pre.ok) {
+      await this.#refuse(job, pre.refusal, meta, log);
+      return;
+    }
+    const data: JobData = {
+      ...emptyJobData(meta),
+      request: mail.request,
+      documents: mail.documents,
+      skipped: mail.meta.skipped,
+      ...(mail.forwardOf !== undefined && { forwardOf: mail.forwardOf }),
+    };
+    await store.transition(job.id, "received", "parsed", { messageId: meta.messageId ?? null, faxRequest: data, nextAttemptAt: this.#now() });
+  }
+
+  async #refuse(job: OutboundJob, refusal: FaxRefusal, meta: MailMeta, log: Logger): Promise<void> {
+    const data: JobData = { ...emptyJobData(meta), refusal: { rule: refusal.rule, message: refusal.message, ...(refusal.filename !== undefined && { filename: refusal.filename }) } };
+    await this.#deps.store.transition(job.id, job.state, "failed", {
+      messageId: meta.messageId ?? null,
+      errorCode: refusal.rule,
+      errorText: refusal.message,
+      faxRequest: data,
+      nextAttemptAt: this.#now(),
+    });
+    this.#deps.metrics.faxesFailed.inc({ error_code: refusal.rule });
+    log.info({ event: "fax.refused", rule: refusal.rule, filename: refusal.filename }, "mail refused; the sender gets a notice");
+  }
+
+  // ------------------------------------------------------------------ parsed → submitting → submitted
+
+  async #submit(job: OutboundJob): Promise<void> {
+    const { store, client, hooks } = this.#deps;
+    const log = this.#log.child({ queueId: job.id });
+    let data = this.#data(job);
+    if (data?.request === undefined) {
+      await store.transition(job.id, "parsed", "failed", { errorCode: "internal", errorText: "the gateway lost the fax request", nextAttemptAt: this.#now() });
+      return;
+    }
+    if (data.forwardOf === undefined && !(await this.#documentsPresent(data))) {
+      // The work directory was lost (e.g. a restored volume): extract again from the raw message.
+      log.warn({ event: "fax.documents_missing" }, "extracted documents missing; parsing the mail again");
+      const again = await this.#parseMail(job, log);
+      if (!again.ok) {
+        await this.#refuse(job, again.refusal, data.meta, log);
+        return;
+      }
+      data = { ...data, request: again.mail.request, documents: again.mail.documents };
+    }
+    const request = data.request;
+    if (request === undefined) return;
+    const startedAt = this.#now();
+    const submitting = await store.transition(job.id, "parsed", "submitting", {
+      submitStartedAt: startedAt,
+      faxRequest: data,
+      leaseUntil: startedAt + this.#tuning.submitLeaseMs,
+    });
+    log.info({ event: "fax.submitting", attempt: job.attempts + 1, recipients: request.to.length, documents: data.documents.length, forwardOf: data.forwardOf }, "sending fax");
+    let res;
+    try {
+      if (data.forwardOf !== undefined) {
+        res = await client.resendFax({
+          originalMessageId: data.forwardOf,
+          to: toSendRequest(request).to,
+          ...(request.sendTime !== undefined && { sendTime: request.sendTime }),
+        });
+      } else {
+        const documents: FaxDocument[] = data.documents.map((d) => ({ path: d.path, filename: d.filename, contentType: d.contentType, size: d.size }));
+        res = await client.sendFax(toSendRequest(request), documents);
+      }
+    } catch (err) {
+      await this.#submitFailed(submitting, data, err, log);
+      return;
+    }
+    const now = this.#now();
+    const statuses = recipientStatuses(job.rcptTo.map((r) => r.e164), res);
+    try {
+      await hooks?.beforeRecordSubmit?.(job.id, res.id);
+      await store.transition(job.id, "submitting", "submitted", {
+        rcMessageId: res.id,
+        status: statuses,
+        faxRequest: { ...data, submittedAt: now },
+        nextAttemptAt: this.#firstPollAt(now, request.sendTime),
+      });
+    } catch (err) {
+      log.error(
+        { event: "fax.record_failed", rcMessageId: res.id, err },
+        "RingCentral accepted the fax but recording it failed; it stays submitting and will be reconciled (not resent)",
+      );
+      return;
+    }
+    this.#deps.metrics.faxesSubmitted.inc();
+    log.info({ event: "fax.submitted", rcMessageId: res.id, messageStatus: res.messageStatus, sendTime: request.sendTime }, "fax accepted by RingCentral");
+    if (this.#deps.config.fax.notifyOnAccept) {
+      const notice = this.#acceptedNotice(job.id).finally(() => this.#side.delete(notice));
+      this.#side.add(notice);
+    }
+  }
+
+  async #documentsPresent(data: JobData): Promise<boolean> {
+    try {
+      for (const d of data.documents) await access(d.path);
+      return true;
+    } catch {
+      // ENOENT or unreadable: the caller re-extracts them
+      return false;
+    }
+  }
+
+  #firstPollAt(now: number, sendTime: string | undefined): number {
+    const first = pollDelay(this.#pollSchedule, 1);
+    const at = sendTime !== undefined ? Date.parse(sendTime) : NaN;
+    return Number.isFinite(at) && at > now ? at + first : now + first;
+  }
+
+  async #submitFailed(job: OutboundJob, data: JobData, err: unknown, log: Logger): Promise<void> {
+    const { store, metrics } = this.#deps;
+    const c = classify(err);
+    const now = this.#now();
+    if (c.action === "fail") {
+      const parameterName = err instanceof RcApiError ? err.parameterName : undefined;
+      log.warn({ event: "fax.rejected", code: c.code, reason: c.reason, err }, "RingCentral refused the fax permanently");
+      await store.transition(job.id, "submitting", "failed", {
+        errorCode: c.code,
+        errorText: c.reason,
+        faxRequest: { ...data, failureAdvice: describeRcError(c.code, parameterName).advice },
+        nextAttemptAt: now,
+      });
+      metrics.faxesFailed.inc({ error_code: c.code });
+      return;
+    }
+    const delay = this.#retryDelay(job.attempts + 1, c);
+    if (delay === undefined) {
+      if (c.maybeSent) {
+        log.warn({ event: "fax.retries_exhausted", code: c.code }, "retries exhausted; checking RingCentral for the fax before giving up");
+        await this.#reconcile(job, "failed", c);
+        return;
+      }
+      await this.#giveUp(job, c, log);
+      return;
+    }
+    log.warn(
+      { event: "fax.deferred", code: c.code, reason: c.reason, maybeSent: c.maybeSent, delayMs: delay, attempt: job.attempts + 1, err },
+      c.maybeSent ? "fax send failed in a way RingCentral may have processed; will reconcile before resending" : "fax send failed; will retry",
+    );
+    await store.reschedule(job.id, {
+      from: "submitting",
+      to: c.maybeSent ? "submitting" : "parsed",
+      nextAttemptAt: now + delay,
+      error: `${c.code}: ${c.reason}`,
+    });
+  }
+
+  async #giveUp(job: OutboundJob, c: Classification, log: Logger): Promise<void> {
+    log.error({ event: "fax.gave_up", code: c.code, attempts: job.attempts + 1 }, "fax retries exhausted");
+    await this.#deps.store.transition(job.id, "submitting", "failed", {
+      errorCode: c.code,
+      errorText: `${c.reason} (gave up after ${job.attempts + 1} attempts)`,
+      nextAttemptAt: this.#now(),
+    });
+    this.#deps.metrics.faxesFailed.inc({ error_code: c.code });
+  }
+
+  // ------------------------------------------------------------------ submitting: reconcile
+
+  async #reconcileInterrupted(): Promise<void> {
+    const jobs = await this.#deps.store.findInterruptedSubmissions(this.#now());
+    if (jobs.length > 0) this.#log.warn({ event: "worker.interrupted_submissions", count: jobs.length }, "reconciling interrupted fax submissions");
+    for (const job of jobs) {
+      if (this.#stopping) return;
+      try {
+        await this.#reconcile(job, "parsed");
+      } catch (err) {
+        await this.#stepFailed(job, err);
+      }
+    }
+  }
+
+  /**
+   * Find the fax a `submitting` job may have created; adopt it (→ submitted) or,
+   * when RingCentral has none, move on (`parsed` for a fresh attempt, or `failed`).
+   */
+  async #reconcile(job: OutboundJob, notFound: "parsed" | "failed", cause?: Classification): Promise<void> {
+    const { store } = this.#deps;
+    const log = this.#log.child({ queueId: job.id });
+    const key = recipientKey(job.rcptTo.map((r) => r.e164));
+    for (const [id, f] of this.#inFlight) {
+      if (id !== job.id && f.lane === "send" && f.key === key) {
+        // A send to the same numbers is in flight here: its fax could be mistaken for ours. Look again shortly.
+        await store.reschedule(job.id, { from: "submitting", nextAttemptAt: this.#now() + this.#tuning.idlePollMs, error: "reconcile: waiting for a send to the same numbers" });
+        return;
+      }
+    }
+    const data = this.#data(job);
+    const since = (job.submitStartedAt ?? job.receivedAt) - this.#tuning.reconcileSkewMs;
+    let found: MessageInfo | undefined;
+    try {
+      found = await this.#findFax(job, key, since, data);
+    } catch (err) {
+      const delay = pollDelay(this.#retrySchedule, job.attempts + 1);
+      log.warn({ event: "fax.reconcile_deferred", err, delayMs: delay }, "could not search RingCentral's message store; will try again (never resending blindly)");
+      await store.reschedule(job.id, { from: "submitting", nextAttemptAt: this.#now() + delay, error: `reconcile: ${errorMessage(err)}` });
+      return;
+    }
+    const now = this.#now();
+    if (found !== undefined) {
+      const created = Date.parse(found.creationTime ?? "");
+      const statuses = recipientStatuses(job.rcptTo.map((r) => r.e164), found);
+      await store.transition(job.id, "submitting", "submitted", {
+        rcMessageId: found.id,
+        status: statuses,
+        ...(data !== undefined && { faxRequest: { ...data, submittedAt: Number.isFinite(created) ? created : now } }),
+        nextAttemptAt: now,
+      });
+      this.#deps.metrics.faxesSubmitted.inc();
+      log.info({ event: "fax.reconciled", outcome: "adopted", rcMessageId: found.id }, "found the fax at RingCentral; adopted it");
+      return;
+    }
+    if (notFound === "parsed") {
+      await store.transition(job.id, "submitting", "parsed", { submitStartedAt: null, nextAttemptAt: now });
+      log.info({ event: "fax.reconciled", outcome: "not_found" }, "RingCentral has no such fax; it will be sent again");
+      this.wake();
+      return;
+    }
+    await this.#giveUp(job, cause ?? classify(undefined), log);
+  }
+
+  async #findFax(job: OutboundJob, key: string, since: number, data: JobData | undefined): Promise<MessageInfo | undefined> {
+    const candidates: { info: MessageInfo; created: number }[] = [];
+    for await (const m of this.#deps.client.listMessages({ messageType: ["Fax"], direction: ["Outbound"], dateFrom: isoTime(since), perPage: 250 })) {
+      if (m.direction !== undefined && m.direction !== "Outbound") continue;
+      if (m.type !== undefined && m.type !== "Fax") continue;
+      const created = Date.parse(m.creationTime ?? "");
+      if (Number.isFinite(created) && created < since) continue;
+      if (recipientKey((m.to ?? []).map((t) => normaliseNumber(t.phoneNumber))) !== key) continue;
+      const cover = data?.request?.coverPageText;
+      if (cover !== undefined && m.coverPageText !== undefined && m.coverPageText !== cover) continue;
+      candidates.push({ info: m, created: Number.isFinite(created) ? created : Number.MAX_SAFE_INTEGER });
+    }
+    candidates.sort((a, b) => a.created - b.created);
+    for (const c of candidates) {
+      const owner = await this.#ownerOf(c.info.id);
+      if (owner === undefined || owner === job.id) return c.info;
+    }
+    return undefined;
+  }
+
+  /** The job that recorded this RingCentral message id, if any (a scan: reconciliation is rare). */
+  async #ownerOf(rcMessageId: string): Promise<string | undefined> {
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.#deps.store.list({ state: ["submitted", "final", "notified", "failed"], limit: 500, ...(after !== undefined && { after }) });
+      for (const j of page) if (j.rcMessageId === rcMessageId) return j.id;
+      const last = page.at(-1);
+      if (last === undefined || page.length < 500) return undefined;
+      after = last.id;
+    }
+  }
+
+  // ------------------------------------------------------------------ submitted → final
+
+  async #poll(job: OutboundJob): Promise<void> {
+    const { store, client } = this.#deps;
+    const log = this.#log.child({ queueId: job.id, rcMessageId: job.rcMessageId });
+    const data = this.#data(job) ?? emptyJobData({ references: [], isReport: false });
+    const rcId = job.rcMessageId;
+    const e164s = job.rcptTo.map((r) => r.e164);
+    if (rcId === null) {
+      await store.transition(job.id, "submitted", "failed", { errorCode: "internal", errorText: "the gateway lost the RingCentral message id", nextAttemptAt: this.#now() });
+      return;
+    }
+    const polls = data.polls + 1;
+    let info: MessageInfo;
+    try {
+      info = await client.getMessage(rcId);
+    } catch (err) {
+      const now = this.#now();
+      if (err instanceof RcApiError && err.status === 404) {
+        log.warn({ event: "fax.vanished" }, "the fax is no longer in RingCentral's message store");
+        await this.#finalize(job, { ...data, polls, statusProblem: "the fax was deleted from RingCentral's message store" }, e164s.map((e164) => ({ e164, status: "Unknown" as const })), log);
+        return;
+      }
+      const delay = pollDelay(this.#pollSchedule, polls);
+      log.warn({ event: "fax.poll_failed", err, delayMs: delay }, "status poll failed; will poll again");
+      await store.transition(job.id, "submitted", "submitted", { faxRequest: { ...data, polls }, nextAttemptAt: now + delay });
+      return;
+    }
+    const now = this.#now();
+    const statuses = recipientStatuses(e164s, info);
+    const sentSeenAt = data.sentSeenAt ?? (statuses.some((s) => s.status === "Sent") ? now : undefined);
+    const graceOver = sentSeenAt !== undefined && now - sentSeenAt >= this.#tuning.sentGraceMs;
+    const next: JobData = {
+      ...data,
+      polls,
+      ...(sentSeenAt !== undefined && { sentSeenAt }),
+      ...(info.faxPageCount !== undefined && { pages: info.faxPageCount }),
+    };
+    const allFinal = statuses.every((s) => FINAL_STATUSES.has(s.status) || (s.status === "Sent" && graceOver));
+    if (allFinal) {
+      await this.#finalize(job, next, statuses, log);
+      return;
+    }
+    const sendAt = Date.parse(data.request?.sendTime ?? "");
+    const from = Math.max(data.submittedAt ?? job.submitStartedAt ?? job.receivedAt, Number.isFinite(sendAt) ? sendAt : 0);
+    const timeoutMs = this.#deps.config.fax.statusTimeoutHours * 3_600_000;
+    if (now - from >= timeoutMs) {
+      log.warn({ event: "fax.status_timeout", statuses }, "no final status in time; reporting what is known");
+      await this.#finalize(job, { ...next, statusProblem: `no final status after ${this.#deps.config.fax.statusTimeoutHours} hours` }, statuses, log);
+      return;
+    }
+    let nextAt = now + pollDelay(this.#pollSchedule, polls + 1);
+    if (Number.isFinite(sendAt) && sendAt > now) nextAt = Math.max(nextAt, sendAt + pollDelay(this.#pollSchedule, 1));
+    if (sentSeenAt !== undefined && !graceOver) nextAt = Math.min(nextAt, sentSeenAt + this.#tuning.sentGraceMs);
+    const changed = JSON.stringify(statuses) !== JSON.stringify(job.status);
+    if (changed) log.info({ event: "fax.status", messageStatus: info.messageStatus, statuses }, "fax status changed");
+    await store.transition(job.id, "submitted", "submitted", { status: statuses, faxRequest: next, nextAttemptAt: Math.max(nextAt, now + 1) });
+  }
+
+  async #finalize(job: OutboundJob, data: JobData, statuses: RecipientStatus[], log: Logger): Promise<void> {
+    const now = this.#now();
+    await this.#deps.store.transition(job.id, "submitted", "final", {
+      status: statuses,
+      faxRequest: { ...data, completedAt: now },
+      nextAttemptAt: now,
+    });
+    for (const s of statuses) this.#deps.metrics.faxesFinal.inc({ status: s.status, error_code: s.faxErrorCode ?? "none" });
+    this.#deps.metrics.faxDeliverySeconds.observe(Math.max(0, now - job.receivedAt) / 1000);
+    log.info({ event: "fax.final", statuses, pages: data.pages, statusProblem: data.statusProblem }, "fax reached its final status");
+  }
+
+  // ------------------------------------------------------------------ final/failed → notified
+
+  #reportInput(job: OutboundJob, data: JobData | undefined, meta: MailMeta | undefined, kind: ReportKind): ReportInput {
+    const recipients: RecipientStatus[] =
+      job.status !== null && job.status.length > 0 ? [...job.status] : job.rcptTo.map((r) => ({ e164: r.e164, status: kind === "accepted" ? "Queued" : "Unknown" }));
+    const input: ReportInput = {
+      kind,
+      queueId: job.id,
+      to: job.mailFrom,
+      recipients,
+      receivedAt: job.receivedAt,
+      documents: (data?.documents ?? []).map((d) => ({ name: d.originalFilename ?? d.filename, size: d.size, path: d.path, contentType: d.contentType })),
+      original: {
+        references: meta?.references ?? [],
+        ...(meta?.messageId !== undefined && { messageId: meta.messageId }),
+        ...(meta?.subject !== undefined && { subject: meta.subject }),
+      },
+      ...(job.rcMessageId !== null && { rcMessageId: job.rcMessageId }),
+      ...(data?.pages !== undefined && { pages: data.pages }),
+      ...(data?.submittedAt !== undefined && { submittedAt: data.submittedAt }),
+      ...(data?.completedAt !== undefined && { completedAt: data.completedAt }),
+      ...(data?.request?.sendTime !== undefined && { sendTime: data.request.sendTime }),
+      ...(data?.forwardOf !== undefined && { forwardOf: data.forwardOf }),
+      ...(data?.statusProblem !== undefined && { statusProblem: data.statusProblem }),
+    };
+    if (kind === "failed") {
+      const r = data?.refusal;
+      if (r !== undefined) return { ...input, refusal: { rule: r.rule, message: r.message, ...(r.filename !== undefined && { filename: r.filename }) } };
+      return {
+        ...input,
+        failure: {
+          code: job.errorCode ?? "unknown",
+          reason: job.errorText ?? "unknown error",
+          ...(data?.failureAdvice !== undefined && { advice: data.failureAdvice }),
+        },
+      };
+    }
+    return input;
+  }
+
+  async #report(job: OutboundJob): Promise<void> {
+    const { store, mail, config } = this.#deps;
+    const log = this.#log.child({ queueId: job.id });
+    const from = job.state;
+    const data = this.#data(job);
+    const meta = data?.meta ?? (await this.#metaOf(job));
+    const suppressed = suppressReason(job.mailFrom, meta);
+    const base = data ?? emptyJobData(meta ?? { references: [], isReport: false });
+    if (suppressed !== undefined) {
+      log.info({ event: "report.suppressed", reason: suppressed, from: job.mailFrom }, "no report for this sender (loop safety)");
+      await store.transition(job.id, from, "notified", { notifiedAt: this.#now(), faxRequest: { ...base, report: { outcome: "suppressed", at: this.#now(), detail: suppressed } } });
+      await this.#cleanup(job.id, log);
+      return;
+    }
+    const composed = composeReport(this.#reportInput(job, data, meta, from === "failed" ? "failed" : "final"), {
+      from: config.mail.from,
+      attachDocuments: config.fax.reportAttachDocuments,
+    });
+    try {
+      await mail.send(composed.mail);
+    } catch (err) {
+      const temporary = err instanceof MailDeliveryError ? err.temporary : true;
+      const delay = temporary ? this.#retryDelay(job.attempts + 1) : undefined;
+      if (delay !== undefined) {
+        log.warn({ event: "report.deferred", err, delayMs: delay }, "sender report not delivered; will retry");
+        await store.reschedule(job.id, { from, nextAttemptAt: this.#now() + delay, error: `report: ${errorMessage(err)}` });
+        return;
+      }
+      log.error(
+        { event: "report.failed", err, to: job.mailFrom, permanent: !temporary, messageId: composed.mail.messageId },
+        "sender report could not be delivered; giving up on it",
+      );
+      await store.transition(job.id, from, "notified", {
+        notifiedAt: this.#now(),
+        faxRequest: { ...base, report: { outcome: "failed", at: this.#now(), detail: errorMessage(err) } },
+      });
+      await this.#cleanup(job.id, log);
+      return;
+    }
+    log.info({ event: "report.sent", to: job.mailFrom, status: composed.status, messageId: composed.mail.messageId }, "sender report sent");
+    await store.transition(job.id, from, "notified", { notifiedAt: this.#now(), faxRequest: { ...base, report: { outcome: "sent", at: this.#now() } } });
+    await this.#cleanup(job.id, log);
+  }
+
+  /** The optional notice when RingCentral accepted the fax; best effort, one try. */
+  async #acceptedNotice(jobId: string): Promise<void> {
+    const log = this.#log.child({ queueId: jobId });
+    try {
+      const job = await this.#deps.store.get(jobId);
+      if (job === undefined) return;
+      const data = this.#data(job);
+      const meta = data?.meta;
+      const suppressed = suppressReason(job.mailFrom, meta);
+      if (suppressed !== undefined) {
+        log.info({ event: "report.suppressed", kind: "accepted", reason: suppressed }, "no acceptance notice for this sender (loop safety)");
+        return;
+      }
+      const composed = composeReport(this.#reportInput(job, data, meta, "accepted"), { from: this.#deps.config.mail.from, attachDocuments: false });
+      await this.#deps.mail.send(composed.mail);
+      log.info({ event: "report.accepted_sent", to: job.mailFrom, messageId: composed.mail.messageId }, "acceptance notice sent");
+    } catch (err) {
+      log.warn({ event: "report.accepted_failed", err }, "acceptance notice not delivered (the final report still follows)");
+    }
+  }
+
+  async #cleanup(id: string, log: Logger): Promise<void> {
+    try {
+      await this.#deps.spool.remove(id);
+    } catch (err) {
+      log.error({ event: "spool.remove_failed", err }, "could not remove the job's spool files");
+    }
+  }
+}

@@ -172,7 +172,7 @@ export class FaxService {
     } catch (err) {
       if (writer) {
         writer.abort();
-        uploads.push({ path: writer.path } as Upload);
+        await rm(writer.path, { force: true });
       }
       throw err;
     }

@@ -334,6 +334,7 @@ export async function parseFaxMail(input: ParseInput): Promise<ParseResult> {
       log.debug({ event: "fax.parse.attachment", index, filename, size: doc.size }, "attachment extracted");
     }
   } catch (err) {
+    source.destroy(); // `pipe` does not close the file when the parser fails
     await removeAll(written, log);
     if (err instanceof ExtractError) throw err;
     if (sourceError) throw new ExtractError(`could not read ${input.rawPath}: ${errorMessage(sourceError)}`, { cause: sourceError });

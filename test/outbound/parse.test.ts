@@ -252,6 +252,11 @@ describe("parseFaxMail: documents", () => {
     expect(text).toContain("bytes that are not UTF-8");
   });
 
+  it("throws ExtractError (not a refusal) when the work directory cannot be written", async () => {
+    const raw = await compose({ subject: "s", text: "t", attachments: [{ filename: "a.pdf", content: pdf("a") }] });
+    await expect(parse(raw, { workDir: join(dir, "no-such-dir") })).rejects.toBeInstanceOf(ExtractError);
+  });
+
   it("throws ExtractError (not a refusal) when the raw message cannot be read", async () => {
     await expect(parse(join(dir, "missing.eml"))).rejects.toBeInstanceOf(ExtractError);
   });

@@ -100,17 +100,17 @@ class DirSyncer {
   }
 
   sync(): Promise<void> {
-    if (this.#waiting === undefined) {
-      let resolve!: () => void;
-      let reject!: (e: unknown) => void;
-      const promise = new Promise<void>((res, rej) => {
-        resolve = res;
-        reject = rej;
-      });
-      this.#waiting = { promise, resolve, reject };
-      if (!this.#inFlight) this.#start();
-    }
-    return this.#waiting.promise;
+    const joined = this.#waiting;
+    if (joined !== undefined) return joined.promise;
+    let resolve!: () => void;
+    let reject!: (e: unknown) => void;
+    const promise = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    this.#waiting = { promise, resolve, reject };
+    if (!this.#inFlight) this.#start();
+    return promise;
   }
 
   #start(): void {

@@ -29,6 +29,7 @@
  */
 import type { Db, Migration } from "./db.js";
 import type { Logger } from "../log.js";
+import { GroupCommitter, type CommitStats, type SqlValue } from "./group-commit.js";
 
 export const JOB_STATES = ["received", "parsed", "submitting", "submitted", "final", "notified", "failed", "cancelled"] as const;
 export type JobState = (typeof JOB_STATES)[number];
@@ -182,6 +183,8 @@ export interface OutboundStore {
    * whose lease (if any) has expired: a crash interrupted them, they need reconciling.
    */
   findInterruptedSubmissions(startedBefore: number): Promise<OutboundJob[]>;
+  /** Finish pending inserts and release resources (before the database closes). */
+  close(): Promise<void>;
 }
 
 export class StateConflictError extends Error {
@@ -308,44 +311,40 @@ const PATCH_COLUMNS: { readonly [K in keyof JobPatch]-?: { column: string; json:
   leaseUntil: { column: "lease_until", json: false },
 };
 
-type SqlValue = string | number | null;
-
-interface PendingInsert {
-  readonly params: SqlValue[];
-  readonly job: OutboundJob;
-  readonly resolve: (job: OutboundJob) => void;
-  readonly reject: (err: unknown) => void;
-}
-
 export interface SqliteOutboundStoreOptions {
   readonly logger: Logger;
   /** Clock, for tests. */
   readonly now?: () => number;
+  /**
+   * Where group commits run: "worker" (default for a database file) commits on
+   * a worker thread so the fsync never blocks the event loop; "inline" commits
+   * on this connection (always so for ":memory:").
+   */
+  readonly groupCommit?: "worker" | "inline";
 }
+
+const INSERT_SQL = `INSERT INTO outbound_jobs (id, state, mail_from, rcpt_to, rcpt_key, spool_path, size, received_at, client_ip, client_user, attempts, next_attempt_at, updated_at)
+  VALUES (?, 'received', ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`;
 
 /**
  * OutboundStore on the SQLite database from openDatabase() (which must have
- * been opened with `outboundMigration`). Inserts use group commit: all
- * inserts requested in the same event-loop turn go into one transaction, so
- * one fsync covers the batch; each caller's promise settles after that commit.
+ * been opened with `outboundMigration`). Inserts use group commit (see
+ * ./group-commit.ts): all inserts requested in the same event-loop turn, and
+ * those arriving while a commit runs, go into one transaction, so one fsync
+ * covers the batch; each caller's promise settles after that commit.
  */
 export class SqliteOutboundStore implements OutboundStore {
   readonly #db: Db;
   readonly #log: Logger;
   readonly #now: () => number;
-  #pending: PendingInsert[] = [];
-  #flushScheduled = false;
-  readonly #insert;
+  readonly #committer: GroupCommitter;
   readonly #get;
 
   constructor(db: Db, opts: SqliteOutboundStoreOptions) {
     this.#db = db;
     this.#log = opts.logger;
     this.#now = opts.now ?? Date.now;
-    this.#insert = db.prepare<SqlValue[]>(
-      `INSERT INTO outbound_jobs (id, state, mail_from, rcpt_to, rcpt_key, spool_path, size, received_at, client_ip, client_user, attempts, next_attempt_at, updated_at)
-       VALUES (?, 'received', ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
-    );
+    this.#committer = new GroupCommitter(db, INSERT_SQL, { inline: opts.groupCommit === "inline" });
     this.#get = db.prepare<[string], Row>("SELECT * FROM outbound_jobs WHERE id = ?");
   }
 
@@ -389,49 +388,23 @@ export class SqliteOutboundStore implements OutboundStore {
       notifiedAt: null,
       updatedAt: now,
     };
-    return new Promise<OutboundJob>((resolve, reject) => {
-      this.#pending.push({ params, job: full, resolve, reject });
-      if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        setImmediate(() => this.#flush());
-      }
+    return this.#committer.insert(params).then(() => {
+      this.#log.info(
+        { event: "job.received", queueId: full.id, from: full.mailFrom, to: full.rcptTo.map((r) => r.e164), size: full.size, client: full.client.ip },
+        "job received",
+      );
+      return full;
     });
   }
 
-  #flush(): void {
-    const batch = this.#pending;
-    this.#pending = [];
-    this.#flushScheduled = false;
-    if (batch.length === 0) return;
-    try {
-      this.#db.transaction(() => {
-        for (const p of batch) this.#insert.run(...p.params);
-      })();
-    } catch (err) {
-      // One bad row must not fail the others: retry each in its own transaction.
-      this.#log.warn({ event: "store.group_commit_failed", err, batch: batch.length }, "group commit failed; inserting one by one");
-      for (const p of batch) {
-        try {
-          this.#insert.run(...p.params);
-          this.#logReceived(p.job);
-          p.resolve(p.job);
-        } catch (e) {
-          p.reject(e);
-        }
-      }
-      return;
-    }
-    for (const p of batch) {
-      this.#logReceived(p.job);
-      p.resolve(p.job);
-    }
+  /** Group-commit counters (batches, rows, largest batch), for tests and the benchmark. */
+  get commitStats(): Readonly<CommitStats> {
+    return this.#committer.stats;
   }
 
-  #logReceived(job: OutboundJob): void {
-    this.#log.info(
-      { event: "job.received", queueId: job.id, from: job.mailFrom, to: job.rcptTo.map((r) => r.e164), size: job.size, client: job.client.ip },
-      "job received",
-    );
+  /** Finish pending inserts and stop the commit worker. Call before closing the database. */
+  close(): Promise<void> {
+    return this.#committer.close();
   }
 
   async claimDue(states: readonly JobState[], opts: ClaimOptions): Promise<OutboundJob[]> {

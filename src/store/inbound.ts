@@ -24,6 +24,8 @@
  * Workers claim due rows with an expiring lease (`lease_until`); finishing,
  * deferring or dying releases it. A crashed worker's lease simply expires.
  */
+import type { Logger } from "../log.js";
+import { newId } from "../util/ids.js";
 import type { Db, Migration } from "./db.js";
 
 export const INBOUND_STATES = ["discovered", "delivered", "dead"] as const;
@@ -240,18 +242,28 @@ function clip(text: string): string {
   return text.length > 1000 ? `${text.slice(0, 997)}...` : text;
 }
 
+export interface SqliteInboundStoreOptions {
+  readonly db: Db;
+  readonly logger: Logger;
+  /** Row ids; default src/util/ids.ts newId. */
+  readonly newId?: (now: number) => string;
+}
+
 /**
  * InboundStore on the SQLite database from openDatabase() (opened with
- * `inboundMigration`). `newId` makes our row ids (src/util/ids.ts).
+ * `inboundMigration`).
  */
 export class SqliteInboundStore implements InboundStore {
   readonly #db: Db;
   readonly #newId: (now: number) => string;
   readonly #stmts;
+  readonly #log: Logger;
 
-  constructor(db: Db, opts: { newId: (now: number) => string }) {
+  constructor(opts: SqliteInboundStoreOptions) {
+    const db = opts.db;
     this.#db = db;
-    this.#newId = opts.newId;
+    this.#log = opts.logger;
+    this.#newId = opts.newId ?? newId;
     this.#stmts = {
       getCursor: db.prepare<[string], CursorRow>("SELECT sync_token, sync_time, last_full_sync_at FROM inbound_sync WHERE extension = ?"),
       putCursor: db.prepare<[string, string, string | null, number | null, number]>(
@@ -422,6 +434,7 @@ export class SqliteInboundStore implements InboundStore {
       const after = this.#stmts.get.get(id);
       return after === undefined ? undefined : fromRow(after);
     })();
+    if (r !== undefined) this.#log.info({ event: "inbound.redeliver", faxId: id, rcMessageId: r.rcMessageId }, "fax queued for redelivery");
     return Promise.resolve(r);
   }
 

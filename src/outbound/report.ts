@@ -111,7 +111,7 @@ export function refusalPhrase(refusal: { rule: string; message: string; filename
     case "encrypted-pdf":
       return `${f} is password-protected`;
     case "tnef":
-      return `${f} is Outlook Rich Text (winmail.dat)`;
+      return "the attachment is in Outlook Rich Text format (winmail.dat)";
     case "embedded-message":
       return `${f} is a forwarded email`;
     case "nothing-to-fax":

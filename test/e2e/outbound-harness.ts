@@ -1,0 +1,280 @@
+/**
+ * Email → fax end to end, every piece real on loopback: a nodemailer client
+ * talks SMTP to createSmtpServer, which spools into a SQLite store in a temp
+ * dir; the OutboundWorker sends through the real RingCentralClient to the
+ * RingCentral emulator, and reports arrive at an SmtpSink.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { Writable } from "node:stream";
+import nodemailer from "nodemailer";
+import type Mail from "nodemailer/lib/mailer/index.js";
+import { Agent, request } from "undici";
+import type { z } from "zod";
+import { configSchema, type Config } from "../../src/config/schema.js";
+import { startEmulator, type Emulator, type EmulatorOptions } from "../../src/emulator/index.js";
+import { createLogger, type Logger } from "../../src/log.js";
+import { createMailSender, type MailSender } from "../../src/mail/transport.js";
+import { Metrics } from "../../src/metrics.js";
+import { OutboundWorker, type WorkerHooks, type WorkerTuning } from "../../src/outbound/worker.js";
+import { RingCentralClient } from "../../src/rc/client.js";
+import { createSmtpServer, type FaxSmtpServer } from "../../src/smtp/server.js";
+import { Spool } from "../../src/spool/spool.js";
+import { openDatabase, type Db } from "../../src/store/db.js";
+import { outboundMigration, SqliteOutboundStore, type JobState, type OutboundJob } from "../../src/store/outbound.js";
+import { SmtpSink } from "../helpers/smtp-sink.js";
+import { tempDir } from "../helpers/tmp.js";
+import { waitFor } from "../helpers/wait.js";
+
+type ConfigInput = z.input<typeof configSchema>;
+
+export interface LogLine {
+  level: string;
+  event?: string;
+  msg?: string;
+  [key: string]: unknown;
+}
+
+export interface SentFax {
+  id: string;
+  layout: string;
+  to: { phoneNumber: string; name?: string }[];
+  sendTime: string | null;
+  originalMessageId: string | null;
+  coverPageText: string | null;
+  attachments: { filename: string; contentType: string; size: number; sha256: string }[];
+  receivedAt: string;
+}
+
+export interface CallSnapshot {
+  total: number;
+  byGroup: Record<string, number>;
+  byRoute: Record<string, number>;
+  byStatus: Record<string, number>;
+  byRouteStatus: Record<string, Record<string, number>>;
+}
+
+export interface HarnessOptions {
+  emulator?: EmulatorOptions;
+  fax?: NonNullable<ConfigInput["fax"]>;
+  /** Client-side limits (default: the emulator's Heavy limit and window, when given). */
+  rateLimits?: Partial<Config["ringcentral"]["rateLimits"]>;
+  tuning?: Partial<WorkerTuning>;
+  hooks?: WorkerHooks;
+  /** Start the worker right away (default true). */
+  startWorker?: boolean;
+}
+
+export const FAST_TUNING: Partial<WorkerTuning> = {
+  idlePollMs: 25,
+  leaseMs: 5_000,
+  submitLeaseMs: 5_000,
+  sentGraceMs: 1_500,
+  reconcileSkewMs: 5_000,
+  gaugeIntervalMs: 100,
+};
+
+/** A small PDF whose bytes differ per call (random padding in a comment). */
+export function makePdf(label = "doc"): Buffer {
+  const body = `%PDF-1.4\n% ${label} ${randomBytes(16).toString("hex")}\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n`;
+  return Buffer.from(body, "latin1");
+}
+
+export function sha256(b: Buffer): string {
+  return createHash("sha256").update(b).digest("hex");
+}
+
+export class OutboundHarness {
+  readonly logs: LogLine[] = [];
+  readonly dir = tempDir("faxbridge-e2e-");
+  readonly sink = new SmtpSink();
+  readonly metrics = new Metrics({ defaultMetrics: false });
+  readonly opts: HarnessOptions;
+  emu!: Emulator;
+  client!: RingCentralClient;
+  db!: Db;
+  store!: SqliteOutboundStore;
+  spool!: Spool;
+  smtp!: FaxSmtpServer;
+  smtpPort = 0;
+  mail!: MailSender;
+  worker: OutboundWorker | undefined;
+  config!: Config;
+  logger!: Logger;
+  readonly #agent = new Agent({ keepAliveTimeout: 10 });
+  readonly #transports: ReturnType<typeof nodemailer.createTransport>[] = [];
+
+  constructor(opts: HarnessOptions = {}) {
+    this.opts = opts;
+  }
+
+  async start(): Promise<this> {
+    const lines = this.logs;
+    const dest = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        for (const text of chunk.toString("utf8").split("\n")) {
+          if (text.trim() === "") continue;
+          try {
+            lines.push(JSON.parse(text) as LogLine);
+          } catch {
+            lines.push({ level: "raw", msg: text });
+          }
+        }
+        cb();
+      },
+    });
+    this.logger = createLogger({ level: "debug", destination: dest });
+    await this.sink.start();
+    this.emu = await startEmulator({ faxTimings: { queuedMs: 60, sentMs: 60 }, ...this.opts.emulator });
+    const heavy = this.opts.emulator?.limits?.Heavy;
+    const windowSeconds = this.opts.emulator?.windowSeconds;
+    this.config = configSchema.parse({
+      dataDir: this.dir.path,
+      smtp: { host: "127.0.0.1", port: 0 },
+      ringcentral: {
+        serverUrl: this.emu.url,
+        clientId: "id",
+        jwt: "jwt",
+        rateLimits: {
+          ...(heavy !== undefined && { heavy }),
+          ...(windowSeconds !== undefined && { windowSeconds }),
+          ...this.opts.rateLimits,
+        },
+      },
+      fax: { retrySchedule: "50ms,100ms,150ms,200ms", statusPollSchedule: "50ms,100ms", statusTimeoutHours: 1, numberCheck: "possible", ...this.opts.fax },
+      mail: { url: this.sink.url, from: "Fax Gateway <faxbridge@gw.test>" },
+    });
+    this.db = openDatabase(`${this.dir.path}/faxbridge.db`, [outboundMigration]);
+    this.store = new SqliteOutboundStore(this.db, { logger: this.logger, groupCommit: "inline" });
+    this.spool = await Spool.open({ dataDir: this.dir.path, logger: this.logger });
+    this.client = new RingCentralClient({
+      serverUrl: this.emu.url,
+      clientId: "id",
+      clientSecret: "",
+      jwt: "jwt",
+      logger: this.logger.child({ component: "ringcentral" }),
+      rateLimits: this.config.ringcentral.rateLimits,
+      dispatcher: this.#agent,
+      requestTimeoutMs: 10_000,
+      retry: { baseDelayMs: 20, maxDelayMs: 100 },
+      onCall: (c) => this.metrics.recordRcCall(c),
+    });
+    this.mail = createMailSender(this.config.mail.url, `${this.dir.path}/mailbox`, this.logger);
+    this.smtp = createSmtpServer({
+      config: this.config,
+      spool: this.spool,
+      store: this.store,
+      logger: this.logger,
+      numberCheck: "possible",
+      onAccepted: () => this.worker?.wake(),
+    });
+    this.smtpPort = (await this.smtp.listen()).port;
+    if (this.opts.startWorker ?? true) await this.startWorker();
+    return this;
+  }
+
+  newWorker(hooks?: WorkerHooks): OutboundWorker {
+    return new OutboundWorker({
+      config: this.config,
+      store: this.store,
+      spool: this.spool,
+      client: this.client,
+      mail: this.mail,
+      metrics: this.metrics,
+      logger: this.logger,
+      tuning: { ...FAST_TUNING, ...this.opts.tuning },
+      ...(hooks !== undefined && { hooks }),
+    });
+  }
+
+  async startWorker(hooks: WorkerHooks | undefined = this.opts.hooks): Promise<OutboundWorker> {
+    const w = this.newWorker(hooks);
+    this.worker = w;
+    await w.start();
+    return w;
+  }
+
+  async stopWorker(): Promise<void> {
+    const w = this.worker;
+    this.worker = undefined;
+    await w?.stop();
+  }
+
+  /** Send a mail through our SMTP server; resolves with the queue id from the 250 reply. */
+  async send(mail: Mail.Options & { envelope?: { from: string; to: string[] } }): Promise<string> {
+    const t = nodemailer.createTransport({ host: "127.0.0.1", port: this.smtpPort, secure: false, ignoreTLS: true });
+    this.#transports.push(t);
+    const info = (await t.sendMail({ from: "alice@example.com", subject: "fax", text: "hello", ...mail })) as { response: string };
+    const m = /Queued as (\S+)/.exec(info.response);
+    if (!m?.[1]) throw new Error(`no queue id in ${info.response}`);
+    return m[1];
+  }
+
+  async job(id: string): Promise<OutboundJob> {
+    const j = await this.store.get(id);
+    if (j === undefined) throw new Error(`no job ${id}`);
+    return j;
+  }
+
+  async waitState(id: string, state: JobState, timeoutMs = 10_000): Promise<OutboundJob> {
+    return waitFor(
+      async () => {
+        const j = await this.store.get(id);
+        return j?.state === state ? j : undefined;
+      },
+      timeoutMs,
+      `job ${id} to be ${state}`,
+    );
+  }
+
+  async control<T>(method: "GET" | "POST" | "DELETE" | "PUT", path: string, body?: unknown): Promise<T> {
+    const res = await request(this.emu.url + path, {
+      method,
+      dispatcher: this.#agent,
+      headers: body === undefined ? {} : { "content-type": "application/json" },
+      body: body === undefined ? null : JSON.stringify(body),
+    });
+    const text = await res.body.text();
+    if (res.statusCode >= 300) throw new Error(`${method} ${path}: HTTP ${res.statusCode} ${text}`);
+    return (text === "" ? undefined : JSON.parse(text)) as T;
+  }
+
+  sentFaxes(): Promise<SentFax[]> {
+    return this.control<SentFax[]>("GET", "/emulator/sent-faxes");
+  }
+
+  calls(): Promise<CallSnapshot> {
+    return this.control<CallSnapshot>("GET", "/emulator/calls");
+  }
+
+  fault(f: { group?: string; path?: string; count: number; kind: "latency" | "status" | "reset" | "429"; latencyMs?: number; status?: number; retryAfter?: number }): Promise<void> {
+    return this.control<void>("POST", "/emulator/faults", f);
+  }
+
+  events(name: string): LogLine[] {
+    return this.logs.filter((l) => l.event === name);
+  }
+
+  async close(): Promise<void> {
+    const steps: [string, () => Promise<unknown> | unknown][] = [
+      ["smtp", () => this.smtp?.close(500)],
+      ["worker", () => this.stopWorker()],
+      ["transports", () => this.#transports.forEach((t) => t.close())],
+      ["mail", () => this.mail?.close()],
+      ["client", () => this.client?.close()],
+      ["emulator", () => this.emu?.close()],
+      ["sink", () => this.sink.close()],
+      ["spool", () => this.spool?.close()],
+      ["store", () => this.store?.close()],
+      ["db", () => this.db?.close()],
+      ["agent", () => this.#agent.close()],
+    ];
+    for (const [name, fn] of steps) {
+      try {
+        await fn();
+      } catch (err) {
+        process.stderr.write(`harness close ${name}: ${String(err)}\n`);
+      }
+    }
+    this.dir.cleanup();
+  }
+}

@@ -5,6 +5,7 @@ import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type
 import type { Config } from "../config/schema.js";
 import { ConfigError, SmtpReply, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
+import type { Metrics } from "../metrics.js";
 import { SpoolError, type Spool } from "../spool/spool.js";
 import type { JobRecipient, OutboundStore } from "../store/outbound.js";
 import { newId } from "../util/ids.js";
@@ -28,7 +29,24 @@ export interface SmtpServerDeps {
   readonly onAccepted?: (jobId: string) => void;
   /** How strictly RCPT numbers are checked (default "valid"; the sandbox uses "possible"). */
   readonly numberCheck?: NumberCheck;
+  /** Counts accepted mails and refusals (by reason). */
+  readonly metrics?: Metrics;
 }
+
+/** Why a mail or recipient was refused: the closed label set of faxbridge_mails_refused_total. */
+type RefusalReason =
+  | "shutdown"
+  | "auth_required"
+  | "auth_failed"
+  | "auth_needs_tls"
+  | "malformed_address"
+  | "not_fax_domain"
+  | "bad_number"
+  | "too_many_recipients"
+  | "too_big"
+  | "no_space"
+  | "aborted"
+  | "local_error";
 
 export interface FaxSmtpServer {
   listen(): Promise<{ host: string; port: number }>;
@@ -74,6 +92,7 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
   const inFlight = new Set<Promise<unknown>>();
   let closing = false;
   let closed: Promise<void> | undefined;
+  const refused = (reason: RefusalReason): void => deps.metrics?.mailsRefused.inc({ reason });
 
   const server = new SMTPServer({
     name: smtp.hostname,
@@ -81,6 +100,8 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
     size: smtp.maxMessageBytes,
     maxClients: smtp.maxConnections,
     disableReverseLookup: true,
+    // Advertise ENHANCEDSTATUSCODES (smtp-server 3.21 hides them by default): every reply carries one, derived from its basic code.
+    hideENHANCEDSTATUSCODES: false,
     hideSTARTTLS: !tls,
     ...(tls && { key: readTlsFile(smtp.tlsKey, "smtp.tlsKey"), cert: readTlsFile(smtp.tlsCert, "smtp.tlsCert") }),
     authMethods: ["PLAIN", "LOGIN"],
@@ -101,6 +122,7 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
   function onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, callback: (err: Error | null | undefined, response?: { user: unknown }) => void): void {
     if (!session.secure && !isLoopback(session.remoteAddress)) {
       log.info({ event: "smtp.auth_refused", sessionId: session.id, client: session.remoteAddress, user: auth.username }, "AUTH refused without TLS");
+      refused("auth_needs_tls");
       callback(new SmtpReply(538, tls ? "Must issue a STARTTLS command first" : "Authentication requires TLS, which this server does not offer"));
       return;
     }
@@ -112,6 +134,7 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
           callback(null, { user: auth.username });
         } else {
           log.warn({ event: "smtp.auth_failed", sessionId: session.id, client: session.remoteAddress, user: auth.username }, "authentication failed");
+          refused("auth_failed");
           callback(new SmtpReply(535, "Authentication credentials invalid"));
         }
       },
@@ -129,12 +152,14 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
 
   function onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
     if (closing) {
+      refused("shutdown");
       callback(new SmtpReply(421, "Server shutting down, try again later"));
       return;
     }
     const user = authenticatedUser(session);
     if (user === undefined && !allowUnauthenticated(session.remoteAddress)) {
       log.info({ event: "smtp.mail_refused", sessionId: session.id, client: session.remoteAddress }, "unauthenticated client outside allowUnauthenticatedFrom");
+      refused("auth_required");
       callback(new SmtpReply(530, "Authentication required"));
       return;
     }
@@ -151,26 +176,27 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
       callback(new SmtpReply(451, "Transaction state lost, start again with MAIL FROM"));
       return;
     }
-    const reject = (reply: SmtpReply): void => {
+    const reject = (reply: SmtpReply, reason: RefusalReason): void => {
+      refused(reason);
       tx.log.info({ event: "smtp.rcpt_refused", to: address.address, code: reply.responseCode, reason: reply.message }, "recipient refused");
       callback(reply);
     };
     const parts = splitAddress(address.address);
     if (parts === undefined) {
-      reject(new SmtpReply(553, "malformed address"));
+      reject(new SmtpReply(553, "malformed address"), "malformed_address");
       return;
     }
     if (!faxDomains.has(parts.domain)) {
-      reject(new SmtpReply(550, `relay not permitted: ${parts.domain} is not a fax domain`));
+      reject(new SmtpReply(550, `relay not permitted: ${parts.domain} is not a fax domain`), "not_fax_domain");
       return;
     }
     const parsed = parseFaxAddress(parts.local, config.fax.defaultCountry, deps.numberCheck ?? "valid");
     if (!parsed.ok) {
-      reject(new SmtpReply(550, parsed.reason));
+      reject(new SmtpReply(550, parsed.reason), "bad_number");
       return;
     }
     if (!tx.recipients.has(parsed.e164) && tx.recipients.size >= smtp.maxRecipients) {
-      reject(new SmtpReply(452, "too many recipients"));
+      reject(new SmtpReply(452, "too many recipients"), "too_many_recipients");
       return;
     }
     tx.recipients.set(parsed.e164, { address: address.address, e164: parsed.e164, options: parsed.options });
@@ -185,7 +211,10 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
       return;
     }
     const work = accept(tx, stream, session).then(
-      (id) => callback(null, `Queued as ${id}`),
+      (id) => {
+        deps.metrics?.mailsReceived.inc();
+        callback(null, `Queued as ${id}`);
+      },
       (err: unknown) => callback(err instanceof SmtpReply ? err : new SmtpReply(451, "Local error in processing, try again later")),
     );
     inFlight.add(work);
@@ -197,7 +226,9 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
     try {
       spooled = await spool.receive(tx.id, stream, smtp.maxMessageBytes);
     } catch (err) {
-      throw spoolReply(tx, err);
+      const reply = spoolReply(tx, err);
+      refused(reply.responseCode === 552 ? "too_big" : reply.responseCode === 452 ? "no_space" : err instanceof SpoolError && err.kind === "aborted" ? "aborted" : "local_error");
+      throw reply;
     }
     const mailFrom = session.envelope.mailFrom === false ? "" : session.envelope.mailFrom.address;
     const user = authenticatedUser(session);
@@ -213,6 +244,7 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
     } catch (err) {
       tx.log.error({ event: "smtp.store_failed", err }, "could not record the accepted message; answering 451");
       await spool.remove(tx.id).catch((e: unknown) => tx.log.error({ event: "spool.remove_failed", err: e }, "could not remove the unrecorded spool file"));
+      refused("local_error");
       throw new SmtpReply(451, "Local error in processing, try again later", { cause: err });
     }
     try {

@@ -1,0 +1,232 @@
+import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { networkInterfaces, tmpdir } from "node:os";
+import { join } from "node:path";
+import nodemailer from "nodemailer";
+import SMTPConnection from "nodemailer/lib/smtp-connection";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { configSchema, type Config } from "../../src/config/schema.js";
+import { silentLogger } from "../../src/log.js";
+import { Metrics } from "../../src/metrics.js";
+import { hashPassword } from "../../src/smtp/password.js";
+import { createSmtpServer, type FaxSmtpServer } from "../../src/smtp/server.js";
+import { Spool } from "../../src/spool/spool.js";
+import { openDatabase, type Db } from "../../src/store/db.js";
+import { SqliteOutboundStore, outboundMigration } from "../../src/store/outbound.js";
+
+const MESSAGE = "From: alice@example.com\r\nTo: fax\r\nSubject: invoice\r\nMessage-ID: <m1@example.com>\r\n\r\nPlease fax this.\r\n";
+
+interface Harness {
+  dir: string;
+  db: Db;
+  store: SqliteOutboundStore;
+  spool: Spool;
+  server: FaxSmtpServer;
+  port: number;
+  accepted: string[];
+  metrics: Metrics;
+}
+
+/** Anything nodemailer rejects with: we only read the reply line. */
+interface SmtpFailure {
+  response?: string;
+  responseCode?: number;
+}
+
+async function failure(p: Promise<unknown>): Promise<SmtpFailure> {
+  try {
+    await p;
+  } catch (err) {
+    return err as SmtpFailure;
+  }
+  throw new Error("expected the SMTP command to fail");
+}
+
+describe("SMTP intake", () => {
+  let h: Harness | undefined;
+  const clients: { close(): void }[] = [];
+
+  async function start(smtp: Partial<Config["smtp"]> = {}): Promise<Harness> {
+    const dir = await mkdtemp(join(tmpdir(), "faxbridge-smtp-"));
+    const logger = silentLogger();
+    const db = openDatabase(join(dir, "faxbridge.db"), [outboundMigration]);
+    const store = new SqliteOutboundStore(db, { logger });
+    const spool = await Spool.open({ dataDir: dir, logger });
+    const config = configSchema.parse({ dataDir: dir, smtp: { port: 0, hostname: "fax.test", ...smtp }, fax: { domains: ["fax.local"], defaultCountry: "US" } });
+    const accepted: string[] = [];
+    const metrics = new Metrics();
+    const server = createSmtpServer({ config, spool, store, logger, numberCheck: "possible", metrics, onAccepted: (id) => accepted.push(id) });
+    const { port } = await server.listen();
+    h = { dir, db, store, spool, server, port, accepted, metrics };
+    return h;
+  }
+
+  function transport(port: number, auth?: { user: string; pass: string }, host = "127.0.0.1") {
+    const t = nodemailer.createTransport({ host, port, secure: false, ignoreTLS: true, ...(auth && { auth }) });
+    clients.push(t);
+    return t;
+  }
+
+  async function connection(port: number): Promise<SMTPConnection> {
+    const c = new SMTPConnection({ host: "127.0.0.1", port, secure: false, ignoreTLS: true });
+    clients.push(c);
+    await new Promise<void>((resolve, reject) => c.connect((err) => (err ? reject(err) : resolve())));
+    return c;
+  }
+
+  function send(c: SMTPConnection, envelope: { from: string; to: string[] }, message: string | Buffer): Promise<SMTPConnection.SentMessageInfo> {
+    return new Promise((resolve, reject) => c.send(envelope, message, (err, info) => (err ? reject(err) : resolve(info))));
+  }
+
+  beforeEach(() => {
+    h = undefined;
+  });
+
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.close();
+    if (h !== undefined) {
+      await h.server.close(100);
+      await h.spool.close();
+      await h.store.close();
+      h.db.close();
+      await rm(h.dir, { recursive: true, force: true });
+    }
+  });
+
+  it("answers 250 with the queue id only once the message is on disk and in the store", async () => {
+    const { port, store, spool, accepted, metrics } = await start();
+    const info = await transport(port).sendMail({ envelope: { from: "alice@example.com", to: ["+1-202-555-0143/res=low@fax.local"] }, raw: MESSAGE });
+    const m = /^250 2\.6\.0 Queued as (\S+)$/.exec(info.response);
+    expect(m).not.toBeNull();
+    const id = m?.[1] as string;
+    // Checked right after the reply arrived: both durable steps happened before it.
+    const job = await store.get(id);
+    expect(job).toMatchObject({
+      state: "received",
+      mailFrom: "alice@example.com",
+      rcptTo: [{ address: "+1-202-555-0143/res=low@fax.local", e164: "+12025550143", options: { resolution: "Low" } }],
+      spoolPath: spool.messagePath(id),
+      size: Buffer.byteLength(MESSAGE),
+      client: { ip: "127.0.0.1" },
+    });
+    expect(await readFile(spool.messagePath(id), "utf8")).toBe(MESSAGE);
+    expect(accepted).toEqual([id]);
+    expect((await metrics.mailsReceived.get()).values[0]?.value).toBe(1);
+  });
+
+  it("records the null sender as an empty mail_from", async () => {
+    const { port, store } = await start();
+    const info = await send(await connection(port), { from: "", to: ["12025550143@fax.local"] }, MESSAGE);
+    const id = /Queued as (\S+)/.exec(info.response)?.[1] as string;
+    expect((await store.get(id))?.mailFrom).toBe("");
+  });
+
+  it("refuses a domain that is not a fax domain with 550 (no open relay)", async () => {
+    const { port } = await start();
+    const err = await failure(transport(port).sendMail({ envelope: { from: "a@example.com", to: ["bob@example.org"] }, raw: MESSAGE }));
+    expect(err.response).toBe("550 5.1.1 relay not permitted: example.org is not a fax domain");
+  });
+
+  it("refuses a bad fax number with 550 and the parser's reason", async () => {
+    const { port } = await start();
+    const err = await failure(transport(port).sendMail({ envelope: { from: "a@example.com", to: ["123@fax.local"] }, raw: MESSAGE }));
+    expect(err.response).toBe("550 5.1.1 123 (read as a US number) is not a dialable fax number: wrong length for its country");
+    const err2 = await failure(transport(port).sendMail({ envelope: { from: "a@example.com", to: ["12025550143/cover=99@fax.local"] }, raw: MESSAGE }));
+    expect(err2.response).toBe("550 5.1.1 address option cover=99 is not allowed: use a cover page number from 0 (none) to 28");
+  });
+
+  it("refuses recipients past smtp.maxRecipients with 452 and keeps the others", async () => {
+    const { port, store } = await start({ maxRecipients: 2 });
+    const info = await transport(port).sendMail({
+      envelope: { from: "a@example.com", to: ["12025550143@fax.local", "+442071838750@fax.local", "12025550199@fax.local"] },
+      raw: MESSAGE,
+    });
+    expect(info.rejected).toEqual(["12025550199@fax.local"]);
+    expect((info.rejectedErrors?.[0] as SmtpFailure | undefined)?.response).toBe("452 4.2.2 too many recipients");
+    const id = /Queued as (\S+)/.exec(info.response)?.[1] as string;
+    expect((await store.get(id))?.rcptTo.map((r) => r.e164)).toEqual(["+12025550143", "+442071838750"]);
+  });
+
+  it("refuses a message over the size limit with 552 after reading it, without hanging", async () => {
+    const { port, store, spool } = await start({ maxMessageBytes: 10_000 });
+    const c = await connection(port);
+    // smtp-connection sends no SIZE= here, so the server only finds out while reading DATA.
+    const big = MESSAGE + "x".repeat(50_000) + "\r\n";
+    const err = await failure(send(c, { from: "a@example.com", to: ["12025550143@fax.local"] }, big));
+    expect(err.response).toBe("552 5.2.2 message exceeds fixed maximum message size 10000");
+    expect(await store.list()).toEqual([]);
+    expect(await readdir(spool.tmpDir)).toEqual([]);
+    expect(await readdir(spool.msgDir)).toEqual([]);
+    // The session is still usable.
+    const ok = await send(c, { from: "a@example.com", to: ["12025550143@fax.local"] }, MESSAGE);
+    expect(ok.response).toMatch(/^250 2\.6\.0 Queued as /);
+  });
+
+  it("refuses a declared SIZE over the limit at MAIL FROM", async () => {
+    const { port } = await start({ maxMessageBytes: 10_000 });
+    const err = await failure(transport(port).sendMail({ envelope: { from: "a@example.com", to: ["12025550143@fax.local"] }, raw: MESSAGE + "x".repeat(20_000) }));
+    expect(err.responseCode).toBe(552);
+  });
+
+  it("requires AUTH from clients outside allowUnauthenticatedFrom (530)", async () => {
+    const { port } = await start({ allowUnauthenticatedFrom: [] });
+    const err = await failure(transport(port).sendMail({ envelope: { from: "a@example.com", to: ["12025550143@fax.local"] }, raw: MESSAGE }));
+    expect(err.response).toBe("530 5.7.0 Authentication required");
+  });
+
+  it("accepts a user with a scrypt hash and records who sent the mail", async () => {
+    const passwordHash = await hashPassword("correct horse");
+    const { port, store } = await start({ allowUnauthenticatedFrom: [], users: [{ username: "scanner", passwordHash }] });
+    const info = await transport(port, { user: "scanner", pass: "correct horse" }).sendMail({
+      envelope: { from: "scanner@example.com", to: ["12025550143@fax.local"] },
+      raw: MESSAGE,
+    });
+    const id = /Queued as (\S+)/.exec(info.response)?.[1] as string;
+    expect((await store.get(id))?.client).toEqual({ ip: "127.0.0.1", user: "scanner" });
+  });
+
+  it("refuses bad credentials with 535, for known and unknown users alike", async () => {
+    const passwordHash = await hashPassword("correct horse");
+    const { port } = await start({ allowUnauthenticatedFrom: [], users: [{ username: "scanner", passwordHash }] });
+    for (const auth of [
+      { user: "scanner", pass: "wrong" },
+      { user: "nobody", pass: "correct horse" },
+    ]) {
+      const err = await failure(transport(port, auth).sendMail({ envelope: { from: "a@example.com", to: ["12025550143@fax.local"] }, raw: MESSAGE }));
+      expect(err.response).toBe("535 5.7.8 Authentication credentials invalid");
+    }
+  });
+
+  it("answers 451 when the spool cannot be written, and queues nothing", async () => {
+    const { port, store, spool } = await start();
+    await rm(spool.tmpDir, { recursive: true });
+    await writeFile(spool.tmpDir, "a file where the tmp directory should be");
+    const err = await failure(transport(port).sendMail({ envelope: { from: "a@example.com", to: ["12025550143@fax.local"] }, raw: MESSAGE }));
+    expect(err.response).toBe("451 4.3.0 Local error in processing, try again later");
+    expect(await store.list()).toEqual([]);
+  });
+
+  it("answers 421 to new mail once close() has started", async () => {
+    const harness = await start();
+    const c = await connection(harness.port);
+    const closing = harness.server.close(5_000);
+    expect(harness.server.closing).toBe(true);
+    const err = await failure(send(c, { from: "a@example.com", to: ["12025550143@fax.local"] }, MESSAGE));
+    expect(err.response).toBe("421 4.4.2 Server shutting down");
+    c.close();
+    await closing;
+    expect(await harness.store.list()).toEqual([]);
+  });
+
+  const external = Object.values(networkInterfaces())
+    .flat()
+    .find((i) => i !== undefined && i.family === "IPv4" && !i.internal)?.address;
+
+  it.skipIf(external === undefined)("refuses AUTH without TLS from a non-loopback client (538) and requires AUTH from it (530)", async () => {
+    const passwordHash = await hashPassword("pw");
+    const { port } = await start({ host: external as string, users: [{ username: "scanner", passwordHash }] });
+    const authErr = await failure(transport(port, { user: "scanner", pass: "pw" }, external).sendMail({ envelope: { from: "a@example.com", to: ["12025550143@fax.local"] }, raw: MESSAGE }));
+    expect(authErr.response).toBe("538 5.7.0 Authentication requires TLS, which this server does not offer");
+    const mailErr = await failure(transport(port, undefined, external).sendMail({ envelope: { from: "a@example.com", to: ["12025550143@fax.local"] }, raw: MESSAGE }));
+    expect(mailErr.response).toBe("530 5.7.0 Authentication required");
+  });
+});

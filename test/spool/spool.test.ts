@@ -1,0 +1,129 @@
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough, Readable } from "node:stream";
+import { text } from "node:stream/consumers";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { silentLogger } from "../../src/log.js";
+import { Spool, SpoolError } from "../../src/spool/spool.js";
+import { openDatabase, type Db } from "../../src/store/db.js";
+import { SqliteOutboundStore, outboundMigration } from "../../src/store/outbound.js";
+import { newId } from "../../src/util/ids.js";
+
+/** A stream like smtp-server's DATA stream: chunks, then end; records whether it was read to the end. */
+function dataStream(chunks: Buffer[]): PassThrough & { drained: Promise<void> } {
+  const s = new PassThrough() as PassThrough & { drained: Promise<void> };
+  s.drained = new Promise((resolve) => s.once("end", () => resolve()));
+  Readable.from(chunks).pipe(s);
+  return s;
+}
+
+describe("Spool", () => {
+  let dir: string;
+  let spool: Spool;
+  let db: Db;
+  let store: SqliteOutboundStore;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "faxbridge-spool-"));
+    spool = await Spool.open({ dataDir: dir, logger: silentLogger() });
+    db = openDatabase(join(dir, "faxbridge.db"), [outboundMigration]);
+    store = new SqliteOutboundStore(db, { logger: silentLogger(), groupCommit: "inline" });
+  });
+
+  afterEach(async () => {
+    await spool.close();
+    await store.close();
+    db.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("streams a message into msg/<id>.eml with private modes", async () => {
+    const id = newId();
+    const body = Buffer.from("Subject: hi\r\n\r\n" + "x".repeat(600_000));
+    const chunks = [body.subarray(0, 100_000), body.subarray(100_000, 400_000), body.subarray(400_000)];
+    const result = await spool.receive(id, dataStream(chunks), 1_000_000);
+    expect(result).toEqual({ path: join(dir, "spool", "msg", `${id}.eml`), size: body.length });
+    expect((await readFile(result.path)).equals(body)).toBe(true);
+    expect((await stat(result.path)).mode & 0o777).toBe(0o600);
+    for (const d of ["spool", "spool/tmp", "spool/msg", "spool/work"]) expect((await stat(join(dir, d))).mode & 0o777).toBe(0o700);
+    expect(await readdir(spool.tmpDir)).toEqual([]);
+    expect(await text(spool.openMessage(id))).toBe(body.toString());
+  });
+
+  it("refuses a message over the limit, keeps nothing and still reads the input to its end", async () => {
+    const id = newId();
+    const input = dataStream([Buffer.alloc(300_000, 97), Buffer.alloc(300_000, 98)]);
+    const err = await spool.receive(id, input, 400_000).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SpoolError);
+    expect(err).toMatchObject({ kind: "too_big" });
+    await input.drained;
+    expect(await readdir(spool.tmpDir)).toEqual([]);
+    expect(await readdir(spool.msgDir)).toEqual([]);
+  });
+
+  it("honours smtp-server's sizeExceeded flag", async () => {
+    const input = dataStream([Buffer.from("a"), Buffer.from("b")]) as PassThrough & { drained: Promise<void>; sizeExceeded?: boolean };
+    input.sizeExceeded = true;
+    await expect(spool.receive(newId(), input, 1_000_000)).rejects.toMatchObject({ kind: "too_big" });
+  });
+
+  it("fails with an io error when tmp/ cannot be written, draining the input", async () => {
+    await rm(spool.tmpDir, { recursive: true });
+    await writeFile(spool.tmpDir, "not a directory");
+    const input = dataStream([Buffer.alloc(50_000, 97)]);
+    await expect(spool.receive(newId(), input, 1_000_000)).rejects.toMatchObject({ name: "SpoolError", kind: "io" });
+    await input.drained;
+    expect(await readdir(spool.msgDir)).toEqual([]);
+  });
+
+  it("reports a client that went away mid-DATA as aborted", async () => {
+    const input = new PassThrough();
+    const pending = spool.receive(newId(), input, 1_000_000);
+    input.write(Buffer.alloc(1000, 97));
+    input.destroy();
+    await expect(pending).rejects.toMatchObject({ kind: "aborted" });
+    expect(await readdir(spool.tmpDir)).toEqual([]);
+  });
+
+  it("creates and removes a job's working directory and message", async () => {
+    const id = newId();
+    await spool.receive(id, dataStream([Buffer.from("hello")]), 100);
+    const work = await spool.createWorkDir(id);
+    expect(work).toBe(join(spool.workDir, id));
+    await writeFile(join(work, "doc.pdf"), "%PDF");
+    expect((await stat(work)).mode & 0o777).toBe(0o700);
+    await spool.remove(id);
+    expect(existsSync(work)).toBe(false);
+    expect(existsSync(spool.messagePath(id))).toBe(false);
+    await spool.remove(id); // idempotent
+  });
+
+  it("recovers: deletes tmp/*, deletes unacknowledged files, fails jobs whose file is gone", async () => {
+    // A partial write from before a crash.
+    await writeFile(join(spool.tmpDir, newId()), "partial");
+    // A file that was spooled but whose job row never committed: the client never got a 250.
+    const orphan = newId();
+    await spool.receive(orphan, dataStream([Buffer.from("orphan")]), 100);
+    // A healthy job.
+    const kept = newId();
+    const keptFile = await spool.receive(kept, dataStream([Buffer.from("kept")]), 100);
+    await store.insertReceived({ id: kept, mailFrom: "a@example.com", rcptTo: [], spoolPath: keptFile.path, size: 4, client: { ip: "127.0.0.1" } });
+    // A job whose file vanished, and one already past the point of needing it.
+    const lost = newId();
+    await store.insertReceived({ id: lost, mailFrom: "a@example.com", rcptTo: [], spoolPath: spool.messagePath(lost), size: 4, client: { ip: "127.0.0.1" } });
+    const done = newId();
+    await store.insertReceived({ id: done, mailFrom: "a@example.com", rcptTo: [], spoolPath: spool.messagePath(done), size: 4, client: { ip: "127.0.0.1" } });
+    await store.transition(done, "received", "cancelled");
+    await mkdir(join(spool.tmpDir, "stray-dir"));
+
+    const report = await spool.recover(store);
+    expect(report).toEqual({ tmpDeleted: 2, orphansDeleted: [orphan], missing: [lost] });
+    expect(await readdir(spool.tmpDir)).toEqual([]);
+    expect(await readdir(spool.msgDir)).toEqual([`${kept}.eml`]);
+    expect(await store.get(lost)).toMatchObject({ state: "failed", errorCode: "spool_missing" });
+    expect((await store.get(kept))?.state).toBe("received");
+    expect((await store.get(done))?.state).toBe("cancelled");
+  });
+});

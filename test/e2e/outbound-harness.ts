@@ -64,6 +64,15 @@ export interface HarnessOptions {
   startWorker?: boolean;
 }
 
+export interface WorkerOverrides {
+  hooks?: WorkerHooks;
+  /** Config fax.* values for this worker only (e.g. a long poll schedule to park jobs). */
+  fax?: Partial<Config["fax"]>;
+  tuning?: Partial<WorkerTuning>;
+  /** The worker's clock (e.g. shifted forward to make parked jobs due after a "restart"). */
+  now?: () => number;
+}
+
 export const FAST_TUNING: Partial<WorkerTuning> = {
   idlePollMs: 25,
   leaseMs: 5_000,
@@ -172,22 +181,23 @@ export class OutboundHarness {
     return this;
   }
 
-  newWorker(hooks?: WorkerHooks): OutboundWorker {
+  newWorker(opts: WorkerOverrides = {}): OutboundWorker {
     return new OutboundWorker({
-      config: this.config,
+      config: opts.fax === undefined ? this.config : { ...this.config, fax: { ...this.config.fax, ...opts.fax } },
       store: this.store,
       spool: this.spool,
       client: this.client,
       mail: this.mail,
       metrics: this.metrics,
       logger: this.logger,
-      tuning: { ...FAST_TUNING, ...this.opts.tuning },
-      ...(hooks !== undefined && { hooks }),
+      tuning: { ...FAST_TUNING, ...this.opts.tuning, ...opts.tuning },
+      ...(opts.hooks !== undefined && { hooks: opts.hooks }),
+      ...(opts.now !== undefined && { now: opts.now }),
     });
   }
 
-  async startWorker(hooks: WorkerHooks | undefined = this.opts.hooks): Promise<OutboundWorker> {
-    const w = this.newWorker(hooks);
+  async startWorker(opts: WorkerOverrides = this.opts.hooks === undefined ? {} : { hooks: this.opts.hooks }): Promise<OutboundWorker> {
+    const w = this.newWorker(opts);
     this.worker = w;
     await w.start();
     return w;

@@ -25,7 +25,9 @@
  * - Pacing comes from the client's Heavy limiter. The send lane only claims a
  *   parsed job when the limiter has a free slot and is not held, and runs at
  *   most `sendConcurrency` sends, so a burst waits in the queue (state
- *   parsed), not inside a POST with a job stuck in `submitting`.
+ *   parsed), not inside a POST with a job stuck in `submitting`. Status polls
+ *   have their own lane gated the same way on the Light group, so a backlog of
+ *   polls never holds up parsing and reports.
  * - A send that fails with 429, or a network error before any byte went out,
  *   goes back to `parsed` and is retried per fax.retrySchedule (jitter,
  *   Retry-After honoured). A 5xx, a network error after the request went out
@@ -67,6 +69,8 @@ import { ExtractError, parseFaxMail, type FaxRefusal, type ParsedFaxMail } from 
 import { preflight } from "./preflight.js";
 import { composeReport, suppressReason, type ReportInput, type ReportKind } from "./report.js";
 
+type Lane = "work" | "send" | "poll";
+
 /** The RingCentral calls the worker makes (RingCentralClient satisfies it). */
 export type FaxApi = Pick<RingCentralClient, "sendFax" | "resendFax" | "getMessage" | "listMessages" | "rateLimitState">;
 
@@ -79,8 +83,10 @@ export interface WorkerTuning {
   submitLeaseMs: number;
   /** Fax sends in flight at once. */
   sendConcurrency: number;
-  /** Other steps (parse, poll, reconcile, report) in flight at once. */
+  /** Parse, reconcile and report steps in flight at once. */
   workConcurrency: number;
+  /** Status polls in flight at once (each also waits for a Light slot, so it is claimed only when one is free). */
+  pollConcurrency: number;
   /** A recipient in Sent counts as final after this long without a later status. */
   sentGraceMs: number;
   /** Reconciliation looks this far before submitStartedAt (clock skew between us and RingCentral). */
@@ -97,6 +103,7 @@ export const DEFAULT_TUNING: WorkerTuning = {
   submitLeaseMs: 15 * 60_000,
   sendConcurrency: 2,
   workConcurrency: 4,
+  pollConcurrency: 4,
   sentGraceMs: 60_000,
   reconcileSkewMs: 2 * 60_000,
   jitter: 0.2,
@@ -122,7 +129,7 @@ export interface OutboundWorkerDeps {
   readonly hooks?: WorkerHooks;
 }
 
-const WORK_STATES: readonly JobState[] = ["received", "submitting", "submitted", "final", "failed"];
+const WORK_STATES: readonly JobState[] = ["received", "submitting", "final", "failed"];
 const FINAL_STATUSES = new Set(["Delivered", "SendingFailed", "DeliveryFailed"]);
 const KNOWN_STATUSES = new Set(["Queued", "Sent", "Delivered", "SendingFailed", "DeliveryFailed"]);
 
@@ -181,7 +188,7 @@ export class OutboundWorker {
   readonly #retrySchedule: readonly number[];
   readonly #pollSchedule: readonly number[];
   /** Jobs being worked on in this process, by id, with their recipient key. */
-  readonly #inFlight = new Map<string, { promise: Promise<void>; lane: "send" | "work"; key: string }>();
+  readonly #inFlight = new Map<string, { promise: Promise<void>; lane: Lane; key: string }>();
   /** Side tasks (acceptance notices) to await on stop. */
   readonly #side = new Set<Promise<void>>();
   #started = false;
@@ -274,28 +281,21 @@ export class OutboundWorker {
     const t = this.#tuning;
     const now = this.#now();
     await this.#refreshGauge(now);
-    let work = 0;
-    let sends = 0;
-    for (const f of this.#inFlight.values()) {
-      if (f.lane === "work") work++;
-      else sends++;
+    const busy: Record<Lane, number> = { work: 0, send: 0, poll: 0 };
+    for (const f of this.#inFlight.values()) busy[f.lane]++;
+    const limits = this.#deps.client.rateLimitState();
+    const free = (group: "Heavy" | "Light"): number => (limits[group].heldUntil > now ? 0 : limits[group].remaining);
+    const lanes: [Lane, readonly JobState[], number][] = [
+      ["work", WORK_STATES, t.workConcurrency - busy.work],
+      // Claim only what the rate limit lets through now: a burst waits in the queue, not in the limiter.
+      ["send", ["parsed"], Math.min(t.sendConcurrency - busy.send, free("Heavy"))],
+      ["poll", ["submitted"], Math.min(t.pollConcurrency - busy.poll, free("Light"))],
+    ];
+    for (const [lane, states, limit] of lanes) {
+      if (limit <= 0) continue;
+      const jobs = await store.claimDue(states, { limit, leaseMs: t.leaseMs, now });
+      for (const job of jobs) this.#launch(job, lane);
     }
-    if (work < t.workConcurrency) {
-      const jobs = await store.claimDue(WORK_STATES, { limit: t.workConcurrency - work, leaseMs: t.leaseMs, now });
-      for (const job of jobs) this.#launch(job, "work");
-    }
-    const slots = Math.min(t.sendConcurrency - sends, this.#heavySlots(now));
-    if (slots > 0) {
-      const jobs = await store.claimDue(["parsed"], { limit: slots, leaseMs: t.leaseMs, now });
-      for (const job of jobs) this.#launch(job, "send");
-    }
-  }
-
-  /** Free Heavy slots according to the client's limiter (0 while it is held). */
-  #heavySlots(now: number): number {
-    const state = this.#deps.client.rateLimitState().Heavy;
-    if (state.heldUntil > now) return 0;
-    return state.remaining;
   }
 
   async #refreshGauge(now: number): Promise<void> {
@@ -305,7 +305,7 @@ export class OutboundWorker {
     for (const [state, n] of Object.entries(counts)) this.#deps.metrics.queueDepth.set({ state }, n);
   }
 
-  #launch(job: OutboundJob, lane: "send" | "work"): void {
+  #launch(job: OutboundJob, lane: Lane): void {
     if (this.#inFlight.has(job.id)) return; // still working on it here; the claim only renewed the lease
     const key = recipientKey(job.rcptTo.map((r) => r.e164));
     const promise = this.#step(job)

@@ -108,7 +108,9 @@ describe("outbound recovery", () => {
     const received = await t.send(pdfMail("15551234506"));
 
     const expected: Record<string, JobState> = { [failed]: "failed", [final]: "final", [submitted]: "submitted", [submitting]: "submitting", [parsed]: "parsed", [received]: "received" };
-    for (const [id, state] of Object.entries(expected)) expect((await t.job(id)).state, id).toBe(state);
+    const actual: Record<string, JobState> = {};
+    for (const id of Object.keys(expected)) actual[id] = (await t.job(id)).state;
+    expect(actual).toEqual(expected);
     expect(await t.sentFaxes()).toHaveLength(2);
 
     // Restart two hours later (parked retries and polls are due), mail server back.

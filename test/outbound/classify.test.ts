@@ -52,22 +52,17 @@ describe("classify", () => {
     { name: "anything else", err: new TypeError("boom"), action: "retry", code: "internal", reason: /internal/, maybeSent: false },
   ];
 
-  for (const c of cases) {
-    it(c.name, () => {
-      const got = classify(c.err);
-      expect(got.action).toBe(c.action);
-      expect(got.code).toBe(c.code);
-      expect(got.reason).toMatch(c.reason);
-      expect(got.maybeSent).toBe(c.maybeSent);
-      expect(got.retryAfterMs).toBe(c.retryAfterMs);
-    });
-  }
+  it.each(cases)("$name", (c) => {
+    const got = classify(c.err);
+    expect(got.action).toBe(c.action);
+    expect(got.code).toBe(c.code);
+    expect(got.reason).toMatch(c.reason);
+    expect(got.maybeSent).toBe(c.maybeSent);
+    expect(got.retryAfterMs).toBe(c.retryAfterMs);
+  });
 
-  it("has advice for every code in the table", () => {
-    for (const [code, text] of Object.entries(RC_ERROR_TEXT)) {
-      expect(text.reason, code).not.toBe("");
-      expect(text.advice, code).toMatch(/\.$/);
-      expect(describeRcError(code)).toBe(text);
-    }
+  it("has a reason and advice for every code in the table", () => {
+    const bad = Object.entries(RC_ERROR_TEXT).filter(([code, t]) => t.reason === "" || !/\.$/.test(t.advice) || describeRcError(code) !== t);
+    expect(bad).toEqual([]);
   });
 });

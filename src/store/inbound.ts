@@ -6,7 +6,7 @@
  *
  * 1. Discovery: each sync's new cursor (syncToken, syncTime) is committed in
  *    the SAME transaction as the faxes that sync returned, inserted with
- *    `INSERT OR IGNORE` keyed by (extension, RingCentral message id). A fax seen
+ *    `INSERT … ON CONFLICT DO NOTHING` keyed by (extension, RingCentral message id). A fax seen
  *    twice (overlap, a fresh FSync after MSG-333, a restart before the cursor
  *    moved) is one row; a crash before the commit means the next sync, from the
  *    old cursor, finds it again.
@@ -273,8 +273,9 @@ export class SqliteInboundStore implements InboundStore {
       ),
       clearCursor: db.prepare<[string]>("DELETE FROM inbound_sync WHERE extension = ?"),
       insertFax: db.prepare<[string, string, string, number, string, string, number, number]>(
-        `INSERT OR IGNORE INTO inbound_faxes (id, extension, rc_message_id, state, attempts, next_attempt_at, message, mail_message_id, discovered_at, updated_at)
-         VALUES (?, ?, ?, 'discovered', 0, ?, ?, ?, ?, ?)`,
+        // Only the (extension, rc_message_id) conflict is ignored (INSERT OR IGNORE would also swallow NOT NULL violations).
+        `INSERT INTO inbound_faxes (id, extension, rc_message_id, state, attempts, next_attempt_at, message, mail_message_id, discovered_at, updated_at)
+         VALUES (?, ?, ?, 'discovered', 0, ?, ?, ?, ?, ?) ON CONFLICT (extension, rc_message_id) DO NOTHING`,
       ),
       get: db.prepare<[string], Row>("SELECT * FROM inbound_faxes WHERE id = ?"),
       byRcId: db.prepare<[string, string], Row>("SELECT * FROM inbound_faxes WHERE extension = ? AND rc_message_id = ?"),
@@ -312,12 +313,12 @@ export class SqliteInboundStore implements InboundStore {
     };
   }
 
-  getCursor(extension: string): Promise<SyncCursor | undefined> {
+  async getCursor(extension: string): Promise<SyncCursor | undefined> {
     const r = this.#stmts.getCursor.get(extension);
-    return Promise.resolve(r === undefined ? undefined : { syncToken: r.sync_token, syncTime: r.sync_time, lastFullSyncAt: r.last_full_sync_at });
+    return r === undefined ? undefined : { syncToken: r.sync_token, syncTime: r.sync_time, lastFullSyncAt: r.last_full_sync_at };
   }
 
-  recordSync(extension: string, cursor: SyncCursor, faxes: readonly NewInboundFax[], now: number): Promise<InboundFax[]> {
+  async recordSync(extension: string, cursor: SyncCursor, faxes: readonly NewInboundFax[], now: number): Promise<InboundFax[]> {
     const inserted = this.#db.transaction(() => {
       const out: InboundFax[] = [];
       for (const f of faxes) {
@@ -340,44 +341,42 @@ export class SqliteInboundStore implements InboundStore {
       this.#stmts.putCursor.run(extension, cursor.syncToken, cursor.syncTime, cursor.lastFullSyncAt, now);
       return out;
     })();
-    return Promise.resolve(inserted);
+    return inserted;
   }
 
-  clearCursor(extension: string): Promise<void> {
+  async clearCursor(extension: string): Promise<void> {
     this.#stmts.clearCursor.run(extension);
-    return Promise.resolve();
   }
 
-  claimDue(opts: ClaimInboundOptions): Promise<InboundFax[]> {
+  async claimDue(opts: ClaimInboundOptions): Promise<InboundFax[]> {
     const claimed = this.#db.transaction(() => {
       const rows = this.#stmts.due.all(opts.now, opts.now, opts.limit);
       const until = opts.now + opts.leaseMs;
       for (const r of rows) this.#stmts.lease.run(until, opts.now, r.id);
       return rows.map((r) => fromRow({ ...r, lease_until: until, updated_at: opts.now }));
     })();
-    return Promise.resolve(claimed);
+    return claimed;
   }
 
-  nextWakeAt(): Promise<number | undefined> {
+  async nextWakeAt(): Promise<number | undefined> {
     const r = this.#stmts.nextWake.get();
-    return Promise.resolve(r?.at ?? undefined);
+    return r?.at ?? undefined;
   }
 
-  markDelivered(id: string, route: InboundRouteResult, now: number): Promise<InboundFax> {
-    return Promise.resolve(this.#update(id, () => this.#stmts.delivered.run(JSON.stringify(route), now, now, id).changes));
+  async markDelivered(id: string, route: InboundRouteResult, now: number): Promise<InboundFax> {
+    return this.#update(id, () => this.#stmts.delivered.run(JSON.stringify(route), now, now, id).changes);
   }
 
-  defer(id: string, nextAttemptAt: number, error: string, now: number): Promise<InboundFax> {
-    return Promise.resolve(this.#update(id, () => this.#stmts.defer.run(nextAttemptAt, clip(error), now, id).changes));
+  async defer(id: string, nextAttemptAt: number, error: string, now: number): Promise<InboundFax> {
+    return this.#update(id, () => this.#stmts.defer.run(nextAttemptAt, clip(error), now, id).changes);
   }
 
-  markDead(id: string, error: string, now: number): Promise<InboundFax> {
-    return Promise.resolve(this.#update(id, () => this.#stmts.dead.run(clip(error), now, id).changes));
+  async markDead(id: string, error: string, now: number): Promise<InboundFax> {
+    return this.#update(id, () => this.#stmts.dead.run(clip(error), now, id).changes);
   }
 
-  release(id: string, now: number): Promise<void> {
+  async release(id: string, now: number): Promise<void> {
     this.#stmts.release.run(now, id);
-    return Promise.resolve();
   }
 
   #update(id: string, run: () => number): InboundFax {
@@ -390,22 +389,22 @@ export class SqliteInboundStore implements InboundStore {
     })();
   }
 
-  get(id: string): Promise<InboundFax | undefined> {
+  async get(id: string): Promise<InboundFax | undefined> {
     const r = this.#stmts.get.get(id);
-    return Promise.resolve(r === undefined ? undefined : fromRow(r));
+    return r === undefined ? undefined : fromRow(r);
   }
 
-  findByRcId(extension: string, rcMessageId: string): Promise<InboundFax | undefined> {
+  async findByRcId(extension: string, rcMessageId: string): Promise<InboundFax | undefined> {
     const r = this.#stmts.byRcId.get(extension, rcMessageId);
-    return Promise.resolve(r === undefined ? undefined : fromRow(r));
+    return r === undefined ? undefined : fromRow(r);
   }
 
-  listInbound(opts: ListInboundOptions = {}): Promise<InboundFax[]> {
+  async listInbound(opts: ListInboundOptions = {}): Promise<InboundFax[]> {
     const where: string[] = [];
     const params: (string | number)[] = [];
     if (opts.state !== undefined) {
       const states: readonly InboundState[] = typeof opts.state === "string" ? [opts.state] : opts.state;
-      if (states.length === 0) return Promise.resolve([]);
+      if (states.length === 0) return [];
       where.push(`state IN (${states.map(() => "?").join(",")})`);
       params.push(...states);
     }
@@ -416,16 +415,16 @@ export class SqliteInboundStore implements InboundStore {
     const sql = `SELECT * FROM inbound_faxes ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT ?`;
     params.push(opts.limit ?? 100);
     const rows = this.#db.prepare<(string | number)[], Row>(sql).all(...params);
-    return Promise.resolve(rows.map(fromRow));
+    return rows.map(fromRow);
   }
 
-  countByState(): Promise<Record<InboundState, number>> {
+  async countByState(): Promise<Record<InboundState, number>> {
     const out: Record<InboundState, number> = { discovered: 0, delivered: 0, dead: 0 };
     for (const r of this.#stmts.count.all()) out[r.state] = r.n;
-    return Promise.resolve(out);
+    return out;
   }
 
-  redeliver(id: string, now: number): Promise<InboundFax | undefined> {
+  async redeliver(id: string, now: number): Promise<InboundFax | undefined> {
     const r = this.#db.transaction(() => {
       const row = this.#stmts.get.get(id);
       if (row === undefined) return undefined;
@@ -435,20 +434,18 @@ export class SqliteInboundStore implements InboundStore {
       return after === undefined ? undefined : fromRow(after);
     })();
     if (r !== undefined) this.#log.info({ event: "inbound.redeliver", faxId: id, rcMessageId: r.rcMessageId }, "fax queued for redelivery");
-    return Promise.resolve(r);
+    return r;
   }
 
-  getValue(key: string): Promise<string | undefined> {
-    return Promise.resolve(this.#stmts.getValue.get(key)?.value);
+  async getValue(key: string): Promise<string | undefined> {
+    return this.#stmts.getValue.get(key)?.value;
   }
 
-  setValue(key: string, value: string, now: number): Promise<void> {
+  async setValue(key: string, value: string, now: number): Promise<void> {
     this.#stmts.setValue.run(key, value, now);
-    return Promise.resolve();
   }
 
-  deleteValue(key: string): Promise<void> {
+  async deleteValue(key: string): Promise<void> {
     this.#stmts.deleteValue.run(key);
-    return Promise.resolve();
   }
 }

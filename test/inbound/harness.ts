@@ -129,6 +129,13 @@ export class Harness {
     return this;
   }
 
+  /** RingCentral "restarts": same URL, every token, subscription and message gone. */
+  async restartEmulator(): Promise<void> {
+    const port = this.emulator.port;
+    await this.emulator.close();
+    this.emulator = await startEmulator({ ...(this.#opts.emulator ?? {}), port });
+  }
+
   get webhookUrl(): string {
     return `http://127.0.0.1:${this.http.address.port}/webhook/ringcentral`;
   }

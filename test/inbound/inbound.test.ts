@@ -94,7 +94,7 @@ describe("inbound: discovery paths", () => {
     const stored = await x.store.findByRcId(EXT, fax.id);
     expect(stored?.state).toBe("delivered");
     // The downloaded file is gone after delivery.
-    expect(existsSync(join(x.dir.path, "inbound", stored?.id ?? "x"))).toBe(false);
+    await waitFor(() => !existsSync(join(x.dir.path, "inbound", stored?.id ?? "x")), 2000, "files removed");
 
     await svc.stop();
     expect(x.events("subscription.deleted")).toHaveLength(1);
@@ -115,6 +115,25 @@ describe("inbound: discovery paths", () => {
     expect(sha256(mail.parsed.attachments[0]?.content ?? Buffer.alloc(0))).toBe(sha256(fax.pdf));
     expect(x.events("ws.notification").length).toBeGreaterThanOrEqual(1);
     expect(x.events("inbound.discovered").map((l) => l["via"])).toEqual(["ISync"]);
+  });
+
+  it("reconnects the WebSocket after RingCentral drops it and catches up through a fresh sync", async () => {
+    // Re-login after the restart costs Auth calls (wstoken, refresh, login, wstoken): more than the default 5 a minute.
+    const x = await harness({
+      inbound: { notifications: "websocket" },
+      emulator: { limits: { Auth: 50 } },
+      config: { ringcentral: { rateLimits: { auth: 50 } } },
+    });
+    const svc = x.service();
+    await svc.start();
+    await svc.syncNow();
+    await x.restartEmulator();
+    await waitFor(() => x.events("ws.subscribed").length >= 2, 5000, "re-subscription");
+    expect(x.events("ws.closed").length).toBeGreaterThanOrEqual(1);
+    const fax = await x.inject();
+    expectFaxMail(await oneMail(x, fax), fax, 1);
+    // the old sync token means nothing to the new server: MSG-333, then a full sync
+    expect(x.events("inbound.sync_reset").length).toBeGreaterThanOrEqual(1);
   });
 
   it("delivers with the periodic sync alone (notifications none), a single fax in a few RingCentral calls", async () => {

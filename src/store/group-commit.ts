@@ -187,6 +187,8 @@ export class GroupCommitter {
     const worker = this.#worker;
     if (worker !== undefined && this.#workerError === undefined) {
       const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+      // Keep the process alive until the worker has closed its connection.
+      worker.ref();
       worker.postMessage({ close: true });
       await exited;
     }

@@ -112,6 +112,7 @@ export class InboundDelivery {
   readonly #schedule: readonly number[];
   readonly #dir: string;
   readonly #inflight = new Set<Promise<void>>();
+  readonly #inflightIds = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #pumping = false;
   #pumpAgain = false;
@@ -171,7 +172,10 @@ export class InboundDelivery {
             now: this.#deps.now(),
           });
           if (batch.length === 0) break;
-          for (const fax of batch) this.#startOne(fax);
+          // A fax still being worked on here whose lease ran out (a very slow download) is not started twice.
+          const fresh = batch.filter((f) => !this.#inflightIds.has(f.id));
+          if (fresh.length === 0) break;
+          for (const fax of fresh) this.#startOne(fax);
         }
       } while (this.#pumpAgain && !this.#stopping);
       if (!this.#stopping && this.#inflight.size < this.#deps.concurrency) {
@@ -195,11 +199,13 @@ export class InboundDelivery {
   }
 
   #startOne(fax: InboundFax): void {
+    this.#inflightIds.add(fax.id);
     const p: Promise<void> = this.deliverOne(fax)
       .catch((err: unknown) => {
         this.#log.error({ event: "inbound.delivery_crashed", faxId: fax.id, err }, "inbound delivery failed unexpectedly");
       })
       .finally(() => {
+        this.#inflightIds.delete(fax.id);
         this.#inflight.delete(p);
         this.wake();
       });

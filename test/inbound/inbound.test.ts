@@ -174,6 +174,20 @@ describe("inbound: durability", () => {
     expect(x.mailsFor(fax.id)).toHaveLength(1);
   });
 
+  it("retries a download RingCentral keeps failing, then delivers once", async () => {
+    const x = await harness();
+    const svc = x.service();
+    await svc.start();
+    await svc.syncNow();
+    // more resets than the client retries internally: the fax is deferred, then fetched on a later attempt
+    await x.control("POST", "/emulator/faults", { kind: "reset", path: "/content/", count: 4 });
+    const fax = await x.inject();
+    await svc.syncNow();
+    expectFaxMail(await oneMail(x, fax), fax, 1);
+    expect(x.events("inbound.deferred").length).toBeGreaterThanOrEqual(1);
+    expect(x.events("inbound.deferred")[0]?.["reason"]).toBe("ringcentral network");
+  });
+
   it("delivers 25 faxes that arrived while stopped, after a restart on the same database, none twice", async () => {
     const x = await harness();
     const first = x.service();
@@ -222,6 +236,30 @@ describe("inbound: durability", () => {
     await svc.syncNow();
     expect(x.mailsFor(a.id)).toHaveLength(1);
     expect(x.sink.messages).toHaveLength(2);
+  });
+
+  it("still delivers when webhook notifications are lost (the periodic sync is the safety net)", async () => {
+    const x = await harness({ webhook: true });
+    const svc = x.service({ syncIntervalMs: 300, subscriptionCheckMs: 3_600_000 });
+    await svc.start();
+    await svc.syncNow();
+    const [sub] = (await x.control("GET", "/emulator/subscriptions")) as { id: string }[];
+    await x.control("POST", `/emulator/subscriptions/${sub?.id ?? ""}/blacklist`); // RingCentral stops notifying
+    const fax = await x.inject();
+    expectFaxMail(await oneMail(x, fax), fax, 1);
+    expect(x.events("webhook.received")).toHaveLength(0);
+  });
+
+  it("renews the webhook subscription well before it expires", async () => {
+    const x = await harness({ webhook: true });
+    const svc = x.service({ subscriptionExpiresInSeconds: 4, subscriptionCheckMs: 200 });
+    await svc.start();
+    const [before] = (await x.control("GET", "/emulator/subscriptions")) as { id: string; expirationTime: string }[];
+    await waitFor(() => x.events("subscription.renewed").length > 0, 5000, "renewal");
+    const [after] = (await x.control("GET", "/emulator/subscriptions")) as { id: string; expirationTime: string }[];
+    expect(after?.id).toBe(before?.id);
+    expect(Date.parse(after?.expirationTime ?? "")).toBeGreaterThan(Date.parse(before?.expirationTime ?? ""));
+    expect(x.events("subscription.recreated")).toHaveLength(0);
   });
 
   it("re-creates a blacklisted webhook subscription and keeps receiving", async () => {

@@ -86,6 +86,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       },
     });
     const outboundStore = new SqliteOutboundStore(db, { logger: log });
+    steps.push({ name: "outbound-store", close: () => outboundStore.close() });
     const inboundStore = new SqliteInboundStore({ db, logger: log });
     const spool = await Spool.open({ dataDir, logger: log });
     steps.push({ name: "spool", close: () => spool.close() });
@@ -133,7 +134,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     await inbound.start();
     steps.push({ name: "inbound", close: () => inbound.stop() });
     // Close order (reversed): stop taking work first, then the workers, then the stores.
-    reorderForShutdown(steps, ["inbound", "smtp", "outbound", "http", "mail", "ringcentral", "spool", "database", "emulator"]);
+    reorderForShutdown(steps, ["inbound", "smtp", "outbound", "http", "mail", "ringcentral", "spool", "outbound-store", "database", "emulator"]);
 
     log.info(
       { event: "daemon.started", smtp: smtpAddress, http: httpAddress, sandbox, dataDir, faxDomains: config.fax.domains, mail: mail.description },

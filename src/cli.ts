@@ -89,11 +89,16 @@ async function cmdConfig(argv: string[]): Promise<number> {
 }
 
 async function cmdRun(argv: string[]): Promise<number> {
+  // Each accepted mail costs several filesystem calls on libuv's pool (default 4 threads);
+  // a larger pool keeps concurrent SMTP sessions from queueing behind each other's fsyncs.
+  process.env.UV_THREADPOOL_SIZE ??= "16";
   const { config } = configFrom(argv);
   const logger = createLogger({ level: config.log.level });
   const { startDaemon } = await import("./app.js");
-  const daemon = await startDaemon(config, { logger });
-  return daemon.finished;
+  const daemon = await startDaemon(config, { logger, signals: true });
+  const code = await daemon.finished;
+  // Stray timers or sockets must not keep a stopped daemon alive.
+  process.exit(code);
 }
 
 async function cmdEmulator(argv: string[]): Promise<number> {

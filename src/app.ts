@@ -72,7 +72,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     let emulatorUrl: string | undefined;
     if (sandbox) {
       const { startEmulator } = await import("./emulator/index.js");
-      const emulator = await startEmulator({ port: config.emulator.port, logger: log.child({ component: "emulator" }) });
+      const emulator = await startEmulator({ port: config.emulator.port, logger: log });
       steps.push({ name: "emulator", close: () => emulator.close() });
       emulatorUrl = emulator.url;
       rc = { serverUrl: emulator.url, ...SANDBOX_CREDENTIALS };
@@ -90,12 +90,11 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     const inboundStore = new SqliteInboundStore({ db, logger: log });
     const spool = await Spool.open({ dataDir, logger: log });
     steps.push({ name: "spool", close: () => spool.close() });
-    const recovery = await spool.recover(outboundStore);
-    log.info({ event: "spool.recovered", ...recovery }, "spool recovered");
+    await spool.recover(outboundStore);
 
     const client = new RingCentralClient({
       ...rc,
-      logger: log.child({ component: "ringcentral" }),
+      logger: log,
       rateLimits: config.ringcentral.rateLimits,
       requestTimeoutMs: config.ringcentral.requestTimeoutMs,
       onCall: (call) => metrics.recordRcCall(call),
@@ -109,10 +108,10 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     http.readinessCheck("store", async () => {
       db.prepare("SELECT 1").get();
     });
-    http.readinessCheck("ringcentral", () => client.login());
+    http.readinessCheck("ringcentral", () => client.ensureAuthenticated());
     http.readinessCheck("mail", () => mail.verify());
 
-    const worker = new OutboundWorker({ config, store: outboundStore, spool, client, mail, metrics, logger: log.child({ component: "outbound" }) });
+    const worker = new OutboundWorker({ config, store: outboundStore, spool, client, mail, metrics, logger: log });
     const numberCheck: NumberCheck = config.fax.numberCheck === "auto" ? (sandbox ? "possible" : "valid") : config.fax.numberCheck;
     const smtp: FaxSmtpServer = createSmtpServer({
       config,
@@ -123,7 +122,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       metrics,
       onAccepted: () => worker.wake(),
     });
-    const inbound = new InboundService({ config, client, store: inboundStore, mail, http, metrics, logger: log.child({ component: "inbound" }) });
+    const inbound = new InboundService({ config, client, store: inboundStore, mail, http, metrics, logger: log });
 
     const smtpAddress = await smtp.listen();
     steps.push({ name: "smtp", close: () => smtp.close(10_000) });

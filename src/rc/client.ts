@@ -285,6 +285,16 @@ export class RingCentralClient {
     await this.singleFlight(() => this.jwtLogin());
   }
 
+  /**
+   * Make sure a valid access token is held: reuse the current one, refresh it
+   * when near expiry, log in only when there is none. Cheap enough for a
+   * readiness probe (a forced login() would spend the Auth group's 5/min).
+   */
+  async ensureAuthenticated(): Promise<void> {
+    this.assertOpen();
+    await this.accessToken();
+  }
+
   /** The extension id the token belongs to (after login), from TokenInfo.owner_id. */
   get ownerId(): string | undefined {
     return this.token?.ownerId;

@@ -272,8 +272,17 @@ export class OutboundWorker {
       this.#timer = setTimeout(() => {
         this.#timer = undefined;
         this.#tick();
-      }, this.#tuning.idlePollMs);
+      }, this.#nextTickDelay());
     });
+  }
+
+  /** The idle poll interval, or less when a held rate-limit group opens sooner (so a backlog resumes on time). */
+  #nextTickDelay(): number {
+    const now = this.#now();
+    const limits = this.#deps.client.rateLimitState();
+    let delay = this.#tuning.idlePollMs;
+    for (const g of [limits.Heavy, limits.Light]) if (g.heldUntil > now) delay = Math.min(delay, g.heldUntil - now + 1);
+    return Math.max(1, delay);
   }
 
   async #claimAndRun(): Promise<void> {

@@ -54,7 +54,9 @@ class SmtpSender implements MailSender {
   constructor(url: string, log: Logger) {
     const u = new URL(url);
     this.description = `${u.protocol}//${u.host}`;
-    this.#transport = nodemailer.createTransport(url);
+    // Pooled: reusing connections saves the connect + greeting + EHLO round
+    // trips (over 100 ms against MTAs that delay their greeting) on every mail.
+    this.#transport = nodemailer.createTransport({ url, pool: true, maxConnections: 4, maxMessages: 500 });
     log.debug({ event: "mail.transport", transport: this.description }, "outbound mail via SMTP");
   }
 

@@ -21,7 +21,11 @@ export class DaemonProcess {
   #exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
   #waiters: { match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
 
-  constructor(readonly env: Record<string, string>) {}
+  readonly env: Record<string, string>;
+
+  constructor(env: Record<string, string>) {
+    this.env = env;
+  }
 
   async start(args: string[] = ["run"]): Promise<this> {
     await ensureBuilt();

@@ -6,17 +6,23 @@ import { loadConfig, redactedConfig } from "./config/load.js";
 import type { Config } from "./config/schema.js";
 import { ConfigError, errorMessage } from "./errors.js";
 import { createLogger } from "./log.js";
+import { CommandError, EXIT_USAGE, UsageError } from "./cli/common.js";
 
-/** Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage. */
-const EXIT_USAGE = 2;
+export { UsageError };
 
 const USAGE = `usage: faxbridge <command> [options]
 
 commands:
   run [--config PATH]                 run the daemon (sandbox mode without RingCentral credentials)
+  doctor                              check configuration, data directory, RingCentral, mail; exit 1 on a FAIL
+  queue list|show|retry|cancel        outbound faxes (email → fax): list, inspect, retry, withdraw
+  inbound list|redeliver              received faxes (fax → email): list, mail again
+  send --to NUMBER FILE...            queue a fax from files, without email
   config --print [--config PATH]      show the effective configuration, secrets redacted
   emulator [--port N] [...]           run the RingCentral emulator alone (see --help)
   hash-password                       read a password on stdin, print its hash for smtp.users
+
+  "faxbridge <command> --help" explains a command.
 
 options:
   --config PATH   YAML config file (default: $FAXBRIDGE_CONFIG, else built-in defaults)
@@ -26,8 +32,48 @@ options:
 
 type Command = (argv: string[]) => Promise<number>;
 
+/** --help of the commands that do not print their own. */
+const HELP: Record<string, string> = {
+  run: `usage: faxbridge run [--config PATH]
+
+Run the daemon: SMTP intake, outbound fax worker, inbound fax delivery, HTTP
+(health, metrics, webhooks). Without RingCentral credentials (RC_CLIENT_ID,
+RC_JWT) it runs in sandbox mode against a built-in RingCentral emulator.
+Stops cleanly on SIGTERM/SIGINT.
+`,
+  config: `usage: faxbridge config --print [--config PATH]
+
+Print the effective configuration (defaults, then the file, then environment
+variables) as JSON, secrets redacted. Exits 2 listing every problem when the
+configuration is invalid.
+`,
+  emulator: `usage: faxbridge emulator [options]
+
+Run the RingCentral API emulator alone (for tests and demos).
+
+  --host H, --port N                     where to listen (default 127.0.0.1, any free port)
+  --light-limit N, --medium-limit N,
+  --heavy-limit N, --auth-limit N        requests per window per rate-limit group
+  --window-s N, --penalty-s N            rate-limit window and penalty, seconds
+  --strict-client-id ID --strict-client-secret S --strict-jwt JWT
+                                         accept only these credentials
+  --queued-ms N, --sent-ms N             how long a fax stays Queued, then Sent
+  --permissions P[,P...]                 app permissions in the token's scope (e.g. ReadMessages);
+                                         operations needing another answer 403 CMN-401
+`,
+  "hash-password": `usage: faxbridge hash-password < file
+
+Read a password on standard input and print its scrypt hash for smtp.users
+(passwordHash).
+`,
+};
+
 const COMMANDS: Record<string, Command> = {
   run: cmdRun,
+  doctor: async (argv) => (await import("./cli/doctor.js")).cmdDoctor(argv),
+  queue: async (argv) => (await import("./cli/queue.js")).cmdQueue(argv),
+  inbound: async (argv) => (await import("./cli/inbound.js")).cmdInbound(argv),
+  send: async (argv) => (await import("./cli/send.js")).cmdSend(argv),
   config: cmdConfig,
   emulator: cmdEmulator,
   "hash-password": cmdHashPassword,
@@ -44,6 +90,11 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`faxbridge: unknown command "${name}"\n\n${USAGE}`);
     return EXIT_USAGE;
   }
+  const help = HELP[name];
+  if (help !== undefined && (rest.includes("--help") || rest.includes("-h"))) {
+    process.stdout.write(help);
+    return 0;
+  }
   try {
     return await command(rest);
   } catch (err) {
@@ -52,18 +103,15 @@ export async function main(argv: string[]): Promise<number> {
       return EXIT_USAGE;
     }
     if (err instanceof UsageError) {
-      process.stderr.write(`faxbridge ${name}: ${err.message}\n`);
+      process.stderr.write(`faxbridge ${name}: ${err.message}\n(see: faxbridge ${name} --help)\n`);
       return EXIT_USAGE;
+    }
+    if (err instanceof CommandError) {
+      process.stderr.write(`faxbridge ${name}: ${err.message}\n`);
+      return 1;
     }
     process.stderr.write(`faxbridge ${name}: ${errorMessage(err)}\n`);
     return 1;
-  }
-}
-
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
   }
 }
 

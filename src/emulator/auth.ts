@@ -24,6 +24,8 @@ export interface AuthConfig {
   strict?: StrictAuth | undefined;
   accessTokenTtlSeconds: number;
   refreshTokenTtlSeconds: number;
+  /** The app permissions granted (token `scope`); undefined = every permission the emulator knows. */
+  permissions?: readonly string[] | undefined;
   now?: () => number;
 }
 
@@ -148,6 +150,18 @@ export class AuthStore {
     return entry.session;
   }
 
+  /**
+   * 403 CMN-401 "[Faxes] permission required" when the app lacks every one of
+   * `anyOf` (an operation's x-app-permission). Nothing is checked when the
+   * emulator was started without `permissions`.
+   */
+  requirePermission(anyOf: readonly string[]): void {
+    const granted = this.config.permissions;
+    if (granted === undefined || anyOf.length === 0) return;
+    if (anyOf.some((p) => granted.includes(p))) return;
+    throw rcError(403, "CMN-401", `[${anyOf[0] ?? ""}] permission required`);
+  }
+
   isLive(session: Session): boolean {
     return !session.ended && session.accessExpiresAt > this.now();
   }
@@ -200,7 +214,7 @@ export class AuthStore {
       expires_in: Math.round((session.accessExpiresAt - now) / 1000),
       refresh_token: session.refreshToken,
       refresh_token_expires_in: Math.round((session.refreshExpiresAt - now) / 1000),
-      scope: SCOPE,
+      scope: this.config.permissions === undefined ? SCOPE : this.config.permissions.join(" "),
       owner_id: session.ownerId,
       endpoint_id: session.id.slice(0, 22),
       session_id: session.id,

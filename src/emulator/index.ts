@@ -28,6 +28,12 @@ export interface EmulatorOptions {
   faxTimings?: { queuedMs: number; sentMs: number };
   faxOutcomes?: Record<string, { messageStatus: "SendingFailed" | "DeliveryFailed"; faxErrorCode: string }>;
   webhookBlacklistAfter?: number;
+  /**
+   * App permissions granted to every token (its `scope`), e.g. ["ReadMessages"].
+   * Operations whose x-app-permission is missing answer 403 CMN-401
+   * "[Faxes] permission required". Default: all permissions, nothing checked.
+   */
+  permissions?: string[];
   logger?: Logger;
 }
 
@@ -59,6 +65,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     strict: opts.strictAuth,
     accessTokenTtlSeconds: opts.accessTokenTtlSeconds ?? 3600,
     refreshTokenTtlSeconds: opts.refreshTokenTtlSeconds ?? 604800,
+    permissions: opts.permissions,
   });
   const limiter = new RateLimiter({
     limits: { Light: 50, Medium: 40, Heavy: 10, Auth: 5, ...opts.limits },
@@ -133,6 +140,7 @@ export async function runEmulatorCli(argv: string[]): Promise<void> {
       "strict-jwt": { type: "string" },
       "queued-ms": { type: "string" },
       "sent-ms": { type: "string" },
+      permissions: { type: "string" },
     },
     strict: true,
   });
@@ -167,6 +175,11 @@ export async function runEmulatorCli(argv: string[]): Promise<void> {
   const queuedMs = intArg("queued-ms", values["queued-ms"]);
   const sentMs = intArg("sent-ms", values["sent-ms"]);
   if (queuedMs !== undefined || sentMs !== undefined) opts.faxTimings = { queuedMs: queuedMs ?? 1500, sentMs: sentMs ?? 1500 };
+
+  if (values.permissions !== undefined) {
+    // "--permissions Faxes,ReadMessages": the token's scope; operations needing others answer 403.
+    opts.permissions = values.permissions.split(/[\s,]+/).filter((p) => p !== "");
+  }
 
   const emulator = await startEmulator(opts);
   logger.info({ event: "emulator.ready", url: emulator.url }, `RingCentral emulator at ${emulator.url}`);

@@ -133,6 +133,23 @@ const ROUTES: Route[] = [
   }),
 ];
 
+/**
+ * App permissions per operation (the spec's x-app-permission; the WebSocket
+ * token also accepts the scope name apps are granted, WebSocketsSubscription).
+ * Checked only when the emulator runs with `permissions`.
+ */
+const PERMISSIONS: Readonly<Record<string, readonly string[]>> = {
+  "POST /restapi/oauth/wstoken": ["WebSocketsSubscription", "WebSocket"],
+  [`POST ${EXT}/fax`]: ["Faxes"],
+  [`GET ${MS}`]: ["ReadMessages"],
+  [`GET ${MS}/{messageId}`]: ["ReadMessages"],
+  [`PUT ${MS}/{messageId}`]: ["EditMessages"],
+  [`PATCH ${MS}/{messageId}`]: ["EditMessages"],
+  [`DELETE ${MS}/{messageId}`]: ["EditMessages"],
+  [`GET ${MS}/{messageId}/content/{attachmentId}`]: ["ReadMessages"],
+  [`GET ${EXT}/message-sync`]: ["ReadMessages"],
+};
+
 const COVER_PAGES = [
   "None", "Ancient", "Birthday", "Blank", "Clasmod", "Classic", "Confidential", "Contempo", "Elegant", "Express",
   "Formal", "Jazzy", "Modern", "Urgent",
@@ -235,6 +252,7 @@ async function handle(deps: ServerDeps, base: string, req: IncomingMessage, res:
     const isContent = r.template.endsWith("/content/{attachmentId}");
     session = deps.auth.authenticate(req, isContent ? url.searchParams.get("access_token") : undefined);
     key = `${session.clientId}:${session.ownerId}`;
+    deps.auth.requirePermission(PERMISSIONS[routeKey] ?? []);
   } else {
     key = `client:${clientKey(req)}`;
   }

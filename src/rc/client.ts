@@ -156,6 +156,8 @@ interface TokenState {
   refreshToken: string | undefined;
   refreshExpiresAt: number;
   ownerId: string | undefined;
+  /** The app permissions granted with the token (TokenInfo.scope, space-separated), when RingCentral said. */
+  scopes: readonly string[] | undefined;
 }
 
 const DEFAULT_RETRY: RcRetryOptions = { attempts: 3, baseDelayMs: 500, maxDelayMs: 10_000, maxWaitMs: 65_000 };
@@ -298,6 +300,11 @@ export class RingCentralClient {
   /** The extension id the token belongs to (after login), from TokenInfo.owner_id. */
   get ownerId(): string | undefined {
     return this.token?.ownerId;
+  }
+
+  /** The app permissions the current token grants (TokenInfo.scope), after login; undefined when unknown. */
+  get scopes(): readonly string[] | undefined {
+    return this.token?.scopes;
   }
 
   /** Send a new fax. Never retried here (except once after a 401, which RingCentral did not process). */
@@ -688,6 +695,7 @@ export class RingCentralClient {
       refreshExpiresAt:
         info.refresh_token !== undefined ? now + (info.refresh_token_expires_in ?? 7 * 24 * 3600) * 1000 : 0,
       ownerId: info.owner_id,
+      scopes: info.scope?.split(/\s+/).filter((s) => s !== ""),
     };
     this.secrets.add(state.accessToken);
     if (state.refreshToken !== undefined) this.secrets.add(state.refreshToken);

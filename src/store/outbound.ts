@@ -41,7 +41,7 @@ export const TRANSITIONS: Readonly<Record<JobState, readonly JobState[]>> = {
   submitting: ["submitted", "parsed", "failed"],
   submitted: ["submitted", "final", "failed", "cancelled"],
   final: ["notified"],
-  failed: ["notified"],
+  failed: ["notified", "parsed"],
   notified: [],
   cancelled: [],
 };

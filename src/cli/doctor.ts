@@ -1,0 +1,550 @@
+/**
+ * `faxbridge doctor`: checks the things that stop faxes in practice and says
+ * what to do, one line each: `ok`, `warn` or `FAIL`. Exit 1 when anything
+ * FAILs, 2 when the configuration cannot be loaded at all.
+ *
+ * It changes nothing a running daemon relies on: the database is opened (and
+ * migrated, as the daemon would) only when the data directory exists; the
+ * RingCentral login is revoked again at the end.
+ */
+import { constants } from "node:fs";
+import { access, stat, statfs } from "node:fs/promises";
+import { isIP } from "node:net";
+import { dirname, join, resolve } from "node:path";
+import { hasCredentials, type Config } from "../config/schema.js";
+import { ConfigError, errorMessage } from "../errors.js";
+import { notificationMode, type NotificationMode } from "../inbound/service.js";
+import { WEBHOOK_PATH } from "../inbound/webhook.js";
+import { silentLogger } from "../log.js";
+import { createMailSender, MailDeliveryError } from "../mail/transport.js";
+import { RingCentralClient } from "../rc/client.js";
+import { RcApiError, RcNetworkError, RcProtocolError } from "../rc/errors.js";
+import { createCidrMatcher, isLoopback } from "../smtp/cidr.js";
+import { openDatabase } from "../store/db.js";
+import { inboundMigration, SqliteInboundStore } from "../store/inbound.js";
+import { outboundMigration, SqliteOutboundStore } from "../store/outbound.js";
+import { COMMON_OPTIONS, EXIT_USAGE, loadConfigFrom, parse, printJson } from "./common.js";
+
+export type CheckStatus = "ok" | "warn" | "FAIL";
+
+export interface Check {
+  /** Short area name: "config", "data dir", "ringcentral login", ... */
+  readonly name: string;
+  readonly status: CheckStatus;
+  /** What was found, in plain words. */
+  readonly message: string;
+  /** What to do about it (warn and FAIL). */
+  readonly fix?: string;
+}
+
+export const DOCTOR_USAGE = `usage: faxbridge doctor [--config PATH] [--json]
+
+Check the configuration, the data directory, RingCentral (login, app
+permissions, reachability), the outgoing mail server, the webhook URL and
+who may send faxes over SMTP. Each check prints ok, warn or FAIL with what to
+do. Exit 0 when nothing FAILs, 1 when something does, 2 when the
+configuration cannot be loaded.
+
+  --config PATH   YAML config file (default: $FAXBRIDGE_CONFIG, else built-in defaults)
+  --json          [{"name", "status", "message", "fix"}]
+  -h, --help      this text
+`;
+
+export interface DoctorOptions {
+  /** Per network check (RingCentral, mail server). Default 15 s. */
+  readonly timeoutMs?: number;
+}
+
+const GiB = 1024 ** 3;
+
+const ok = (name: string, message: string): Check => ({ name, status: "ok", message });
+const warn = (name: string, message: string, fix: string): Check => ({ name, status: "warn", message, fix });
+const fail = (name: string, message: string, fix: string): Check => ({ name, status: "FAIL", message, fix });
+
+function code(err: unknown): string | undefined {
+  const c = (err as NodeJS.ErrnoException | undefined)?.code;
+  return typeof c === "string" ? c : undefined;
+}
+
+async function existing(path: string): Promise<string> {
+  let p = path;
+  for (;;) {
+    try {
+      await stat(p);
+      return p;
+    } catch (err) {
+      const parent = dirname(p);
+      if (code(err) !== "ENOENT" || parent === p) return p;
+      p = parent;
+    }
+  }
+}
+
+function bytes(n: number): string {
+  if (n >= GiB) return `${(n / GiB).toFixed(1)} GiB`;
+  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(0)} MiB`;
+  return `${n} bytes`;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(`${what}: no answer within ${Math.round(ms / 1000)} s`), { code: "ETIMEDOUT" })), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+// ---------------------------------------------------------------- data dir, database, disk
+
+async function checkDataDir(config: Readonly<Config>): Promise<{ checks: Check[]; usable: boolean }> {
+  const dir = resolve(config.dataDir);
+  const name = "data dir";
+  let st;
+  try {
+    st = await stat(dir);
+  } catch (err) {
+    if (code(err) !== "ENOENT") return { checks: [fail(name, `${dir} cannot be examined (${code(err) ?? errorMessage(err)})`, "check the path and the permissions of its parent directories")], usable: false };
+    const parent = await existing(dir);
+    try {
+      await access(parent, constants.W_OK);
+      return { checks: [warn(name, `${dir} does not exist yet`, "nothing to do: faxbridge run creates it (mode 0700); or set dataDir / FAXBRIDGE_DATA_DIR to where it should live")], usable: false };
+    } catch {
+      // Not writable: the daemon could not create it either.
+      return { checks: [fail(name, `${dir} does not exist and ${parent} is not writable, so faxbridge cannot create it`, `create it for the user that runs faxbridge: mkdir -m 700 ${dir} && chown <user> ${dir}`)], usable: false };
+    }
+  }
+  if (!st.isDirectory()) return { checks: [fail(name, `${dir} is not a directory`, "point dataDir (FAXBRIDGE_DATA_DIR) at a directory")], usable: false };
+  try {
+    await access(dir, constants.W_OK | constants.X_OK);
+  } catch {
+    // EACCES/EROFS: the daemon cannot store anything here.
+    return {
+      checks: [fail(name, `${dir} is not writable by this user (uid ${process.getuid?.() ?? "?"})`, `run doctor as the user that runs faxbridge, or: chown -R <that user> ${dir} && chmod 700 ${dir}`)],
+      usable: false,
+    };
+  }
+  const mode = st.mode & 0o777;
+  if ((mode & 0o077) !== 0) {
+    return {
+      checks: [warn(name, `${dir} is accessible to other users (mode ${mode.toString(8)}); it holds faxes and mail, which may be confidential`, `chmod 700 ${dir}`)],
+      usable: true,
+    };
+  }
+  return { checks: [ok(name, `${dir} exists, is writable and private (mode ${mode.toString(8)})`)], usable: true };
+}
+
+async function checkDatabase(config: Readonly<Config>): Promise<Check[]> {
+  const dir = resolve(config.dataDir);
+  const file = join(dir, "faxbridge.db");
+  let db;
+  try {
+    db = openDatabase(file, [outboundMigration, inboundMigration]);
+  } catch (err) {
+    const busy = /busy|locked/i.test(errorMessage(err));
+    return [
+      fail(
+        "database",
+        `${file} cannot be opened: ${errorMessage(err)}`,
+        busy ? "another process holds a lock on it for a long time; check for a stuck faxbridge" : "check the file's owner and permissions, and that the disk is not full or read-only",
+      ),
+    ];
+  }
+  const checks: Check[] = [];
+  try {
+    const logger = silentLogger();
+    const outbound = new SqliteOutboundStore(db, { logger, groupCommit: "inline" });
+    const inbound = new SqliteInboundStore({ db, logger });
+    const jobs = await outbound.countByState();
+    const faxes = await inbound.countByState();
+    await outbound.close();
+    const total = Object.values(jobs).reduce((a, b) => a + b, 0);
+    const waiting = jobs.received + jobs.parsed + jobs.submitting + jobs.submitted;
+    checks.push(ok("database", `${file} opens (${total} outbound jobs, ${waiting} in progress; ${faxes.discovered + faxes.delivered + faxes.dead} received faxes)`));
+    if (jobs.failed > 0) {
+      checks.push(
+        warn(
+          "queue",
+          `${jobs.failed} outbound job(s) failed and their senders are not yet told (the daemon does that while it runs)`,
+          "see faxbridge queue list --state failed; faxbridge queue retry ID sends one again when the cause is fixed",
+        ),
+      );
+    }
+    if (faxes.dead > 0) {
+      checks.push(
+        warn(
+          "inbound",
+          `${faxes.dead} received fax(es) could not be mailed and were given up (dead)`,
+          "see faxbridge inbound list --state dead for the reason; after fixing it: faxbridge inbound redeliver ID",
+        ),
+      );
+    }
+  } catch (err) {
+    checks.push(fail("database", `${file} opens but cannot be read: ${errorMessage(err)}`, "restore it from a backup or move it aside (the daemon then starts empty)"));
+  } finally {
+    db.close();
+  }
+  return checks;
+}
+
+async function checkDisk(config: Readonly<Config>): Promise<Check> {
+  const dir = await existing(resolve(config.dataDir));
+  const need = Math.max(GiB, 2 * config.smtp.maxMessageBytes);
+  try {
+    const fs = await statfs(dir);
+    const free = Number(fs.bavail) * Number(fs.bsize);
+    if (free < need) {
+      return warn(
+        "disk",
+        `${bytes(free)} free on the data directory's file system; under ${bytes(need)} a large fax may not fit and mail will be refused with 452`,
+        "free space or move dataDir to a larger volume",
+      );
+    }
+    return ok("disk", `${bytes(free)} free on the data directory's file system`);
+  } catch (err) {
+    return warn("disk", `free space of ${dir} is unknown (${code(err) ?? errorMessage(err)})`, "check it with df");
+  }
+}
+
+// ---------------------------------------------------------------- RingCentral
+
+const CLIENT_CODES = new Set(["invalid_client", "OAU-153", "OAU-123", "OAU-102", "OAU-152"]);
+const GRANT_CODES = new Set(["invalid_grant", "OAU-140", "OAU-211", "OAU-213", "OAU-214", "OAU-215"]);
+const FLOW_CODES = new Set(["unauthorized_client", "unsupported_grant_type", "OAU-251", "OAU-250"]);
+
+export function describeLoginFailure(err: unknown, serverUrl: string): Check {
+  const name = "ringcentral login";
+  if (err instanceof RcApiError) {
+    const c = err.errorCode ?? "";
+    const said = `${err.status}${c !== "" ? ` ${c}` : ""}${err.serverMessage !== undefined ? `: ${err.serverMessage}` : ""}`;
+    if (CLIENT_CODES.has(c) || (err.status === 401 && !GRANT_CODES.has(c))) {
+      return fail(
+        name,
+        `RingCentral rejected the app's client id or client secret (invalid_client; HTTP ${said})`,
+        "check RC_CLIENT_ID and RC_CLIENT_SECRET against the app's credentials in the RingCentral developer console; sandbox and production apps have different ones, and ringcentral.serverUrl must match the app's environment",
+      );
+    }
+    if (GRANT_CODES.has(c)) {
+      return fail(
+        name,
+        `RingCentral rejected the JWT (invalid_grant; HTTP ${said}): it is malformed, expired or revoked, or not valid for this app or environment`,
+        "create a new JWT credential for the user in the RingCentral developer console (allowed for this app) and set RC_JWT (or RC_JWT_FILE)",
+      );
+    }
+    if (FLOW_CODES.has(c)) {
+      return fail(name, `RingCentral does not let this app log in with a JWT (HTTP ${said})`, "enable the JWT auth flow in the app's settings in the RingCentral developer console");
+    }
+    if (err.status === 404 || err.status === 405) {
+      return fail(name, `${serverUrl} has no RingCentral login endpoint (HTTP ${err.status})`, "check ringcentral.serverUrl (RC_SERVER_URL): https://platform.ringcentral.com, or https://platform.devtest.ringcentral.com for a sandbox app");
+    }
+    if (err.status === 429) {
+      return warn(name, `RingCentral's login rate limit is used up right now (HTTP ${said})`, "the daemon may be logging in at the same moment; run doctor again in a minute");
+    }
+    if (err.status >= 500) {
+      return fail(name, `RingCentral is having trouble (HTTP ${said})`, "try again later; see https://status.ringcentral.com");
+    }
+    return fail(name, `RingCentral refused the login (HTTP ${said})`, "check RC_CLIENT_ID, RC_CLIENT_SECRET and RC_JWT in the RingCentral developer console");
+  }
+  if (err instanceof RcNetworkError) {
+    return fail(
+      name,
+      `cannot reach RingCentral at ${serverUrl} (${err.code ?? "network error"})`,
+      "check ringcentral.serverUrl (RC_SERVER_URL), DNS, and that the firewall or proxy lets this host make HTTPS connections to it",
+    );
+  }
+  if (err instanceof RcProtocolError) {
+    return fail(name, `${serverUrl} answered, but not like RingCentral does (${err.message})`, "check ringcentral.serverUrl (RC_SERVER_URL); a proxy may be answering in its place");
+  }
+  if (code(err) === "ETIMEDOUT") return fail(name, `RingCentral at ${serverUrl} did not answer in time`, "check the network path (firewall, proxy) to it");
+  return fail(name, `login failed: ${errorMessage(err)}`, "check ringcentral.serverUrl and the credentials");
+}
+
+interface PermissionNeed {
+  readonly anyOf: readonly string[];
+  readonly why: string;
+  readonly required: boolean;
+}
+
+export function permissionNeeds(config: Readonly<Config>): PermissionNeed[] {
+  const needs: PermissionNeed[] = [
+    { anyOf: ["Faxes"], why: "to send faxes", required: true },
+    { anyOf: ["ReadMessages"], why: "to follow sent faxes and find received ones", required: true },
+  ];
+  let mode: NotificationMode | undefined;
+  try {
+    mode = notificationMode(config as Config);
+  } catch {
+    // "webhook" without a URL: reported by the webhook check.
+    mode = undefined;
+  }
+  const explicit = config.inbound.notifications !== "auto";
+  if (mode === "webhook") needs.push({ anyOf: ["SubscriptionWebhook", "WebhookSubscriptions"], why: "for webhook notifications of received faxes", required: explicit });
+  if (mode === "websocket") needs.push({ anyOf: ["WebSocketsSubscription", "WebSocket"], why: "for WebSocket notifications of received faxes", required: explicit });
+  if (config.inbound.markAsRead) needs.push({ anyOf: ["EditMessages"], why: "to mark delivered faxes as read (inbound.markAsRead)", required: false });
+  return needs;
+}
+
+export function checkPermissions(config: Readonly<Config>, scopes: readonly string[] | undefined): Check {
+  const name = "ringcentral permissions";
+  if (scopes === undefined) return warn(name, "RingCentral did not say which permissions the app has, so they were not checked", "make sure the app has Faxes and ReadMessages");
+  const missing = permissionNeeds(config).filter((n) => !n.anyOf.some((p) => scopes.includes(p)));
+  const fix =
+    "add the permission(s) to the app in the RingCentral developer console (Settings → App permissions); a production app needs its new version approved before the change applies";
+  const required = missing.filter((m) => m.required);
+  const optional = missing.filter((m) => !m.required);
+  const words = (list: PermissionNeed[]): string => list.map((m) => `${m.anyOf[0] ?? "?"} (${m.why})`).join(", ");
+  if (required.length > 0) return fail(name, `the RingCentral app lacks the permission ${words(required)}; granted: ${scopes.join(" ") || "none"}`, fix);
+  if (optional.length > 0) {
+    return warn(name, `the RingCentral app lacks ${words(optional)}; received faxes are still found by the periodic sync, only later`, fix);
+  }
+  return ok(name, `the app has what faxbridge needs (${scopes.join(" ")})`);
+}
+
+async function checkRingCentral(config: Readonly<Config>, timeoutMs: number): Promise<Check[]> {
+  const rc = config.ringcentral;
+  const set = { RC_CLIENT_ID: rc.clientId !== "", RC_CLIENT_SECRET: rc.clientSecret !== "", RC_JWT: rc.jwt !== "" };
+  if (!hasCredentials(config as Config)) {
+    const given = Object.entries(set).filter(([, v]) => v).map(([k]) => k);
+    if (given.length > 0) {
+      const missing = Object.entries(set).filter(([, v]) => !v).map(([k]) => k);
+      return [fail("ringcentral", `only some RingCentral credentials are set (${given.join(", ")}); without ${missing.join(" and ")} faxbridge runs in SANDBOX mode and sends no real faxes`, `set ${missing.join(" and ")} (or the matching *_FILE variables)`)];
+    }
+    return [
+      warn(
+        "ringcentral",
+        "SANDBOX mode: no RingCentral credentials, so faxes go to the built-in emulator and nothing is really faxed",
+        "for real faxes set RC_CLIENT_ID, RC_CLIENT_SECRET and RC_JWT (a JWT credential of the RingCentral user faxbridge acts as)",
+      ),
+    ];
+  }
+  const checks: Check[] = [];
+  if (!set.RC_CLIENT_SECRET) checks.push(warn("ringcentral", "RC_CLIENT_SECRET is empty; RingCentral JWT apps normally need it", "set RC_CLIENT_SECRET from the app's credentials"));
+  const client = new RingCentralClient({
+    serverUrl: rc.serverUrl,
+    clientId: rc.clientId,
+    clientSecret: rc.clientSecret,
+    jwt: rc.jwt,
+    logger: silentLogger(),
+    requestTimeoutMs: Math.min(rc.requestTimeoutMs, timeoutMs),
+    retry: { attempts: 1 },
+  });
+  try {
+    try {
+      await withTimeout(client.login(), timeoutMs, "RingCentral login");
+    } catch (err) {
+      checks.push(describeLoginFailure(err, rc.serverUrl));
+      return checks;
+    }
+    checks.push(ok("ringcentral login", `logged in to ${rc.serverUrl} with the JWT${client.ownerId !== undefined ? ` as extension ${client.ownerId}` : ""}`));
+    checks.push(checkPermissions(config, client.scopes));
+    try {
+      const pages = await withTimeout(client.listCoverPages(), timeoutMs, "RingCentral API");
+      checks.push(ok("ringcentral api", `the API answers (${pages.length} fax cover pages)`));
+    } catch (err) {
+      const failed = describeLoginFailure(err, rc.serverUrl);
+      checks.push({ ...failed, name: "ringcentral api", message: failed.message.replace("the login", "an API call") });
+    }
+    return checks;
+  } finally {
+    await client.close();
+  }
+}
+
+// ---------------------------------------------------------------- mail
+
+export function describeMailFailure(err: unknown, where: string): Check {
+  const name = "mail";
+  const cause = err instanceof MailDeliveryError && err.cause !== undefined ? err.cause : err;
+  const text = errorMessage(cause);
+  const c = code(cause) ?? "";
+  const responseCode = err instanceof MailDeliveryError ? err.responseCode : undefined;
+  if (/ECONNREFUSED/.test(text) || c === "ECONNREFUSED") {
+    return fail(name, `nothing accepts connections at ${where} (connection refused): the mail server is down or mail.url names the wrong host or port`, "start the mail server, or fix mail.url (FAXBRIDGE_MAIL_URL)");
+  }
+  if (/ENOTFOUND|EAI_AGAIN/.test(text) || c === "EDNS" || c === "ENOTFOUND") {
+    return fail(name, `the mail server's host name in ${where} does not resolve`, "fix the host in mail.url (FAXBRIDGE_MAIL_URL) or the DNS");
+  }
+  if (c === "ETIMEDOUT" || /timeout|timed out/i.test(text)) {
+    return fail(name, `the mail server at ${where} did not answer in time`, "check that it runs and that no firewall drops the connection");
+  }
+  if (c === "EAUTH" || responseCode === 535 || responseCode === 534 || /auth/i.test(text)) {
+    return fail(name, `the mail server at ${where} refused the username or password in mail.url`, "fix the credentials in mail.url (user:password@host, URL-encoded)");
+  }
+  if (c === "ETLS" || /certificate|TLS|SSL/i.test(text)) {
+    return fail(name, `TLS with the mail server at ${where} failed (${text})`, "use smtps:// for port 465 and smtp:// for STARTTLS ports; check the server's certificate");
+  }
+  return fail(name, `the mail server at ${where} cannot be used: ${text}`, "check mail.url (FAXBRIDGE_MAIL_URL) and the mail server's log");
+}
+
+async function checkMail(config: Readonly<Config>, timeoutMs: number): Promise<Check> {
+  const dir = join(resolve(config.dataDir), "mailbox");
+  if (config.mail.url === "") {
+    return warn(
+      "mail",
+      `no mail server configured: reports and received faxes are written as .eml files to ${dir}, and nobody is mailed`,
+      "set mail.url (FAXBRIDGE_MAIL_URL), e.g. smtp://mail.example.com:587",
+    );
+  }
+  let sender;
+  try {
+    sender = createMailSender(config.mail.url, dir, silentLogger());
+  } catch (err) {
+    return fail("mail", `mail.url is not usable: ${errorMessage(err)}`, "write it as smtp://[user:password@]host:port or smtps://...");
+  }
+  try {
+    await withTimeout(sender.verify(), timeoutMs, "mail server");
+    return ok("mail", `the mail server at ${sender.description} accepts connections`);
+  } catch (err) {
+    return describeMailFailure(err, sender.description);
+  } finally {
+    sender.close();
+  }
+}
+
+// ---------------------------------------------------------------- webhook, SMTP exposure
+
+function isPrivateHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "");
+  if (h === "localhost" || h.endsWith(".localhost") || h.endsWith(".local")) return true;
+  if (isIP(h) === 0) return false;
+  return createCidrMatcher(["127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "::1/128", "fc00::/7", "fe80::/10"])(h);
+}
+
+export function checkWebhook(config: Readonly<Config>): Check | undefined {
+  const name = "webhook";
+  const { notifications, webhookUrl, verificationToken } = config.inbound;
+  const sandbox = !hasCredentials(config as Config);
+  if (notifications === "webhook" && webhookUrl === "") {
+    return fail(name, 'inbound.notifications is "webhook" but inbound.webhookUrl is empty; the daemon will not start', `set inbound.webhookUrl to the public https URL ending in ${WEBHOOK_PATH}, or use notifications "websocket"`);
+  }
+  if (webhookUrl === "" || notifications === "websocket" || notifications === "none") return undefined;
+  let u: URL;
+  try {
+    u = new URL(webhookUrl);
+  } catch {
+    return fail(name, `inbound.webhookUrl ${JSON.stringify(webhookUrl)} is not a URL`, `write it as https://your.host${WEBHOOK_PATH}`);
+  }
+  if (!sandbox && u.protocol !== "https:") {
+    return fail(name, `inbound.webhookUrl uses ${u.protocol.replace(":", "")}; RingCentral delivers webhooks only to https URLs`, "put faxbridge's HTTP port behind a TLS reverse proxy and use its https URL");
+  }
+  if (!sandbox && isPrivateHost(u.hostname)) {
+    return fail(name, `inbound.webhookUrl points at ${u.hostname}, which RingCentral cannot reach from the internet`, "use the public host name of the reverse proxy in front of faxbridge");
+  }
+  if (u.pathname.replace(/\/+$/, "") !== WEBHOOK_PATH && !u.pathname.endsWith(WEBHOOK_PATH)) {
+    return warn(name, `inbound.webhookUrl path is ${u.pathname}; faxbridge answers webhooks at ${WEBHOOK_PATH}`, `make sure the proxy maps ${u.pathname} to ${WEBHOOK_PATH}`);
+  }
+  if (verificationToken === "") {
+    return warn(name, "inbound.verificationToken is empty: faxbridge generates one, but a shared secret you set is easier to rotate", "set inbound.verificationToken (FAXBRIDGE_INBOUND_VERIFICATION_TOKEN) to a long random string");
+  }
+  return ok(name, `webhooks go to ${u.origin}${u.pathname}`);
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || (isIP(host) !== 0 && isLoopback(host));
+}
+
+/** CIDR entries that admit more than this machine. */
+function wideEntries(cidrs: readonly string[]): string[] {
+  return cidrs.filter((c) => {
+    const [addr = ""] = c.split("/");
+    return !isLoopback(addr) || /\/(0|[1-7])$/.test(c);
+  });
+}
+
+export function checkSmtpExposure(config: Readonly<Config>): Check[] {
+  const name = "smtp";
+  const s = config.smtp;
+  const domains = config.fax.domains.join(", ");
+  const checks: Check[] = [];
+  const local = isLoopbackHost(s.host);
+  const wide = wideEntries(s.allowUnauthenticatedFrom);
+  const tls = s.tlsKey !== "" && s.tlsCert !== "";
+  if (local) {
+    checks.push(ok(name, `listens on ${s.host}:${s.port} (this machine only)`));
+  } else if (wide.length > 0) {
+    const everyone = wide.some((c) => /\/0$/.test(c.trim()));
+    const msg =
+      `listens on ${s.host}:${s.port} and lets ${everyone ? "ANY address" : wide.join(", ")} send without a password: ` +
+      `whoever can reach the port can send faxes at your account's cost. It never relays mail for other domains (only ${domains} is accepted)`;
+    const fix = `narrow smtp.allowUnauthenticatedFrom to the mail servers that should fax, or require AUTH (smtp.users${tls ? "" : " with smtp.tlsKey/tlsCert"})`;
+    checks.push(everyone ? fail(name, msg, fix) : warn(name, msg, fix));
+  } else if (s.users.length === 0) {
+    checks.push(warn(name, `listens on ${s.host}:${s.port}, but no remote client can send: there are no smtp.users and allowUnauthenticatedFrom covers only loopback`, "add smtp.users (faxbridge hash-password) or allow your mail server's network"));
+  } else {
+    checks.push(ok(name, `listens on ${s.host}:${s.port}; remote clients must log in (${s.users.length} user(s))`));
+  }
+  if (!local && s.users.length > 0 && !tls) {
+    checks.push(warn("smtp tls", "smtp.users are set but there is no TLS: remote clients cannot log in (AUTH needs TLS except from loopback)", "set smtp.tlsKey and smtp.tlsCert (PEM files)"));
+  }
+  return checks;
+}
+
+async function checkTlsFiles(config: Readonly<Config>): Promise<Check | undefined> {
+  const { tlsKey, tlsCert } = config.smtp;
+  if (tlsKey === "" && tlsCert === "") return undefined;
+  if (tlsKey === "" || tlsCert === "") return fail("smtp tls", "only one of smtp.tlsKey and smtp.tlsCert is set; STARTTLS needs both", "set both, or neither");
+  for (const [what, path] of [
+    ["smtp.tlsKey", tlsKey],
+    ["smtp.tlsCert", tlsCert],
+  ] as const) {
+    try {
+      await access(path, constants.R_OK);
+    } catch (err) {
+      return fail("smtp tls", `${what} ${path} cannot be read (${code(err) ?? errorMessage(err)}); the daemon will not start`, "fix the path or the file's permissions");
+    }
+  }
+  return ok("smtp tls", "STARTTLS key and certificate are readable");
+}
+
+// ---------------------------------------------------------------- all
+
+export async function runDoctor(config: Readonly<Config>, opts: DoctorOptions = {}): Promise<Check[]> {
+  const timeoutMs = opts.timeoutMs ?? 15_000;
+  const checks: Check[] = [ok("config", "the configuration is valid")];
+  const dir = await checkDataDir(config);
+  checks.push(...dir.checks);
+  if (dir.usable) checks.push(...(await checkDatabase(config)));
+  checks.push(await checkDisk(config));
+  // The two network checks run side by side.
+  const [rc, mail] = await Promise.all([checkRingCentral(config, timeoutMs), checkMail(config, timeoutMs)]);
+  checks.push(...rc, mail);
+  const webhook = checkWebhook(config);
+  if (webhook !== undefined) checks.push(webhook);
+  checks.push(...checkSmtpExposure(config));
+  const tls = await checkTlsFiles(config);
+  if (tls !== undefined) checks.push(tls);
+  return checks;
+}
+
+export function formatChecks(checks: readonly Check[]): string {
+  const lines: string[] = [];
+  for (const c of checks) {
+    lines.push(`${c.status.padEnd(4)}  ${c.name}: ${c.message}`);
+    if (c.fix !== undefined) lines.push(`      → ${c.fix}`);
+  }
+  const fails = checks.filter((c) => c.status === "FAIL").length;
+  const warns = checks.filter((c) => c.status === "warn").length;
+  lines.push("", fails > 0 ? `${fails} problem(s) to fix, ${warns} warning(s)` : warns > 0 ? `no problems, ${warns} warning(s)` : "everything looks right");
+  return `${lines.join("\n")}\n`;
+}
+
+export async function cmdDoctor(argv: string[]): Promise<number> {
+  const { values } = parse(argv, COMMON_OPTIONS);
+  if (values.help === true) {
+    process.stdout.write(DOCTOR_USAGE);
+    return 0;
+  }
+  let config: Readonly<Config>;
+  try {
+    config = loadConfigFrom(values.config);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    const check = fail("config", err.message, "fix each setting listed (see the README's configuration table); faxbridge config --print shows the effective values");
+    if (values.json === true) printJson([check]);
+    else process.stdout.write(formatChecks([check]));
+    return EXIT_USAGE;
+  }
+  const checks = await runDoctor(config);
+  if (values.json === true) printJson(checks);
+  else process.stdout.write(formatChecks(checks));
+  return checks.some((c) => c.status === "FAIL") ? 1 : 0;
+}

@@ -35,6 +35,41 @@ const inboundRoute = z.strictObject({
   mailTo: z.array(z.string().min(3)).min(1),
 });
 
+/** A sender rule entry: a whole address ("alice@example.com") or a whole domain ("@example.org"). */
+const senderEntry = z
+  .string()
+  .regex(/^([^@\s]+@[^@\s]+|@[^@\s]+)$/, { message: 'expected an address such as "alice@example.com" or a domain such as "@example.org"' });
+
+/** How the identity of an unauthenticated sender on an allowlist is proven. */
+const verifySender = z.enum(["dmarc", "spf-dkim", "authentication-results", "none"]);
+
+/** An E.164 number pattern with `*` wildcards, e.g. "+1900*". */
+const numberPattern = z.string().regex(/^\+?[\d*]+$/, { message: 'expected an E.164 pattern with * wildcards such as "+1900*"' });
+
+const senderRule = {
+  /** Who may fax: addresses and "@domain" entries; empty = anyone the SMTP rules let in. */
+  senders: z.array(senderEntry).default([]),
+  /** Only SMTP AUTH users may fax via this domain (relays in allowUnauthenticatedFrom are refused). */
+  requireAuth: z.boolean().default(false),
+  /** How an unauthenticated sender matched by `senders` must be verified. */
+  verifySender: verifySender.default("dmarc"),
+};
+
+const domainPolicy = z.strictObject({
+  /** The fax domain (one of fax.domains) this rule applies to. */
+  domain: z.string().min(1),
+  senders: senderRule.senders,
+  requireAuth: senderRule.requireAuth,
+  verifySender: senderRule.verifySender,
+});
+
+const userBinding = z.strictObject({
+  /** An smtp.users username. */
+  username: z.string().min(1),
+  /** Envelope and From addresses this user may use ("@domain" = any address there). */
+  senders: z.array(senderEntry).min(1),
+});
+
 export const configSchema = z
   .strictObject({
     ringcentral: z
@@ -153,6 +188,59 @@ export const configSchema = z
         port: port.default(8026),
       })
       .prefault({}),
+    policy: z
+      .strictObject({
+        /** The sender rule for fax domains without an entry in `domains`. */
+        default: z.strictObject(senderRule).prefault({}),
+        /** Per fax domain sender rules: [{ domain, senders, requireAuth, verifySender }]. */
+        domains: z.array(domainPolicy).default([]),
+        /** SMTP AUTH users bound to the addresses they may send as: [{ username, senders }]. */
+        users: z.array(userBinding).default([]),
+        /** Client networks (CIDR) whose Authentication-Results headers are trusted (verifySender "authentication-results"). */
+        trustedRelays: z.array(z.string().min(1)).default([]),
+        /** authserv-ids (the first token of Authentication-Results) of those relays. */
+        authservIds: z.array(z.string().min(1)).default([]),
+        /** Timeout of one sender verification (DNS lookups), milliseconds. */
+        verifyTimeoutMs: positiveInt.default(10_000),
+        destinations: z
+          .strictObject({
+            /** Numbers matching these patterns are refused. */
+            deny: z.array(numberPattern).default([]),
+            /** Numbers matching these patterns skip the type and country checks. */
+            allow: z.array(numberPattern).default([]),
+            /** Number types (libphonenumber) refused. */
+            blockTypes: z
+              .array(z.enum(["PREMIUM_RATE", "SHARED_COST", "PERSONAL_NUMBER", "UAN", "VOICEMAIL", "PAGER", "TOLL_FREE", "VOIP", "MOBILE"]))
+              .default(["PREMIUM_RATE", "SHARED_COST", "PERSONAL_NUMBER"]),
+            /** Countries (ISO 3166) besides fax.defaultCountry that may be faxed; ["*"] = all. */
+            allowCountries: z.array(z.string().regex(/^([A-Z]{2}|\*)$/, { message: "expected a two-letter ISO 3166 country code or *" })).default([]),
+          })
+          .prefault({}),
+        quotas: z
+          .strictObject({
+            /** Fax recipients one sender (SMTP user, else envelope sender) may send per hour; 0 = no limit. */
+            perSenderPerHour: nonNegativeInt.default(100),
+            /** Fax recipients everyone together may send per hour; 0 = no limit. */
+            globalPerHour: nonNegativeInt.default(1000),
+          })
+          .prefault({}),
+        abuse: z
+          .strictObject({
+            /** New SMTP connections one client IP may open per minute (421 above); 0 = no limit. */
+            connectionsPerMinute: nonNegativeInt.default(60),
+            /** Networks (CIDR) the connection rate does not apply to (local relays). */
+            exempt: z.array(z.string().min(1)).default(["127.0.0.0/8", "::1/128"]),
+            /** Failed AUTH attempts from one IP within authFailureWindowSeconds before AUTH is refused; 0 = never. */
+            authMaxFailures: nonNegativeInt.default(5),
+            authFailureWindowSeconds: positiveInt.default(900),
+            /** How long AUTH stays refused for that IP. */
+            authLockoutSeconds: positiveInt.default(900),
+            /** Delay of the first failed-AUTH reply, doubling per further failure (capped at 8x). */
+            authFailureDelayMs: nonNegativeInt.default(1000),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
     log: z
       .strictObject({
         level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -163,6 +251,8 @@ export const configSchema = z
 export type Config = z.infer<typeof configSchema>;
 export type InboundRoute = z.infer<typeof inboundRoute>;
 export type SmtpUser = z.infer<typeof smtpUser>;
+export type PolicyConfig = z.infer<typeof configSchema>["policy"];
+export type VerifySenderMode = z.infer<typeof verifySender>;
 
 /** True when RingCentral credentials are configured; otherwise the daemon runs in sandbox mode. */
 export function hasCredentials(config: Config): boolean {

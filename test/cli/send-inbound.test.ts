@@ -67,7 +67,7 @@ describe("faxbridge send and inbound, against a running sandbox daemon", () => {
     writeFileSync(notes, "second document\n");
 
     const r = await cli(["send", "--to", "+15551234567", "--to", "(555) 123-4568", "--cover-text", "Please sign", file, notes], env);
-    expect(r.code, r.stderr).toBe(0);
+    expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 });
     const id = /queued as (\S+)/.exec(r.stdout)?.[1] ?? "";
     expect(id).not.toBe("");
 
@@ -148,7 +148,7 @@ describe("faxbridge send and inbound, against a running sandbox daemon", () => {
     await daemon.close();
     daemon = undefined;
     const again = await cli(["inbound", "redeliver", delivered.id], env);
-    expect(again.code, again.stderr).toBe(0);
+    expect({ code: again.code, stderr: again.stderr }).toMatchObject({ code: 0 });
     expect(again.stdout).toContain("(was delivered) is queued to be mailed again; it went to fax-inbox@localhost before");
     const waiting = await cliJson<{ id: string; state: string; attempts: number }[]>(["inbound", "list", "--state", "discovered"], env);
     expect(waiting).toEqual([expect.objectContaining({ id: delivered.id, state: "discovered", attempts: 0 })]);

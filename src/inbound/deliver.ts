@@ -13,6 +13,7 @@ import { pipeline } from "node:stream/promises";
 import type { Config } from "../config/schema.js";
 import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
+import type { AuditSink } from "../ops/audit.js";
 import type { MailSender } from "../mail/transport.js";
 import { MailDeliveryError } from "../mail/transport.js";
 import type { Metrics } from "../metrics.js";
@@ -40,6 +41,8 @@ export interface InboundDeliveryDeps {
   readonly leaseMs: number;
   /** In [0,1]: retry delays are drawn from [d·(1−jitter), d]. */
   readonly jitter: number;
+  /** Where delivered and dead faxes are recorded (never contents). */
+  readonly audit?: AuditSink;
 }
 
 /** The document was shorter or longer than RingCentral said: download again later. */
@@ -241,6 +244,7 @@ export class InboundDelivery {
       const sent = await this.#deps.mail.send(mail);
       const now = this.#deps.now();
       await this.#deps.store.markDelivered(fax.id, { route: route.route, mailTo: route.mailTo }, now);
+      this.#audit(fax, "delivered", route.mailTo, null);
       this.#deps.metrics.inboundDelivered.inc();
       const receivedAt = Date.parse(fax.message.creationTime);
       if (!Number.isNaN(receivedAt)) this.#deps.metrics.inboundLatency.observe(Math.max(0, now - receivedAt) / 1000);
@@ -282,12 +286,29 @@ export class InboundDelivery {
       return;
     }
     await this.#deps.store.markDead(fax.id, text, now);
+    this.#audit(fax, "dead", [], text);
     this.#deps.metrics.inboundFailed.inc();
     log.error(
       { event: "inbound.dead", attempt, reason: c.reason, permanent: !c.retry, err, alert: true },
       c.retry ? "fax delivery gave up after every retry" : "fax delivery failed permanently",
     );
     await this.#removeFiles(fax.id, log);
+  }
+
+  #audit(fax: InboundFax, outcome: "delivered" | "dead", mailTo: readonly string[], error: string | null): void {
+    this.#deps.audit?.record({
+      type: "fax.inbound",
+      id: fax.id,
+      rcMessageId: fax.rcMessageId,
+      extension: fax.extension,
+      from: fax.message.from,
+      to: fax.message.to,
+      pages: fax.message.pages ?? null,
+      mailTo,
+      outcome,
+      error,
+      receivedAt: fax.message.creationTime,
+    });
   }
 
   async #removeFiles(faxId: string, log: Logger): Promise<void> {

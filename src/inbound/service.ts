@@ -12,6 +12,7 @@ import { randomBytes } from "node:crypto";
 import type { Config } from "../config/schema.js";
 import type { HttpServer } from "../http/server.js";
 import type { Logger } from "../log.js";
+import type { AuditSink } from "../ops/audit.js";
 import type { MailSender } from "../mail/transport.js";
 import type { Metrics } from "../metrics.js";
 import type { RingCentralClient } from "../rc/client.js";
@@ -50,6 +51,7 @@ export interface InboundServiceDeps {
   readonly logger: Logger;
   readonly now?: () => number;
   readonly tuning?: Partial<InboundTuning>;
+  readonly audit?: AuditSink;
 }
 
 export type NotificationMode = "webhook" | "websocket" | "none";
@@ -125,6 +127,7 @@ export class InboundService {
       concurrency: this.#tuning.deliveryConcurrency,
       leaseMs: this.#tuning.leaseMs,
       jitter: this.#tuning.retryJitter,
+      ...(deps.audit !== undefined && { audit: deps.audit }),
     });
   }
 

@@ -55,6 +55,7 @@ import { join } from "node:path";
 import type { Config } from "../config/schema.js";
 import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
+import type { AuditSink } from "../ops/audit.js";
 import { MailDeliveryError, type MailSender } from "../mail/transport.js";
 import type { Metrics } from "../metrics.js";
 import type { FaxDocument, MessageInfo, RingCentralClient, SendFaxRequest } from "../rc/client.js";
@@ -127,6 +128,8 @@ export interface OutboundWorkerDeps {
   readonly random?: () => number;
   readonly tuning?: Partial<WorkerTuning>;
   readonly hooks?: WorkerHooks;
+  /** Where finished jobs are recorded (ids, numbers, pages, outcome; never contents). */
+  readonly audit?: AuditSink;
 }
 
 const WORK_STATES: readonly JobState[] = ["received", "submitting", "final", "failed"];
@@ -828,8 +831,7 @@ export class OutboundWorker {
     const base = data ?? emptyJobData(meta ?? { references: [], isReport: false });
     if (suppressed !== undefined) {
       log.info({ event: "report.suppressed", reason: suppressed, from: job.mailFrom }, "no report for this sender (loop safety)");
-      await store.transition(job.id, from, "notified", { notifiedAt: this.#now(), faxRequest: { ...base, report: { outcome: "suppressed", at: this.#now(), detail: suppressed } } });
-      await this.#cleanup(job.id, log);
+      await this.#finish(job, from, { ...base, report: { outcome: "suppressed", at: this.#now(), detail: suppressed } }, log);
       return;
     }
     const composed = composeReport(this.#reportInput(job, data, meta, from === "failed" ? "failed" : "final"), {
@@ -850,15 +852,34 @@ export class OutboundWorker {
         { event: "report.failed", err, to: job.mailFrom, permanent: !temporary, messageId: composed.mail.messageId },
         "sender report could not be delivered; giving up on it",
       );
-      await store.transition(job.id, from, "notified", {
-        notifiedAt: this.#now(),
-        faxRequest: { ...base, report: { outcome: "failed", at: this.#now(), detail: errorMessage(err) } },
-      });
-      await this.#cleanup(job.id, log);
+      await this.#finish(job, from, { ...base, report: { outcome: "failed", at: this.#now(), detail: errorMessage(err) } }, log);
       return;
     }
     log.info({ event: "report.sent", to: job.mailFrom, status: composed.status, messageId: composed.mail.messageId }, "sender report sent");
-    await store.transition(job.id, from, "notified", { notifiedAt: this.#now(), faxRequest: { ...base, report: { outcome: "sent", at: this.#now() } } });
+    await this.#finish(job, from, { ...base, report: { outcome: "sent", at: this.#now() } }, log);
+  }
+
+  /** final/failed → notified: record the outcome, write the audit line, remove the job's documents. */
+  async #finish(job: OutboundJob, from: JobState, data: JobData, log: Logger): Promise<void> {
+    const done = await this.#deps.store.transition(job.id, from, "notified", { notifiedAt: this.#now(), faxRequest: data });
+    this.#deps.audit?.record({
+      type: "fax.outbound",
+      queueId: done.id,
+      rcMessageId: done.rcMessageId,
+      sender: done.mailFrom,
+      client: done.client,
+      recipients: (done.status ?? done.rcptTo.map((r) => ({ e164: r.e164, status: "NotSent" }))).map((r) => ({
+        number: r.e164,
+        status: r.status,
+        ...("faxErrorCode" in r && r.faxErrorCode !== undefined && { faxErrorCode: r.faxErrorCode }),
+      })),
+      pages: data.pages ?? null,
+      documents: data.documents.length,
+      outcome: from === "failed" ? "failed" : "final",
+      errorCode: done.errorCode,
+      receivedAt: new Date(done.receivedAt).toISOString(),
+      report: data.report?.outcome ?? "unknown",
+    });
     await this.#cleanup(job.id, log);
   }
 

@@ -6,6 +6,7 @@ import type { Config } from "../config/schema.js";
 import { ConfigError, SmtpReply, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
+import type { SmtpPolicy } from "../policy/index.js";
 import { SpoolError, type Spool } from "../spool/spool.js";
 import type { JobRecipient, OutboundStore } from "../store/outbound.js";
 import { newId } from "../util/ids.js";
@@ -31,6 +32,8 @@ export interface SmtpServerDeps {
   readonly numberCheck?: NumberCheck;
   /** Counts accepted mails and refusals (by reason). */
   readonly metrics?: Metrics;
+  /** Security policy (src/policy): sender rules, destinations, quotas, abuse limits. Without it only the smtp settings apply. */
+  readonly policy?: SmtpPolicy;
 }
 
 /** Why a mail or recipient was refused: the closed label set of faxbridge_mails_refused_total. */
@@ -110,6 +113,7 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
     // Who must authenticate depends on the client network: decided in onMailFrom.
     authOptional: true,
     logger: false,
+    onConnect,
     onAuth,
     onMailFrom,
     onRcptTo,
@@ -119,7 +123,16 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
     log.warn({ event: "smtp.error", err }, "SMTP server error");
   });
 
+  function onConnect(session: SMTPServerSession, callback: (err?: Error | null) => void): void {
+    callback(deps.policy?.checkConnect(session));
+  }
+
   function onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, callback: (err: Error | null | undefined, response?: { user: unknown }) => void): void {
+    const locked = deps.policy?.checkAuth(session);
+    if (locked !== undefined) {
+      callback(locked);
+      return;
+    }
     if (!session.secure && !isLoopback(session.remoteAddress)) {
       log.info({ event: "smtp.auth_refused", sessionId: session.id, client: session.remoteAddress, user: auth.username }, "AUTH refused without TLS");
       refused("auth_needs_tls");
@@ -131,11 +144,16 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
       (ok) => {
         if (ok && hash !== undefined) {
           log.info({ event: "smtp.auth_ok", sessionId: session.id, client: session.remoteAddress, user: auth.username }, "client authenticated");
+          deps.policy?.authSucceeded(session);
           callback(null, { user: auth.username });
         } else {
           log.warn({ event: "smtp.auth_failed", sessionId: session.id, client: session.remoteAddress, user: auth.username }, "authentication failed");
           refused("auth_failed");
-          callback(new SmtpReply(535, "Authentication credentials invalid"));
+          // Brute force: each failure is answered later than the one before (policy.abuse).
+          const delayMs = deps.policy?.authFailed(session) ?? 0;
+          const reply = (): void => callback(new SmtpReply(535, "Authentication credentials invalid"));
+          if (delayMs > 0) setTimeout(reply, delayMs).unref();
+          else reply();
         }
       },
       (err: unknown) => {
@@ -161,6 +179,11 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
       log.info({ event: "smtp.mail_refused", sessionId: session.id, client: session.remoteAddress }, "unauthenticated client outside allowUnauthenticatedFrom");
       refused("auth_required");
       callback(new SmtpReply(530, "Authentication required"));
+      return;
+    }
+    const denied = deps.policy?.checkMailFrom(session, address.address);
+    if (denied !== undefined) {
+      callback(denied);
       return;
     }
     const id = newId();
@@ -199,6 +222,12 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
       reject(new SmtpReply(452, "too many recipients"), "too_many_recipients");
       return;
     }
+    const denied = deps.policy?.checkRecipient(session, { domain: parts.domain, e164: parsed.e164 });
+    if (denied !== undefined) {
+      tx.log.info({ event: "smtp.rcpt_refused", to: address.address, code: denied.responseCode, reason: denied.message }, "recipient refused by policy");
+      callback(denied);
+      return;
+    }
     tx.recipients.set(parsed.e164, { address: address.address, e164: parsed.e164, options: parsed.options });
     callback();
   }
@@ -230,6 +259,15 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
       refused(reply.responseCode === 552 ? "too_big" : reply.responseCode === 452 ? "no_space" : err instanceof SpoolError && err.kind === "aborted" ? "aborted" : "local_error");
       throw reply;
     }
+    // Sender rules that need the whole message (From, DKIM/DMARC) and the quota: a refusal here is still at SMTP time, nothing is recorded.
+    let reservation;
+    try {
+      reservation = await deps.policy?.beforeCommit(session, { path: spooled.path });
+    } catch (err) {
+      if (!(err instanceof SmtpReply)) tx.log.error({ event: "smtp.policy_failed", err }, "policy check failed; answering 451");
+      await spool.remove(tx.id).catch((e: unknown) => tx.log.error({ event: "spool.remove_failed", err: e }, "could not remove the refused spool file"));
+      throw err instanceof SmtpReply ? err : new SmtpReply(451, "Local error in processing, try again later", { cause: err });
+    }
     const mailFrom = session.envelope.mailFrom === false ? "" : session.envelope.mailFrom.address;
     const user = authenticatedUser(session);
     try {
@@ -243,6 +281,7 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
       });
     } catch (err) {
       tx.log.error({ event: "smtp.store_failed", err }, "could not record the accepted message; answering 451");
+      reservation?.release();
       await spool.remove(tx.id).catch((e: unknown) => tx.log.error({ event: "spool.remove_failed", err: e }, "could not remove the unrecorded spool file"));
       refused("local_error");
       throw new SmtpReply(451, "Local error in processing, try again later", { cause: err });

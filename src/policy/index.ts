@@ -1,0 +1,298 @@
+import type { SMTPServerSession } from "smtp-server";
+import type { DNSResolver } from "mailauth";
+import type { Config } from "../config/schema.js";
+import { ConfigError, SmtpReply, errorMessage } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { Metrics } from "../metrics.js";
+import { createCidrMatcher, type AddressMatcher } from "../smtp/cidr.js";
+import type { OutboundStore } from "../store/outbound.js";
+import { AuthLockout, ConnectionRate } from "./abuse.js";
+import { createDestinationPolicy, type DestinationPolicy } from "./destination.js";
+import { fromAddress, readHeaders, type Header } from "./headers.js";
+import { QuotaTracker, senderKey, senderLabel, type QuotaReservation, type QuotaVerdict } from "./quota.js";
+import { SenderRules, type CompiledRule } from "./senders.js";
+import { createSenderVerifier, type SenderVerifier } from "./verify.js";
+
+/**
+ * The SMTP security policy: who may fax, to where, how much, and abuse
+ * limits. The SMTP server calls it from its hooks; every refusal is an
+ * SmtpReply, logged as `policy.refused` and counted in
+ * faxbridge_mails_refused_total with one of the reasons below.
+ *
+ *   connect    connection rate per client IP                      421
+ *   AUTH       lockout after repeated failures, delayed failures  454 / 535
+ *   MAIL FROM  a bound SMTP user's envelope sender                550
+ *   RCPT       fax domain sender rule (auth, allowlist),          530 / 550
+ *              destination rules, hourly quotas                   550 / 452
+ *   end of DATA (after the spool write, before the job is recorded)
+ *              From address rules, sender verification            550 / 451
+ *              (DMARC, SPF+DKIM, trusted Authentication-Results),
+ *              quota reservation                                  452
+ */
+
+export type PolicyRefusalReason =
+  | "connection_rate"
+  | "auth_locked"
+  | "auth_required_for_domain"
+  | "user_sender_mismatch"
+  | "sender_not_allowed"
+  | "sender_unverified"
+  | "verify_unavailable"
+  | "destination_denied"
+  | "destination_type"
+  | "destination_international"
+  | "quota_sender"
+  | "quota_global";
+
+export interface SmtpPolicy {
+  /** At connect; a reply refuses the connection. */
+  checkConnect(session: SMTPServerSession): SmtpReply | undefined;
+  /** Before a password is checked; a reply refuses AUTH (lockout). */
+  checkAuth(session: SMTPServerSession): SmtpReply | undefined;
+  /** After a failed password check: milliseconds to hold the 535. */
+  authFailed(session: SMTPServerSession): number;
+  authSucceeded(session: SMTPServerSession): void;
+  /** At MAIL FROM (after the server's own AUTH rule). */
+  checkMailFrom(session: SMTPServerSession, mailFrom: string): SmtpReply | undefined;
+  /** At RCPT, for a parsed fax number about to be accepted; on success it is counted for the transaction. */
+  checkRecipient(session: SMTPServerSession, rcpt: { readonly domain: string; readonly e164: string }): SmtpReply | undefined;
+  /**
+   * After the message is spooled, before its job is recorded: the From
+   * rules, sender verification and the quota. Rejects with an SmtpReply;
+   * on success the quota is taken: call `release()` if the job is not recorded.
+   */
+  beforeCommit(session: SMTPServerSession, message: { readonly path: string }): Promise<QuotaReservation>;
+}
+
+export interface SmtpPolicyDeps {
+  readonly config: Pick<Config, "policy" | "smtp" | "fax">;
+  readonly logger: Logger;
+  readonly metrics?: Metrics;
+  /** Accepted jobs of the last hour are counted against the quotas at start. */
+  readonly store?: Pick<OutboundStore, "list">;
+  /** DNS for sender verification (tests answer from a table); default: the system resolver. */
+  readonly resolver?: DNSResolver;
+  /** Clock, for tests. */
+  readonly now?: () => number;
+}
+
+interface TxState {
+  readonly mailFrom: string;
+  readonly user: string | undefined;
+  readonly key: string;
+  /** Accepted fax numbers → their fax domain. */
+  readonly recipients: Map<string, string>;
+}
+
+function cidrs(list: readonly string[], path: string): AddressMatcher {
+  try {
+    return createCidrMatcher(list);
+  } catch (err) {
+    throw new ConfigError([{ path, source: "config", message: errorMessage(err) }]);
+  }
+}
+
+function clock(ms: number): string {
+  return `${new Date(ms).toISOString().slice(11, 19)} UTC`;
+}
+
+function minutesUntil(ms: number, now: number): string {
+  const m = Math.max(1, Math.ceil((ms - now) / 60_000));
+  return `${m} minute${m === 1 ? "" : "s"}`;
+}
+
+export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy> {
+  const { config } = deps;
+  const p = config.policy;
+  const now = deps.now ?? Date.now;
+  const log = deps.logger.child({ component: "policy" });
+  const faxDomains = new Set(config.fax.domains.map((d) => d.toLowerCase().replace(/\.$/, "")));
+  const rules = new SenderRules(p);
+  const unknown = rules.configuredDomains.filter((d) => !faxDomains.has(d));
+  if (unknown.length > 0) {
+    throw new ConfigError(unknown.map((d) => ({ path: "policy.domains", source: "config", message: `${d} is not one of fax.domains` })));
+  }
+  const knownUsers = new Set(config.smtp.users.map((u) => u.username));
+  const strayUsers = p.users.filter((u) => !knownUsers.has(u.username));
+  if (strayUsers.length > 0) {
+    throw new ConfigError(strayUsers.map((u) => ({ path: "policy.users", source: "config", message: `${u.username} is not one of smtp.users` })));
+  }
+  const trustedRelay = cidrs(p.trustedRelays, "policy.trustedRelays");
+  const exempt = cidrs(p.abuse.exempt, "policy.abuse.exempt");
+  const destinations: DestinationPolicy = createDestinationPolicy(p.destinations, config.fax.defaultCountry);
+  const connections = new ConnectionRate(p.abuse.connectionsPerMinute, { now });
+  const auth = new AuthLockout({
+    maxFailures: p.abuse.authMaxFailures,
+    windowMs: p.abuse.authFailureWindowSeconds * 1000,
+    lockoutMs: p.abuse.authLockoutSeconds * 1000,
+    baseDelayMs: p.abuse.authFailureDelayMs,
+    now,
+  });
+  const quotas = new QuotaTracker(p.quotas, { now });
+  if (deps.store !== undefined) {
+    const loaded = await quotas.load(deps.store);
+    log.info({ event: "policy.quotas_loaded", jobs: loaded }, "hourly quotas rebuilt from the jobs of the last hour");
+  }
+  const verify: SenderVerifier = createSenderVerifier({
+    authservIds: p.authservIds,
+    mta: config.smtp.hostname,
+    timeoutMs: p.verifyTimeoutMs,
+    ...(deps.resolver !== undefined && { resolver: deps.resolver }),
+  });
+  const transactions = new WeakMap<object, TxState>();
+
+  function refuse(session: SMTPServerSession, reason: PolicyRefusalReason, reply: SmtpReply, extra: Record<string, unknown> = {}): SmtpReply {
+    deps.metrics?.mailsRefused.inc({ reason });
+    log.info(
+      { event: "policy.refused", reason, code: reply.responseCode, sessionId: session.id, client: session.remoteAddress, ...extra },
+      `${reply.responseCode} ${reply.message}`,
+    );
+    return reply;
+  }
+
+  function userOf(session: SMTPServerSession): string | undefined {
+    const user: unknown = session.user;
+    return typeof user === "string" ? user : undefined;
+  }
+
+  function txOf(session: SMTPServerSession): TxState {
+    let tx = transactions.get(session.envelope);
+    if (tx === undefined) {
+      const mailFrom = session.envelope.mailFrom === false ? "" : session.envelope.mailFrom.address;
+      const user = userOf(session);
+      tx = { mailFrom, user, key: senderKey(user, mailFrom), recipients: new Map() };
+      transactions.set(session.envelope, tx);
+    }
+    return tx;
+  }
+
+  function quotaReply(tx: TxState, v: Exclude<QuotaVerdict, { ok: true }>): SmtpReply {
+    const t = now();
+    const when = `try again in ${minutesUntil(v.freeAt, t)} (after ${clock(v.freeAt)})`;
+    return v.scope === "sender"
+      ? new SmtpReply(452, `hourly fax quota of ${v.limit} for ${senderLabel(tx.key)} reached; ${when}`)
+      : new SmtpReply(452, `this gateway's hourly fax quota of ${v.limit} is reached; ${when}`);
+  }
+
+  function shown(address: string): string {
+    return address === "" ? "<>" : address;
+  }
+
+  return {
+    checkConnect(session) {
+      if (exempt(session.remoteAddress) || connections.admit(session.remoteAddress)) return undefined;
+      return refuse(session, "connection_rate", new SmtpReply(421, `too many connections from ${session.remoteAddress}, try again in a minute`));
+    },
+
+    checkAuth(session) {
+      const until = auth.lockedUntil(session.remoteAddress);
+      if (until === undefined) return undefined;
+      return refuse(session, "auth_locked", new SmtpReply(454, `too many failed logins from ${session.remoteAddress}; AUTH refused until ${clock(until)}`));
+    },
+
+    authFailed(session) {
+      const r = auth.failed(session.remoteAddress);
+      if (r.locked) {
+        log.warn({ event: "policy.auth_lockout", client: session.remoteAddress, failures: r.failures, lockoutSeconds: p.abuse.authLockoutSeconds }, "AUTH locked out for this client");
+      }
+      return r.delayMs;
+    },
+
+    authSucceeded(session) {
+      auth.succeeded(session.remoteAddress);
+    },
+
+    checkMailFrom(session, mailFrom) {
+      const user = userOf(session);
+      if (user === undefined) return undefined;
+      const binding = rules.userBinding(user);
+      if (binding === undefined || binding(mailFrom)) return undefined;
+      return refuse(session, "user_sender_mismatch", new SmtpReply(550, `user ${user} may not send as ${shown(mailFrom)}`), { user, from: mailFrom });
+    },
+
+    checkRecipient(session, rcpt) {
+      const tx = txOf(session);
+      if (tx.recipients.has(rcpt.e164)) return undefined;
+      const rule = rules.forDomain(rcpt.domain);
+      if (rule.requireAuth && tx.user === undefined) {
+        return refuse(session, "auth_required_for_domain", new SmtpReply(530, `authentication required to fax via ${rcpt.domain}`), { domain: rcpt.domain });
+      }
+      if (rule.restricted && !rule.matches(tx.mailFrom)) {
+        return refuse(session, "sender_not_allowed", new SmtpReply(550, `sender ${shown(tx.mailFrom)} is not allowed to fax via ${rcpt.domain}`), {
+          from: tx.mailFrom,
+          domain: rcpt.domain,
+        });
+      }
+      const dest = destinations(rcpt.e164);
+      if (!dest.ok) return refuse(session, dest.reason, new SmtpReply(550, dest.message), { to: rcpt.e164 });
+      const q = quotas.check(tx.key, tx.recipients.size);
+      if (!q.ok) return refuse(session, q.scope === "sender" ? "quota_sender" : "quota_global", quotaReply(tx, q), { sender: senderLabel(tx.key) });
+      tx.recipients.set(rcpt.e164, rcpt.domain);
+      return undefined;
+    },
+
+    async beforeCommit(session, message) {
+      const tx = txOf(session);
+      const domainRules = new Map<string, CompiledRule>();
+      for (const domain of new Set(tx.recipients.values())) domainRules.set(domain, rules.forDomain(domain));
+      const restricted = [...domainRules].filter(([, r]) => r.restricted);
+      const binding = tx.user === undefined ? undefined : rules.userBinding(tx.user);
+
+      if (restricted.length > 0 || binding !== undefined) {
+        const headers: Header[] = await readHeaders(message.path);
+        const from = fromAddress(headers);
+        if (!from.ok) {
+          const reason = binding !== undefined ? "user_sender_mismatch" : "sender_not_allowed";
+          throw refuse(session, reason, new SmtpReply(550, `${from.reason}; the sender rules need exactly one From address`));
+        }
+        if (binding !== undefined && tx.user !== undefined && !binding(from.address)) {
+          throw refuse(session, "user_sender_mismatch", new SmtpReply(550, `user ${tx.user} may not send as ${from.address}`), { user: tx.user, from: from.address });
+        }
+        for (const [domain, rule] of restricted) {
+          if (!rule.matches(from.address)) {
+            throw refuse(session, "sender_not_allowed", new SmtpReply(550, `sender ${from.address} is not allowed to fax via ${domain}`), { from: from.address, domain });
+          }
+        }
+        // SMTP AUTH proves the sender; only unauthenticated mail on an allowlist needs verifying.
+        if (tx.user === undefined) {
+          const modes = new Set(restricted.map(([, r]) => r.verifySender));
+          modes.delete("none");
+          for (const mode of modes) {
+            if (mode === "none") continue;
+            let outcome;
+            try {
+              outcome = await verify({
+                mode,
+                path: message.path,
+                headers,
+                from: from.address,
+                mailFrom: tx.mailFrom,
+                ip: session.remoteAddress,
+                helo: session.hostNameAppearsAs,
+                trustedRelay: trustedRelay(session.remoteAddress),
+              });
+            } catch (err) {
+              log.error({ event: "policy.verify_error", sessionId: session.id, err }, "sender verification failed with an error");
+              throw refuse(session, "verify_unavailable", new SmtpReply(451, "could not verify the sender, try again later", { cause: err }));
+            }
+            if (!outcome.ok) {
+              throw refuse(
+                session,
+                outcome.temporary ? "verify_unavailable" : "sender_unverified",
+                new SmtpReply(outcome.temporary ? 451 : 550, outcome.message),
+                { from: from.address, mode },
+              );
+            }
+            log.debug({ event: "policy.sender_verified", sessionId: session.id, from: from.address, method: outcome.method }, "sender verified");
+          }
+        }
+      }
+
+      const reserved = quotas.reserve(tx.key, tx.recipients.size);
+      if (!reserved.ok) {
+        throw refuse(session, reserved.scope === "sender" ? "quota_sender" : "quota_global", quotaReply(tx, reserved), { sender: senderLabel(tx.key) });
+      }
+      return reserved.reservation ?? { release: () => undefined };
+    },
+  };
+}

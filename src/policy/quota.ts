@@ -1,0 +1,186 @@
+import type { OutboundStore } from "../store/outbound.js";
+
+/**
+ * Hourly fax quotas, counted in fax recipients of accepted mails, per sender
+ * and for everyone together. The running counts live in memory; they are
+ * rebuilt at start from the jobs the outbound store accepted in the last
+ * window, so a restart does not reset them (the job rows are already
+ * durable, so counting needs no extra write on the SMTP path).
+ *
+ * A sender is the SMTP AUTH user when there is one, else the envelope sender.
+ */
+
+export const QUOTA_WINDOW_MS = 3_600_000;
+
+interface Usage {
+  readonly at: number;
+  readonly n: number;
+}
+
+/** One window's usage for one key, oldest first. */
+class Window {
+  readonly events: Usage[] = [];
+  total = 0;
+
+  prune(since: number): void {
+    let drop = 0;
+    while (drop < this.events.length && (this.events[drop] as Usage).at < since) {
+      this.total -= (this.events[drop] as Usage).n;
+      drop++;
+    }
+    if (drop > 0) this.events.splice(0, drop);
+  }
+
+  add(at: number, n: number): void {
+    // Seeded rows can come out of order by a few ms: keep the list sorted.
+    let i = this.events.length;
+    while (i > 0 && (this.events[i - 1] as Usage).at > at) i--;
+    this.events.splice(i, 0, { at, n });
+    this.total += n;
+  }
+
+  remove(at: number, n: number): void {
+    const i = this.events.findIndex((e) => e.at === at && e.n === n);
+    if (i >= 0) {
+      this.events.splice(i, 1);
+      this.total -= n;
+    }
+  }
+
+  /** When enough usage will have expired that `wanted` more fit under `limit`. */
+  freeAt(limit: number, wanted: number, windowMs: number): number {
+    let excess = this.total + wanted - limit;
+    for (const e of this.events) {
+      excess -= e.n;
+      if (excess <= 0) return e.at + windowMs;
+    }
+    // More wanted than the limit allows at all: never frees up within one window.
+    return (this.events[this.events.length - 1]?.at ?? 0) + windowMs;
+  }
+}
+
+export interface QuotaLimits {
+  readonly perSenderPerHour: number;
+  readonly globalPerHour: number;
+}
+
+export type QuotaVerdict =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly scope: "sender" | "global"; readonly limit: number; readonly freeAt: number };
+
+export interface QuotaReservation {
+  /** Give the reserved units back (the mail was not recorded after all). */
+  release(): void;
+}
+
+export class QuotaTracker {
+  readonly #limits: QuotaLimits;
+  readonly #windowMs: number;
+  readonly #now: () => number;
+  readonly #senders = new Map<string, Window>();
+  readonly #global = new Window();
+
+  constructor(limits: QuotaLimits, opts: { now?: () => number; windowMs?: number } = {}) {
+    this.#limits = limits;
+    this.#windowMs = opts.windowMs ?? QUOTA_WINDOW_MS;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  get enabled(): boolean {
+    return this.#limits.perSenderPerHour > 0 || this.#limits.globalPerHour > 0;
+  }
+
+  /** Rebuild the counts from jobs accepted within the window (ids sort by creation time). */
+  async load(store: Pick<OutboundStore, "list">): Promise<number> {
+    if (!this.enabled) return 0;
+    const since = this.#now() - this.#windowMs;
+    // Ids start with the creation time in base 36, zero-padded to 9 characters.
+    let after: string | undefined = Math.max(0, since - 60_000).toString(36).padStart(9, "0");
+    let loaded = 0;
+    for (;;) {
+      const page = await store.list({ after, limit: 1000 });
+      for (const job of page) {
+        if (job.receivedAt < since) continue;
+        this.#record(senderKey(job.client.user, job.mailFrom), job.receivedAt, job.rcptTo.length);
+        loaded++;
+      }
+      const last = page[page.length - 1];
+      if (last === undefined || page.length < 1000) break;
+      after = last.id;
+    }
+    return loaded;
+  }
+
+  /** Would `wanted` more recipients (on top of `pending` already counted for this mail) fit? */
+  check(key: string, pending: number, wanted = 1): QuotaVerdict {
+    const now = this.#now();
+    const since = now - this.#windowMs;
+    const { perSenderPerHour, globalPerHour } = this.#limits;
+    if (perSenderPerHour > 0) {
+      const w = this.#senders.get(key);
+      w?.prune(since);
+      const used = w?.total ?? 0;
+      if (used + pending + wanted > perSenderPerHour) {
+        return { ok: false, scope: "sender", limit: perSenderPerHour, freeAt: w?.freeAt(perSenderPerHour, pending + wanted, this.#windowMs) ?? now };
+      }
+    }
+    if (globalPerHour > 0) {
+      this.#global.prune(since);
+      if (this.#global.total + pending + wanted > globalPerHour) {
+        return { ok: false, scope: "global", limit: globalPerHour, freeAt: this.#global.freeAt(globalPerHour, pending + wanted, this.#windowMs) };
+      }
+    }
+    return { ok: true };
+  }
+
+  /** Check and count `n` recipients at once (synchronous: no other mail can slip in between). */
+  reserve(key: string, n: number): QuotaVerdict & { reservation?: QuotaReservation } {
+    if (!this.enabled) return { ok: true, reservation: { release: () => undefined } };
+    const verdict = this.check(key, 0, n);
+    if (!verdict.ok) return verdict;
+    const at = this.#now();
+    this.#record(key, at, n);
+    let released = false;
+    return {
+      ok: true,
+      reservation: {
+        release: () => {
+          if (released) return;
+          released = true;
+          this.#senders.get(key)?.remove(at, n);
+          this.#global.remove(at, n);
+        },
+      },
+    };
+  }
+
+  #record(key: string, at: number, n: number): void {
+    let w = this.#senders.get(key);
+    if (w === undefined) {
+      w = new Window();
+      this.#senders.set(key, w);
+    }
+    w.add(at, n);
+    this.#global.add(at, n);
+    if (this.#senders.size > 10_000) this.#sweep();
+  }
+
+  #sweep(): void {
+    const since = this.#now() - this.#windowMs;
+    for (const [k, w] of this.#senders) {
+      w.prune(since);
+      if (w.total === 0) this.#senders.delete(k);
+    }
+  }
+}
+
+/** The quota key: the SMTP user when authenticated, else the envelope sender ("<>" for the null sender). */
+export function senderKey(user: string | undefined, mailFrom: string): string {
+  if (user !== undefined) return `user:${user}`;
+  return `from:${mailFrom === "" ? "<>" : mailFrom.toLowerCase()}`;
+}
+
+/** The sender as people read it in a refusal. */
+export function senderLabel(key: string): string {
+  return key.replace(/^(user|from):/, "");
+}

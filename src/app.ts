@@ -6,6 +6,7 @@ import { HttpServer } from "./http/server.js";
 import type { Logger } from "./log.js";
 import { createMailSender, type MailSender } from "./mail/transport.js";
 import { Metrics } from "./metrics.js";
+import { AuditLog } from "./ops/audit.js";
 import { InboundService } from "./inbound/service.js";
 import { OutboundWorker } from "./outbound/worker.js";
 import { RingCentralClient } from "./rc/client.js";
@@ -104,12 +105,18 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       logger: log,
       rateLimits: config.ringcentral.rateLimits,
       requestTimeoutMs: config.ringcentral.requestTimeoutMs,
-      onCall: (call) => metrics.recordRcCall(call),
+      onCall: (call) => {
+        metrics.recordRcCall(call);
+        metrics.rcRemaining.set({ group: call.group }, client.rateLimitState()[call.group].remaining);
+      },
     });
     steps.push({ name: "ringcentral", close: () => client.close() });
 
     const mail: MailSender = createMailSender(config.mail.url, join(dataDir, "mailbox"), log.child({ component: "mail" }));
     steps.push({ name: "mail", close: () => mail.close() });
+
+    const audit = await AuditLog.open(join(dataDir, "audit.jsonl"), log);
+    steps.push({ name: "audit", close: () => audit.close() });
 
     const http = new HttpServer({ host: config.http.host, port: config.http.port, logger: log.child({ component: "http" }), metrics });
     http.readinessCheck("store", async () => {
@@ -118,7 +125,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     http.readinessCheck("ringcentral", () => client.ensureAuthenticated());
     http.readinessCheck("mail", () => mail.verify());
 
-    const worker = new OutboundWorker({ config, store: outboundStore, spool, client, mail, metrics, logger: log });
+    const worker = new OutboundWorker({ config, store: outboundStore, spool, client, mail, metrics, logger: log, audit });
     const numberCheck: NumberCheck = config.fax.numberCheck === "auto" ? (sandbox ? "possible" : "valid") : config.fax.numberCheck;
     const smtp: FaxSmtpServer = createSmtpServer({
       config,
@@ -129,7 +136,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       metrics,
       onAccepted: () => worker.wake(),
     });
-    const inbound = new InboundService({ config, client, store: inboundStore, mail, http, metrics, logger: log });
+    const inbound = new InboundService({ config, client, store: inboundStore, mail, http, metrics, logger: log, audit });
 
     const smtpAddress = await smtp.listen();
     steps.push({ name: "smtp", close: () => smtp.close(10_000) });
@@ -140,7 +147,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     await inbound.start();
     steps.push({ name: "inbound", close: () => inbound.stop() });
     // Close order (reversed): stop taking work first, then the workers, then the stores.
-    reorderForShutdown(steps, ["inbound", "smtp", "outbound", "http", "mail", "ringcentral", "spool", "outbound-store", "database", "emulator"]);
+    reorderForShutdown(steps, ["inbound", "smtp", "outbound", "http", "mail", "ringcentral", "spool", "audit", "outbound-store", "database", "emulator"]);
 
     log.info(
       { event: "daemon.started", smtp: smtpAddress, http: httpAddress, sandbox, dataDir, faxDomains: config.fax.domains, mail: mail.description },

@@ -7,7 +7,8 @@ import { loadConfig } from "../../src/config/load.js";
 import { startEmulator, type Emulator } from "../../src/emulator/index.js";
 import { ensureBuilt } from "../helpers/build.js";
 import { tempDir } from "../helpers/tmp.js";
-import { cli } from "./helpers.js";
+import { newId } from "../../src/util/ids.js";
+import { cli, openTestStores } from "./helpers.js";
 
 const CLIENT = { clientId: "doctor-app", clientSecret: "doctor-secret-value", jwt: "eyJ.doctor-jwt-value.sig" };
 
@@ -159,6 +160,33 @@ describe("faxbridge doctor", () => {
     expect(fresh.code).toBe(0);
     expect(byName(fresh.checks, "data dir")).toMatchObject({ status: "warn", message: expect.stringContaining("does not exist yet") });
     expect(byName(fresh.checks, "database")).toBeUndefined();
+  });
+
+  it("warns about failed jobs and received faxes that could not be mailed", async () => {
+    const dataDir = env.FAXBRIDGE_DATA_DIR ?? "";
+    const stores = openTestStores(dataDir);
+    try {
+      const job = await stores.outbound.insertReceived({
+        id: newId(),
+        mailFrom: "a@example.com",
+        rcptTo: [{ address: "15551234567@fax.local", e164: "+15551234567", options: {} }],
+        spoolPath: join(dataDir, "x.eml"),
+        size: 1,
+        client: { ip: "127.0.0.1" },
+      });
+      await stores.outbound.transition(job.id, "received", "failed", { errorCode: "x", errorText: "y" });
+      const now = Date.now();
+      const [fax] = await stores.inbound.recordSync("~", { syncToken: "t", syncTime: null, lastFullSyncAt: now }, [
+        { extension: "~", rcMessageId: "77", message: { from: "+15557654321", to: ["+15551230000"], creationTime: new Date(now).toISOString(), attachments: [] } },
+      ], now);
+      await stores.inbound.markDead(fax?.id ?? "", "mailbox unknown", now);
+    } finally {
+      await stores.close();
+    }
+    const r = await doctor({});
+    expect(r.code).toBe(0);
+    expect(byName(r.checks, "queue")).toMatchObject({ status: "warn", fix: expect.stringContaining("faxbridge queue list --state failed") });
+    expect(byName(r.checks, "inbound")).toMatchObject({ status: "warn", fix: expect.stringContaining("faxbridge inbound redeliver ID") });
   });
 
   it("prints its help", async () => {

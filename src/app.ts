@@ -7,6 +7,7 @@ import type { Logger } from "./log.js";
 import { createMailSender, type MailSender } from "./mail/transport.js";
 import { Metrics } from "./metrics.js";
 import { AuditLog } from "./ops/audit.js";
+import { Janitor } from "./ops/janitor.js";
 import { InboundService } from "./inbound/service.js";
 import { OutboundWorker } from "./outbound/worker.js";
 import { RingCentralClient } from "./rc/client.js";
@@ -138,6 +139,16 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     });
     const inbound = new InboundService({ config, client, store: inboundStore, mail, http, metrics, logger: log, audit });
 
+    const janitor = new Janitor({
+      outbound: outboundStore,
+      inbound: inboundStore,
+      spool,
+      inboundDir: join(dataDir, "inbound"),
+      retention: config.retention,
+      linkDelivery: config.inbound.delivery === "link",
+      logger: log,
+    });
+
     const smtpAddress = await smtp.listen();
     steps.push({ name: "smtp", close: () => smtp.close(10_000) });
     const httpAddress = await http.listen();
@@ -146,8 +157,10 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     steps.push({ name: "outbound", close: () => worker.stop() });
     await inbound.start();
     steps.push({ name: "inbound", close: () => inbound.stop() });
+    janitor.start();
+    steps.push({ name: "janitor", close: () => janitor.stop() });
     // Close order (reversed): stop taking work first, then the workers, then the stores.
-    reorderForShutdown(steps, ["inbound", "smtp", "outbound", "http", "mail", "ringcentral", "spool", "audit", "outbound-store", "database", "emulator"]);
+    reorderForShutdown(steps, ["janitor", "inbound", "smtp", "outbound", "http", "mail", "ringcentral", "spool", "audit", "outbound-store", "database", "emulator"]);
 
     log.info(
       { event: "daemon.started", smtp: smtpAddress, http: httpAddress, sandbox, dataDir, faxDomains: config.fax.domains, mail: mail.description },

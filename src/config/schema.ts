@@ -241,6 +241,14 @@ export const configSchema = z
           .prefault({}),
       })
       .prefault({}),
+    retention: z
+      .strictObject({
+        /** Hours the documents of a finished fax (sent or received) are kept on disk; 0 = deleted as soon as it is done. Link-only inbound delivery keeps them at least 24 h. */
+        documentsHours: nonNegativeInt.default(0),
+        /** Days finished jobs and received-fax records are kept in the database (the audit log keeps the history). */
+        recordsDays: positiveInt.default(90),
+      })
+      .prefault({}),
     log: z
       .strictObject({
         level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

@@ -99,6 +99,8 @@ const LEAVES: ReadonlyArray<readonly [path: string, kind: SettingKind, secret?: 
   ["policy.abuse.authFailureWindowSeconds", "int"],
   ["policy.abuse.authLockoutSeconds", "int"],
   ["policy.abuse.authFailureDelayMs", "int"],
+  ["retention.documentsHours", "int"],
+  ["retention.recordsDays", "int"],
   ["log.level", "string"],
 ];
 

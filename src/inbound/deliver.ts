@@ -252,7 +252,8 @@ export class InboundDelivery {
         { event: "inbound.delivered", mailTo: route.mailTo, route: route.route, response: sent.response, attempts: fax.attempts + 1, ms: now - started },
         "received fax mailed",
       );
-      if (cfg.inbound.delivery === "attachment") await this.#removeFiles(fax.id, log);
+      // Link-only mail points at the stored PDF, and a retention period keeps documents: the janitor removes those later.
+      if (cfg.inbound.delivery === "attachment" && cfg.retention.documentsHours === 0) await this.#removeFiles(fax.id, log);
       if (cfg.inbound.markAsRead) {
         try {
           await this.#deps.client.setReadStatus(fax.rcMessageId, "Read", fax.extension);

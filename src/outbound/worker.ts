@@ -117,7 +117,7 @@ export interface WorkerHooks {
 }
 
 export interface OutboundWorkerDeps {
-  readonly config: Pick<Config, "fax" | "mail">;
+  readonly config: Pick<Config, "fax" | "mail"> & Partial<Pick<Config, "retention">>;
   readonly store: OutboundStore;
   readonly spool: Spool;
   readonly client: FaxApi;
@@ -905,6 +905,8 @@ export class OutboundWorker {
   }
 
   async #cleanup(id: string, log: Logger): Promise<void> {
+    // With a retention period the janitor (src/ops/janitor.ts) removes them later.
+    if ((this.#deps.config.retention?.documentsHours ?? 0) > 0) return;
     try {
       await this.#deps.spool.remove(id);
     } catch (err) {

@@ -139,6 +139,8 @@ export interface InboundStore {
   countByState(): Promise<Record<InboundState, number>>;
   /** Put a delivered or dead fax back into the queue (operator command). Undefined when unknown. */
   redeliver(id: string, now: number): Promise<InboundFax | undefined>;
+  /** Retention: delete up to `limit` delivered/dead faxes last changed before `before`; resolves with their ids. */
+  purgeFinished(before: number, limit: number): Promise<string[]>;
   getValue(key: string): Promise<string | undefined>;
   setValue(key: string, value: string, now: number): Promise<void>;
   deleteValue(key: string): Promise<void>;
@@ -422,6 +424,19 @@ export class SqliteInboundStore implements InboundStore {
     const out: Record<InboundState, number> = { discovered: 0, delivered: 0, dead: 0 };
     for (const r of this.#stmts.count.all()) out[r.state] = r.n;
     return out;
+  }
+
+  async purgeFinished(before: number, limit: number): Promise<string[]> {
+    const ids = this.#db.transaction(() => {
+      const rows = this.#db
+        .prepare<[number, number], { id: string }>("SELECT id FROM inbound_faxes WHERE state IN ('delivered', 'dead') AND updated_at < ? ORDER BY id LIMIT ?")
+        .all(before, limit);
+      const del = this.#db.prepare<[string]>("DELETE FROM inbound_faxes WHERE id = ?");
+      for (const r of rows) del.run(r.id);
+      return rows.map((r) => r.id);
+    })();
+    if (ids.length > 0) this.#log.info({ event: "inbound.purged", count: ids.length }, "finished inbound faxes past retention deleted");
+    return ids;
   }
 
   async redeliver(id: string, now: number): Promise<InboundFax | undefined> {

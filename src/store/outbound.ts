@@ -183,6 +183,8 @@ export interface OutboundStore {
    * whose lease (if any) has expired: a crash interrupted them, they need reconciling.
    */
   findInterruptedSubmissions(startedBefore: number): Promise<OutboundJob[]>;
+  /** Retention: delete up to `limit` notified/cancelled jobs last changed before `before`; resolves with their ids. */
+  purgeFinished(before: number, limit: number): Promise<string[]>;
   /** Finish pending inserts and release resources (before the database closes). */
   close(): Promise<void>;
 }
@@ -523,5 +525,20 @@ export class SqliteOutboundStore implements OutboundStore {
       )
       .all(startedBefore, this.#now());
     return rows.map(fromRow);
+  }
+
+  async purgeFinished(before: number, limit: number): Promise<string[]> {
+    const ids = this.#db.transaction(() => {
+      const rows = this.#db
+        .prepare<[number, number], { id: string }>(
+          "SELECT id FROM outbound_jobs WHERE state IN ('notified', 'cancelled') AND updated_at < ? ORDER BY id LIMIT ?",
+        )
+        .all(before, limit);
+      const del = this.#db.prepare<[string]>("DELETE FROM outbound_jobs WHERE id = ?");
+      for (const r of rows) del.run(r.id);
+      return rows.map((r) => r.id);
+    })();
+    if (ids.length > 0) this.#log.info({ event: "job.purged", count: ids.length }, "finished jobs past retention deleted");
+    return ids;
   }
 }

@@ -1,0 +1,106 @@
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { silentLogger } from "../../src/log.js";
+import { Janitor } from "../../src/ops/janitor.js";
+import { Spool } from "../../src/spool/spool.js";
+import { openDatabase, type Db } from "../../src/store/db.js";
+import { inboundMigration, SqliteInboundStore } from "../../src/store/inbound.js";
+import { outboundMigration, SqliteOutboundStore } from "../../src/store/outbound.js";
+import { newId } from "../../src/util/ids.js";
+import { tempDir } from "../helpers/tmp.js";
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+describe("retention janitor", () => {
+  let dir: ReturnType<typeof tempDir>;
+  let db: Db;
+  let clock: number;
+  let outbound: SqliteOutboundStore;
+  let inbound: SqliteInboundStore;
+  let spool: Spool;
+
+  beforeEach(async () => {
+    dir = tempDir();
+    clock = Date.now() - 100 * DAY;
+    db = openDatabase(join(dir.path, "faxbridge.db"), [outboundMigration, inboundMigration]);
+    outbound = new SqliteOutboundStore(db, { logger: silentLogger(), now: () => clock });
+    inbound = new SqliteInboundStore({ db, logger: silentLogger() });
+    spool = await Spool.open({ dataDir: dir.path, logger: silentLogger() });
+  });
+  afterEach(async () => {
+    await spool.close();
+    await outbound.close();
+    db.close();
+    dir.cleanup();
+  });
+
+  async function job(state: "notified" | "parsed"): Promise<string> {
+    const id = newId(clock);
+    await spool.receive(id, Readable.from([Buffer.from("Subject: x\r\n\r\nbody\r\n")]), 1_000_000);
+    await outbound.insertReceived({ id, mailFrom: "a@example.com", rcptTo: [{ address: "1@fax.local", e164: "+15551234567", options: {} }], spoolPath: spool.messagePath(id), size: 20, client: { ip: "127.0.0.1" } });
+    if (state === "notified") {
+      await outbound.transition(id, "received", "failed", { errorCode: "x", errorText: "y" });
+      await outbound.transition(id, "failed", "notified", { notifiedAt: clock });
+    } else {
+      await outbound.transition(id, "received", "parsed", { faxRequest: {} });
+    }
+    return id;
+  }
+
+  function janitor(documentsHours: number, recordsDays: number, linkDelivery = false): Janitor {
+    return new Janitor({
+      outbound,
+      inbound,
+      spool,
+      inboundDir: join(dir.path, "inbound"),
+      retention: { documentsHours, recordsDays },
+      linkDelivery,
+      logger: silentLogger(),
+      now: () => clock,
+    });
+  }
+
+  it("removes documents of finished jobs after documentsHours, never those of jobs in flight", async () => {
+    const done = await job("notified");
+    const waiting = await job("parsed");
+    clock += 2 * HOUR;
+    expect(await janitor(3, 90).runOnce()).toMatchObject({ removedDocuments: 0 });
+    expect(existsSync(spool.messagePath(done))).toBe(true);
+    clock += 2 * HOUR;
+    expect(await janitor(3, 90).runOnce()).toMatchObject({ removedDocuments: 1, purgedJobs: 0 });
+    expect(existsSync(spool.messagePath(done))).toBe(false);
+    expect(existsSync(spool.messagePath(waiting))).toBe(true);
+  });
+
+  it("purges finished records after recordsDays, and files left behind with them", async () => {
+    const done = await job("notified");
+    const waiting = await job("parsed");
+    clock += 31 * DAY;
+    const r = await janitor(24 * 365, 30).runOnce();
+    expect(r.purgedJobs).toBe(1);
+    expect(await outbound.get(done)).toBeUndefined();
+    expect(await outbound.get(waiting)).toBeDefined();
+    expect(existsSync(spool.messagePath(done))).toBe(false);
+  });
+
+  it("keeps received PDFs for link-only delivery at least a day", async () => {
+    const [fax] = await inbound.recordSync(
+      "200000001",
+      { syncToken: "t", syncTime: null, lastFullSyncAt: null },
+      [{ extension: "200000001", rcMessageId: "77", message: { from: "+15551234567", to: ["+16505550100"], creationTime: new Date(clock).toISOString(), attachments: [] } }],
+      clock,
+    );
+    await inbound.markDelivered(fax!.id, { route: -1, mailTo: ["x@example.com"] }, Date.now());
+    mkdirSync(join(dir.path, "inbound", fax!.id), { recursive: true });
+    writeFileSync(join(dir.path, "inbound", fax!.id, "fax.pdf"), "%PDF");
+    clock = Date.now() + 2 * HOUR;
+    await janitor(0, 90, true).runOnce();
+    expect(existsSync(join(dir.path, "inbound", fax!.id))).toBe(true);
+    clock = Date.now() + 25 * HOUR;
+    await janitor(0, 90, true).runOnce();
+    expect(existsSync(join(dir.path, "inbound", fax!.id))).toBe(false);
+  });
+});

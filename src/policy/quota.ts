@@ -47,15 +47,14 @@ class Window {
     }
   }
 
-  /** When enough usage will have expired that `wanted` more fit under `limit`. */
-  freeAt(limit: number, wanted: number, windowMs: number): number {
+  /** When enough usage will have expired that `wanted` more fit under `limit` (usage not yet recorded counts from `now`). */
+  freeAt(limit: number, wanted: number, windowMs: number, now: number): number {
     let excess = this.total + wanted - limit;
     for (const e of this.events) {
       excess -= e.n;
       if (excess <= 0) return e.at + windowMs;
     }
-    // More wanted than the limit allows at all: never frees up within one window.
-    return (this.events[this.events.length - 1]?.at ?? 0) + windowMs;
+    return now + windowMs;
   }
 }
 
@@ -121,13 +120,13 @@ export class QuotaTracker {
       w?.prune(since);
       const used = w?.total ?? 0;
       if (used + pending + wanted > perSenderPerHour) {
-        return { ok: false, scope: "sender", limit: perSenderPerHour, freeAt: w?.freeAt(perSenderPerHour, pending + wanted, this.#windowMs) ?? now };
+        return { ok: false, scope: "sender", limit: perSenderPerHour, freeAt: (w ?? new Window()).freeAt(perSenderPerHour, pending + wanted, this.#windowMs, now) };
       }
     }
     if (globalPerHour > 0) {
       this.#global.prune(since);
       if (this.#global.total + pending + wanted > globalPerHour) {
-        return { ok: false, scope: "global", limit: globalPerHour, freeAt: this.#global.freeAt(globalPerHour, pending + wanted, this.#windowMs) };
+        return { ok: false, scope: "global", limit: globalPerHour, freeAt: this.#global.freeAt(globalPerHour, pending + wanted, this.#windowMs, now) };
       }
     }
     return { ok: true };

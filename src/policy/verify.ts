@@ -100,8 +100,9 @@ function isTemp(result: string | undefined): boolean {
 }
 
 function dkimSummary(r: AuthenticateResult): string {
-  if (r.dkim.results.length === 0) return "dkim=none (no signature)";
-  return r.dkim.results
+  const signatures = r.dkim.results.filter((d) => d.signingDomain);
+  if (signatures.length === 0) return "dkim=none (no signature)";
+  return signatures
     .map((d) => `dkim=${d.status.result}${d.signingDomain ? ` (d=${d.signingDomain}${d.status.comment ? `: ${d.status.comment}` : ""})` : ""}`)
     .join(", ");
 }

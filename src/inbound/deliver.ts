@@ -45,6 +45,9 @@ export interface InboundDeliveryDeps {
   readonly audit?: AuditSink;
 }
 
+/** How often an idle delivery loop checks the store for work it was not told about. */
+const IDLE_POLL_MS = 5_000;
+
 /** The document was shorter or longer than RingCentral said: download again later. */
 export class DownloadMismatchError extends Error {
   constructor(message: string) {
@@ -182,8 +185,11 @@ export class InboundDelivery {
         }
       } while (this.#pumpAgain && !this.#stopping);
       if (!this.#stopping && this.#inflight.size < this.#deps.concurrency) {
+        // Also look again after IDLE_POLL_MS: an operator's `faxbridge inbound redeliver`
+        // changes the store from another process and wakes nothing here.
         const at = await this.#deps.store.nextWakeAt();
-        if (at !== undefined) this.#arm(Math.max(50, at - this.#deps.now()));
+        const due = at === undefined ? IDLE_POLL_MS : Math.max(50, at - this.#deps.now());
+        this.#arm(Math.min(due, IDLE_POLL_MS));
       }
     } finally {
       this.#pumping = false;

@@ -117,8 +117,10 @@ export function buildWireMessage(bytes: number, from: string, to: string): WireM
   const textLines: string[] = [];
   // About a quarter of the size is text, the rest the attachment's base64.
   const textBytes = Math.max(200, Math.floor(bytes / 4));
+  // One line starts with a dot, so the server's dot-unstuffing is exercised
+  // as mail from people occasionally does; base64 lines never start with one.
   for (let n = 0, i = 0; n < textBytes; i++) {
-    const l = i % 20 === 19 ? `.${line}` : line; // exercise dot-stuffing
+    const l = i === 3 ? `...${line}` : line;
     textLines.push(l);
     n += l.length + 2;
   }

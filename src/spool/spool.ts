@@ -1,7 +1,8 @@
 import { createReadStream, type ReadStream } from "node:fs";
-import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from "node:fs/promises";
+import { mkdir, readdir, rm, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
+import { Worker } from "node:worker_threads";
 import type { Logger } from "../log.js";
 import type { OutboundStore } from "../store/outbound.js";
 import { errorMessage } from "../errors.js";
@@ -36,6 +37,8 @@ export interface SpoolOptions {
   /** The daemon's data directory; the spool lives in `<dataDir>/spool/`. */
   readonly dataDir: string;
   readonly logger: Logger;
+  /** Writer threads, started as concurrent messages need them (default 4). */
+  readonly writerThreads?: number;
 }
 
 export interface SpooledMessage {
@@ -54,6 +57,7 @@ export interface RecoveryReport {
 
 /** Below this many buffered bytes a message is written in one go after DATA ends. */
 const WRITE_CHUNK_BYTES = 256 * 1024;
+const DEFAULT_WRITER_THREADS = 4;
 /** States in which a job still needs its raw message to make progress. */
 const NEEDS_SPOOL = ["received", "parsed"] as const;
 
@@ -66,74 +70,251 @@ function isMissing(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | undefined)?.code === "ENOENT";
 }
 
-async function writeAll(fh: FileHandle, buffers: Buffer[]): Promise<void> {
-  let pending = buffers;
-  while (pending.length > 0) {
-    const total = pending.reduce((n, b) => n + b.length, 0);
-    const { bytesWritten } = await fh.writev(pending);
-    if (bytesWritten >= total) return;
-    // A short write: continue from where it stopped.
-    let skip = bytesWritten;
-    const rest: Buffer[] = [];
-    for (const b of pending) {
-      if (skip >= b.length) skip -= b.length;
-      else {
-        rest.push(skip > 0 ? b.subarray(skip) : b);
-        skip = 0;
-      }
+/**
+ * The writer threads' side, plain CommonJS run with `eval` so it works the
+ * same from sources (vitest) and from dist. Each job is one message: the
+ * first request opens `tmp/<id>` (wx, 0600), every request appends its
+ * bytes, the last one fsyncs, closes, renames into `msg/` and fsyncs the
+ * directory. A job that fails is cleaned up here (file closed, tmp and final
+ * unlinked) before the error is answered.
+ *
+ * Directory fsyncs are coalesced across writer threads through shared
+ * counters: [0] a leader lock, [1] syncs started, [2] syncs completed,
+ * [3] the last sync that failed. A rename is durable once a directory fsync
+ * that *started* after it (started > the value read after the rename) has
+ * completed; whoever finds no sync running becomes the leader and runs one
+ * for everybody waiting.
+ */
+const WRITER_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+const fs = require("node:fs");
+const shared = new Int32Array(workerData.shared);
+const dirFd = fs.openSync(workerData.msgDir, "r");
+const jobs = new Map();
+const errOf = (e) => ({ code: e && typeof e.code === "string" ? e.code : undefined, message: String((e && e.message) || e) });
+function unlinkQuiet(path, problems) {
+  try { fs.unlinkSync(path); } catch (e) { if (!e || e.code !== "ENOENT") problems.push({ path, message: errOf(e).message }); }
+}
+function cleanup(job, problems) {
+  if (job.fd >= 0) { try { fs.closeSync(job.fd); } catch (e) { problems.push({ path: job.tmp, message: errOf(e).message }); } job.fd = -1; }
+  if (job.opened) unlinkQuiet(job.tmp, problems);
+  if (job.renamed) unlinkQuiet(job.final, problems);
+}
+function writeAll(fd, buf) {
+  let off = 0;
+  while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
+}
+function syncDir() {
+  const need = Atomics.load(shared, 1) + 1;
+  while (Atomics.load(shared, 2) < need) {
+    if (Atomics.compareExchange(shared, 0, 0, 1) === 0) {
+      const gen = Atomics.add(shared, 1, 1) + 1;
+      let failed;
+      try { fs.fsyncSync(dirFd); } catch (e) { failed = e; Atomics.store(shared, 3, gen); }
+      Atomics.store(shared, 2, gen);
+      Atomics.store(shared, 0, 0);
+      Atomics.notify(shared, 2);
+      if (failed) throw failed;
+    } else {
+      const done = Atomics.load(shared, 2);
+      if (done < need) Atomics.wait(shared, 2, done, 100);
     }
-    pending = rest;
+  }
+  if (Atomics.load(shared, 3) >= need) throw Object.assign(new Error("directory fsync failed"), { code: "EIO" });
+}
+parentPort.on("message", (m) => {
+  if (m.close) { fs.closeSync(dirFd); parentPort.close(); return; }
+  let job = jobs.get(m.job);
+  if (job === undefined) {
+    job = { fd: -1, tmp: m.tmp, final: m.final, opened: false, renamed: false };
+    jobs.set(m.job, job);
+  }
+  if (m.abort) {
+    const problems = [];
+    cleanup(job, problems);
+    jobs.delete(m.job);
+    parentPort.postMessage({ job: m.job, problems });
+    return;
+  }
+  try {
+    if (!job.opened) { job.fd = fs.openSync(job.tmp, "wx", 0o600); job.opened = true; }
+    if (m.buf) writeAll(job.fd, m.buf);
+    if (m.last) {
+      fs.fsyncSync(job.fd);
+      fs.closeSync(job.fd);
+      job.fd = -1;
+      fs.renameSync(job.tmp, job.final);
+      job.opened = false;
+      job.renamed = true;
+      syncDir();
+      jobs.delete(m.job);
+    }
+    parentPort.postMessage({ job: m.job });
+  } catch (e) {
+    const problems = [];
+    cleanup(job, problems);
+    jobs.delete(m.job);
+    parentPort.postMessage({ job: m.job, error: errOf(e), problems });
+  }
+});
+`;
+
+type WriterRequest =
+  | { readonly job: number; readonly tmp: string; readonly final: string; readonly buf: Buffer | undefined; readonly last: boolean }
+  | { readonly job: number; readonly abort: true };
+
+interface WriterReply {
+  readonly job: number;
+  readonly error?: { readonly code?: string; readonly message: string };
+  /** Files a failed or aborted job could not close or remove. */
+  readonly problems?: readonly { readonly path: string; readonly message: string }[];
+}
+
+interface WriterThread {
+  readonly worker: Worker;
+  /** Jobs (messages) this thread holds open. */
+  active: number;
+  /** Exited or crashed: requests to it fail at once. */
+  dead: boolean;
+}
+
+/** One message being written by one writer thread; one request in flight at a time. */
+class WriteJob {
+  readonly #pool: WriterPool;
+  readonly #thread: WriterThread;
+  readonly #job: number;
+  readonly #tmp: string;
+  readonly #final: string;
+  #sent = false;
+  #released = false;
+
+  constructor(pool: WriterPool, thread: WriterThread, job: number, tmp: string, final: string) {
+    this.#pool = pool;
+    this.#thread = thread;
+    this.#job = job;
+    this.#tmp = tmp;
+    this.#final = final;
+  }
+
+  /** Append `chunks`; with `last`, resolve only once the file and its rename are durable. */
+  write(chunks: readonly Buffer[], last: boolean): Promise<WriterReply> {
+    const buf = concatOwned(chunks);
+    this.#sent = true;
+    // allocUnsafeSlow gave the buffer an ArrayBuffer of its own: move it, do not copy it again.
+    const transfer = buf?.buffer instanceof ArrayBuffer ? [buf.buffer] : [];
+    return this.#pool.request(this.#thread, { job: this.#job, tmp: this.#tmp, final: this.#final, buf, last }, transfer);
+  }
+
+  /** Close and remove whatever this job wrote; resolves when it is gone. */
+  abort(): Promise<WriterReply | undefined> {
+    if (!this.#sent) return Promise.resolve(undefined);
+    return this.#pool.request(this.#thread, { job: this.#job, abort: true }, []);
+  }
+
+  /** The message is done with (durable, or failed and cleaned up): free its place on the thread. Once. */
+  finished(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#pool.release(this.#thread);
   }
 }
 
+/** Copy chunks into one buffer that owns its ArrayBuffer, so it can be transferred (not cloned) to a writer thread. */
+function concatOwned(chunks: readonly Buffer[]): Buffer | undefined {
+  let total = 0;
+  for (const c of chunks) total += c.length;
+  if (total === 0) return undefined;
+  const out = Buffer.allocUnsafeSlow(total);
+  let at = 0;
+  for (const c of chunks) at += c.copy(out, at);
+  return out;
+}
+
 /**
- * Coalesces directory fsyncs: a caller waits for a sync that *starts* after
- * its request, and every caller waiting at that moment shares one fsync.
+ * Writer threads doing each message's open/write/fsync/close/rename/dir-fsync
+ * with synchronous calls off the event loop: one round trip per message
+ * instead of six threadpool requests, and directory fsyncs shared by every
+ * rename that precedes them. Threads start lazily, up to `size`, and are
+ * unref'd while idle.
  */
-class DirSyncer {
-  readonly #fh: FileHandle;
-  #inFlight = false;
-  #waiting: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } | undefined;
+class WriterPool {
+  readonly #size: number;
+  readonly #msgDir: string;
+  readonly #shared = new SharedArrayBuffer(4 * Int32Array.BYTES_PER_ELEMENT);
+  readonly #threads: WriterThread[] = [];
+  /** Requests in flight, by job: one at a time per job. */
+  readonly #pending = new Map<number, { thread: WriterThread; resolve: (r: WriterReply) => void; reject: (e: unknown) => void }>();
+  #seq = 0;
 
-  constructor(fh: FileHandle) {
-    this.#fh = fh;
+  constructor(msgDir: string, size: number) {
+    this.#msgDir = msgDir;
+    this.#size = size;
   }
 
-  sync(): Promise<void> {
-    const joined = this.#waiting;
-    if (joined !== undefined) return joined.promise;
-    let resolve!: () => void;
-    let reject!: (e: unknown) => void;
-    const promise = new Promise<void>((res, rej) => {
-      resolve = res;
-      reject = rej;
+  begin(tmp: string, final: string): WriteJob {
+    const thread = this.#pick();
+    thread.active++;
+    if (thread.active === 1) thread.worker.ref();
+    return new WriteJob(this, thread, ++this.#seq, tmp, final);
+  }
+
+  #pick(): WriterThread {
+    let best: WriterThread | undefined;
+    for (const t of this.#threads) if (best === undefined || t.active < best.active) best = t;
+    if (best !== undefined && (best.active === 0 || this.#threads.length >= this.#size)) return best;
+    // Every thread is busy and there is room for one more.
+    return this.#spawn();
+  }
+
+  #spawn(): WriterThread {
+    const worker = new Worker(WRITER_SOURCE, { eval: true, workerData: { shared: this.#shared, msgDir: this.#msgDir } });
+    const thread: WriterThread = { worker, active: 0, dead: false };
+    worker.unref();
+    worker.on("message", (reply: WriterReply) => {
+      const p = this.#pending.get(reply.job);
+      this.#pending.delete(reply.job);
+      p?.resolve(reply);
     });
-    this.#waiting = { promise, resolve, reject };
-    if (!this.#inFlight) this.#start();
-    return promise;
+    const fail = (err: unknown): void => {
+      thread.dead = true;
+      const i = this.#threads.indexOf(thread);
+      if (i >= 0) this.#threads.splice(i, 1);
+      // Every job of this thread is lost; their callers answer 451.
+      for (const [job, p] of this.#pending) {
+        if (p.thread !== thread) continue;
+        this.#pending.delete(job);
+        p.reject(err);
+      }
+    };
+    worker.on("error", fail);
+    worker.on("exit", (code) => fail(new Error(`spool writer thread exited with code ${code}`)));
+    this.#threads.push(thread);
+    return thread;
   }
 
-  #start(): void {
-    const batch = this.#waiting;
-    if (batch === undefined) return;
-    this.#waiting = undefined;
-    this.#inFlight = true;
-    this.#fh.sync().then(
-      () => {
-        this.#inFlight = false;
-        batch.resolve();
-        this.#start();
-      },
-      (err: unknown) => {
-        this.#inFlight = false;
-        batch.reject(err);
-        this.#start();
-      },
+  request(thread: WriterThread, msg: WriterRequest, transfer: ArrayBuffer[]): Promise<WriterReply> {
+    if (thread.dead) return Promise.reject(new Error("spool writer thread is gone"));
+    return new Promise<WriterReply>((resolve, reject) => {
+      this.#pending.set(msg.job, { thread, resolve, reject });
+      thread.worker.postMessage(msg, transfer);
+    });
+  }
+
+  release(thread: WriterThread): void {
+    thread.active--;
+    if (thread.active === 0) thread.worker.unref();
+  }
+
+  async close(): Promise<void> {
+    const threads = this.#threads.splice(0);
+    await Promise.all(
+      threads.map(async (t) => {
+        const exited = new Promise<void>((resolve) => t.worker.once("exit", () => resolve()));
+        t.worker.ref();
+        t.worker.postMessage({ close: true });
+        await exited;
+      }),
     );
-  }
-
-  close(): Promise<void> {
-    return this.#fh.close();
   }
 }
 
@@ -143,29 +324,29 @@ export class Spool {
   readonly msgDir: string;
   readonly workDir: string;
   readonly #log: Logger;
-  readonly #dirSync: DirSyncer;
+  readonly #writers: WriterPool;
 
-  private constructor(root: string, log: Logger, dirSync: DirSyncer) {
+  private constructor(root: string, log: Logger, writers: number) {
     this.root = root;
     this.tmpDir = join(root, "tmp");
     this.msgDir = join(root, "msg");
     this.workDir = join(root, "work");
     this.#log = log;
-    this.#dirSync = dirSync;
+    this.#writers = new WriterPool(this.msgDir, writers);
   }
 
-  /** Create the spool directories (mode 0700) and open the message directory for fsyncs. */
+  /** Create the spool directories (mode 0700). Writer threads start with the first message. */
   static async open(opts: SpoolOptions): Promise<Spool> {
     const root = join(opts.dataDir, "spool");
     for (const d of [root, join(root, "tmp"), join(root, "msg"), join(root, "work")]) {
       await mkdir(d, { recursive: true, mode: 0o700 });
     }
-    const dirFh = await open(join(root, "msg"), "r");
-    return new Spool(root, opts.logger.child({ component: "spool" }), new DirSyncer(dirFh));
+    return new Spool(root, opts.logger.child({ component: "spool" }), opts.writerThreads ?? DEFAULT_WRITER_THREADS);
   }
 
+  /** Stop the writer threads. Call after the SMTP server closed (no message in flight). */
   async close(): Promise<void> {
-    await this.#dirSync.close();
+    await this.#writers.close();
   }
 
   messagePath(id: string): string {
@@ -174,27 +355,23 @@ export class Spool {
 
   /**
    * Stream a message into the spool: `tmp/<id>` (wx, 0600), byte counter,
-   * fsync, close, rename to `msg/<id>.eml`, fsync the directory. Always reads
-   * the input to its end, even on failure, so the SMTP session can answer.
-   * Rejects with a SpoolError.
+   * fsync, close, rename to `msg/<id>.eml`, fsync the directory, all on a
+   * writer thread. Always reads the input to its end, even on failure, so
+   * the SMTP session can answer. Rejects with a SpoolError.
    */
   async receive(id: string, input: MessageStream, maxBytes: number): Promise<SpooledMessage> {
     if (!isId(id)) throw new SpoolError("io", `invalid spool id ${JSON.stringify(id)}`);
-    const tmp = join(this.tmpDir, id);
     const final = this.messagePath(id);
+    const job = this.#writers.begin(join(this.tmpDir, id), final);
     let failure: unknown;
     let size = 0;
     let chunks: Buffer[] = [];
     let buffered = 0;
     let writing: Promise<void> = Promise.resolve();
-
-    const opened = open(tmp, "wx", 0o600).then(
-      (fh) => fh,
-      (err: unknown) => {
-        failure ??= err;
-        return undefined;
-      },
-    );
+    const check = (r: WriterReply): void => {
+      if (r.error !== undefined) failure ??= Object.assign(new Error(r.error.message), { code: r.error.code });
+      this.#logProblems(id, r);
+    };
 
     await new Promise<void>((resolve) => {
       let settled = false;
@@ -216,14 +393,14 @@ export class Spool {
         chunks.push(chunk);
         buffered += chunk.length;
         if (buffered >= WRITE_CHUNK_BYTES) {
+          // Large message: hand this part to the writer thread, read on once it is written.
           const out = chunks;
           chunks = [];
           buffered = 0;
           input.pause();
           writing = writing
             .then(async () => {
-              const fh = await opened;
-              if (fh !== undefined && failure === undefined) await writeAll(fh, out);
+              if (failure === undefined) check(await job.write(out, false));
             })
             .catch((err: unknown) => {
               failure ??= err;
@@ -244,27 +421,31 @@ export class Spool {
     });
 
     await writing;
-    const fh = await opened;
     try {
-      if (failure !== undefined) throw failure;
-      if (fh === undefined) throw new SpoolError("io", "spool file was not opened");
-      await writeAll(fh, chunks);
+      if (failure === undefined) check(await job.write(chunks, true));
       chunks = [];
-      await fh.sync();
-      await fh.close();
-      await rename(tmp, final);
-      await this.#dirSync.sync();
-      return { path: final, size };
     } catch (err) {
-      if (fh !== undefined) {
-        await fh.close().catch((e: unknown) => {
-          // Already closed after a successful close() and a later failure: nothing to do.
-          if ((e as NodeJS.ErrnoException).code !== "EBADF") this.#log.warn({ event: "spool.close_failed", queueId: id, err: e }, "closing a spool file failed");
-        });
-      }
-      await this.#unlinkQuietly(tmp, id);
-      await this.#unlinkQuietly(final, id);
-      throw this.#classify(err);
+      failure ??= err;
+    }
+    if (failure === undefined) {
+      job.finished();
+      return { path: final, size };
+    }
+    // The writer thread cleaned up after its own errors; after ours (too big, aborted) it removes what it wrote.
+    try {
+      const r = await job.abort();
+      if (r !== undefined) this.#logProblems(id, r);
+    } catch (err) {
+      this.#log.error({ event: "spool.unlink_failed", queueId: id, err }, "could not remove a partial spool file");
+    } finally {
+      job.finished();
+    }
+    throw this.#classify(failure);
+  }
+
+  #logProblems(id: string, r: WriterReply): void {
+    for (const p of r.problems ?? []) {
+      this.#log.error({ event: "spool.unlink_failed", queueId: id, path: p.path, err: p.message }, "could not remove a spool file");
     }
   }
 

@@ -192,6 +192,8 @@ export class OutboundWorker {
   readonly #pollSchedule: readonly number[];
   /** Jobs being worked on in this process, by id, with their recipient key. */
   readonly #inFlight = new Map<string, { promise: Promise<void>; lane: Lane; key: string }>();
+  /** Jobs whose failed step could not be rescheduled (database unwritable), still leased to this process. */
+  readonly #stranded = new Map<string, { from: JobState; error: string }>();
   /** Side tasks (acceptance notices) to await on stop. */
   readonly #side = new Set<Promise<void>>();
   #started = false;
@@ -291,6 +293,7 @@ export class OutboundWorker {
   async #claimAndRun(): Promise<void> {
     const { store } = this.#deps;
     const t = this.#tuning;
+    if (this.#stranded.size > 0) await this.#rescheduleStranded();
     const now = this.#now();
     await this.#refreshGauge(now);
     const busy: Record<Lane, number> = { work: 0, send: 0, poll: 0 };
@@ -359,7 +362,29 @@ export class OutboundWorker {
     try {
       await this.#deps.store.reschedule(job.id, { from: job.state, nextAttemptAt: this.#now() + delay, error: `internal: ${errorMessage(err)}` });
     } catch (e) {
-      log.error({ event: "worker.reschedule_failed", err: e }, "could not reschedule the job; its lease will expire");
+      // E.g. the disk is full: the job keeps the lease this process took. Nothing works on it here any more,
+      // so release it from the loop as soon as the database takes writes again, not when the lease runs out.
+      log.error({ event: "worker.reschedule_failed", err: e }, "could not reschedule the job; retrying on the next tick");
+      this.#stranded.set(job.id, { from: job.state, error: `internal: ${errorMessage(err)}` });
+    }
+  }
+
+  /** Reschedule jobs whose failed step could not be rescheduled (see #stepFailed). */
+  async #rescheduleStranded(): Promise<void> {
+    for (const [id, s] of this.#stranded) {
+      if (this.#inFlight.has(id)) continue;
+      try {
+        await this.#deps.store.reschedule(id, { from: s.from, nextAttemptAt: this.#now(), error: s.error });
+        this.#stranded.delete(id);
+        this.#log.info({ event: "worker.reschedule_recovered", queueId: id }, "stranded job rescheduled");
+      } catch (err) {
+        if (err instanceof StateConflictError) {
+          this.#stranded.delete(id);
+          continue;
+        }
+        this.#log.warn({ event: "worker.reschedule_failed", queueId: id, err }, "could not reschedule the job yet; retrying on the next tick");
+        return;
+      }
     }
   }
 

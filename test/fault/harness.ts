@@ -224,6 +224,23 @@ export function queueStates(dbFile: string): { outbound: Record<string, number>;
   }
 }
 
+/** Jobs and faxes not yet done, with why (for failure messages). */
+export function stuckWork(dbFile: string): unknown[] {
+  const db = new Database(dbFile, { readonly: true, fileMustExist: true });
+  try {
+    const now = Date.now();
+    const out = db
+      .prepare("SELECT id, state, attempts, next_attempt_at, lease_until, last_error FROM outbound_jobs WHERE state NOT IN ('notified','cancelled')")
+      .all() as { id: string; state: string; attempts: number; next_attempt_at: number; lease_until: number | null; last_error: string | null }[];
+    const inb = db
+      .prepare("SELECT id, state, attempts, next_attempt_at, lease_until, last_error FROM inbound_faxes WHERE state NOT IN ('delivered','dead')")
+      .all() as { id: string; state: string; attempts: number; next_attempt_at: number; lease_until: number | null; last_error: string | null }[];
+    return [...out, ...inb].map((r) => ({ ...r, dueInMs: r.next_attempt_at - now, leaseInMs: r.lease_until === null ? null : r.lease_until - now }));
+  } finally {
+    db.close();
+  }
+}
+
 /** Outbound jobs all notified or cancelled, inbound faxes all delivered (or dead). */
 export function quiescent(dbFile: string): boolean {
   const s = queueStates(dbFile);
@@ -256,6 +273,8 @@ export async function waitQuiescent(dbFile: string, timeoutMs: number, extra: ()
   try {
     await waitFor(async () => quiescent(dbFile) && (await extra()), timeoutMs, "quiescence");
   } catch (err) {
-    throw new Error(`${err instanceof Error ? err.message : String(err)}; queue now ${JSON.stringify(queueStates(dbFile))}`, { cause: err });
+    throw new Error(`${err instanceof Error ? err.message : String(err)}; queue now ${JSON.stringify(queueStates(dbFile))}; pending ${JSON.stringify(stuckWork(dbFile).slice(0, 10))}`, {
+      cause: err,
+    });
   }
 }

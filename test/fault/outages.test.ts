@@ -245,7 +245,7 @@ describe("disk full", () => {
       const filler = join(dataDir, "filler");
       const fd = openSync(filler, "w");
       const block = Buffer.alloc(64 * 1024, 1);
-      let fillError = "";
+      let fillError: string | undefined;
       try {
         for (;;) writeSync(fd, block);
       } catch (err) {

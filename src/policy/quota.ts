@@ -24,7 +24,7 @@ class Window {
 
   prune(since: number): void {
     let drop = 0;
-    while (drop < this.events.length && (this.events[drop] as Usage).at < since) {
+    while (drop < this.events.length && (this.events[drop] as Usage).at <= since) {
       this.total -= (this.events[drop] as Usage).n;
       drop++;
     }
@@ -99,7 +99,7 @@ export class QuotaTracker {
     for (;;) {
       const page = await store.list({ after, limit: 1000 });
       for (const job of page) {
-        if (job.receivedAt < since) continue;
+        if (job.receivedAt <= since) continue;
         this.#record(senderKey(job.client.user, job.mailFrom), job.receivedAt, job.rcptTo.length);
         loaded++;
       }

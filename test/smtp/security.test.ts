@@ -46,6 +46,8 @@ const DNS: Record<string, string[][]> = {
 };
 
 const resolver: DNSResolver = async (name, rrtype) => {
+  if (name.toLowerCase().endsWith("slow.example")) return new Promise<never>(() => undefined);
+  if (name.toLowerCase().endsWith("broken.example")) throw Object.assign(new Error(`queryTxt ESERVFAIL ${name}`), { code: "ESERVFAIL" });
   const answer = DNS[`${rrtype} ${name.toLowerCase()}`];
   if (answer !== undefined) return answer;
   throw Object.assign(new Error(`queryTxt ENOTFOUND ${name}`), { code: "ENOTFOUND" });
@@ -249,6 +251,16 @@ describe("SMTP security policy", () => {
       const dmarcMode = await start({ policy: { default: { senders: ["@nodmarc.example"], verifySender: "dmarc" } } });
       const noRecord = await failure(sendRaw(dmarcMode.port, "bob@nodmarc.example", ["12025550143@fax.local"], good));
       expect(noRecord.response).toBe("550 5.1.1 DMARC verification failed for nodmarc.example: nodmarc.example publishes no DMARC record");
+    });
+
+    it("answers 451 (try again) when DNS fails or is too slow, and records nothing", async () => {
+      const h = await start({ policy: { default: { senders: ["@slow.example", "@broken.example"] }, verifyTimeoutMs: 100 } });
+      const slow = await failure(sendRaw(h.port, "a@slow.example", ["12025550143@fax.local"], message("a@slow.example")));
+      expect(slow.response).toBe("451 4.3.0 could not verify slow.example in time, try again later");
+      const broken = await failure(sendRaw(h.port, "a@broken.example", ["12025550143@fax.local"], message("a@broken.example")));
+      expect(broken.response).toBe("451 4.3.0 DMARC verification of broken.example hit a temporary DNS error, try again later");
+      expect(await refusals(h, "verify_unavailable")).toBe(2);
+      await nothingQueued(h);
     });
 
     it("verifySender none trusts the list alone (documented as forgeable)", async () => {

@@ -39,7 +39,8 @@ export function dataPayload(raw: Buffer): Buffer {
   // latin1 maps every byte to one char and back, so 8-bit and NUL bytes survive unchanged.
   let text = raw.toString("latin1");
   text = text.replace(/(^|\n)\./g, "$1..");
-  if (!text.endsWith("\n")) text += "\r\n";
+  // Only CRLF.CRLF ends DATA: a message whose last line ends in a bare LF still needs a CRLF first.
+  if (!text.endsWith("\r\n")) text += "\r\n";
   return Buffer.concat([Buffer.from(text, "latin1"), Buffer.from(".\r\n", "latin1")]);
 }
 

@@ -194,6 +194,8 @@ export class OutboundWorker {
   readonly #inFlight = new Map<string, { promise: Promise<void>; lane: Lane; key: string }>();
   /** Jobs whose failed step could not be rescheduled (database unwritable), still leased to this process. */
   readonly #stranded = new Map<string, { from: JobState; error: string }>();
+  /** Per-key mutexes (see #lock). */
+  readonly #locks = new Map<string, Promise<void>>();
   /** Side tasks (acceptance notices) to await on stop. */
   readonly #side = new Set<Promise<void>>();
   #started = false;
@@ -369,6 +371,20 @@ export class OutboundWorker {
     }
   }
 
+  /** Wait for the key to be free and take it; call the returned function to give it back. */
+  async #lock(key: string): Promise<() => void> {
+    const previous = this.#locks.get(key) ?? Promise.resolve();
+    let unlock: () => void = () => undefined;
+    const mine = new Promise<void>((resolve) => (unlock = resolve));
+    const tail = previous.then(() => mine);
+    this.#locks.set(key, tail);
+    await previous;
+    return () => {
+      unlock();
+      if (this.#locks.get(key) === tail) this.#locks.delete(key);
+    };
+  }
+
   /** Reschedule jobs whose failed step could not be rescheduled (see #stepFailed). */
   async #rescheduleStranded(): Promise<void> {
     for (const [id, s] of this.#stranded) {
@@ -462,34 +478,41 @@ export class OutboundWorker {
     }
     const mail = result.mail;
     const meta = metaFromParsed(mail);
-    const windowMs = config.fax.duplicateWindowSeconds * 1000;
-    if (meta.messageId !== undefined && windowMs > 0) {
-      const dup = await store.findDuplicate({
-        messageId: meta.messageId,
-        recipients: job.rcptTo.map((r) => r.e164),
-        since: job.receivedAt - windowMs,
-        excludeId: job.id,
-      });
-      if (dup !== undefined) {
-        await store.transition(job.id, "received", "cancelled", { messageId: meta.messageId, errorCode: "duplicate", errorText: `duplicate of ${dup.id}` });
-        log.info({ event: "job.duplicate", duplicateOf: dup.id, messageId: meta.messageId }, "same Message-ID to the same recipients already queued; not faxed again");
-        await this.#cleanup(job.id, log);
+    // Copies of one mail (a client resending after a lost 250) can be parsed at the same time; the duplicate check
+    // only sees a Message-ID once its job is parsed, so check and record one Message-ID at a time.
+    const release = meta.messageId === undefined ? undefined : await this.#lock(`${meta.messageId}\n${recipientKey(job.rcptTo.map((r) => r.e164))}`);
+    try {
+      const windowMs = config.fax.duplicateWindowSeconds * 1000;
+      if (meta.messageId !== undefined && windowMs > 0) {
+        const dup = await store.findDuplicate({
+          messageId: meta.messageId,
+          recipients: job.rcptTo.map((r) => r.e164),
+          since: job.receivedAt - windowMs,
+          excludeId: job.id,
+        });
+        if (dup !== undefined) {
+          await store.transition(job.id, "received", "cancelled", { messageId: meta.messageId, errorCode: "duplicate", errorText: `duplicate of ${dup.id}` });
+          log.info({ event: "job.duplicate", duplicateOf: dup.id, messageId: meta.messageId }, "same Message-ID to the same recipients already queued; not faxed again");
+          await this.#cleanup(job.id, log);
+          return;
+        }
+      }
+      const pre = await preflight(mail.documents, mail.request);
+      if (!pre.ok) {
+        await this.#refuse(job, pre.refusal, meta, log);
         return;
       }
+      const data: JobData = {
+        ...emptyJobData(meta),
+        request: mail.request,
+        documents: mail.documents,
+        skipped: mail.meta.skipped,
+        ...(mail.forwardOf !== undefined && { forwardOf: mail.forwardOf }),
+      };
+      await store.transition(job.id, "received", "parsed", { messageId: meta.messageId ?? null, faxRequest: data, nextAttemptAt: this.#now() });
+    } finally {
+      release?.();
     }
-    const pre = await preflight(mail.documents, mail.request);
-    if (!pre.ok) {
-      await this.#refuse(job, pre.refusal, meta, log);
-      return;
-    }
-    const data: JobData = {
-      ...emptyJobData(meta),
-      request: mail.request,
-      documents: mail.documents,
-      skipped: mail.meta.skipped,
-      ...(mail.forwardOf !== undefined && { forwardOf: mail.forwardOf }),
-    };
-    await store.transition(job.id, "received", "parsed", { messageId: meta.messageId ?? null, faxRequest: data, nextAttemptAt: this.#now() });
   }
 
   async #refuse(job: OutboundJob, refusal: FaxRefusal, meta: MailMeta, log: Logger): Promise<void> {

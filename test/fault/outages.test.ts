@@ -273,3 +273,16 @@ describe("disk full", () => {
     }
   }, 120_000);
 });
+
+describe("the same mail twice (a client resending after a lost 250)", () => {
+  it("two jobs with one Message-ID parsed at the same time still give one fax", async () => {
+    const env = await setup();
+    // Hold sends so both copies sit in the queue, then arrive together (as after a restart).
+    const m = mail("dup", 0);
+    const copies = await Promise.all(Array.from({ length: 4 }, () => sendRaw({ port: env.d.smtpPort, from: m.from, to: [m.to], raw: m.raw })));
+    expect(copies.map((c) => (c.kind === "reply" ? c.code : c.error))).toEqual([250, 250, 250, 250]);
+    await waitQuiescent(env.dbFile, 30_000);
+    const c = await faxCounts(env.e);
+    expect(c.get(m.hash) ?? 0).toBe(1);
+  }, 60_000);
+});

@@ -12,11 +12,13 @@ import { isId } from "../util/ids.js";
  * The durable spool for raw accepted messages, under `<dataDir>/spool/`:
  *
  *     tmp/<id>        being received (deleted at start: never acknowledged)
- *     msg/<id>.eml    received in full, fsynced, renamed, directory fsynced
+ *     msg/<id>.eml    received in full, renamed, then fsynced and directory fsynced
  *     work/<id>/      per-job working directory (extracted documents)
  *
  * A message is durable when `receive()` resolves; only then may the job row
- * be inserted, and only after that commit may the client get its 250.
+ * be inserted, and only after that commit may the client get its 250. The
+ * job row is what makes a spooled file count: a file in msg/ without one was
+ * never acknowledged, and recover() deletes it.
  */
 
 export type SpoolErrorKind = "too_big" | "no_space" | "aborted" | "io";
@@ -140,12 +142,17 @@ parentPort.on("message", (m) => {
     if (!job.opened) { job.fd = fs.openSync(job.tmp, "wx", 0o600); job.opened = true; }
     if (m.buf) writeAll(job.fd, m.buf);
     if (m.last) {
-      fs.fsyncSync(job.fd);
-      fs.closeSync(job.fd);
-      job.fd = -1;
+      // Rename first, then fsync: the file's fsync commits the journal that
+      // holds the rename, so the directory fsync after it has little left to
+      // do. Safe because the job row, committed only after both fsyncs, is
+      // what makes a spooled file count: a crash before that leaves a file
+      // without a row, which recover() deletes (it was never acknowledged).
       fs.renameSync(job.tmp, job.final);
       job.opened = false;
       job.renamed = true;
+      fs.fsyncSync(job.fd);
+      fs.closeSync(job.fd);
+      job.fd = -1;
       syncDir();
       jobs.delete(m.job);
     }

@@ -196,8 +196,10 @@ export class OutboundWorker {
   readonly #stranded = new Map<string, { from: JobState; error: string }>();
   /** Per-key mutexes (see #lock). */
   readonly #locks = new Map<string, Promise<void>>();
-  /** Side tasks (acceptance notices) to await on stop. */
+  /** Side tasks (acceptance notices, follow-ups) to await on stop. */
   readonly #side = new Set<Promise<void>>();
+  /** Jobs claimed again while their previous step was still finishing (see #launch). */
+  readonly #followUps = new Set<string>();
   #started = false;
   #stopping = false;
   #startup: Promise<void> | undefined;
@@ -323,15 +325,35 @@ export class OutboundWorker {
   }
 
   #launch(job: OutboundJob, lane: Lane): void {
-    if (this.#inFlight.has(job.id)) return; // still working on it here; the claim only renewed the lease
+    if (this.#inFlight.has(job.id)) {
+      // The step still running here made the job due (its transition committed) and this tick
+      // claimed it again before the step returned. That claim holds a lease nobody else will
+      // honour-and-run, so run the next step as soon as the current one is done.
+      this.#followUps.add(job.id);
+      return;
+    }
     const key = recipientKey(job.rcptTo.map((r) => r.e164));
     const promise = this.#step(job)
       .catch((err: unknown) => this.#stepFailed(job, err))
       .finally(() => {
         this.#inFlight.delete(job.id);
+        if (this.#followUps.delete(job.id)) {
+          const follow: Promise<void> = this.#followUp(job.id, lane).finally(() => this.#side.delete(follow));
+          this.#side.add(follow);
+        }
         this.wake();
       });
     this.#inFlight.set(job.id, { promise, lane, key });
+  }
+
+  /** Run the step a re-claim asked for (see #launch), on the job as it is now. */
+  async #followUp(id: string, lane: Lane): Promise<void> {
+    try {
+      const job = await this.#deps.store.get(id);
+      if (job !== undefined && !this.#stopping) this.#launch(job, lane);
+    } catch (err) {
+      this.#log.error({ event: "worker.follow_up_failed", queueId: id, err }, "could not resume a re-claimed job; its lease will expire");
+    }
   }
 
   async #step(job: OutboundJob): Promise<void> {

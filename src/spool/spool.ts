@@ -141,6 +141,7 @@ parentPort.on("message", (m) => {
   try {
     if (!job.opened) { job.fd = fs.openSync(job.tmp, "wx", 0o600); job.opened = true; }
     if (m.buf) writeAll(job.fd, m.buf);
+    if (m.slot) writeAll(job.fd, new Uint8Array(m.slot, 0, m.length));
     if (m.last) {
       // Rename first, then fsync: the file's fsync commits the journal that
       // holds the rename, so the directory fsync after it has little left to
@@ -167,7 +168,16 @@ parentPort.on("message", (m) => {
 `;
 
 type WriterRequest =
-  | { readonly job: number; readonly tmp: string; readonly final: string; readonly buf: Buffer | undefined; readonly last: boolean }
+  | {
+      readonly job: number;
+      readonly tmp: string;
+      readonly final: string;
+      /** The bytes to append: either a buffer moved to the thread, or the first `length` bytes of a shared slot. */
+      readonly buf: Buffer | undefined;
+      readonly slot?: SharedArrayBuffer;
+      readonly length?: number;
+      readonly last: boolean;
+    }
   | { readonly job: number; readonly abort: true };
 
 interface WriterReply {
@@ -204,12 +214,27 @@ class WriteJob {
   }
 
   /** Append `chunks`; with `last`, resolve only once the file and its rename are durable. */
-  write(chunks: readonly Buffer[], last: boolean): Promise<WriterReply> {
-    const buf = concatOwned(chunks);
+  async write(chunks: readonly Buffer[], last: boolean): Promise<WriterReply> {
     this.#sent = true;
-    // allocUnsafeSlow gave the buffer an ArrayBuffer of its own: move it, do not copy it again.
-    const transfer = buf?.buffer instanceof ArrayBuffer ? [buf.buffer] : [];
-    return this.#pool.request(this.#thread, { job: this.#job, tmp: this.#tmp, final: this.#final, buf, last }, transfer);
+    const head = { job: this.#job, tmp: this.#tmp, final: this.#final, last };
+    let length = 0;
+    for (const c of chunks) length += c.length;
+    if (length === 0) return this.#pool.request(this.#thread, { ...head, buf: undefined }, []);
+    const slot = this.#pool.takeSlot(length);
+    if (slot === undefined) {
+      // Larger than a slot: one buffer of its own, moved (not copied) to the thread.
+      const buf = Buffer.allocUnsafeSlow(length);
+      copyChunks(chunks, buf);
+      const transfer = buf.buffer instanceof ArrayBuffer ? [buf.buffer] : [];
+      return this.#pool.request(this.#thread, { ...head, buf }, transfer);
+    }
+    copyChunks(chunks, Buffer.from(slot, 0, length));
+    try {
+      return await this.#pool.request(this.#thread, { ...head, buf: undefined, slot, length }, []);
+    } finally {
+      // The thread answered, so it is done reading the slot.
+      this.#pool.giveSlot(slot);
+    }
   }
 
   /** Close and remove whatever this job wrote; resolves when it is gone. */
@@ -226,16 +251,14 @@ class WriteJob {
   }
 }
 
-/** Copy chunks into one buffer that owns its ArrayBuffer, so it can be transferred (not cloned) to a writer thread. */
-function concatOwned(chunks: readonly Buffer[]): Buffer | undefined {
-  let total = 0;
-  for (const c of chunks) total += c.length;
-  if (total === 0) return undefined;
-  const out = Buffer.allocUnsafeSlow(total);
+function copyChunks(chunks: readonly Buffer[], into: Buffer): void {
   let at = 0;
-  for (const c of chunks) at += c.copy(out, at);
-  return out;
+  for (const c of chunks) at += c.copy(into, at);
 }
+
+/** Shared buffers that carry message bytes to the writer threads without allocating per message. */
+const SLOT_BYTES = WRITE_CHUNK_BYTES + 128 * 1024;
+const MAX_FREE_SLOTS = 16;
 
 /**
  * Writer threads doing each message's open/write/fsync/close/rename/dir-fsync
@@ -251,6 +274,7 @@ class WriterPool {
   readonly #threads: WriterThread[] = [];
   /** Requests in flight, by job: one at a time per job. */
   readonly #pending = new Map<number, { thread: WriterThread; resolve: (r: WriterReply) => void; reject: (e: unknown) => void }>();
+  readonly #freeSlots: SharedArrayBuffer[] = [];
   #seq = 0;
 
   constructor(msgDir: string, size: number) {
@@ -305,6 +329,16 @@ class WriterPool {
       this.#pending.set(msg.job, { thread, resolve, reject });
       thread.worker.postMessage(msg, transfer);
     });
+  }
+
+  /** A shared buffer for `length` bytes, or undefined when the bytes do not fit in one. */
+  takeSlot(length: number): SharedArrayBuffer | undefined {
+    if (length > SLOT_BYTES) return undefined;
+    return this.#freeSlots.pop() ?? new SharedArrayBuffer(SLOT_BYTES);
+  }
+
+  giveSlot(slot: SharedArrayBuffer): void {
+    if (this.#freeSlots.length < MAX_FREE_SLOTS) this.#freeSlots.push(slot);
   }
 
   release(thread: WriterThread): void {

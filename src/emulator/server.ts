@@ -1,30 +1,18 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Logger } from "../log.js";
 import type { AuthStore, Session } from "./auth.js";
 import { ACCOUNT_ID, EXTENSION_ID } from "./constants.js";
 import { handleControl, type ControlDeps } from "./control.js";
-import type { FaxService } from "./fax.js";
-import type { CallCounter, FaultBook } from "./faults.js";
 import { ApiFailure, notFound, rcError, readForm, readJson, sendEmpty, sendJson } from "./http.js";
 import { deleteMessage, listMessages, readContent, readMessage, updateMessage } from "./messages.js";
 import type { Group, RateLimiter } from "./ratelimit.js";
-import { faxResponseJson, type MessageStore } from "./store.js";
-import type { SubscriptionService } from "./subscriptions.js";
-import type { SyncService } from "./sync.js";
+import { faxResponseJson } from "./store.js";
 import type { WebSocketGateway } from "./websocket.js";
 
 export interface ServerDeps extends ControlDeps {
   auth: AuthStore;
   limiter: RateLimiter;
   ws: WebSocketGateway;
-  store: MessageStore;
-  fax: FaxService;
-  sync: SyncService;
-  subs: SubscriptionService;
-  faults: FaultBook;
-  calls: CallCounter;
-  log: Logger;
 }
 
 interface Ctx {

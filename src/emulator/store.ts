@@ -127,6 +127,18 @@ function recipient(r: Recipient, withErrorCode: boolean): Record<string, unknown
 }
 
 /** GetMessageInfoResponse. Purged/Deleted entries in ISync are reduced by the caller. */
+/** Attachment records; the message store spells the name `fileName`, the fax response `filename`. */
+function attachmentsJson(msg: StoredMessage, baseUrl: string, nameKey: "fileName" | "filename"): Record<string, unknown>[] {
+  return msg.attachments.map((a) => ({
+    id: a.id,
+    uri: `${baseUrl}${messagePath(msg.id)}/content/${a.id}`,
+    type: a.type,
+    contentType: a.contentType,
+    [nameKey]: a.fileName,
+    size: a.size,
+  }));
+}
+
 export function messageJson(msg: StoredMessage, baseUrl: string): Record<string, unknown> {
   const out: Record<string, unknown> = {
     uri: baseUrl + messagePath(msg.id),
@@ -138,14 +150,7 @@ export function messageJson(msg: StoredMessage, baseUrl: string): Record<string,
     creationTime: isoTime(msg.creationTime),
     readStatus: msg.readStatus,
     priority: msg.priority,
-    attachments: msg.attachments.map((a) => ({
-      id: a.id,
-      uri: `${baseUrl}${messagePath(msg.id)}/content/${a.id}`,
-      type: a.type,
-      contentType: a.contentType,
-      fileName: a.fileName,
-      size: a.size,
-    })),
+    attachments: attachmentsJson(msg, baseUrl, "fileName"),
     direction: msg.direction,
     availability: msg.availability,
     messageStatus: aggregateStatus(msg),
@@ -178,14 +183,7 @@ export function faxResponseJson(msg: StoredMessage, baseUrl: string): Record<str
     creationTime: isoTime(msg.creationTime),
     readStatus: msg.readStatus,
     priority: msg.priority,
-    attachments: msg.attachments.map((a) => ({
-      id: a.id,
-      uri: `${baseUrl}${messagePath(msg.id)}/content/${a.id}`,
-      type: a.type,
-      contentType: a.contentType,
-      filename: a.fileName,
-      size: a.size,
-    })),
+    attachments: attachmentsJson(msg, baseUrl, "filename"),
     direction: msg.direction,
     availability: msg.availability,
     messageStatus: aggregateStatus(msg),

@@ -341,12 +341,9 @@ export async function retryJob(stores: Stores, id: string, now = Date.now()): Pr
           submitStartedAt: null,
           faxRequest: rest,
           nextAttemptAt: now,
+          attempts: 0,
         });
-        return done(
-          moved,
-          `job ${id} is back in the queue (parsed) and will be sent within seconds. ` +
-            "Its retry schedule is used up: if RingCentral fails again for a passing reason, it fails again at once.",
-        );
+        return done(moved, `job ${id} is back in the queue (parsed) and will be sent within seconds, with a fresh retry schedule.`);
       } catch (err) {
         return conflict(err, id);
       }

@@ -127,6 +127,8 @@ export interface JobPatch {
   nextAttemptAt?: number;
   /** Keep (or take) a lease through the transition; by default a transition releases it. */
   leaseUntil?: number | null;
+  /** Reset the attempt count (an operator's retry starts the retry schedule afresh). */
+  attempts?: number;
 }
 
 export interface ClaimOptions {
@@ -311,6 +313,7 @@ const PATCH_COLUMNS: { readonly [K in keyof JobPatch]-?: { column: string; json:
   notifiedAt: { column: "notified_at", json: false },
   nextAttemptAt: { column: "next_attempt_at", json: false },
   leaseUntil: { column: "lease_until", json: false },
+  attempts: { column: "attempts", json: false },
 };
 
 export interface SqliteOutboundStoreOptions {

@@ -153,7 +153,8 @@ describe("faxbridge queue", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("back in the queue (parsed)");
     const after = await store.get(job.id);
-    expect(after).toMatchObject({ state: "parsed", errorCode: null, errorText: null, submitStartedAt: null });
+    expect(r.stdout).toContain("with a fresh retry schedule");
+    expect(after).toMatchObject({ state: "parsed", errorCode: null, errorText: null, submitStartedAt: null, attempts: 0 });
     expect(after?.nextAttemptAt).toBeLessThanOrEqual(Date.now());
     expect((after?.faxRequest as JobData).request?.to).toEqual([{ phoneNumber: NUMBER }]);
   });

@@ -97,6 +97,9 @@ class TimingSink {
       server.once("error", reject);
       server.listen(0, "127.0.0.1", () => resolve());
     });
+    server.removeAllListeners("error");
+    // Client connection errors are re-emitted on the server; they must not end the bench.
+    server.on("error", () => undefined);
     this.port = (server.server.address() as AddressInfo).port;
     this.#server = server;
   }

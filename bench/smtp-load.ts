@@ -106,6 +106,8 @@ export async function startDiscardServer(maxClients: number): Promise<{ port: nu
       stream.resume();
     },
   });
+  // Client connection errors are re-emitted on the server; they must not end the bench.
+  server.on("error", () => undefined);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.server.address() as AddressInfo;
   return { port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };

@@ -17,6 +17,8 @@ export interface SinkMessage {
  */
 export class SmtpSink {
   readonly messages: SinkMessage[] = [];
+  /** Connection errors seen (e.g. ECONNRESET from a client that was killed). */
+  readonly errors: Error[] = [];
   #server: SMTPServer | undefined;
   #port = 0;
   #failures: { count: number; code: number } = { count: 0, code: 451 };
@@ -68,6 +70,10 @@ export class SmtpSink {
       server.once("error", reject);
       server.listen(this.#port, "127.0.0.1", () => resolve());
     });
+    server.removeAllListeners("error");
+    // smtp-server re-emits every client connection's socket error on the server (a client
+    // killed mid-session resets its connection): keep them, never let one crash the test run.
+    server.on("error", (err: Error) => this.errors.push(err));
     this.#port = (server.server.address() as AddressInfo).port;
     this.#server = server;
     return this;

@@ -16,6 +16,7 @@ import { createSmtpServer, type FaxSmtpServer } from "../../src/smtp/server.js";
 import { Spool } from "../../src/spool/spool.js";
 import { openDatabase, type Db } from "../../src/store/db.js";
 import { SqliteOutboundStore, outboundMigration } from "../../src/store/outbound.js";
+import { failure, type SmtpFailure } from "../helpers/smtp-failure.js";
 
 /**
  * The security policy end to end: a real SMTP server (createSmtpServer with
@@ -61,20 +62,6 @@ async function signed(raw: string, domain: string, privateKey = KEY.privateKey):
   const r = await dkimSign(raw, { signatureData: [{ signingDomain: domain, selector: "s1", privateKey }] } as Parameters<typeof dkimSign>[1]);
   expect(r.errors).toEqual([]);
   return r.signatures + raw;
-}
-
-interface SmtpFailure {
-  response?: string;
-  responseCode?: number;
-}
-
-async function failure(p: Promise<unknown>): Promise<SmtpFailure> {
-  try {
-    await p;
-  } catch (err) {
-    return err as SmtpFailure;
-  }
-  throw new Error("expected the SMTP command to fail");
 }
 
 interface LogLine {

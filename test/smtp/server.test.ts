@@ -12,6 +12,7 @@ import { createSmtpServer, type FaxSmtpServer } from "../../src/smtp/server.js";
 import { Spool } from "../../src/spool/spool.js";
 import { openDatabase, type Db } from "../../src/store/db.js";
 import { SqliteOutboundStore, outboundMigration } from "../../src/store/outbound.js";
+import { failure, type SmtpFailure } from "../helpers/smtp-failure.js";
 
 const MESSAGE = "From: alice@example.com\r\nTo: fax\r\nSubject: invoice\r\nMessage-ID: <m1@example.com>\r\n\r\nPlease fax this.\r\n";
 
@@ -24,21 +25,6 @@ interface Harness {
   port: number;
   accepted: string[];
   metrics: Metrics;
-}
-
-/** Anything nodemailer rejects with: we only read the reply line. */
-interface SmtpFailure {
-  response?: string;
-  responseCode?: number;
-}
-
-async function failure(p: Promise<unknown>): Promise<SmtpFailure> {
-  try {
-    await p;
-  } catch (err) {
-    return err as SmtpFailure;
-  }
-  throw new Error("expected the SMTP command to fail");
 }
 
 describe("SMTP intake", () => {

@@ -139,6 +139,18 @@ function attachmentsJson(msg: StoredMessage, baseUrl: string, nameKey: "fileName
   }));
 }
 
+/** The fields both the message-store record and the fax response carry about a fax's state. */
+function statusFields(msg: StoredMessage): Record<string, unknown> {
+  return {
+    direction: msg.direction,
+    availability: msg.availability,
+    messageStatus: aggregateStatus(msg),
+    faxResolution: msg.faxResolution,
+    faxPageCount: msg.faxPageCount,
+    lastModifiedTime: isoTime(msg.lastModifiedTime),
+  };
+}
+
 export function messageJson(msg: StoredMessage, baseUrl: string): Record<string, unknown> {
   const out: Record<string, unknown> = {
     uri: baseUrl + messagePath(msg.id),
@@ -151,12 +163,7 @@ export function messageJson(msg: StoredMessage, baseUrl: string): Record<string,
     readStatus: msg.readStatus,
     priority: msg.priority,
     attachments: attachmentsJson(msg, baseUrl, "fileName"),
-    direction: msg.direction,
-    availability: msg.availability,
-    messageStatus: aggregateStatus(msg),
-    faxResolution: msg.faxResolution,
-    faxPageCount: msg.faxPageCount,
-    lastModifiedTime: isoTime(msg.lastModifiedTime),
+    ...statusFields(msg),
     owner: { extensionId: EXTENSION_ID, extensionType: "User", name: OWNER_NAME },
   };
   if (msg.subject !== undefined) out["subject"] = msg.subject;
@@ -184,12 +191,7 @@ export function faxResponseJson(msg: StoredMessage, baseUrl: string): Record<str
     readStatus: msg.readStatus,
     priority: msg.priority,
     attachments: attachmentsJson(msg, baseUrl, "filename"),
-    direction: msg.direction,
-    availability: msg.availability,
-    messageStatus: aggregateStatus(msg),
-    faxResolution: msg.faxResolution,
-    faxPageCount: msg.faxPageCount,
-    lastModifiedTime: isoTime(msg.lastModifiedTime),
+    ...statusFields(msg),
   };
   if (msg.coverIndex !== undefined) out["coverIndex"] = msg.coverIndex;
   if (msg.coverPageText !== undefined) out["coverPageText"] = msg.coverPageText;

@@ -315,27 +315,10 @@ export class RingCentralClient {
     const docs = await Promise.all(
       documents.map(async (d) => (d.size !== undefined ? d : { ...d, size: (await fs.promises.stat(d.path)).size })),
     );
-    return this.callJson(
-      {
-        operation: "createFaxMessage",
-        method: "POST",
-        url: this.url("/restapi/v1.0/account/~/extension/~/fax"),
-        auth: "bearer",
-        idempotent: false,
-        retryOn401: true,
-        signal: opts.signal,
-        body: async () => {
-          const built = await buildFaxBody(req, docs);
-          return {
-            body: built.body,
-            contentType: built.contentType,
-            contentLength: built.contentLength,
-            destroy: built.destroy,
-          };
-        },
-      },
-      faxResponseSchema,
-    );
+    return this.postFax(async () => {
+      const built = await buildFaxBody(req, docs);
+      return { body: built.body, contentType: built.contentType, contentLength: built.contentLength, destroy: built.destroy };
+    }, opts.signal);
   }
 
   /** Resend/forward an existing fax by id (application/json to the fax endpoint). Never retried here. */
@@ -343,6 +326,11 @@ export class RingCentralClient {
     const body: Record<string, unknown> = { originalMessageId: req.originalMessageId };
     if (req.to !== undefined) body["to"] = req.to;
     if (req.sendTime !== undefined) body["sendTime"] = req.sendTime;
+    return this.postFax(() => jsonBody(body));
+  }
+
+  /** POST to the fax endpoint (send and resend): Heavy group, never retried except once after a 401. */
+  private postFax(body: NonNullable<CallSpec["body"]>, signal?: AbortSignal): Promise<FaxResponse> {
     return this.callJson(
       {
         operation: "createFaxMessage",
@@ -351,7 +339,8 @@ export class RingCentralClient {
         auth: "bearer",
         idempotent: false,
         retryOn401: true,
-        body: () => jsonBody(body),
+        signal,
+        body,
       },
       faxResponseSchema,
     );

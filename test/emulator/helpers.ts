@@ -3,19 +3,13 @@ import http from "node:http";
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import { startEmulator, type Emulator, type EmulatorOptions } from "../../src/emulator/index.js";
+import { waitFor as waitForShared } from "../helpers/wait.js";
 
 export const FAX_PATH = "/restapi/v1.0/account/~/extension/~/fax";
-export const MS_PATH = "/restapi/v1.0/account/~/extension/~/message-store";
+/** The shared poller with this suite's 5 s default timeout. */
+export const waitFor = <T>(fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 5000): Promise<T> => waitForShared(fn, timeoutMs);
 
-export async function waitFor<T>(fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+export const MS_PATH = "/restapi/v1.0/account/~/extension/~/message-store";
 
 export function basic(id = "client-id", secret = "client-secret"): string {
   return `Basic ${Buffer.from(`${id}:${secret}`).toString("base64")}`;
@@ -149,6 +143,11 @@ export async function inboundFax(emu: Emulator, body: Buffer, from = "+141555501
   return (await res.json()) as Record<string, unknown>;
 }
 
+/**
+ * An emulator for these tests. Tests here poll the REST API for state, so the Light and Medium
+ * limits are raised unless a test sets its own (the rate-limit tests do); polling the real limits
+ * (Light: 50 a minute) would meet a 429 instead of the state a test waits for.
+ */
 export async function start(opts: EmulatorOptions = {}): Promise<Emulator> {
-  return startEmulator({ faxTimings: { queuedMs: 30, sentMs: 30 }, ...opts });
+  return startEmulator({ faxTimings: { queuedMs: 30, sentMs: 30 }, ...opts, limits: { Light: 1000, Medium: 1000, ...opts.limits } });
 }

@@ -15,6 +15,7 @@ import { startEmulator, type Emulator, type EmulatorOptions } from "../../src/em
 import { createLogger } from "../../src/log.js";
 import { RingCentralClient, type RcCall, type RcClientOptions } from "../../src/rc/client.js";
 import { RcApiError, isSyncTokenInvalid } from "../../src/rc/errors.js";
+import { waitFor } from "../helpers/wait.js";
 
 const CREDS = { clientId: "test-client-id", clientSecret: "s3cret-client-secret", jwt: "eyJ.test-jwt-assertion.sig" };
 const FAX_TO = "+15551234567";
@@ -100,16 +101,6 @@ function pdf(tag: string): Buffer {
 
 async function inboundFax(emu: Emulator, from = "+15557654321"): Promise<{ id: string | number }> {
   return control(emu, "POST", `/emulator/inbound-faxes?from=${encodeURIComponent(from)}`, pdf("in"), "application/pdf");
-}
-
-async function waitFor<T>(fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error("waitFor: timed out");
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 const tokenCalls = (c: CallsSnapshot): number => c.byRoute["POST /restapi/oauth/token"] ?? 0;

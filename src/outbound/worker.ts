@@ -502,12 +502,13 @@ export class OutboundWorker {
     const meta = metaFromParsed(mail);
     // Copies of one mail (a client resending after a lost 250) can be parsed at the same time; the duplicate check
     // only sees a Message-ID once its job is parsed, so check and record one Message-ID at a time.
-    const release = meta.messageId === undefined ? undefined : await this.#lock(`${meta.messageId}\n${recipientKey(job.rcptTo.map((r) => r.e164))}`);
+    const release = meta.messageId === undefined ? undefined : await this.#lock(`${meta.messageId}\n${job.identity}\n${recipientKey(job.rcptTo.map((r) => r.e164))}`);
     try {
       const windowMs = config.fax.duplicateWindowSeconds * 1000;
       if (meta.messageId !== undefined && windowMs > 0) {
         const dup = await store.findDuplicate({
           messageId: meta.messageId,
+          identity: job.identity,
           recipients: job.rcptTo.map((r) => r.e164),
           since: job.receivedAt - windowMs,
           excludeId: job.id,

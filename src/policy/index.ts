@@ -5,6 +5,7 @@ import { ConfigError, SmtpReply, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
 import { createCidrMatcher, type AddressMatcher } from "../smtp/cidr.js";
+import { BAD_SENDER_TEXT } from "../smtp/enhanced.js";
 import type { OutboundStore } from "../store/outbound.js";
 import { AuthLockout, ConnectionRate } from "./abuse.js";
 import { createDestinationPolicy, type DestinationPolicy } from "./destination.js";
@@ -255,7 +256,7 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
     checkMailFrom(session, mailFrom) {
       // Reports go to the envelope sender: a list or anything but one mailbox would make one mail several reports.
       if (mailFrom !== "" && !isSingleMailbox(mailFrom)) {
-        return refuse(session, "bad_sender_address", new SmtpReply(553, "the sender address must be exactly one valid mailbox", { enhanced: "5.1.7" }), {
+        return refuse(session, "bad_sender_address", new SmtpReply(553, BAD_SENDER_TEXT), {
           from: mailFrom.slice(0, 300),
         });
       }

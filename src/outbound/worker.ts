@@ -58,6 +58,8 @@ import type { Logger } from "../log.js";
 import type { AuditSink } from "../ops/audit.js";
 import { MailDeliveryError, type MailSender } from "../mail/transport.js";
 import type { Metrics } from "../metrics.js";
+import { normaliseAddress } from "../policy/identity.js";
+import { QuotaTracker } from "../policy/quota.js";
 import type { FaxDocument, MessageInfo, RingCentralClient, SendFaxRequest } from "../rc/client.js";
 import { RcApiError } from "../rc/errors.js";
 import type { Spool } from "../spool/spool.js";
@@ -117,7 +119,7 @@ export interface WorkerHooks {
 }
 
 export interface OutboundWorkerDeps {
-  readonly config: Pick<Config, "fax" | "mail"> & Partial<Pick<Config, "retention">>;
+  readonly config: Pick<Config, "fax" | "mail"> & Partial<Pick<Config, "retention">> & { readonly policy?: { readonly abuse: Pick<Config["policy"]["abuse"], "noticesPerAddressPerHour"> } };
   readonly store: OutboundStore;
   readonly spool: Spool;
   readonly client: FaxApi;
@@ -207,6 +209,8 @@ export class OutboundWorker {
   #ticking: Promise<void> | undefined;
   #again = false;
   #lastGauge = 0;
+  /** Notices for mails that cost nothing, per recipient address per hour (policy.abuse.noticesPerAddressPerHour). */
+  readonly #notices: QuotaTracker;
 
   constructor(deps: OutboundWorkerDeps) {
     this.#deps = deps;
@@ -216,6 +220,7 @@ export class OutboundWorker {
     this.#tuning = { ...DEFAULT_TUNING, ...(deps.tuning ?? {}) };
     this.#retrySchedule = parseSchedule(deps.config.fax.retrySchedule);
     this.#pollSchedule = parseSchedule(deps.config.fax.statusPollSchedule);
+    this.#notices = new QuotaTracker({ perSenderPerHour: deps.config.policy?.abuse.noticesPerAddressPerHour ?? 0, globalPerHour: 0 }, { now: this.#now });
   }
 
   /** Reconcile interrupted submissions, then start the loop. Resolves when reconciliation is done. */
@@ -860,7 +865,7 @@ export class OutboundWorker {
     const input: ReportInput = {
       kind,
       queueId: job.id,
-      to: job.mailFrom,
+      to: job.reportTo,
       recipients,
       receivedAt: job.receivedAt,
       documents: (data?.documents ?? []).map((d) => ({ name: d.originalFilename ?? d.filename, size: d.size, path: d.path, contentType: d.contentType })),
@@ -898,11 +903,17 @@ export class OutboundWorker {
     const from = job.state;
     const data = this.#data(job);
     const meta = data?.meta ?? (await this.#metaOf(job));
-    const suppressed = suppressReason(job.mailFrom, meta);
+    const suppressed = suppressReason(job.reportTo, meta);
     const base = data ?? emptyJobData(meta ?? { references: [], isReport: false });
     if (suppressed !== undefined) {
-      log.info({ event: "report.suppressed", reason: suppressed, from: job.mailFrom }, "no report for this sender (loop safety)");
+      log.info({ event: "report.suppressed", reason: suppressed, to: job.reportTo }, "no report for this sender (loop safety)");
       await this.#finish(job, from, { ...base, report: { outcome: "suppressed", at: this.#now(), detail: suppressed } }, log);
+      return;
+    }
+    // A mail refused before any fax was sent cost nothing: its notice is rate-limited per address, so forged senders cannot aim a stream of notices at someone.
+    if (from === "failed" && job.rcMessageId === null && !this.#notices.reserve([normaliseAddress(job.reportTo)], 1).ok) {
+      log.warn({ event: "report.rate_limited", to: job.reportTo }, "too many notices to this address this hour; this one is not sent");
+      await this.#finish(job, from, { ...base, report: { outcome: "suppressed", at: this.#now(), detail: "notice rate limit" } }, log);
       return;
     }
     const composed = composeReport(this.#reportInput(job, data, meta, from === "failed" ? "failed" : "final"), {
@@ -920,13 +931,13 @@ export class OutboundWorker {
         return;
       }
       log.error(
-        { event: "report.failed", err, to: job.mailFrom, permanent: !temporary, messageId: composed.mail.messageId },
+        { event: "report.failed", err, to: job.reportTo, permanent: !temporary, messageId: composed.mail.messageId },
         "sender report could not be delivered; giving up on it",
       );
       await this.#finish(job, from, { ...base, report: { outcome: "failed", at: this.#now(), detail: errorMessage(err) } }, log);
       return;
     }
-    log.info({ event: "report.sent", to: job.mailFrom, status: composed.status, messageId: composed.mail.messageId }, "sender report sent");
+    log.info({ event: "report.sent", to: job.reportTo, status: composed.status, messageId: composed.mail.messageId }, "sender report sent");
     await this.#finish(job, from, { ...base, report: { outcome: "sent", at: this.#now() } }, log);
   }
 
@@ -962,14 +973,14 @@ export class OutboundWorker {
       if (job === undefined) return;
       const data = this.#data(job);
       const meta = data?.meta;
-      const suppressed = suppressReason(job.mailFrom, meta);
+      const suppressed = suppressReason(job.reportTo, meta);
       if (suppressed !== undefined) {
         log.info({ event: "report.suppressed", kind: "accepted", reason: suppressed }, "no acceptance notice for this sender (loop safety)");
         return;
       }
       const composed = composeReport(this.#reportInput(job, data, meta, "accepted"), { from: this.#deps.config.mail.from, attachDocuments: false });
       await this.#deps.mail.send(composed.mail);
-      log.info({ event: "report.accepted_sent", to: job.mailFrom, messageId: composed.mail.messageId }, "acceptance notice sent");
+      log.info({ event: "report.accepted_sent", to: job.reportTo, messageId: composed.mail.messageId }, "acceptance notice sent");
     } catch (err) {
       log.warn({ event: "report.accepted_failed", err }, "acceptance notice not delivered (the final report still follows)");
     }

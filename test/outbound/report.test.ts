@@ -104,7 +104,7 @@ describe("composeReport", () => {
       { from: FROM, attachDocuments: false },
     );
     expect(status).toBe("refused");
-    expect(subject).toBe('Fax not sent: "scan.heic" is not a supported file type');
+    expect(subject).toBe("Fax not sent: an attachment is not a supported file type");
     const { parsed } = await render(mail);
     expect(parsed.headers.get("x-faxbridge-rule")).toBe("unsupported-type");
     expect(parsed.text).toContain("HEIC image");

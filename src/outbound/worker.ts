@@ -60,6 +60,7 @@ import { MailDeliveryError, type MailSender } from "../mail/transport.js";
 import type { Metrics } from "../metrics.js";
 import { normaliseAddress } from "../policy/identity.js";
 import { QuotaTracker } from "../policy/quota.js";
+import { PageBudget } from "./cost.js";
 import type { FaxDocument, MessageInfo, RingCentralClient, SendFaxRequest } from "../rc/client.js";
 import { RcApiError } from "../rc/errors.js";
 import type { Spool } from "../spool/spool.js";
@@ -119,7 +120,13 @@ export interface WorkerHooks {
 }
 
 export interface OutboundWorkerDeps {
-  readonly config: Pick<Config, "fax" | "mail"> & Partial<Pick<Config, "retention">> & { readonly policy?: { readonly abuse: Pick<Config["policy"]["abuse"], "noticesPerAddressPerHour"> } };
+  readonly config: Pick<Config, "fax" | "mail"> &
+    Partial<Pick<Config, "retention">> & {
+      readonly policy?: {
+        readonly abuse: Pick<Config["policy"]["abuse"], "noticesPerAddressPerHour">;
+        readonly quotas: Pick<Config["policy"]["quotas"], "pagesPerSenderPerHour" | "pagesGlobalPerHour">;
+      };
+    };
   readonly store: OutboundStore;
   readonly spool: Spool;
   readonly client: FaxApi;
@@ -211,6 +218,8 @@ export class OutboundWorker {
   #lastGauge = 0;
   /** Notices for mails that cost nothing, per recipient address per hour (policy.abuse.noticesPerAddressPerHour). */
   readonly #notices: QuotaTracker;
+  /** fax.maxPages and the hourly page quotas. */
+  readonly #pages: PageBudget;
 
   constructor(deps: OutboundWorkerDeps) {
     this.#deps = deps;
@@ -220,6 +229,7 @@ export class OutboundWorker {
     this.#tuning = { ...DEFAULT_TUNING, ...(deps.tuning ?? {}) };
     this.#retrySchedule = parseSchedule(deps.config.fax.retrySchedule);
     this.#pollSchedule = parseSchedule(deps.config.fax.statusPollSchedule);
+    this.#pages = new PageBudget(deps.config, this.#now);
     this.#notices = new QuotaTracker({ perSenderPerHour: deps.config.policy?.abuse.noticesPerAddressPerHour ?? 0, globalPerHour: 0 }, { now: this.#now });
   }
 
@@ -228,7 +238,12 @@ export class OutboundWorker {
     if (this.#started) return this.#startup ?? Promise.resolve();
     this.#started = true;
     this.#log.info({ event: "worker.starting" }, "outbound worker starting");
-    this.#startup = this.#reconcileInterrupted().then(
+    // The hour's page usage first, so a restart does not reset the page quotas.
+    const loaded = this.#pages.load(this.#deps.store).then(
+      (jobs) => this.#log.info({ event: "worker.page_quotas_loaded", jobs }, "hourly page quotas rebuilt from the jobs of the last hour"),
+      (err: unknown) => this.#log.error({ event: "worker.page_quotas_failed", err }, "could not rebuild the hourly page quotas; counting from now"),
+    );
+    this.#startup = loaded.then(() => this.#reconcileInterrupted()).then(
       () => {
         this.#log.info({ event: "worker.started" }, "outbound worker started");
         this.wake();
@@ -530,14 +545,27 @@ export class OutboundWorker {
         await this.#refuse(job, pre.refusal, meta, log);
         return;
       }
+      // Pages before money: fax.maxPages and the hourly page quotas (forwards are charged by RingCentral's count).
+      const cost = mail.forwardOf === undefined ? await this.#pages.assess(job.identity, mail.documents, job.rcptTo.length) : undefined;
+      if (cost !== undefined && !cost.ok) {
+        await this.#refuse(job, cost.refusal, meta, log);
+        return;
+      }
       const data: JobData = {
         ...emptyJobData(meta),
         request: mail.request,
         documents: mail.documents,
         skipped: mail.meta.skipped,
         ...(mail.forwardOf !== undefined && { forwardOf: mail.forwardOf }),
+        ...(cost?.pages !== undefined && { countedPages: cost.pages }),
+        ...(cost !== undefined && cost.charged > 0 && { chargedPages: cost.charged }),
       };
-      await store.transition(job.id, "received", "parsed", { messageId: meta.messageId ?? null, faxRequest: data, nextAttemptAt: this.#now() });
+      try {
+        await store.transition(job.id, "received", "parsed", { messageId: meta.messageId ?? null, faxRequest: data, nextAttemptAt: this.#now() });
+      } catch (err) {
+        if (cost?.ok === true) cost.release();
+        throw err;
+      }
     } finally {
       release?.();
     }
@@ -818,11 +846,15 @@ export class OutboundWorker {
     const statuses = recipientStatuses(e164s, info);
     const sentSeenAt = data.sentSeenAt ?? (statuses.some((s) => s.status === "Sent") ? now : undefined);
     const graceOver = sentSeenAt !== undefined && now - sentSeenAt >= this.#tuning.sentGraceMs;
+    // Pages not counted before sending (other types, forwards) are charged when RingCentral reports them.
+    const reported = info.faxPageCount !== undefined && data.countedPages === undefined && data.pagesSettled !== true ? info.faxPageCount * e164s.length : undefined;
+    const extra = reported === undefined ? 0 : Math.max(0, reported - (data.chargedPages ?? 0));
     const next: JobData = {
       ...data,
       polls,
       ...(sentSeenAt !== undefined && { sentSeenAt }),
       ...(info.faxPageCount !== undefined && { pages: info.faxPageCount }),
+      ...(reported !== undefined && { pagesSettled: true, chargedPages: (data.chargedPages ?? 0) + this.#pages.chargeReported(job.identity, extra) }),
     };
     const allFinal = statuses.every((s) => FINAL_STATUSES.has(s.status) || (s.status === "Sent" && graceOver));
     if (allFinal) {

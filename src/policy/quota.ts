@@ -161,6 +161,11 @@ export class QuotaTracker {
     };
   }
 
+  /** Count `n` units that were already spent (no check): usage learnt after the fact. */
+  charge(keys: readonly string[], n: number): void {
+    if (this.enabled) this.#record(keys, this.#now(), n);
+  }
+
   #record(keys: readonly string[], at: number, n: number): void {
     for (const key of keys) {
       let w = this.#senders.get(key);

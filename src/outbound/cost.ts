@@ -50,11 +50,21 @@ export class PageBudget {
 
   /** Count the documents' pages and take pages × recipients from the quotas, or say why the fax must not be sent. */
   async assess(identity: string, documents: readonly CostDocument[], recipients: number): Promise<CostVerdict> {
+    const counted: { name: string; pages: number | undefined }[] = [];
+    for (const d of documents) counted.push({ name: d.originalFilename ?? d.filename, pages: await countPages(d) });
+    return this.#judge(identity, counted, recipients);
+  }
+
+  /** The same for a fax whose pages are already known, e.g. a forward of a fax this gateway sent (`name` says which). */
+  assessKnown(identity: string, name: string, pages: number, recipients: number): CostVerdict {
+    return this.#judge(identity, [{ name, pages }], recipients);
+  }
+
+  #judge(identity: string, documents: readonly { name: string; pages: number | undefined }[], recipients: number): CostVerdict {
     let total = 0;
     let unknown = false;
     for (const d of documents) {
-      const pages = await countPages(d);
-      const name = d.originalFilename ?? d.filename;
+      const { name, pages } = d;
       if (pages === undefined) {
         unknown = true;
         continue;

@@ -60,7 +60,7 @@ import { MailDeliveryError, type MailSender } from "../mail/transport.js";
 import type { Metrics } from "../metrics.js";
 import { normaliseAddress } from "../policy/identity.js";
 import { QuotaTracker } from "../policy/quota.js";
-import { PageBudget } from "./cost.js";
+import { PageBudget, type CostVerdict } from "./cost.js";
 import type { FaxDocument, MessageInfo, RingCentralClient, SendFaxRequest } from "../rc/client.js";
 import { RcApiError } from "../rc/errors.js";
 import type { Spool } from "../spool/spool.js";
@@ -545,8 +545,8 @@ export class OutboundWorker {
         await this.#refuse(job, pre.refusal, meta, log);
         return;
       }
-      // Pages before money: fax.maxPages and the hourly page quotas (forwards are charged by RingCentral's count).
-      const cost = mail.forwardOf === undefined ? await this.#pages.assess(job.identity, mail.documents, job.rcptTo.length) : undefined;
+      // Pages before money: fax.maxPages and the hourly page quotas.
+      const cost = await this.#cost(job, mail.documents, mail.forwardOf);
       if (cost !== undefined && !cost.ok) {
         await this.#refuse(job, cost.refusal, meta, log);
         return;
@@ -569,6 +569,15 @@ export class OutboundWorker {
     } finally {
       release?.();
     }
+  }
+
+  /** The pages of a new fax against fax.maxPages and the page quotas; a forward of a received fax is charged by RingCentral's count later. */
+  async #cost(job: OutboundJob, documents: JobData["documents"], forwardOf: string | undefined): Promise<CostVerdict | undefined> {
+    if (forwardOf === undefined) return this.#pages.assess(job.identity, documents, job.rcptTo.length);
+    const original = await this.#deps.store.findSentBy(forwardOf, job.identity);
+    const data = original === undefined ? undefined : this.#data(original);
+    const pages = data?.countedPages ?? data?.pages;
+    return pages === undefined ? undefined : this.#pages.assessKnown(job.identity, `fax ${forwardOf}`, pages, job.rcptTo.length);
   }
 
   async #refuse(job: OutboundJob, refusal: FaxRefusal, meta: MailMeta, log: Logger): Promise<void> {

@@ -77,6 +77,17 @@ describe("pages, not just recipients", () => {
     expect(await t.sentFaxes()).toHaveLength(1);
   });
 
+  it("counts a forwarded fax's pages like any other: a resend does not cost one unit", async () => {
+    const t = await harness({ policy: { quotas: { pagesPerSenderPerHour: 5 } } });
+    const first = await t.send({ envelope: { from: "a@example.com", to: ["15551234567@fax.local"] }, attachments: [{ filename: "three.pdf", content: pdfWithPages(3) }] });
+    const rcId = (await t.waitState(first, "notified")).rcMessageId as string;
+    const resend = await t.send({ envelope: { from: "a@example.com", to: ["15557654321@fax.local"] }, headers: { "X-Fax-Forward-Of": rcId }, text: "" });
+    const refused = await t.waitState(resend, "notified");
+    expect(refused.errorCode).toBe("page-quota");
+    expect(refused.errorText).toMatch(/^this fax is 3 pages × 1 recipient = 3 pages, over a@example\.com's hourly quota of 5 pages\./);
+    expect(await t.sentFaxes()).toHaveLength(1);
+  });
+
   it("counts the hour's pages again after a restart of the worker", async () => {
     const t = await harness({ policy: { quotas: { pagesPerSenderPerHour: 5 } } });
     const first = await t.send({ envelope: { from: "a@example.com", to: ["15551234567@fax.local"] }, attachments: [{ filename: "four.pdf", content: pdfWithPages(4) }] });

@@ -220,7 +220,7 @@ export const configSchema = z
           .prefault({}),
         quotas: z
           .strictObject({
-            /** Fax recipients one sender (SMTP user, else envelope sender) may send per hour; 0 = no limit. */
+            /** Fax recipients one sender identity (SMTP user, else verified From, else normalised envelope sender) may send per hour; 0 = no limit. */
             perSenderPerHour: nonNegativeInt.default(100),
             /** Fax recipients everyone together may send per hour; 0 = no limit. */
             globalPerHour: nonNegativeInt.default(1000),

@@ -303,7 +303,7 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
         const from = fromAddress(headers);
         if (!from.ok) {
           const reason = binding !== undefined ? "user_sender_mismatch" : "sender_not_allowed";
-          throw refuse(session, reason, new SmtpReply(550, `${from.reason}; the sender rules need exactly one From address`));
+          throw refuse(session, reason, new SmtpReply(550, `${from.reason}; the sender rules need exactly one From address`, { enhanced: "5.7.1" }));
         }
         if (binding !== undefined && tx.user !== undefined && !binding(from.address)) {
           throw refuse(session, "user_sender_mismatch", new SmtpReply(550, `user ${tx.user} may not send as ${from.address}`), { user: tx.user, from: from.address });

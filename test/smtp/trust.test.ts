@@ -156,6 +156,15 @@ describe("trust boundary at SMTP time (issue 8)", () => {
       await nothingQueued(h);
     });
 
+    it("refuses a mail with zero or several From mailboxes (550 5.7.1)", async () => {
+      const h = await start({ policy: allowlist });
+      const none = message("undisclosed-sender:;");
+      expect(line(await send(h, "alice@example.com", none))).toBe("550 5.7.1 the From header has no address; the sender rules need exactly one From address");
+      const two = message("alice@example.com, attacker@evil.example");
+      expect(line(await send(h, "alice@example.com", two))).toBe("550 5.7.1 the From header has more than one address; the sender rules need exactly one From address");
+      await nothingQueued(h);
+    });
+
     it("still accepts a plainly written From that passes DMARC, and stores the verified From as the identity", async () => {
       const h = await start({ policy: allowlist });
       const raw = await signed(message("Alice <Alice+fax@example.com>"), "example.com", KEY.privateKey);

@@ -192,3 +192,28 @@ describe("fax error words", () => {
     expect([...FAX_ERROR_CODES].sort()).toEqual([...values].sort());
   });
 });
+
+describe("report subjects carry no attacker text", () => {
+  it("names no file in the subject for any rule, and quotes a long original subject only in part", () => {
+    const filename = `${"evil-offer-".repeat(30)}.heic`;
+    for (const rule of ["unsupported-type", "mislabeled-type", "too-large", "empty-file", "encrypted-pdf", "embedded-message", "too-many-pages", "page-quota", "something-new"]) {
+      const { subject, mail } = composeReport(
+        {
+          kind: "failed",
+          queueId: "q1",
+          to: "victim@example.org",
+          recipients: [{ e164: "+15551234567", status: "Unknown" }],
+          receivedAt: Date.UTC(2030, 0, 1),
+          documents: [],
+          refusal: { rule, message: `"${filename}" ${"x".repeat(10_000)}`, filename },
+          original: { references: [], subject: "S".repeat(100_000) },
+        },
+        { from: "gw <gw@example.net>", attachDocuments: false },
+      );
+      expect(subject).not.toContain("evil");
+      expect(subject.length).toBeLessThan(80);
+      expect(mail.envelope).toEqual({ from: "", to: ["victim@example.org"] });
+      expect(String(mail.text).length).toBeLessThan(2_000);
+    }
+  });
+});

@@ -111,7 +111,10 @@ export const configSchema = z
         users: z.array(smtpUser).default([]),
         /** Client networks (CIDR) that may send without AUTH. Everyone else must authenticate. */
         allowUnauthenticatedFrom: z.array(z.string().min(1)).default(["127.0.0.0/8", "::1/128"]),
+        /** New mail is refused (452 4.3.1 at MAIL FROM) while the data directory has less free space than this, in bytes; default the larger of 1 GiB and 2 × maxMessageBytes; 0 = no floor. */
+        minFreeBytes: nonNegativeInt.optional(),
       })
+      .transform((s) => ({ ...s, minFreeBytes: s.minFreeBytes ?? defaultMinFreeBytes(s.maxMessageBytes) }))
       .prefault({}),
     http: z
       .strictObject({
@@ -230,6 +233,10 @@ export const configSchema = z
             connectionsPerMinute: nonNegativeInt.default(60),
             /** Networks (CIDR) the connection rate does not apply to (local relays). */
             exempt: z.array(z.string().min(1)).default(["127.0.0.0/8", "::1/128"]),
+            /** SMTP connections one client IP may hold open at once (421 4.7.0 above); 0 = no limit. Networks in `exempt` are not limited. */
+            maxConnectionsPerIp: nonNegativeInt.default(10),
+            /** Commands a session may send without progress (NOOP, RSET, VRFY, refused commands ...) before it is closed with 421 4.7.0; an accepted message or login starts the count over; 0 = no limit. */
+            maxCommandsWithoutProgress: nonNegativeInt.default(20),
             /** Failed AUTH attempts from one IP within authFailureWindowSeconds before AUTH is refused; 0 = never. */
             authMaxFailures: nonNegativeInt.default(5),
             authFailureWindowSeconds: positiveInt.default(900),
@@ -257,6 +264,11 @@ export const configSchema = z
   });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** The default disk floor: the larger of 1 GiB and two of the largest messages. */
+export function defaultMinFreeBytes(maxMessageBytes: number): number {
+  return Math.max(1024 ** 3, 2 * maxMessageBytes);
+}
 export type InboundRoute = z.infer<typeof inboundRoute>;
 export type SmtpUser = z.infer<typeof smtpUser>;
 export type PolicyConfig = z.infer<typeof configSchema>["policy"];

@@ -19,7 +19,7 @@ import { createSenderVerifier, type SenderVerifier } from "./verify.js";
  * SmtpReply, logged as `policy.refused` and counted in
  * faxbridge_mails_refused_total with one of the reasons below.
  *
- *   connect    connection rate per client IP                      421
+ *   connect    open connections and connection rate per client IP 421
  *   AUTH       lockout after repeated failures, delayed failures  454 / 535
  *   MAIL FROM  a bound SMTP user's envelope sender                550
  *   RCPT       fax domain sender rule (auth, allowlist),          530 / 550
@@ -32,6 +32,7 @@ import { createSenderVerifier, type SenderVerifier } from "./verify.js";
 
 export type PolicyRefusalReason =
   | "connection_rate"
+  | "connections_per_ip"
   | "auth_locked"
   | "auth_required_for_domain"
   | "user_sender_mismatch"
@@ -45,9 +46,13 @@ export type PolicyRefusalReason =
   | "quota_global";
 
 export interface SmtpPolicy {
-  /** At connect; a reply refuses the connection. */
-  checkConnect(session: SMTPServerSession): SmtpReply | undefined;
-  /** Before a password is checked; a reply refuses AUTH (lockout). */
+  /** At connect, with how many connections this client IP has open including this one; a reply refuses the connection. */
+  checkConnect(session: SMTPServerSession, openFromIp?: number): SmtpReply | undefined;
+  /**
+   * Before a password is checked; a reply refuses AUTH (lockout). Otherwise
+   * the attempt is counted as a failure right away (a success takes it back),
+   * so parallel attempts cannot all start before the first failure is recorded.
+   */
   checkAuth(session: SMTPServerSession): SmtpReply | undefined;
   /** After a failed password check: milliseconds to hold the 535. */
   authFailed(session: SMTPServerSession): number;
@@ -140,6 +145,8 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
     ...(deps.resolver !== undefined && { resolver: deps.resolver }),
   });
   const transactions = new WeakMap<object, TxState>();
+  /** The failure delay of each session's AUTH attempt in flight (counted when it started). */
+  const authDelays = new WeakMap<object, number>();
 
   function refuse(session: SMTPServerSession, reason: PolicyRefusalReason, reply: SmtpReply, extra: Record<string, unknown> = {}): SmtpReply {
     deps.metrics?.mailsRefused.inc({ reason });
@@ -179,23 +186,35 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
   }
 
   return {
-    checkConnect(session) {
-      if (exempt(session.remoteAddress) || connections.admit(session.remoteAddress)) return undefined;
-      return refuse(session, "connection_rate", new SmtpReply(421, `too many connections from ${session.remoteAddress}, try again in a minute`));
+    checkConnect(session, openFromIp = 1) {
+      if (exempt(session.remoteAddress)) return undefined;
+      const max = p.abuse.maxConnectionsPerIp;
+      if (max > 0 && openFromIp > max) {
+        return refuse(
+          session,
+          "connections_per_ip",
+          new SmtpReply(421, `too many open connections from ${session.remoteAddress} (at most ${max}), try again later`, { enhanced: "4.7.0" }),
+        );
+      }
+      if (connections.admit(session.remoteAddress)) return undefined;
+      return refuse(session, "connection_rate", new SmtpReply(421, `too many connections from ${session.remoteAddress}, try again in a minute`, { enhanced: "4.7.0" }));
     },
 
     checkAuth(session) {
       const until = auth.lockedUntil(session.remoteAddress);
-      if (until === undefined) return undefined;
-      return refuse(session, "auth_locked", new SmtpReply(454, `too many failed logins from ${session.remoteAddress}; AUTH refused until ${clock(until)}`));
-    },
-
-    authFailed(session) {
+      if (until !== undefined) {
+        return refuse(session, "auth_locked", new SmtpReply(454, `too many failed logins from ${session.remoteAddress}; AUTH refused until ${clock(until)}`));
+      }
       const r = auth.failed(session.remoteAddress);
       if (r.locked) {
         log.warn({ event: "policy.auth_lockout", client: session.remoteAddress, failures: r.failures, lockoutSeconds: p.abuse.authLockoutSeconds }, "AUTH locked out for this client");
       }
-      return r.delayMs;
+      authDelays.set(session, r.delayMs);
+      return undefined;
+    },
+
+    authFailed(session) {
+      return authDelays.get(session) ?? 0;
     },
 
     authSucceeded(session) {

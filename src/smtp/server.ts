@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { statfs } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
 import type { Config } from "../config/schema.js";
@@ -11,8 +12,9 @@ import { SpoolError, type Spool } from "../spool/spool.js";
 import type { JobRecipient, OutboundStore } from "../store/outbound.js";
 import { newId } from "../util/ids.js";
 import { parseFaxAddress, splitAddress, type NumberCheck } from "./address.js";
-import { createCidrMatcher, isLoopback } from "./cidr.js";
+import { createCidrMatcher, isLocalClient } from "./cidr.js";
 import { verifyPassword } from "./password.js";
+import { guardSessions } from "./session-guard.js";
 
 /**
  * The SMTP intake. Hooks are thin: policy at AUTH and MAIL, one parse of the
@@ -22,7 +24,7 @@ import { verifyPassword } from "./password.js";
  */
 
 export interface SmtpServerDeps {
-  readonly config: Pick<Config, "smtp" | "fax">;
+  readonly config: Pick<Config, "smtp" | "fax" | "policy" | "dataDir">;
   readonly spool: Spool;
   readonly store: OutboundStore;
   readonly logger: Logger;
@@ -48,6 +50,8 @@ type RefusalReason =
   | "too_many_recipients"
   | "too_big"
   | "no_space"
+  | "disk_floor"
+  | "no_progress"
   | "aborted"
   | "local_error";
 
@@ -114,6 +118,7 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
     authOptional: true,
     logger: false,
     onConnect,
+    onSecure,
     onAuth,
     onMailFrom,
     onRcptTo,
@@ -123,20 +128,61 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
     log.warn({ event: "smtp.error", err }, "SMTP server error");
   });
 
+  const guard = guardSessions(server, {
+    maxCommandsWithoutProgress: config.policy.abuse.maxCommandsWithoutProgress,
+    authRefusal: (session) => {
+      const refusal = authRefusal(session);
+      if (refusal !== undefined) {
+        log.info({ event: "smtp.auth_refused", sessionId: session.id, client: session.remoteAddress }, "AUTH refused without TLS");
+        refused("auth_needs_tls");
+      }
+      return refusal;
+    },
+    onNoProgress: (session, commands) => {
+      log.info({ event: "smtp.no_progress", sessionId: session.id, client: session.remoteAddress, commands }, "session closed: too many commands without progress");
+      refused("no_progress");
+    },
+  });
+
+  /** Why this session may not log in (538), or undefined: AUTH needs TLS unless the client is local (see isLocalClient). */
+  function authRefusal(session: SMTPServerSession): string | undefined {
+    if (session.secure || isLocalClient(session.remoteAddress, session.localAddress)) return undefined;
+    return tls ? "Must issue a STARTTLS command first" : "Authentication requires TLS, which this server does not offer";
+  }
+
+  /** Sessions that may not log in yet are not offered AUTH in EHLO (smtp-server reads session.disabledCommands). */
+  function offerAuth(session: SMTPServerSession): void {
+    (session as SMTPServerSession & { disabledCommands?: string[] }).disabledCommands = authRefusal(session) === undefined ? [] : ["AUTH"];
+  }
+
+  function openFrom(ip: string): number {
+    let n = 0;
+    for (const c of server.connections as Set<{ remoteAddress?: string }>) if (c.remoteAddress === ip) n++;
+    return n;
+  }
+
   function onConnect(session: SMTPServerSession, callback: (err?: Error | null) => void): void {
-    callback(deps.policy?.checkConnect(session));
+    const refusal = deps.policy?.checkConnect(session, openFrom(session.remoteAddress));
+    if (refusal === undefined) offerAuth(session);
+    callback(refusal);
+  }
+
+  function onSecure(_socket: unknown, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
+    offerAuth(session);
+    callback();
   }
 
   function onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, callback: (err: Error | null | undefined, response?: { user: unknown }) => void): void {
+    const needsTls = authRefusal(session);
+    if (needsTls !== undefined) {
+      log.info({ event: "smtp.auth_refused", sessionId: session.id, client: session.remoteAddress, user: auth.username }, "AUTH refused without TLS");
+      refused("auth_needs_tls");
+      callback(new SmtpReply(538, needsTls));
+      return;
+    }
     const locked = deps.policy?.checkAuth(session);
     if (locked !== undefined) {
       callback(locked);
-      return;
-    }
-    if (!session.secure && !isLoopback(session.remoteAddress)) {
-      log.info({ event: "smtp.auth_refused", sessionId: session.id, client: session.remoteAddress, user: auth.username }, "AUTH refused without TLS");
-      refused("auth_needs_tls");
-      callback(new SmtpReply(538, tls ? "Must issue a STARTTLS command first" : "Authentication requires TLS, which this server does not offer"));
       return;
     }
     const hash = users.get(auth.username ?? "");
@@ -145,6 +191,7 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
         if (ok && hash !== undefined) {
           log.info({ event: "smtp.auth_ok", sessionId: session.id, client: session.remoteAddress, user: auth.username }, "client authenticated");
           deps.policy?.authSucceeded(session);
+          guard.progress(session, "login");
           callback(null, { user: auth.username });
         } else {
           log.warn({ event: "smtp.auth_failed", sessionId: session.id, client: session.remoteAddress, user: auth.username }, "authentication failed");
@@ -181,6 +228,32 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
       callback(new SmtpReply(530, "Authentication required"));
       return;
     }
+    freeSpaceReply().then(
+      (full) => {
+        if (full !== undefined) {
+          log.warn({ event: "smtp.disk_floor", sessionId: session.id, client: session.remoteAddress, minFreeBytes: smtp.minFreeBytes }, "data directory below smtp.minFreeBytes; new mail refused");
+          refused("disk_floor");
+          callback(full);
+          return;
+        }
+        mailFromAccepted(address, session, user, callback);
+      },
+      (err: unknown) => {
+        log.error({ event: "smtp.statfs_failed", err }, "cannot read the free space of the data directory; answering 451");
+        callback(new SmtpReply(451, "Local error in processing, try again later", { cause: err }));
+      },
+    );
+  }
+
+  /** 452 4.3.1 while the data directory has less than smtp.minFreeBytes free (checked at every MAIL FROM: one statfs call). */
+  async function freeSpaceReply(): Promise<SmtpReply | undefined> {
+    if (smtp.minFreeBytes <= 0) return undefined;
+    const fs = await statfs(config.dataDir, { bigint: true });
+    if (fs.bavail * fs.bsize >= BigInt(smtp.minFreeBytes)) return undefined;
+    return new SmtpReply(452, "insufficient system storage, try again later", { enhanced: "4.3.1" });
+  }
+
+  function mailFromAccepted(address: SMTPServerAddress, session: SMTPServerSession, user: string | undefined, callback: (err?: Error | null) => void): void {
     const denied = deps.policy?.checkMailFrom(session, address.address);
     if (denied !== undefined) {
       callback(denied);
@@ -229,6 +302,7 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
       return;
     }
     tx.recipients.set(parsed.e164, { address: address.address, e164: parsed.e164, options: parsed.options });
+    guard.progress(session, "recipient");
     callback();
   }
 
@@ -242,6 +316,7 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
     const work = accept(tx, stream, session).then(
       (id) => {
         deps.metrics?.mailsReceived.inc();
+        guard.progress(session, "message");
         callback(null, `Queued as ${id}`);
       },
       (err: unknown) => callback(err instanceof SmtpReply ? err : new SmtpReply(451, "Local error in processing, try again later")),

@@ -367,7 +367,7 @@ describe("SMTP security policy", () => {
       await connect();
       await connect();
       const err = await failure(connect());
-      expect(err.response).toBe("421 too many connections from 127.0.0.1, try again in a minute");
+      expect(err.response).toBe("421 4.7.0 too many connections from 127.0.0.1, try again in a minute");
       expect(await refusals(h, "connection_rate")).toBe(1);
     });
 

@@ -274,8 +274,31 @@ export type SmtpUser = z.infer<typeof smtpUser>;
 export type PolicyConfig = z.infer<typeof configSchema>["policy"];
 export type VerifySenderMode = z.infer<typeof verifySender>;
 
-/** True when RingCentral credentials are configured; otherwise the daemon runs in sandbox mode. */
+/** True when RingCentral credentials are configured; otherwise the daemon runs in sandbox mode. See credentialProblems: it is all or nothing. */
 export function hasCredentials(config: Config): boolean {
   const rc = config.ringcentral;
   return rc.clientId !== "" && rc.jwt !== "";
+}
+
+const CREDENTIALS = [
+  ["clientId", "RC_CLIENT_ID"],
+  ["clientSecret", "RC_CLIENT_SECRET"],
+  ["jwt", "RC_JWT"],
+] as const;
+
+/**
+ * RingCentral credentials are all or nothing: some but not all of them is a
+ * configuration error naming what is missing (sandbox mode, which sends no
+ * real fax, only when none is set). Fail closed rather than run a sandbox
+ * that reports faxes as delivered.
+ */
+export function credentialProblems(config: Pick<Config, "ringcentral">): { path: string; source: string; message: string }[] {
+  const rc = config.ringcentral;
+  const set = CREDENTIALS.filter(([key]) => rc[key] !== "").map(([, env]) => env);
+  if (set.length === 0 || set.length === CREDENTIALS.length) return [];
+  return CREDENTIALS.filter(([key]) => rc[key] === "").map(([key, env]) => ({
+    path: `ringcentral.${key}`,
+    source: "missing",
+    message: `${env} (or ${env}_FILE) is not set, but ${set.join(" and ")} ${set.length === 1 ? "is" : "are"}: RingCentral credentials are all or nothing (none at all = sandbox mode, no real faxes)`,
+  }));
 }

@@ -9,7 +9,8 @@ import type { OutboundStore } from "../store/outbound.js";
 import { AuthLockout, ConnectionRate } from "./abuse.js";
 import { createDestinationPolicy, type DestinationPolicy } from "./destination.js";
 import { fromAddress, readHeaders, type Header } from "./headers.js";
-import { QuotaTracker, senderKey, senderLabel, type QuotaReservation, type QuotaVerdict } from "./quota.js";
+import type { IntakeContext, IntakePolicy, SenderIdentity } from "../intake/accept.js";
+import { QuotaTracker, senderKey, senderLabel, type QuotaVerdict } from "./quota.js";
 import { SenderRules, type CompiledRule } from "./senders.js";
 import { createSenderVerifier, type SenderVerifier } from "./verify.js";
 
@@ -45,7 +46,7 @@ export type PolicyRefusalReason =
   | "quota_sender"
   | "quota_global";
 
-export interface SmtpPolicy {
+export interface SmtpPolicy extends IntakePolicy {
   /** At connect, with how many connections this client IP has open including this one; a reply refuses the connection. */
   checkConnect(session: SMTPServerSession, openFromIp?: number): SmtpReply | undefined;
   /**
@@ -63,10 +64,10 @@ export interface SmtpPolicy {
   checkRecipient(session: SMTPServerSession, rcpt: { readonly domain: string; readonly e164: string }): SmtpReply | undefined;
   /**
    * After the message is spooled, before its job is recorded: the From
-   * rules, sender verification and the quota. Rejects with an SmtpReply;
-   * on success the quota is taken: call `release()` if the job is not recorded.
+   * rules and sender verification. Rejects with an SmtpReply. The quota is
+   * taken afterwards by the intake (src/intake/accept.ts, via `reserve`).
    */
-  beforeCommit(session: SMTPServerSession, message: { readonly path: string }): Promise<QuotaReservation>;
+  beforeCommit(session: SMTPServerSession, message: { readonly path: string }): Promise<void>;
 }
 
 export interface SmtpPolicyDeps {
@@ -149,9 +150,21 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
   const authDelays = new WeakMap<object, number>();
 
   function refuse(session: SMTPServerSession, reason: PolicyRefusalReason, reply: SmtpReply, extra: Record<string, unknown> = {}): SmtpReply {
+    return refuseIntake({ queueId: "", sessionId: session.id, client: session.remoteAddress }, reason, reply, extra);
+  }
+
+  function refuseIntake(context: IntakeContext, reason: PolicyRefusalReason, reply: SmtpReply, extra: Record<string, unknown> = {}): SmtpReply {
     deps.metrics?.mailsRefused.inc({ reason });
     log.info(
-      { event: "policy.refused", reason, code: reply.responseCode, sessionId: session.id, client: session.remoteAddress, ...extra },
+      {
+        event: "policy.refused",
+        reason,
+        code: reply.responseCode,
+        ...(context.sessionId !== undefined && { sessionId: context.sessionId }),
+        ...(context.queueId !== "" && { queueId: context.queueId }),
+        client: context.client,
+        ...extra,
+      },
       `${reply.responseCode} ${reply.message}`,
     );
     return reply;
@@ -173,7 +186,7 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
     return tx;
   }
 
-  function quotaReply(tx: TxState, v: Exclude<QuotaVerdict, { ok: true }>): SmtpReply {
+  function quotaReply(tx: { readonly key: string }, v: Exclude<QuotaVerdict, { ok: true }>): SmtpReply {
     const t = now();
     const when = `try again in ${minutesUntil(v.freeAt, t)} (after ${clock(v.freeAt)})`;
     return v.scope === "sender"
@@ -306,10 +319,22 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
           }
         }
       }
+    },
 
-      const reserved = quotas.reserve(tx.key, tx.recipients.size);
+    checkRecipients(sender: SenderIdentity, recipients, context) {
+      for (const r of recipients) {
+        const dest = destinations(r.e164);
+        if (!dest.ok) return refuseIntake(context, dest.reason, new SmtpReply(550, dest.message), { to: r.e164 });
+      }
+      const q = quotas.check(sender.key, 0, recipients.length);
+      if (!q.ok) return refuseIntake(context, q.scope === "sender" ? "quota_sender" : "quota_global", quotaReply(sender, q), { sender: senderLabel(sender.key) });
+      return undefined;
+    },
+
+    reserve(sender, n, context) {
+      const reserved = quotas.reserve(sender.key, n);
       if (!reserved.ok) {
-        throw refuse(session, reserved.scope === "sender" ? "quota_sender" : "quota_global", quotaReply(tx, reserved), { sender: senderLabel(tx.key) });
+        throw refuseIntake(context, reserved.scope === "sender" ? "quota_sender" : "quota_global", quotaReply(sender, reserved), { sender: senderLabel(sender.key) });
       }
       return reserved.reservation ?? { release: () => undefined };
     },

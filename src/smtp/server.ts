@@ -11,6 +11,8 @@ import type { SmtpPolicy } from "../policy/index.js";
 import { SpoolError, type Spool } from "../spool/spool.js";
 import type { JobRecipient, OutboundStore } from "../store/outbound.js";
 import { newId } from "../util/ids.js";
+import { accept as acceptIntake, IntakeError, type SenderIdentity } from "../intake/accept.js";
+import { senderKey } from "../policy/quota.js";
 import { parseFaxAddress, splitAddress, type NumberCheck } from "./address.js";
 import { createCidrMatcher, isLocalClient } from "./cidr.js";
 import { verifyPassword } from "./password.js";
@@ -325,48 +327,37 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
     void work.finally(() => inFlight.delete(work));
   }
 
+  /** The end of DATA: the shared intake (src/intake/accept.ts) with this session's sender and checks. */
   async function accept(tx: Transaction, stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
-    let spooled;
+    const mailFrom = session.envelope.mailFrom === false ? "" : session.envelope.mailFrom.address;
+    const user = authenticatedUser(session);
+    const sender: SenderIdentity = { key: senderKey(user, mailFrom), mailFrom, user, ip: session.remoteAddress };
+    const policy = deps.policy;
     try {
-      spooled = await spool.receive(tx.id, stream, smtp.maxMessageBytes);
+      const accepted = await acceptIntake(
+        { spool, store, policy, maxMessageBytes: smtp.maxMessageBytes, logger: log, onAccepted: deps.onAccepted },
+        {
+          id: tx.id,
+          sender,
+          recipients: [...tx.recipients.values()],
+          message: stream,
+          sessionId: session.id,
+          // Sender rules that need the whole message (From, DKIM/DMARC): a refusal here is still at SMTP time, nothing is recorded.
+          ...(policy !== undefined && { checkMessage: async (m) => void (await policy.beforeCommit(session, { path: m.path })) }),
+        },
+      );
+      return accepted.id;
     } catch (err) {
+      if (err instanceof SmtpReply) throw err;
+      if (err instanceof IntakeError) {
+        if (err.step === "store") refused("local_error");
+        tx.log.error({ event: err.step === "store" ? "smtp.store_failed" : "smtp.policy_failed", err }, `${err.message}; answering 451`);
+        throw new SmtpReply(451, "Local error in processing, try again later", { cause: err });
+      }
       const reply = spoolReply(tx, err);
       refused(reply.responseCode === 552 ? "too_big" : reply.responseCode === 452 ? "no_space" : err instanceof SpoolError && err.kind === "aborted" ? "aborted" : "local_error");
       throw reply;
     }
-    // Sender rules that need the whole message (From, DKIM/DMARC) and the quota: a refusal here is still at SMTP time, nothing is recorded.
-    let reservation;
-    try {
-      reservation = await deps.policy?.beforeCommit(session, { path: spooled.path });
-    } catch (err) {
-      if (!(err instanceof SmtpReply)) tx.log.error({ event: "smtp.policy_failed", err }, "policy check failed; answering 451");
-      await spool.remove(tx.id).catch((e: unknown) => tx.log.error({ event: "spool.remove_failed", err: e }, "could not remove the refused spool file"));
-      throw err instanceof SmtpReply ? err : new SmtpReply(451, "Local error in processing, try again later", { cause: err });
-    }
-    const mailFrom = session.envelope.mailFrom === false ? "" : session.envelope.mailFrom.address;
-    const user = authenticatedUser(session);
-    try {
-      await store.insertReceived({
-        id: tx.id,
-        mailFrom,
-        rcptTo: [...tx.recipients.values()],
-        spoolPath: spooled.path,
-        size: spooled.size,
-        client: user === undefined ? { ip: session.remoteAddress } : { ip: session.remoteAddress, user },
-      });
-    } catch (err) {
-      tx.log.error({ event: "smtp.store_failed", err }, "could not record the accepted message; answering 451");
-      reservation?.release();
-      await spool.remove(tx.id).catch((e: unknown) => tx.log.error({ event: "spool.remove_failed", err: e }, "could not remove the unrecorded spool file"));
-      refused("local_error");
-      throw new SmtpReply(451, "Local error in processing, try again later", { cause: err });
-    }
-    try {
-      deps.onAccepted?.(tx.id);
-    } catch (err) {
-      tx.log.error({ event: "smtp.on_accepted_failed", err }, "onAccepted hook threw; the job is queued and the worker will find it");
-    }
-    return tx.id;
   }
 
   function spoolReply(tx: Transaction, err: unknown): SmtpReply {

@@ -1,0 +1,143 @@
+import { SmtpReply } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { QuotaReservation } from "../policy/quota.js";
+import type { MessageStream, Spool, SpooledMessage } from "../spool/spool.js";
+import type { JobRecipient, OutboundStore } from "../store/outbound.js";
+
+/**
+ * The one way a fax job comes into being, whoever asks: SMTP (at the end of
+ * DATA) and `faxbridge send` both call `accept`. In order:
+ *
+ *   1. destination rules and quotas for the recipients (before any byte is stored)
+ *   2. the message streamed into the spool (fsynced)
+ *   3. the caller's checks on the stored message (SMTP: From rules, sender verification)
+ *   4. the quota taken for the recipients (synchronous check-and-count)
+ *   5. the `received` job row committed
+ *
+ * Nothing is recorded unless every step passes; a refused or failed intake
+ * leaves no spool file and no quota use behind. Refusals are SmtpReply (code,
+ * enhanced status, reason in words), which the SMTP server sends as they
+ * are and the CLI prints; a spool failure is the SpoolError itself, so each
+ * caller can word it for its own user.
+ */
+
+/** Who is sending, as the caller's path decided it. */
+export interface SenderIdentity {
+  /** What quotas are counted by (see senderKey in src/policy/quota.ts). */
+  readonly key: string;
+  /** The envelope sender: where reports go ("" = none). */
+  readonly mailFrom: string;
+  /** The authenticated SMTP user, or "cli:<login>" for `faxbridge send`. */
+  readonly user?: string | undefined;
+  /** The client's IP address, "local" for the CLI. */
+  readonly ip: string;
+}
+
+/** The policy steps of an intake (implemented by createSmtpPolicy). */
+export interface IntakePolicy {
+  /** Destination rules and a quota check for these recipients; a reply refuses the whole intake. */
+  checkRecipients(sender: SenderIdentity, recipients: readonly JobRecipient[], context: IntakeContext): SmtpReply | undefined;
+  /** Check and count the quota for `recipients` fax recipients at once; throws an SmtpReply when over. */
+  reserve(sender: SenderIdentity, recipients: number, context: IntakeContext): QuotaReservation;
+}
+
+/** Where an intake comes from, for logs. */
+export interface IntakeContext {
+  readonly queueId: string;
+  /** The SMTP session id, when there is one. */
+  readonly sessionId?: string | undefined;
+  readonly client: string;
+}
+
+export interface IntakeDeps {
+  readonly spool: Spool;
+  readonly store: Pick<OutboundStore, "insertReceived">;
+  /** Without a policy only the size limit applies (tests of the spool and store). */
+  readonly policy?: IntakePolicy | undefined;
+  readonly maxMessageBytes: number;
+  readonly logger: Logger;
+  /** Called after a job is durably recorded (wakes the worker); its errors are logged, not thrown. */
+  readonly onAccepted?: ((jobId: string) => void) | undefined;
+}
+
+export interface IntakeRequest {
+  readonly id: string;
+  readonly sender: SenderIdentity;
+  readonly recipients: readonly JobRecipient[];
+  readonly message: MessageStream;
+  readonly sessionId?: string | undefined;
+  /**
+   * Checks only the caller's path can make on the stored message, before
+   * anything is recorded (SMTP: From rules and sender verification). It may
+   * return the sender identity the message proves (used from then on for the
+   * quota and the job), or throw an SmtpReply to refuse.
+   */
+  readonly checkMessage?: ((message: SpooledMessage) => Promise<SenderIdentity | undefined>) | undefined;
+}
+
+/** A step after the spool write failed for a reason other than a refusal (the job was not recorded). */
+export class IntakeError extends Error {
+  readonly step: "check" | "store";
+  constructor(step: "check" | "store", message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "IntakeError";
+    this.step = step;
+  }
+}
+
+export interface Accepted {
+  readonly id: string;
+  readonly size: number;
+  readonly sender: SenderIdentity;
+}
+
+/** Run one intake; resolves once the job row is committed. Throws SmtpReply (refused), SpoolError or IntakeError. */
+export async function accept(deps: IntakeDeps, req: IntakeRequest): Promise<Accepted> {
+  const log = deps.logger.child({ queueId: req.id, ...(req.sessionId !== undefined && { sessionId: req.sessionId }) });
+  const context: IntakeContext = { queueId: req.id, sessionId: req.sessionId, client: req.sender.ip };
+  const early = deps.policy?.checkRecipients(req.sender, req.recipients, context);
+  if (early !== undefined) {
+    req.message.resume();
+    throw early;
+  }
+
+  const spooled = await deps.spool.receive(req.id, req.message, deps.maxMessageBytes);
+  const discard = async (): Promise<void> => {
+    await deps.spool.remove(req.id).catch((err: unknown) => log.error({ event: "spool.remove_failed", err }, "could not remove the spool file of a refused intake"));
+  };
+
+  let sender = req.sender;
+  let reservation: QuotaReservation | undefined;
+  try {
+    if (req.checkMessage !== undefined) sender = (await req.checkMessage(spooled)) ?? sender;
+    reservation = deps.policy?.reserve(sender, req.recipients.length, context);
+  } catch (err) {
+    await discard();
+    if (err instanceof SmtpReply) throw err;
+    log.error({ event: "intake.check_failed", err }, "checking the message failed");
+    throw new IntakeError("check", "checking the message failed", { cause: err });
+  }
+
+  try {
+    await deps.store.insertReceived({
+      id: req.id,
+      mailFrom: sender.mailFrom,
+      rcptTo: req.recipients,
+      spoolPath: spooled.path,
+      size: spooled.size,
+      client: sender.user === undefined ? { ip: sender.ip } : { ip: sender.ip, user: sender.user },
+    });
+  } catch (err) {
+    log.error({ event: "intake.store_failed", err }, "could not record the job");
+    reservation?.release();
+    await discard();
+    throw new IntakeError("store", "could not record the job", { cause: err });
+  }
+
+  try {
+    deps.onAccepted?.(req.id);
+  } catch (err) {
+    log.error({ event: "intake.on_accepted_failed", err }, "onAccepted hook threw; the job is queued and the worker will find it");
+  }
+  return { id: req.id, size: spooled.size, sender };
+}

@@ -7,22 +7,15 @@
 /** SMTP reply codes we answer with. smtp-server adds the enhanced status code from the basic code. */
 export type SmtpReplyCode = 421 | 450 | 451 | 452 | 454 | 530 | 535 | 538 | 550 | 551 | 552 | 553 | 554;
 
-/** An RFC 3463 enhanced status code such as "4.7.0". */
-export type EnhancedStatus = `${2 | 4 | 5}.${number}.${number}`;
-
-/** A reply text that starts with its own enhanced status code (see src/smtp/replies.ts). */
-export const OWN_ENHANCED_STATUS = /^[245]\.\d{1,3}\.\d{1,3} /;
-
 /**
  * A refusal at SMTP time. smtp-server reads `responseCode`; an Error without it
  * becomes a permanent 5xx before DATA, so every hook rejects with one of these.
- * With `enhanced`, the message starts with that enhanced status code and the
- * SMTP server sends it instead of the one smtp-server derives from the basic
- * code (e.g. `452 4.3.1` rather than `452 4.2.2`).
+ * With `enhanced` (e.g. "5.7.1") the reply carries that enhanced status code
+ * instead of the one smtp-server derives from the basic code (src/smtp/enhanced.ts).
  */
 export class SmtpReply extends Error {
   readonly responseCode: SmtpReplyCode;
-  constructor(responseCode: SmtpReplyCode, message: string, options?: ErrorOptions & { enhanced?: EnhancedStatus }) {
+  constructor(responseCode: SmtpReplyCode, message: string, options?: ErrorOptions & { enhanced?: string }) {
     super(options?.enhanced === undefined ? message : `${options.enhanced} ${message}`, options);
     this.name = "SmtpReply";
     this.responseCode = responseCode;

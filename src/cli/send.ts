@@ -12,8 +12,8 @@ import { basename, resolve } from "node:path";
 import { userInfo } from "node:os";
 import MailComposer from "nodemailer/lib/mail-composer";
 import { hasCredentials, type Config } from "../config/schema.js";
-import { errorMessage, OWN_ENHANCED_STATUS, SmtpReply } from "../errors.js";
-import { accept, IntakeError, type SenderIdentity } from "../intake/accept.js";
+import { errorMessage, SmtpReply } from "../errors.js";
+import { accept, IntakeError, refusalText, type IntakeSender } from "../intake/accept.js";
 import { createSmtpPolicy } from "../policy/index.js";
 import { senderKey } from "../policy/quota.js";
 import { silentLogger } from "../log.js";
@@ -123,7 +123,7 @@ export async function queueFax(config: Readonly<Config>, req: SendRequest): Prom
   const mailFrom = req.notify ?? "";
   // The same intake as SMTP (src/intake/accept.ts): destination rules, quotas, spool, job row.
   // The sender is the local login that ran the command.
-  const sender: SenderIdentity = { key: senderKey(`cli:${user}`, mailFrom), mailFrom, user: `cli:${user}`, ip: "local" };
+  const sender: IntakeSender = { key: senderKey(`cli:${user}`, mailFrom), mailFrom, user: `cli:${user}`, ip: "local" };
   return withStores(config, async (stores) => {
     // Quotas count the jobs of the last hour in the store, whichever path accepted them.
     const policy = await createSmtpPolicy({ config, logger: silentLogger(), store: stores.outbound });
@@ -134,7 +134,7 @@ export async function queueFax(config: Readonly<Config>, req: SendRequest): Prom
         { id, sender, recipients, message: composer.compile().createReadStream() },
       );
     } catch (err) {
-      if (err instanceof SmtpReply) throw new CommandError(`refused: ${err.message.replace(OWN_ENHANCED_STATUS, "")}`);
+      if (err instanceof SmtpReply) throw new CommandError(`refused: ${refusalText(err)}`);
       if (err instanceof SpoolError && err.kind === "too_big") {
         throw new CommandError(`the documents are too large: the message would exceed smtp.maxMessageBytes (${maxBytes} bytes)`);
       }

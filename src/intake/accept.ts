@@ -10,8 +10,9 @@ import type { JobRecipient, OutboundStore } from "../store/outbound.js";
  *
  *   1. destination rules and quotas for the recipients (before any byte is stored)
  *   2. the message streamed into the spool (fsynced)
- *   3. the caller's checks on the stored message (SMTP: From rules, sender verification)
- *   4. the quota taken for the recipients (synchronous check-and-count)
+ *   3. the caller's checks on the stored message (SMTP: From rules, sender
+ *      verification, and there the quota is taken for the identity they prove)
+ *   4. otherwise the quota taken for the recipients (synchronous check-and-count)
  *   5. the `received` job row committed
  *
  * Nothing is recorded unless every step passes; a refused or failed intake
@@ -22,7 +23,7 @@ import type { JobRecipient, OutboundStore } from "../store/outbound.js";
  */
 
 /** Who is sending, as the caller's path decided it. */
-export interface SenderIdentity {
+export interface IntakeSender {
   /** What quotas are counted by (see senderKey in src/policy/quota.ts). */
   readonly key: string;
   /** The envelope sender: where reports go ("" = none). */
@@ -36,9 +37,9 @@ export interface SenderIdentity {
 /** The policy steps of an intake (implemented by createSmtpPolicy). */
 export interface IntakePolicy {
   /** Destination rules and a quota check for these recipients; a reply refuses the whole intake. */
-  checkRecipients(sender: SenderIdentity, recipients: readonly JobRecipient[], context: IntakeContext): SmtpReply | undefined;
+  checkRecipients(sender: IntakeSender, recipients: readonly JobRecipient[], context: IntakeContext): SmtpReply | undefined;
   /** Check and count the quota for `recipients` fax recipients at once; throws an SmtpReply when over. */
-  reserve(sender: SenderIdentity, recipients: number, context: IntakeContext): QuotaReservation;
+  reserve(sender: IntakeSender, recipients: number, context: IntakeContext): QuotaReservation;
 }
 
 /** Where an intake comes from, for logs. */
@@ -62,17 +63,29 @@ export interface IntakeDeps {
 
 export interface IntakeRequest {
   readonly id: string;
-  readonly sender: SenderIdentity;
+  readonly sender: IntakeSender;
   readonly recipients: readonly JobRecipient[];
   readonly message: MessageStream;
   readonly sessionId?: string | undefined;
   /**
    * Checks only the caller's path can make on the stored message, before
    * anything is recorded (SMTP: From rules and sender verification). It may
-   * return the sender identity the message proves (used from then on for the
-   * quota and the job), or throw an SmtpReply to refuse.
+   * return the sender the message proves (used from then on for the job) and
+   * the quota it took for that sender; or throw an SmtpReply to refuse.
    */
-  readonly checkMessage?: ((message: SpooledMessage) => Promise<SenderIdentity | undefined>) | undefined;
+  readonly checkMessage?: ((message: SpooledMessage) => Promise<MessageDecision | undefined>) | undefined;
+}
+
+/** What the caller's check on the stored message decided. */
+export interface MessageDecision {
+  readonly sender?: IntakeSender | undefined;
+  /** The quota the check took; without it the intake takes it through IntakePolicy.reserve. */
+  readonly reservation?: QuotaReservation | undefined;
+}
+
+/** A refusal's reason in words, without its enhanced status code (for the CLI). */
+export function refusalText(reply: SmtpReply): string {
+  return reply.message.replace(/^[245]\.\d{1,3}\.\d{1,3} /, "");
 }
 
 /** A step after the spool write failed for a reason other than a refusal (the job was not recorded). */
@@ -88,7 +101,7 @@ export class IntakeError extends Error {
 export interface Accepted {
   readonly id: string;
   readonly size: number;
-  readonly sender: SenderIdentity;
+  readonly sender: IntakeSender;
 }
 
 /** Run one intake; resolves once the job row is committed. Throws SmtpReply (refused), SpoolError or IntakeError. */
@@ -109,8 +122,9 @@ export async function accept(deps: IntakeDeps, req: IntakeRequest): Promise<Acce
   let sender = req.sender;
   let reservation: QuotaReservation | undefined;
   try {
-    if (req.checkMessage !== undefined) sender = (await req.checkMessage(spooled)) ?? sender;
-    reservation = deps.policy?.reserve(sender, req.recipients.length, context);
+    const decision = req.checkMessage === undefined ? undefined : await req.checkMessage(spooled);
+    sender = decision?.sender ?? sender;
+    reservation = decision?.reservation ?? deps.policy?.reserve(sender, req.recipients.length, context);
   } catch (err) {
     await discard();
     if (err instanceof SmtpReply) throw err;

@@ -9,8 +9,8 @@ import type { OutboundStore } from "../store/outbound.js";
 import { AuthLockout, ConnectionRate } from "./abuse.js";
 import { createDestinationPolicy, type DestinationPolicy } from "./destination.js";
 import { fromAddress, readHeaders, type Header } from "./headers.js";
-import type { IntakeContext, IntakePolicy, SenderIdentity } from "../intake/accept.js";
-import { QuotaTracker, senderKey, senderLabel, type QuotaVerdict } from "./quota.js";
+import type { IntakeContext, IntakePolicy, IntakeSender } from "../intake/accept.js";
+import { QuotaTracker, senderKey, senderLabel, type QuotaReservation, type QuotaVerdict } from "./quota.js";
 import { SenderRules, type CompiledRule } from "./senders.js";
 import { createSenderVerifier, type SenderVerifier } from "./verify.js";
 
@@ -64,10 +64,10 @@ export interface SmtpPolicy extends IntakePolicy {
   checkRecipient(session: SMTPServerSession, rcpt: { readonly domain: string; readonly e164: string }): SmtpReply | undefined;
   /**
    * After the message is spooled, before its job is recorded: the From
-   * rules and sender verification. Rejects with an SmtpReply. The quota is
-   * taken afterwards by the intake (src/intake/accept.ts, via `reserve`).
+   * rules, sender verification and the quota. Rejects with an SmtpReply;
+   * on success the quota is taken: call `release()` if the job is not recorded.
    */
-  beforeCommit(session: SMTPServerSession, message: { readonly path: string }): Promise<void>;
+  beforeCommit(session: SMTPServerSession, message: { readonly path: string }): Promise<QuotaReservation>;
 }
 
 export interface SmtpPolicyDeps {
@@ -186,12 +186,16 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
     return tx;
   }
 
-  function quotaReply(tx: { readonly key: string }, v: Exclude<QuotaVerdict, { ok: true }>): SmtpReply {
+  function quotaReply(tx: TxState, v: Exclude<QuotaVerdict, { ok: true }>): SmtpReply {
     const t = now();
     const when = `try again in ${minutesUntil(v.freeAt, t)} (after ${clock(v.freeAt)})`;
     return v.scope === "sender"
       ? new SmtpReply(452, `hourly fax quota of ${v.limit} for ${senderLabel(tx.key)} reached; ${when}`)
       : new SmtpReply(452, `this gateway's hourly fax quota of ${v.limit} is reached; ${when}`);
+  }
+
+  function intakeTx(sender: IntakeSender): TxState {
+    return { mailFrom: sender.mailFrom, user: sender.user, key: sender.key, recipients: new Map() };
   }
 
   function shown(address: string): string {
@@ -319,22 +323,29 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
           }
         }
       }
+
+      const reserved = quotas.reserve(tx.key, tx.recipients.size);
+      if (!reserved.ok) {
+        throw refuse(session, reserved.scope === "sender" ? "quota_sender" : "quota_global", quotaReply(tx, reserved), { sender: senderLabel(tx.key) });
+      }
+      return reserved.reservation ?? { release: () => undefined };
     },
 
-    checkRecipients(sender: SenderIdentity, recipients, context) {
+    // The intake (src/intake/accept.ts) for paths without an SMTP session (faxbridge send), and its early check for SMTP too.
+    checkRecipients(sender: IntakeSender, recipients, context) {
       for (const r of recipients) {
         const dest = destinations(r.e164);
         if (!dest.ok) return refuseIntake(context, dest.reason, new SmtpReply(550, dest.message), { to: r.e164 });
       }
       const q = quotas.check(sender.key, 0, recipients.length);
-      if (!q.ok) return refuseIntake(context, q.scope === "sender" ? "quota_sender" : "quota_global", quotaReply(sender, q), { sender: senderLabel(sender.key) });
+      if (!q.ok) return refuseIntake(context, q.scope === "sender" ? "quota_sender" : "quota_global", quotaReply(intakeTx(sender), q), { sender: senderLabel(sender.key) });
       return undefined;
     },
 
     reserve(sender, n, context) {
       const reserved = quotas.reserve(sender.key, n);
       if (!reserved.ok) {
-        throw refuseIntake(context, reserved.scope === "sender" ? "quota_sender" : "quota_global", quotaReply(sender, reserved), { sender: senderLabel(sender.key) });
+        throw refuseIntake(context, reserved.scope === "sender" ? "quota_sender" : "quota_global", quotaReply(intakeTx(sender), reserved), { sender: senderLabel(sender.key) });
       }
       return reserved.reservation ?? { release: () => undefined };
     },

@@ -11,7 +11,7 @@ import type { SmtpPolicy } from "../policy/index.js";
 import { SpoolError, type Spool } from "../spool/spool.js";
 import type { JobRecipient, OutboundStore } from "../store/outbound.js";
 import { newId } from "../util/ids.js";
-import { accept as acceptIntake, IntakeError, type SenderIdentity } from "../intake/accept.js";
+import { accept as acceptIntake, IntakeError, type IntakeSender } from "../intake/accept.js";
 import { senderKey } from "../policy/quota.js";
 import { parseFaxAddress, splitAddress, type NumberCheck } from "./address.js";
 import { createCidrMatcher, isLocalClient } from "./cidr.js";
@@ -331,7 +331,7 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
   async function accept(tx: Transaction, stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
     const mailFrom = session.envelope.mailFrom === false ? "" : session.envelope.mailFrom.address;
     const user = authenticatedUser(session);
-    const sender: SenderIdentity = { key: senderKey(user, mailFrom), mailFrom, user, ip: session.remoteAddress };
+    const sender: IntakeSender = { key: senderKey(user, mailFrom), mailFrom, user, ip: session.remoteAddress };
     const policy = deps.policy;
     try {
       const accepted = await acceptIntake(
@@ -343,7 +343,7 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
           message: stream,
           sessionId: session.id,
           // Sender rules that need the whole message (From, DKIM/DMARC): a refusal here is still at SMTP time, nothing is recorded.
-          ...(policy !== undefined && { checkMessage: async (m) => void (await policy.beforeCommit(session, { path: m.path })) }),
+          ...(policy !== undefined && { checkMessage: async (m) => ({ reservation: await policy.beforeCommit(session, { path: m.path }) }) }),
         },
       );
       return accepted.id;

@@ -1,5 +1,4 @@
 import type { SMTPServer, SMTPServerSession } from "smtp-server";
-import { OWN_ENHANCED_STATUS } from "../errors.js";
 
 /**
  * What smtp-server 3.21 does not let its hooks do, done per connection:
@@ -18,7 +17,7 @@ import { OWN_ENHANCED_STATUS } from "../errors.js";
  *   AUTH anyway gets the explicit 538 of `authRefusal` rather than smtp-server's
  *   "500 command not recognized".
  *
- * It hooks in through the server's public `connections` set and each
+ * It hooks in through the `add` of the server's public `connections` set and each
  * connection's `send`/`_onCommand` (pinned to smtp-server 3.21 by the tests
  * in test/smtp/edge.test.ts, which check the exact reply lines).
  */
@@ -49,6 +48,9 @@ interface Connection {
 
 const AUTH_COMMAND = /^AUTH(?:\s|$)/i;
 
+/** A reply text that starts with its own enhanced status code (an SmtpReply built with `enhanced`). */
+const OWN_ENHANCED_CODE = /^[245]\.\d{1,3}\.\d{1,3} /;
+
 export function guardSessions(server: SMTPServer, opts: SessionGuardOptions): SessionGuard {
   const counts = new WeakMap<object, { n: number }>();
 
@@ -58,7 +60,7 @@ export function guardSessions(server: SMTPServer, opts: SessionGuardOptions): Se
 
     const send = c.send.bind(c);
     c.send = (code, data, context) => {
-      send(code, data, context === undefined && typeof data === "string" && OWN_ENHANCED_STATUS.test(data) ? false : context);
+      send(code, data, context === undefined && typeof data === "string" && OWN_ENHANCED_CODE.test(data) ? false : context);
     };
 
     const onCommand = c._onCommand.bind(c);
@@ -82,14 +84,13 @@ export function guardSessions(server: SMTPServer, opts: SessionGuardOptions): Se
     };
   }
 
-  class GuardedConnections extends Set<unknown> {
-    override add(connection: unknown): this {
-      guard(connection as Connection);
-      return super.add(connection);
-    }
-  }
-  const target = server as unknown as { connections: Set<unknown> };
-  target.connections = new GuardedConnections(target.connections);
+  // Chained onto the set's own add (not a replacement set), so other per-connection wrappers compose with this one.
+  const connections = server.connections as Set<unknown>;
+  const add = connections.add.bind(connections);
+  connections.add = (connection: unknown) => {
+    guard(connection as Connection);
+    return add(connection);
+  };
 
   return {
     progress(session, kind) {

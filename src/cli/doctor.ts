@@ -477,7 +477,7 @@ export function checkSmtpExposure(config: Readonly<Config>): Check[] {
     checks.push(ok(name, `listens on ${s.host}:${s.port}; remote clients must log in (${s.users.length} user(s))`));
   }
   if (!local && s.users.length > 0 && !tls) {
-    checks.push(warn("smtp tls", "smtp.users are set but there is no TLS: remote clients cannot log in (AUTH needs TLS except from loopback)", "set smtp.tlsKey and smtp.tlsCert (PEM files)"));
+    checks.push(warn("smtp tls", "smtp.users are set but there is no TLS: remote clients cannot log in (AUTH needs TLS except from a local client: 127.0.0.1 to 127.0.0.1)", "set smtp.tlsKey and smtp.tlsCert (PEM files)"));
   }
   return checks;
 }

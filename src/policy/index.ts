@@ -51,8 +51,9 @@ export interface SmtpPolicy extends IntakePolicy {
   checkConnect(session: SMTPServerSession, openFromIp?: number): SmtpReply | undefined;
   /**
    * Before a password is checked; a reply refuses AUTH (lockout). Otherwise
-   * the attempt is counted as a failure right away (a success takes it back),
-   * so parallel attempts cannot all start before the first failure is recorded.
+   * the attempt is counted as a failure right away (a successful login then
+   * clears the IP's failures unless it is locked out), so parallel attempts
+   * cannot all start before the first failure is recorded.
    */
   checkAuth(session: SMTPServerSession): SmtpReply | undefined;
   /** After a failed password check: milliseconds to hold the 535. */

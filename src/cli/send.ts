@@ -37,6 +37,10 @@ Queue a fax without email; the running daemon sends it. Prints the queue id
   -h, --help         this text
 
 FILE: documents to fax (PDF, Word, images, text ...), faxed in the given order.
+
+The fax goes through the same intake as mail: a number outside the destination
+rules (policy.destinations) or over the hourly quotas (policy.quotas, charged
+to cli:<your login>) is refused with exit 1 and the reason.
 `;
 
 const SIMPLE_EMAIL = /^[^\s@<>()",;]+@[^\s@<>()",;]+\.[^\s@<>()",;]+$|^[^\s@<>()",;]+@localhost$/i;

@@ -2,7 +2,7 @@
  * `faxbridge send --to NUMBER FILE...`: queue a fax without email. The files
  * become a MIME message (attachments streamed from disk), which goes through
  * the same intake as a mail accepted over SMTP (src/intake/accept.ts):
- * destination rules and hourly quotas, spooled and fsynced, then the
+ * disk floor, destination rules and hourly quotas, spooled and fsynced, then the
  * `received` job row. The running daemon's worker
  * picks it up on its next look at the queue (it polls about once a second).
  */
@@ -39,8 +39,9 @@ Queue a fax without email; the running daemon sends it. Prints the queue id
 FILE: documents to fax (PDF, Word, images, text ...), faxed in the given order.
 
 The fax goes through the same intake as mail: a number outside the destination
-rules (policy.destinations) or over the hourly quotas (policy.quotas, charged
-to cli:<your login>) is refused with exit 1 and the reason.
+rules (policy.destinations), over the hourly quotas (policy.quotas, charged
+to cli:<your login>) or a data directory under smtp.minFreeBytes is refused
+with exit 1 and the reason.
 `;
 
 const SIMPLE_EMAIL = /^[^\s@<>()",;]+@[^\s@<>()",;]+\.[^\s@<>()",;]+$|^[^\s@<>()",;]+@localhost$/i;
@@ -134,7 +135,7 @@ export async function queueFax(config: Readonly<Config>, req: SendRequest): Prom
     const spool = await Spool.open({ dataDir: stores.dataDir, logger: silentLogger() });
     try {
       await accept(
-        { spool, store: stores.outbound, policy, maxMessageBytes: maxBytes, logger: silentLogger() },
+        { spool, store: stores.outbound, policy, maxMessageBytes: maxBytes, diskFloor: { dir: stores.dataDir, minFreeBytes: config.smtp.minFreeBytes }, logger: silentLogger() },
         { id, sender, recipients, message: composer.compile().createReadStream() },
       );
     } catch (err) {

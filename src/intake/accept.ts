@@ -1,3 +1,4 @@
+import { statfs } from "node:fs/promises";
 import { SmtpReply } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { QuotaReservation } from "../policy/quota.js";
@@ -8,6 +9,7 @@ import type { JobRecipient, OutboundStore } from "../store/outbound.js";
  * The one way a fax job comes into being, whoever asks: SMTP (at the end of
  * DATA) and `faxbridge send` both call `accept`. In order:
  *
+ *   0. the disk floor (smtp.minFreeBytes) of the data directory
  *   1. destination rules and quotas for the recipients (before any byte is stored)
  *   2. the message streamed into the spool (fsynced)
  *   3. the caller's checks on the stored message (SMTP: From rules, sender
@@ -56,6 +58,8 @@ export interface IntakeDeps {
   /** Without a policy only the size limit applies (tests of the spool and store). */
   readonly policy?: IntakePolicy | undefined;
   readonly maxMessageBytes: number;
+  /** New intakes are refused (452 4.3.1) while `dir` has less than `minFreeBytes` free; 0 = no floor. */
+  readonly diskFloor?: { readonly dir: string; readonly minFreeBytes: number } | undefined;
   readonly logger: Logger;
   /** Called after a job is durably recorded (wakes the worker); its errors are logged, not thrown. */
   readonly onAccepted?: ((jobId: string) => void) | undefined;
@@ -104,10 +108,30 @@ export interface Accepted {
   readonly sender: IntakeSender;
 }
 
+/**
+ * The disk floor: a 452 4.3.1 reply while `dir` has less than `minFreeBytes`
+ * free (one statfs call), else undefined. SMTP also asks at MAIL FROM, so a
+ * client learns it before sending the message.
+ */
+export async function diskFloorReply(floor: IntakeDeps["diskFloor"]): Promise<SmtpReply | undefined> {
+  if (floor === undefined || floor.minFreeBytes <= 0) return undefined;
+  const fs = await statfs(floor.dir, { bigint: true });
+  if (fs.bavail * fs.bsize >= BigInt(floor.minFreeBytes)) return undefined;
+  return new SmtpReply(452, "insufficient system storage, try again later", { enhanced: "4.3.1" });
+}
+
 /** Run one intake; resolves once the job row is committed. Throws SmtpReply (refused), SpoolError or IntakeError. */
 export async function accept(deps: IntakeDeps, req: IntakeRequest): Promise<Accepted> {
   const log = deps.logger.child({ queueId: req.id, ...(req.sessionId !== undefined && { sessionId: req.sessionId }) });
   const context: IntakeContext = { queueId: req.id, sessionId: req.sessionId, client: req.sender.ip };
+  const full = await diskFloorReply(deps.diskFloor).catch((err: unknown) => {
+    throw new IntakeError("check", "cannot read the free space of the data directory", { cause: err });
+  });
+  if (full !== undefined) {
+    log.warn({ event: "intake.disk_floor", minFreeBytes: deps.diskFloor?.minFreeBytes }, "data directory below smtp.minFreeBytes; refused");
+    req.message.resume();
+    throw full;
+  }
   const early = deps.policy?.checkRecipients(req.sender, req.recipients, context);
   if (early !== undefined) {
     req.message.resume();

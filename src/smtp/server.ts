@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { statfs } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
 import type { Config } from "../config/schema.js";
@@ -11,7 +10,7 @@ import type { SmtpPolicy } from "../policy/index.js";
 import { SpoolError, type Spool } from "../spool/spool.js";
 import type { JobRecipient, OutboundStore } from "../store/outbound.js";
 import { newId } from "../util/ids.js";
-import { accept as acceptIntake, IntakeError, type IntakeSender } from "../intake/accept.js";
+import { accept as acceptIntake, diskFloorReply, IntakeError, type IntakeSender } from "../intake/accept.js";
 import { senderKey } from "../policy/quota.js";
 import { parseFaxAddress, splitAddress, type NumberCheck } from "./address.js";
 import { createCidrMatcher, isLocalClient } from "./cidr.js";
@@ -97,6 +96,7 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
   // Unknown users are checked against this so they cost the same scrypt work as known ones.
   const dummyHash = `scrypt$16384$8$1$${randomBytes(16).toString("base64")}$${randomBytes(32).toString("base64")}`;
   const tls = smtp.tlsKey !== "" && smtp.tlsCert !== "";
+  const diskFloor = { dir: config.dataDir, minFreeBytes: smtp.minFreeBytes };
   const transactions = new WeakMap<object, Transaction>();
   const inFlight = new Set<Promise<unknown>>();
   let closing = false;
@@ -247,12 +247,9 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
     );
   }
 
-  /** 452 4.3.1 while the data directory has less than smtp.minFreeBytes free (checked at every MAIL FROM: one statfs call). */
-  async function freeSpaceReply(): Promise<SmtpReply | undefined> {
-    if (smtp.minFreeBytes <= 0) return undefined;
-    const fs = await statfs(config.dataDir, { bigint: true });
-    if (fs.bavail * fs.bsize >= BigInt(smtp.minFreeBytes)) return undefined;
-    return new SmtpReply(452, "insufficient system storage, try again later", { enhanced: "4.3.1" });
+  /** 452 4.3.1 while the data directory has less than smtp.minFreeBytes free: at MAIL FROM, before the client sends the message (the intake checks again). */
+  function freeSpaceReply(): Promise<SmtpReply | undefined> {
+    return diskFloorReply(diskFloor);
   }
 
   function mailFromAccepted(address: SMTPServerAddress, session: SMTPServerSession, user: string | undefined, callback: (err?: Error | null) => void): void {
@@ -335,7 +332,7 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
     const policy = deps.policy;
     try {
       const accepted = await acceptIntake(
-        { spool, store, policy, maxMessageBytes: smtp.maxMessageBytes, logger: log, onAccepted: deps.onAccepted },
+        { spool, store, policy, maxMessageBytes: smtp.maxMessageBytes, diskFloor, logger: log, onAccepted: deps.onAccepted },
         {
           id: tx.id,
           sender,

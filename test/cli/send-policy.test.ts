@@ -56,6 +56,13 @@ describe("faxbridge send goes through the same intake as SMTP", () => {
     expect(await jobs()).toBe(0);
   }, 60_000);
 
+  it("is held to the disk floor too", async () => {
+    // The real free space of the data directory; no disk has 2^53 bytes free.
+    const r = await cli(["send", "--to", "+12025550143", file], { ...env, FAXBRIDGE_SMTP_MIN_FREE_BYTES: String(Number.MAX_SAFE_INTEGER) });
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 1, stderr: "faxbridge send: refused: insufficient system storage, try again later\n" });
+    expect(await jobs()).toBe(0);
+  }, 60_000);
+
   it("counts its faxes against the hourly quotas, together with mail accepted over SMTP", async () => {
     const quotaEnv = { ...env, FAXBRIDGE_POLICY_QUOTAS_PER_SENDER_PER_HOUR: "2", FAXBRIDGE_POLICY_QUOTAS_GLOBAL_PER_HOUR: "3" };
     expect((await cli(["send", "--to", "+12025550143", "--to", "+12025550144", file], quotaEnv)).code).toBe(0);

@@ -3,7 +3,7 @@ import { SmtpReply } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { QuotaReservation } from "../policy/quota.js";
 import type { MessageStream, Spool, SpooledMessage } from "../spool/spool.js";
-import type { JobRecipient, OutboundStore } from "../store/outbound.js";
+import type { JobRecipient, NewJob, OutboundStore } from "../store/outbound.js";
 
 /**
  * The one way a fax job comes into being, whoever asks: SMTP (at the end of
@@ -85,6 +85,8 @@ export interface MessageDecision {
   readonly sender?: IntakeSender | undefined;
   /** The quota the check took; without it the intake takes it through IntakePolicy.reserve. */
   readonly reservation?: QuotaReservation | undefined;
+  /** More of the job row that the check decided (e.g. the sender identity it proved). */
+  readonly job?: Partial<Omit<NewJob, "id" | "rcptTo" | "spoolPath" | "size">> | undefined;
 }
 
 /** A refusal's reason in words, without its enhanced status code (for the CLI). */
@@ -145,8 +147,9 @@ export async function accept(deps: IntakeDeps, req: IntakeRequest): Promise<Acce
 
   let sender = req.sender;
   let reservation: QuotaReservation | undefined;
+  let decision: MessageDecision | undefined;
   try {
-    const decision = req.checkMessage === undefined ? undefined : await req.checkMessage(spooled);
+    decision = req.checkMessage === undefined ? undefined : await req.checkMessage(spooled);
     sender = decision?.sender ?? sender;
     reservation = decision?.reservation ?? deps.policy?.reserve(sender, req.recipients.length, context);
   } catch (err) {
@@ -164,6 +167,7 @@ export async function accept(deps: IntakeDeps, req: IntakeRequest): Promise<Acce
       spoolPath: spooled.path,
       size: spooled.size,
       client: sender.user === undefined ? { ip: sender.ip } : { ip: sender.ip, user: sender.user },
+      ...decision?.job,
     });
   } catch (err) {
     log.error({ event: "intake.store_failed", err }, "could not record the job");

@@ -13,6 +13,7 @@ import { Spool } from "../../src/spool/spool.js";
 import { openDatabase, type Db } from "../../src/store/db.js";
 import { SqliteOutboundStore, outboundMigration } from "../../src/store/outbound.js";
 import { SmtpDialog, type Reply } from "../helpers/smtp-dialog.js";
+import { waitFor } from "../helpers/wait.js";
 
 /**
  * The edge of the trust boundary (issue 8): connection slots, sessions that
@@ -172,13 +173,8 @@ describe("trust boundary at the SMTP edge", () => {
       const replies: Reply[] = [];
       for (const p of wrong) void p.then((r) => replies.push(r));
       const right = sessions[39]?.dialog as SmtpDialog;
-      await new Promise<void>((resolve) => {
-        const check = (): void => {
-          if (replies.filter((r) => r.code === 454).length >= 34) resolve();
-          else setImmediate(check);
-        };
-        check();
-      });
+      // Before the fix every attempt was checked and none refused, so this wait fails on the old code.
+      await waitFor(() => replies.filter((r) => r.code === 454).length >= 34, { timeoutMs: 10_000, intervalMs: 5, maxIntervalMs: 20, what: "34 attempts refused while the first five are checked" });
       const last = await right.command(plain("right"));
       expect(last.line).toMatch(/^454 4\.7\.0 too many failed logins from 127\.0\.0\.1; AUTH refused until \d\d:\d\d:\d\d UTC$/);
       const all = await Promise.all(wrong);

@@ -1,10 +1,10 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { hasCredentials, type Config } from "./config/schema.js";
-import { errorMessage } from "./errors.js";
+import { credentialProblems, hasCredentials, type Config } from "./config/schema.js";
+import { ConfigError, errorMessage } from "./errors.js";
 import { HttpServer } from "./http/server.js";
 import type { Logger } from "./log.js";
-import { createMailSender, type MailSender } from "./mail/transport.js";
+import { createMailSender, SANDBOX_SUBJECT_TAG, tagSubjects, type MailSender } from "./mail/transport.js";
 import { Metrics } from "./metrics.js";
 import { AuditLog } from "./ops/audit.js";
 import { Janitor } from "./ops/janitor.js";
@@ -55,6 +55,9 @@ export interface Daemon {
  */
 export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions): Promise<Daemon> {
   const log = opts.logger;
+  // loadConfig refuses partial credentials already; a config built in code must not slip into a sandbox either.
+  const partial = credentialProblems(config);
+  if (partial.length > 0) throw new ConfigError(partial);
   const metrics = opts.metrics ?? new Metrics();
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -115,7 +118,9 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     });
     steps.push({ name: "ringcentral", close: () => client.close() });
 
-    const mail: MailSender = createMailSender(config.mail.url, join(dataDir, "mailbox"), log.child({ component: "mail" }));
+    const transport: MailSender = createMailSender(config.mail.url, join(dataDir, "mailbox"), log.child({ component: "mail" }));
+    // A sandbox sends no real fax: mail it sends to real people says so in every subject.
+    const mail = sandbox && config.mail.url !== "" ? tagSubjects(transport, SANDBOX_SUBJECT_TAG) : transport;
     steps.push({ name: "mail", close: () => mail.close() });
 
     const audit = await AuditLog.open(join(dataDir, "audit.jsonl"), log);

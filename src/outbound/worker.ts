@@ -856,13 +856,15 @@ export class OutboundWorker {
     const sentSeenAt = data.sentSeenAt ?? (statuses.some((s) => s.status === "Sent") ? now : undefined);
     const graceOver = sentSeenAt !== undefined && now - sentSeenAt >= this.#tuning.sentGraceMs;
     // Pages not counted before sending (other types, forwards) are charged when RingCentral reports them.
-    const reported = info.faxPageCount !== undefined && data.countedPages === undefined && data.pagesSettled !== true ? info.faxPageCount * e164s.length : undefined;
+    // RingCentral says 0 pages while the fax is still being rendered: only a positive count is the fax's page count.
+    const pageCount = info.faxPageCount !== undefined && info.faxPageCount > 0 ? info.faxPageCount : undefined;
+    const reported = pageCount !== undefined && data.countedPages === undefined && data.pagesSettled !== true ? pageCount * e164s.length : undefined;
     const extra = reported === undefined ? 0 : Math.max(0, reported - (data.chargedPages ?? 0));
     const next: JobData = {
       ...data,
       polls,
       ...(sentSeenAt !== undefined && { sentSeenAt }),
-      ...(info.faxPageCount !== undefined && { pages: info.faxPageCount }),
+      ...(pageCount !== undefined && { pages: pageCount }),
       ...(reported !== undefined && { pagesSettled: true, chargedPages: (data.chargedPages ?? 0) + this.#pages.chargeReported(job.identity, extra) }),
     };
     const allFinal = statuses.every((s) => FINAL_STATUSES.has(s.status) || (s.status === "Sent" && graceOver));

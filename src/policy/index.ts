@@ -12,6 +12,7 @@ import { createDestinationPolicy, type DestinationPolicy } from "./destination.j
 import { fromAddress, readHeaders, type Header } from "./headers.js";
 import { identityLabel, isSingleMailbox, senderIdentity, type SenderIdentity } from "./identity.js";
 import { QuotaTracker, type QuotaReservation, type QuotaVerdict } from "./quota.js";
+import type { IntakeContext, IntakePolicy, IntakeSender } from "../intake/accept.js";
 import { SenderRules, type CompiledRule } from "./senders.js";
 import { createSenderVerifier, type SenderVerifier } from "./verify.js";
 
@@ -21,7 +22,7 @@ import { createSenderVerifier, type SenderVerifier } from "./verify.js";
  * SmtpReply, logged as `policy.refused` and counted in
  * faxbridge_mails_refused_total with one of the reasons below.
  *
- *   connect    connection rate per client IP                      421
+ *   connect    open connections and connection rate per client IP 421
  *   AUTH       lockout after repeated failures, delayed failures  454 / 535
  *   MAIL FROM  not exactly one valid mailbox                         553 5.1.7
  *              a bound SMTP user's envelope sender                550
@@ -41,6 +42,7 @@ import { createSenderVerifier, type SenderVerifier } from "./verify.js";
 
 export type PolicyRefusalReason =
   | "connection_rate"
+  | "connections_per_ip"
   | "auth_locked"
   | "auth_required_for_domain"
   | "user_sender_mismatch"
@@ -57,10 +59,15 @@ export type PolicyRefusalReason =
   | "from_ambiguous"
   | "forward_not_allowed";
 
-export interface SmtpPolicy {
-  /** At connect; a reply refuses the connection. */
-  checkConnect(session: SMTPServerSession): SmtpReply | undefined;
-  /** Before a password is checked; a reply refuses AUTH (lockout). */
+export interface SmtpPolicy extends IntakePolicy {
+  /** At connect, with how many connections this client IP has open including this one; a reply refuses the connection. */
+  checkConnect(session: SMTPServerSession, openFromIp?: number): SmtpReply | undefined;
+  /**
+   * Before a password is checked; a reply refuses AUTH (lockout). Otherwise
+   * the attempt is counted as a failure right away (a successful login then
+   * clears the IP's failures unless it is locked out), so parallel attempts
+   * cannot all start before the first failure is recorded.
+   */
   checkAuth(session: SMTPServerSession): SmtpReply | undefined;
   /** After a failed password check: milliseconds to hold the 535. */
   authFailed(session: SMTPServerSession): number;
@@ -167,11 +174,25 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
     ...(deps.resolver !== undefined && { resolver: deps.resolver }),
   });
   const transactions = new WeakMap<object, TxState>();
+  /** The failure delay of each session's AUTH attempt in flight (counted when it started). */
+  const authDelays = new WeakMap<object, number>();
 
   function refuse(session: SMTPServerSession, reason: PolicyRefusalReason, reply: SmtpReply, extra: Record<string, unknown> = {}): SmtpReply {
+    return refuseIntake({ queueId: "", sessionId: session.id, client: session.remoteAddress }, reason, reply, extra);
+  }
+
+  function refuseIntake(context: IntakeContext, reason: PolicyRefusalReason, reply: SmtpReply, extra: Record<string, unknown> = {}): SmtpReply {
     deps.metrics?.mailsRefused.inc({ reason });
     log.info(
-      { event: "policy.refused", reason, code: reply.responseCode, sessionId: session.id, client: session.remoteAddress, ...extra },
+      {
+        event: "policy.refused",
+        reason,
+        code: reply.responseCode,
+        ...(context.sessionId !== undefined && { sessionId: context.sessionId }),
+        ...(context.queueId !== "" && { queueId: context.queueId }),
+        client: context.client,
+        ...extra,
+      },
       `${reply.responseCode} ${reply.message}`,
     );
     return reply;
@@ -207,6 +228,16 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
     return refuse(session, reason, quotaReply(keys, v), { sender: identityLabel(keys[0] ?? "") });
   }
 
+  /** The quota keys of an intake sender: its identity, and its client IP when unauthenticated outside the trusted relays. */
+  function intakeKeys(sender: IntakeSender): [string, ...string[]] {
+    return [sender.key, ...clientKey(sender.user, sender.ip)];
+  }
+
+  function intakeQuotaRefusal(context: IntakeContext, keys: readonly string[], v: Exclude<QuotaVerdict, { ok: true }>): SmtpReply {
+    const reason = v.scope === "sender" ? "quota_sender" : v.scope === "client" ? "quota_client" : "quota_global";
+    return refuseIntake(context, reason, quotaReply(keys, v), { sender: identityLabel(keys[0] ?? "") });
+  }
+
   function shown(address: string): string {
     return address === "" ? "<>" : address;
   }
@@ -230,23 +261,35 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
   }
 
   return {
-    checkConnect(session) {
-      if (exempt(session.remoteAddress) || connections.admit(session.remoteAddress)) return undefined;
-      return refuse(session, "connection_rate", new SmtpReply(421, `too many connections from ${session.remoteAddress}, try again in a minute`));
+    checkConnect(session, openFromIp = 1) {
+      if (exempt(session.remoteAddress)) return undefined;
+      const max = p.abuse.maxConnectionsPerIp;
+      if (max > 0 && openFromIp > max) {
+        return refuse(
+          session,
+          "connections_per_ip",
+          new SmtpReply(421, `too many open connections from ${session.remoteAddress} (at most ${max}), try again later`, { enhanced: "4.7.0" }),
+        );
+      }
+      if (connections.admit(session.remoteAddress)) return undefined;
+      return refuse(session, "connection_rate", new SmtpReply(421, `too many connections from ${session.remoteAddress}, try again in a minute`, { enhanced: "4.7.0" }));
     },
 
     checkAuth(session) {
       const until = auth.lockedUntil(session.remoteAddress);
-      if (until === undefined) return undefined;
-      return refuse(session, "auth_locked", new SmtpReply(454, `too many failed logins from ${session.remoteAddress}; AUTH refused until ${clock(until)}`));
-    },
-
-    authFailed(session) {
+      if (until !== undefined) {
+        return refuse(session, "auth_locked", new SmtpReply(454, `too many failed logins from ${session.remoteAddress}; AUTH refused until ${clock(until)}`));
+      }
       const r = auth.failed(session.remoteAddress);
       if (r.locked) {
         log.warn({ event: "policy.auth_lockout", client: session.remoteAddress, failures: r.failures, lockoutSeconds: p.abuse.authLockoutSeconds }, "AUTH locked out for this client");
       }
-      return r.delayMs;
+      authDelays.set(session, r.delayMs);
+      return undefined;
+    },
+
+    authFailed(session) {
+      return authDelays.get(session) ?? 0;
     },
 
     authSucceeded(session) {
@@ -368,6 +411,37 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
         byClient.reservation?.release();
       };
       return { release, identity, reportTo };
+    },
+
+    // The intake (src/intake/accept.ts) for paths without an SMTP session (faxbridge send), and its early check for SMTP too.
+    checkRecipients(sender: IntakeSender, recipients, context) {
+      for (const r of recipients) {
+        const dest = destinations(r.e164);
+        if (!dest.ok) return refuseIntake(context, dest.reason, new SmtpReply(550, dest.message), { to: r.e164 });
+      }
+      const keys = intakeKeys(sender);
+      const q = quotas.check(keys.slice(0, 1), 0, recipients.length);
+      if (!q.ok) return intakeQuotaRefusal(context, keys, q);
+      const c = clientQuotas.check(keys.slice(1), 0, recipients.length);
+      if (!c.ok) return intakeQuotaRefusal(context, keys, c);
+      return undefined;
+    },
+
+    reserve(sender, n, context) {
+      const keys = intakeKeys(sender);
+      const reserved = quotas.reserve(keys.slice(0, 1), n);
+      if (!reserved.ok) throw intakeQuotaRefusal(context, keys, reserved);
+      const byClient = clientQuotas.reserve(keys.slice(1), n);
+      if (!byClient.ok) {
+        reserved.reservation?.release();
+        throw intakeQuotaRefusal(context, keys, byClient);
+      }
+      return {
+        release: () => {
+          reserved.reservation?.release();
+          byClient.reservation?.release();
+        },
+      };
     },
   };
 }

@@ -7,7 +7,8 @@ import { parseArgs } from "node:util";
 import { createLogger, silentLogger, type Logger } from "../log.js";
 import { AuthStore } from "./auth.js";
 import { DEFAULT_FAX_OUTCOMES, OWN_FAX_NUMBER, type FaxOutcome } from "./constants.js";
-import { FaxService } from "./fax.js";
+import { FaxService, type FaxTimings } from "./fax.js";
+import type { RenderFormat } from "./render.js";
 import { CallCounter, FaultBook } from "./faults.js";
 import { RateLimiter } from "./ratelimit.js";
 import { createServer } from "./server.js";
@@ -25,8 +26,16 @@ export interface EmulatorOptions {
   strictAuth?: { clientId: string; clientSecret: string; jwt: string };
   accessTokenTtlSeconds?: number;
   refreshTokenTtlSeconds?: number;
-  faxTimings?: { queuedMs: number; sentMs: number };
-  faxOutcomes?: Record<string, { messageStatus: "SendingFailed" | "DeliveryFailed"; faxErrorCode: string }>;
+  /**
+   * How long a sent fax stays Queued (after its sendTime, if any) and how long
+   * each page takes to transmit before recipients reach their final status.
+   * Default { queuedMs: 1500, pageMs: 0 }; RingCentral takes about a minute a page.
+   */
+  faxTimings?: Partial<FaxTimings>;
+  /** Final per-recipient outcomes by number (see DEFAULT_FAX_OUTCOMES); everyone else ends Sent. */
+  faxOutcomes?: Record<string, FaxOutcome>;
+  /** The format sent faxes are stored in the message store (the extension's fax file format). Default pdf. */
+  faxFormat?: RenderFormat;
   webhookBlacklistAfter?: number;
   /**
    * App permissions granted to every token (its `scope`), e.g. ["ReadMessages"].
@@ -49,8 +58,8 @@ export interface Emulator {
  * WebSocket), rate limits, plus a control API under /emulator.
  *
  * Fax outcomes by destination: +15550000001 → SendingFailed/LineBusy,
- * +15550000002 → DeliveryFailed/NoAnswer, plus `faxOutcomes`; every other
- * number goes Queued → Sent → Delivered.
+ * +15550000002 → SendingFailed/NoAnswer, plus `faxOutcomes`; every other
+ * number goes Queued → Sent, as RingCentral reports a fax that went through.
  */
 export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulator> {
   const log = (opts.logger ?? silentLogger()).child({ component: "rc-emulator" });
@@ -72,7 +81,9 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     windowSeconds: opts.windowSeconds ?? 60,
     penaltySeconds: opts.penaltySeconds ?? 60,
   });
-  const fax = new FaxService({ store, filesDir, timings: opts.faxTimings ?? { queuedMs: 1500, sentMs: 1500 }, outcomes, log });
+  const timings: FaxTimings = { queuedMs: 1500, pageMs: 0, ...opts.faxTimings };
+  const fax = new FaxService({ store, filesDir, timings, renderFormat: opts.faxFormat ?? "pdf", outcomes, log });
+  store.on("change", (msg) => fax.onChange(msg));
   const sync = new SyncService(store);
   const subs = new SubscriptionService({ log, blacklistAfter: opts.webhookBlacklistAfter ?? 3 });
   store.on("change", (msg, kind) => subs.onMessageChange(msg, kind));
@@ -139,7 +150,8 @@ export async function runEmulatorCli(argv: string[]): Promise<void> {
       "strict-client-secret": { type: "string" },
       "strict-jwt": { type: "string" },
       "queued-ms": { type: "string" },
-      "sent-ms": { type: "string" },
+      "page-ms": { type: "string" },
+      "fax-format": { type: "string" },
       permissions: { type: "string" },
     },
     strict: true,
@@ -173,8 +185,13 @@ export async function runEmulatorCli(argv: string[]): Promise<void> {
     opts.strictAuth = { clientId: id, clientSecret: secret, jwt };
   }
   const queuedMs = intArg("queued-ms", values["queued-ms"]);
-  const sentMs = intArg("sent-ms", values["sent-ms"]);
-  if (queuedMs !== undefined || sentMs !== undefined) opts.faxTimings = { queuedMs: queuedMs ?? 1500, sentMs: sentMs ?? 1500 };
+  const pageMs = intArg("page-ms", values["page-ms"]);
+  opts.faxTimings = { ...(queuedMs !== undefined && { queuedMs }), ...(pageMs !== undefined && { pageMs }) };
+  const format = values["fax-format"];
+  if (format !== undefined) {
+    if (format !== "pdf" && format !== "tiff") throw new Error(`--fax-format must be pdf or tiff, got ${JSON.stringify(format)}`);
+    opts.faxFormat = format;
+  }
 
   if (values.permissions !== undefined) {
     // "--permissions Faxes,ReadMessages": the token's scope; operations needing others answer 403.

@@ -48,24 +48,25 @@ export interface StoredMessage {
   subject?: string;
   /** For inbound faxes, the fixed status Received. */
   fixedStatus?: MessageStatus;
+  /** What the message store lists: for a sent fax the one rendered document. */
   attachments: StoredAttachment[];
+  /** A sent fax's uploaded files (kept for resends, never listed). */
+  sources?: StoredAttachment[];
 }
 
 export type ChangeKind = "new" | "updated";
 
 /**
  * Aggregated outbound status per the spec's MessageStatusEnum description:
- * any Queued → Queued; else any SendingFailed → SendingFailed; else if every
- * recipient has the same status, that status (so a delivered fax reads
- * Delivered); otherwise (a mix of Sent/Delivered/DeliveryFailed) → Sent.
+ * any recipient Queued → Queued; else any SendingFailed → SendingFailed;
+ * in other cases Sent (so Delivered or DeliveryFailed recipients, which only
+ * a scripted outcome produces, still aggregate to Sent).
  */
 export function aggregateStatus(msg: StoredMessage): MessageStatus {
   if (msg.fixedStatus) return msg.fixedStatus;
   const statuses = msg.to.map((r) => r.messageStatus);
   if (statuses.includes("Queued")) return "Queued";
   if (statuses.includes("SendingFailed")) return "SendingFailed";
-  const first = statuses[0];
-  if (first !== undefined && statuses.every((s) => s === first)) return first;
   return "Sent";
 }
 

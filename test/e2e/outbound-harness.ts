@@ -133,7 +133,7 @@ export class OutboundHarness {
     });
     this.logger = createLogger({ level: "debug", destination: dest });
     await this.sink.start();
-    this.emu = await startEmulator({ faxTimings: { queuedMs: 60, sentMs: 60 }, ...this.opts.emulator });
+    this.emu = await startEmulator({ faxTimings: { queuedMs: 60, pageMs: 60 }, ...this.opts.emulator });
     const heavy = this.opts.emulator?.limits?.Heavy;
     const windowSeconds = this.opts.emulator?.windowSeconds;
     this.config = configSchema.parse({

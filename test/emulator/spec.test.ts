@@ -61,7 +61,7 @@ describe.skipIf(!exists)("emulator responses conform to the RingCentral OpenAPI 
     ajv = new Ajv({ strict: false, allErrors: true, validateFormats: true });
     addFormats(ajv);
     ajv.addSchema({ $id: "rc", components: { schemas: convert(schemas) } });
-    emu = await start({ faxTimings: { queuedMs: 20, sentMs: 20 } });
+    emu = await start({ faxTimings: { queuedMs: 20, pageMs: 20 } });
     client = await Client.create(emu);
     hook = await webhookReceiver();
   }, 60_000);

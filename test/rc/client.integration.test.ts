@@ -34,7 +34,7 @@ const servers: http.Server[] = [];
 
 async function setup(emuOpts: EmulatorOptions = {}, clientOpts: Partial<RcClientOptions> = {}): Promise<Harness> {
   const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), "rc-client-"));
-  const emu = await startEmulator({ strictAuth: CREDS, faxTimings: { queuedMs: 50, sentMs: 50 }, ...emuOpts });
+  const emu = await startEmulator({ strictAuth: CREDS, faxTimings: { queuedMs: 50, pageMs: 50 }, ...emuOpts });
   const calls: Harness["calls"] = [];
   const logLines: string[] = [];
   const sink = new Writable({

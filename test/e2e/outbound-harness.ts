@@ -77,7 +77,6 @@ export const FAST_TUNING: Partial<WorkerTuning> = {
   idlePollMs: 25,
   leaseMs: 5_000,
   submitLeaseMs: 5_000,
-  sentGraceMs: 1_500,
   reconcileSkewMs: 5_000,
   gaugeIntervalMs: 100,
 };

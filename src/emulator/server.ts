@@ -210,8 +210,10 @@ async function handle(deps: ServerDeps, base: string, req: IncomingMessage, res:
     }
   }
   if (!matched) {
-    if (pathKnown) throw rcError(405, "CMN-405", "Method not allowed");
-    throw rcError(404, "CMN-102", "Resource for parameter [path] is not found", { parameterName: "path" });
+    // RingCentral routes by method and path together: a known path with another method is as unknown as
+    // any other URI (CMN-405 is RingCentral's "Login to extension required", never a method error).
+    const allow = ROUTES.filter((r) => r.re.test(url.pathname)).map((r) => r.method);
+    throw rcError(pathKnown ? 405 : 404, "CMN-120", "Resource not found", {}, pathKnown ? { Allow: allow.join(", ") } : {});
   }
   const { route: r, params } = matched;
   const routeKey = `${method} ${r.template}`;

@@ -1,0 +1,108 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { Emulator } from "../../src/emulator/index.js";
+import { Client, inboundFax, MS_PATH, pdf, start, tokenRequest, webhookReceiver, type Hook } from "./helpers.js";
+
+const ACCOUNT = "100000001";
+const EXTENSION = "200000001";
+const FILTER = "/restapi/v1.0/account/~/extension/~/message-store?type=Fax&direction=Inbound";
+
+/** Places where the emulator used to differ from RingCentral (issue 9, items 3, 7, 8). */
+describe("emulator fidelity: errors, limits and resolved ids as RingCentral has them", () => {
+  let emu: Emulator;
+  let client: Client;
+  beforeEach(async () => {
+    emu = await start();
+    client = await Client.create(emu);
+  });
+  afterEach(async () => {
+    await emu.close();
+  });
+
+  it("answers unparsable JSON with CMN-103, an unknown URI with CMN-120, a wrong method without CMN-405", async () => {
+    const bad = await client.json("/restapi/v1.0/subscription", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{nope" });
+    expect(bad.status).toBe(400);
+    expect(bad.body).toMatchObject({ errorCode: "CMN-103", errors: [{ errorCode: "CMN-103", message: "JSON can't be parsed." }] });
+
+    const unknown = await client.json("/restapi/v1.0/account/~/extension/~/no-such-thing");
+    expect(unknown.status).toBe(404);
+    expect(unknown.body).toMatchObject({ errorCode: "CMN-120", errors: [{ errorCode: "CMN-120" }] });
+
+    const wrong = await client.json(`${MS_PATH}`, { method: "POST" });
+    expect(wrong.status).toBe(405);
+    expect(wrong.headers.get("allow")).toBe("GET");
+    expect(wrong.body["errorCode"]).not.toBe("CMN-405");
+    expect(wrong.body).toMatchObject({ errorCode: "CMN-120" });
+  });
+
+  it("resolves ~ to the account and extension ids in uri, navigation and subscription eventFilters", async () => {
+    await inboundFax(emu, pdf(1));
+    await inboundFax(emu, pdf(1));
+    const list = await client.json<{ uri: string; navigation: Record<string, { uri: string }>; records: { uri: string }[] }>(`${MS_PATH}?perPage=1`);
+    const prefix = `${emu.url}/restapi/v1.0/account/${ACCOUNT}/extension/${EXTENSION}/message-store`;
+    expect(list.body.uri.startsWith(`${prefix}?`)).toBe(true);
+    for (const n of Object.values(list.body.navigation)) expect(n.uri.startsWith(`${prefix}?`)).toBe(true);
+    expect(Object.keys(list.body.navigation).sort()).toEqual(["firstPage", "lastPage", "nextPage"]);
+    expect(list.body.records[0]?.uri.startsWith(prefix)).toBe(true);
+    const sync = await client.json<{ uri: string }>("/restapi/v1.0/account/~/extension/~/message-sync?syncType=FSync");
+    expect(sync.body.uri).toContain(`/account/${ACCOUNT}/extension/${EXTENSION}/message-sync`);
+    expect(JSON.stringify(list.body) + JSON.stringify(sync.body)).not.toContain("/~/");
+  });
+
+  it("refuses access_token_ttl under 600 (and over 3600) as the spec's TokenRequest does", async () => {
+    const grant = { grant_type: "urn:ietf:params:oauth:grant-type:jwt-bearer", assertion: "jwt" };
+    const short = await tokenRequest(emu, { ...grant, access_token_ttl: "599" });
+    expect(short.status).toBe(400);
+    expect(await short.json()).toMatchObject({ error: "invalid_request", errors: [{ errorCode: "OAU-101" }] });
+    expect((await tokenRequest(emu, { ...grant, access_token_ttl: "3601" })).status).toBe(400);
+    const ok = await tokenRequest(emu, { ...grant, access_token_ttl: "600" });
+    expect(ok.status).toBe(200);
+    expect(((await ok.json()) as { expires_in: number }).expires_in).toBe(600);
+  });
+
+  it("answers permission errors as RingCentral does: InsufficientPermissions with permissionName, item CMN-401", async () => {
+    const limited = await start({ permissions: ["Faxes"] });
+    try {
+      const c = await Client.create(limited);
+      const r = await c.json(MS_PATH);
+      expect(r.status).toBe(403);
+      expect(r.body).toEqual({
+        errorCode: "InsufficientPermissions",
+        message: "In order to call this API endpoint, application needs to have [ReadMessages] permission",
+        permissionName: "ReadMessages",
+        errors: [{ errorCode: "CMN-401", message: "In order to call this API endpoint, application needs to have [ReadMessages] permission", permissionName: "ReadMessages" }],
+      });
+    } finally {
+      await limited.close();
+    }
+  });
+
+  describe("subscription limit", () => {
+    let hook: Hook;
+    beforeEach(async () => {
+      hook = await webhookReceiver();
+    });
+    afterEach(async () => {
+      await hook.close();
+    });
+
+    it("allows 30 subscriptions per extension and answers the 31st 403 SUB-505; deleting one frees a place", async () => {
+      const create = () =>
+        client.json("/restapi/v1.0/subscription", {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ eventFilters: [FILTER], deliveryMode: { transportType: "WebHook", address: hook.url }, expiresIn: 3600 }),
+        });
+      const ids: string[] = [];
+      for (let i = 0; i < 30; i++) {
+        const r = await create();
+        expect(r.status).toBe(200);
+        ids.push(String(r.body["id"]));
+      }
+      const over = await create();
+      expect(over.status).toBe(403);
+      expect(over.body).toMatchObject({ errorCode: "SUB-505", errors: [{ errorCode: "SUB-505", message: "Subscriptions limit exceeded" }] });
+      expect((await client.fetch(`/restapi/v1.0/subscription/${ids[0] ?? ""}`, { method: "DELETE" })).status).toBe(204);
+      expect((await create()).status).toBe(200);
+    });
+  });
+});

@@ -20,6 +20,8 @@ import { WebSocketGateway } from "./websocket.js";
 export interface EmulatorOptions {
   host?: string;
   port?: number;
+  /** Port of the media host (attachment content, a second origin); default any free port. */
+  mediaPort?: number;
   limits?: Partial<Record<"Light" | "Medium" | "Heavy" | "Auth", number>>;
   windowSeconds?: number;
   penaltySeconds?: number;
@@ -49,6 +51,9 @@ export interface EmulatorOptions {
 export interface Emulator {
   readonly url: string;
   readonly port: number;
+  /** The media host's origin: attachment URIs point here (trust it with ringcentral.mediaOrigins). */
+  readonly mediaUrl: string;
+  readonly mediaPort: number;
   close(): Promise<void>;
 }
 
@@ -69,7 +74,8 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   let extraOutcomes: Record<string, FaxOutcome> = {};
   const outcomes = (): Record<string, FaxOutcome> => ({ ...DEFAULT_FAX_OUTCOMES, ...(opts.faxOutcomes ?? {}), ...extraOutcomes });
 
-  const store = new MessageStore();
+  let mediaUrl = "";
+  const store = new MessageStore(Date.now, () => mediaUrl);
   const auth = new AuthStore({
     strict: opts.strictAuth,
     accessTokenTtlSeconds: opts.accessTokenTtlSeconds ?? 3600,
@@ -102,13 +108,27 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     },
     base,
   );
+  const mediaServer = createServer(
+    {
+      auth, limiter, ws, store, fax, sync, subs, faults, calls, filesDir, log,
+      setOutcomes: () => undefined,
+      baseUrl: base,
+      ownFaxNumber: OWN_FAX_NUMBER,
+    },
+    () => mediaUrl,
+    { media: true },
+  );
   const host = opts.host ?? "127.0.0.1";
   server.listen(opts.port ?? 0, host);
   await once(server, "listening");
+  mediaServer.listen(opts.mediaPort ?? 0, host);
+  await once(mediaServer, "listening");
   const port = (server.address() as AddressInfo).port;
+  const mediaPort = (mediaServer.address() as AddressInfo).port;
   const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
   baseUrl = `http://${urlHost}:${port}`;
-  log.info({ event: "emulator.started", url: baseUrl }, "RingCentral emulator listening");
+  mediaUrl = `http://${urlHost}:${mediaPort}`;
+  log.info({ event: "emulator.started", url: baseUrl, mediaUrl }, "RingCentral emulator listening");
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -116,14 +136,16 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       fax.close();
       await ws.close();
       server.closeAllConnections();
+      mediaServer.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => mediaServer.close(() => resolve()));
       await subs.close();
       await rm(filesDir, { recursive: true, force: true });
       log.info({ event: "emulator.stopped" }, "RingCentral emulator stopped");
     })();
     return closing;
   };
-  return { url: baseUrl, port, close };
+  return { url: baseUrl, port, mediaUrl, mediaPort, close };
 }
 
 function intArg(name: string, value: string | undefined): number | undefined {
@@ -140,6 +162,7 @@ export async function runEmulatorCli(argv: string[]): Promise<void> {
     options: {
       host: { type: "string" },
       port: { type: "string" },
+      "media-port": { type: "string" },
       "light-limit": { type: "string" },
       "medium-limit": { type: "string" },
       "heavy-limit": { type: "string" },
@@ -161,6 +184,8 @@ export async function runEmulatorCli(argv: string[]): Promise<void> {
   if (values.host !== undefined) opts.host = values.host;
   const port = intArg("port", values.port);
   if (port !== undefined) opts.port = port;
+  const mediaPort = intArg("media-port", values["media-port"]);
+  if (mediaPort !== undefined) opts.mediaPort = mediaPort;
   const limits: NonNullable<EmulatorOptions["limits"]> = {};
   const setLimit = (k: "Light" | "Medium" | "Heavy" | "Auth", name: string, v: string | undefined): void => {
     const n = intArg(name, v);
@@ -199,7 +224,7 @@ export async function runEmulatorCli(argv: string[]): Promise<void> {
   }
 
   const emulator = await startEmulator(opts);
-  logger.info({ event: "emulator.ready", url: emulator.url }, `RingCentral emulator at ${emulator.url}`);
+  logger.info({ event: "emulator.ready", url: emulator.url, mediaUrl: emulator.mediaUrl }, `RingCentral emulator at ${emulator.url}, media host ${emulator.mediaUrl}`);
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off("SIGINT", stop);

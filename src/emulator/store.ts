@@ -52,6 +52,8 @@ export interface StoredMessage {
   attachments: StoredAttachment[];
   /** A sent fax's uploaded files (kept for resends, never listed). */
   sources?: StoredAttachment[];
+  /** Origin of the media host its attachment URIs point at (stamped when stored). */
+  mediaBase?: string;
 }
 
 export type ChangeKind = "new" | "updated";
@@ -79,13 +81,18 @@ export function newNumericId(): number {
 export class MessageStore extends EventEmitter<{ change: [StoredMessage, ChangeKind] }> {
   private readonly messages = new Map<number, StoredMessage>();
   private readonly now: () => number;
+  private readonly mediaBase: () => string | undefined;
 
-  constructor(now: () => number = Date.now) {
+  /** `mediaBase`: the media host's origin, where attachment content URIs point (RingCentral: media.ringcentral.com). */
+  constructor(now: () => number = Date.now, mediaBase: () => string | undefined = () => undefined) {
     super();
     this.now = now;
+    this.mediaBase = mediaBase;
   }
 
   add(msg: StoredMessage): StoredMessage {
+    const media = this.mediaBase();
+    if (media !== undefined) msg.mediaBase = media;
     this.messages.set(msg.id, msg);
     this.emit("change", msg, "new");
     return msg;
@@ -132,7 +139,7 @@ function recipient(r: Recipient, withErrorCode: boolean): Record<string, unknown
 function attachmentsJson(msg: StoredMessage, baseUrl: string, nameKey: "fileName" | "filename"): Record<string, unknown>[] {
   return msg.attachments.map((a) => ({
     id: a.id,
-    uri: `${baseUrl}${messagePath(msg.id)}/content/${a.id}`,
+    uri: `${msg.mediaBase ?? baseUrl}${messagePath(msg.id)}/content/${a.id}`,
     type: a.type,
     contentType: a.contentType,
     [nameKey]: a.fileName,

@@ -110,7 +110,14 @@ export class Harness {
     this.config = configSchema.parse({
       ...c,
       dataDir: this.dir.path,
-      ringcentral: { serverUrl: this.emulator.url, clientId: "test-id", clientSecret: "test-secret", jwt: "test-jwt", ...(c.ringcentral ?? {}) },
+      ringcentral: {
+        serverUrl: this.emulator.url,
+        clientId: "test-id",
+        clientSecret: "test-secret",
+        jwt: "test-jwt",
+        mediaOrigins: [this.emulator.mediaUrl],
+        ...(c.ringcentral ?? {}),
+      },
       mail: { url: this.sink.url, from: "faxbridge <faxbridge@example.test>", ...(c.mail ?? {}) },
       fax: { domains: ["fax.example.test"], ...(c.fax ?? {}) },
       inbound: {
@@ -131,9 +138,9 @@ export class Harness {
 
   /** RingCentral "restarts": same URL, every token, subscription and message gone. */
   async restartEmulator(): Promise<void> {
-    const port = this.emulator.port;
+    const { port, mediaPort } = this.emulator;
     await this.emulator.close();
-    this.emulator = await startEmulator({ ...(this.#opts.emulator ?? {}), port });
+    this.emulator = await startEmulator({ ...(this.#opts.emulator ?? {}), port, mediaPort });
   }
 
   get webhookUrl(): string {
@@ -154,6 +161,7 @@ export class Harness {
       jwt: rc.jwt,
       logger: this.logger,
       rateLimits: rc.rateLimits,
+      mediaOrigins: rc.mediaOrigins,
       onCall: (call) => this.metrics.recordRcCall(call),
     });
   }

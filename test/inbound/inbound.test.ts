@@ -75,7 +75,8 @@ describe("inbound: discovery paths", () => {
     expect(subs).toHaveLength(1);
     expect(subs[0]?.status).toBe("Active");
     expect(subs[0]?.transportType).toBe("WebHook");
-    expect(subs[0]?.eventFilters).toEqual(["/restapi/v1.0/account/~/extension/~/message-store?type=Fax&direction=Inbound"]);
+    // RingCentral answers with `~` resolved to the account and extension ids.
+    expect(subs[0]?.eventFilters).toEqual(["/restapi/v1.0/account/100000001/extension/200000001/message-store?type=Fax&direction=Inbound"]);
     expect(x.events("webhook.validated")).toHaveLength(1);
     expect(x.events("subscription.created")).toHaveLength(1);
 

@@ -53,6 +53,7 @@ async function setup(emuOpts: EmulatorOptions = {}, clientOpts: Partial<RcClient
     requestTimeoutMs: 5_000,
     retry: { baseDelayMs: 20, maxDelayMs: 100 },
     onCall: (c) => calls.push({ ...c, at: Date.now() }),
+    mediaOrigins: [emu.mediaUrl],
     ...clientOpts,
   });
   h = { emu, client, calls, logLines, dir };
@@ -431,6 +432,9 @@ describe("RingCentralClient against the emulator", () => {
     const msg = await client.getMessage(String(created.id));
     const att = msg.attachments?.[0];
     expect(att).toBeDefined();
+    // Content lives on the media host, a second origin, as on media.ringcentral.com.
+    expect(new URL(att?.uri ?? "").origin).toBe(emu.mediaUrl);
+    expect(emu.mediaUrl).not.toBe(emu.url);
     const dl = await client.downloadContent(att?.uri ?? "");
     expect(dl.contentType).toContain("application/pdf");
     const chunks: Buffer[] = [];
@@ -447,6 +451,18 @@ describe("RingCentralClient against the emulator", () => {
   it("refuses to send the token to a foreign host", async () => {
     const { client } = await setup();
     await expect(client.downloadContent("https://evil.example.com/x")).rejects.toThrow(/untrusted host/);
+  });
+
+  it("sends the token to the media host only when ringcentral.mediaOrigins lists it", async () => {
+    const { client, emu } = await setup({}, { mediaOrigins: [] });
+    const created = await control<{ id: string | number }>(emu, "POST", "/emulator/inbound-faxes?from=%2B15557654321", pdf("media"), "application/pdf");
+    const uri = (await client.getMessage(String(created.id))).attachments?.[0]?.uri ?? "";
+    await control(emu, "POST", "/emulator/calls/reset");
+    await expect(client.downloadContent(uri)).rejects.toThrow(/untrusted host 127\.0\.0\.1:\d+/);
+    // Refused before any request: the media host saw no call, so no token left the process.
+    expect((await emuCalls(emu)).total).toBe(0);
+    // The media host serves content only; the API is not reachable there.
+    expect((await fetch(`${emu.mediaUrl}/restapi/v1.0/account/~/extension/~/message-store`)).status).toBe(404);
   });
 
   it("retries idempotent GETs on 5xx and connection resets", async () => {

@@ -1,6 +1,20 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Emulator } from "../../src/emulator/index.js";
-import { Client, inboundFax, MS_PATH, pdf, start, tokenRequest, webhookReceiver, type Hook } from "./helpers.js";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { countTiffPages, renderTiff } from "../../src/emulator/render.js";
+import { Client, filePart, inboundFax, jsonPart, MS_PATH, multipart, pdf, start, tokenRequest, webhookReceiver, type Hook } from "./helpers.js";
+
+async function countTiffPagesOf(body: Buffer): Promise<number | undefined> {
+  const dir = await mkdtemp(join(tmpdir(), "tiff-"));
+  try {
+    await writeFile(join(dir, "f.tif"), body);
+    return await countTiffPages(join(dir, "f.tif"));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
 
 const ACCOUNT = "100000001";
 const EXTENSION = "200000001";
@@ -32,6 +46,36 @@ describe("emulator fidelity: errors, limits and resolved ids as RingCentral has 
     expect(wrong.headers.get("allow")).toBe("GET");
     expect(wrong.body["errorCode"]).not.toBe("CMN-405");
     expect(wrong.body).toMatchObject({ errorCode: "CMN-120" });
+  });
+
+  it("stores an injected TIFF fax as image/tiff with its pages counted; other types are refused", async () => {
+    const tiff = renderTiff(4);
+    expect(await countTiffPagesOf(tiff)).toBe(4);
+    const res = await fetch(`${emu.url}/emulator/inbound-faxes?from=%2B14155550123`, { method: "POST", headers: { "Content-Type": "image/tiff" }, body: tiff });
+    expect(res.status).toBe(200);
+    const msg = (await res.json()) as { id: number; faxPageCount: number; attachments: { uri: string; contentType: string; fileName: string; type: string }[] };
+    expect(msg.faxPageCount).toBe(4);
+    expect(msg.attachments).toEqual([expect.objectContaining({ type: "RenderedDocument", contentType: "image/tiff", fileName: `fax-${msg.id}.tif` })]);
+    const content = await client.fetch(msg.attachments[0]?.uri ?? "");
+    expect(content.headers.get("content-type")).toBe("image/tiff");
+    expect(Buffer.from(await content.arrayBuffer()).equals(tiff)).toBe(true);
+    const png = await fetch(`${emu.url}/emulator/inbound-faxes?from=%2B14155550123`, { method: "POST", headers: { "Content-Type": "image/png" }, body: "x" });
+    expect(png.status).toBe(400);
+  });
+
+  it("stores sent faxes as TIFF when the extension's format is TIFF", async () => {
+    const t = await start({ faxFormat: "tiff" });
+    try {
+      const c = await Client.create(t);
+      const m = multipart([jsonPart({ to: [{ phoneNumber: "+14155550100" }] }), filePart("attachment", "a.pdf", "application/pdf", pdf(2))]);
+      const sent = await c.sendMultipart(m.body, m.boundary);
+      const att = (sent.body["attachments"] as { uri: string; contentType: string }[])[0];
+      expect(att?.contentType).toBe("image/tiff");
+      const body = Buffer.from(await (await c.fetch(att?.uri ?? "")).arrayBuffer());
+      expect(await countTiffPagesOf(body)).toBe(2);
+    } finally {
+      await t.close();
+    }
   });
 
   it("resolves ~ to the account and extension ids in uri, navigation and subscription eventFilters", async () => {

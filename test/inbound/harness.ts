@@ -181,14 +181,15 @@ export class Harness {
     return s;
   }
 
-  async inject(opts: { from?: string; to?: string; pages?: number; pdf?: Buffer } = {}): Promise<InjectedFax> {
+  /** A received fax, PDF by default; `contentType: "image/tiff"` with a TIFF in `pdf` stores it as RingCentral's TIFF setting does. */
+  async inject(opts: { from?: string; to?: string; pages?: number; pdf?: Buffer; contentType?: "application/pdf" | "image/tiff" } = {}): Promise<InjectedFax> {
     const from = opts.from ?? "+15551234567";
     const to = opts.to ?? "+16505550100";
     const pdf = opts.pdf ?? makePdf(opts.pages ?? 1);
     const at = Date.now();
     const res = await fetch(`${this.emulator.url}/emulator/inbound-faxes?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`, {
       method: "POST",
-      headers: { "content-type": "application/pdf" },
+      headers: { "content-type": opts.contentType ?? "application/pdf" },
       body: pdf,
     });
     if (res.status !== 200) throw new Error(`inject failed: ${res.status} ${await res.text()}`);

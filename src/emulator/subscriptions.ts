@@ -249,6 +249,15 @@ export class SubscriptionService {
     }
   }
 
+  /** A recovered WebSocket session: its subscription now delivers over the new connection. */
+  rebindWebSocket(oldConnectionId: string, newConnectionId: string): void {
+    for (const s of this.subs.values()) {
+      if (s.deliveryMode.transportType === "WebSocket" && s.deliveryMode.connectionId === oldConnectionId) {
+        s.deliveryMode = { transportType: "WebSocket", connectionId: newConnectionId };
+      }
+    }
+  }
+
   /** A message was created or changed: notify every matching, active, unexpired subscription. */
   onMessageChange(msg: StoredMessage, kind: ChangeKind): void {
     const now = Date.now();

@@ -4,7 +4,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { countTiffPages, renderTiff } from "../../src/emulator/render.js";
-import { Client, filePart, inboundFax, jsonPart, MS_PATH, multipart, pdf, start, tokenRequest, webhookReceiver, type Hook } from "./helpers.js";
+import WebSocket from "ws";
+import { Client, filePart, inboundFax, jsonPart, MS_PATH, multipart, pdf, start, tokenRequest, waitFor, webhookReceiver, type Hook } from "./helpers.js";
 
 async function countTiffPagesOf(body: Buffer): Promise<number | undefined> {
   const dir = await mkdtemp(join(tmpdir(), "tiff-"));
@@ -117,6 +118,54 @@ describe("emulator fidelity: errors, limits and resolved ids as RingCentral has 
       });
     } finally {
       await limited.close();
+    }
+  });
+
+  it("recovers a WebSocket session by its wsc token, replaying missed notifications; an unknown token is Failed", async () => {
+    type Frame = [Record<string, unknown>, Record<string, unknown> | undefined];
+    const connect = async (wsc?: string): Promise<{ ws: WebSocket; frames: Frame[] }> => {
+      const t = await client.json<{ ws_access_token: string; uri: string }>("/restapi/oauth/wstoken", { method: "POST" });
+      const ws = new WebSocket(`${t.body.uri}?access_token=${t.body.ws_access_token}${wsc === undefined ? "" : `&wsc=${encodeURIComponent(wsc)}`}`);
+      const frames: Frame[] = [];
+      ws.on("message", (d: Buffer) => frames.push(JSON.parse(d.toString("utf8")) as Frame));
+      await waitFor(() => frames.find((f) => f[0]["type"] === "ConnectionDetails"));
+      return { ws, frames };
+    };
+    const first = await connect();
+    const details = first.frames[0] as Frame;
+    expect(details[1]).not.toHaveProperty("recoveryState");
+    const token = (details[0]["wsc"] as { token: string }).token;
+    first.ws.send(JSON.stringify([
+      { type: "ClientRequest", messageId: "s-1", method: "POST", path: "/restapi/v1.0/subscription" },
+      { eventFilters: [FILTER], deliveryMode: { transportType: "WebSocket" } },
+    ]));
+    const created = await waitFor(() => first.frames.find((f) => f[0]["messageId"] === "s-1"));
+    const subscriptionId = created[1]?.["id"];
+    first.ws.close();
+    await new Promise((r) => first.ws.once("close", r));
+    const missed = await inboundFax(emu, pdf(1));
+
+    const second = await connect(token);
+    try {
+      const d2 = second.frames[0] as Frame;
+      expect(d2[1]).toMatchObject({ recoveryState: "Successful", recoveryTimeout: 180, recoveryBufferSize: 100 });
+      expect((d2[0]["wsc"] as { token: string }).token).toBe(token);
+      const replayed = await waitFor(() => second.frames.find((f) => f[0]["type"] === "ServerNotification"));
+      expect(replayed[1]).toMatchObject({ subscriptionId, body: { changes: [{ newMessageIds: [missed["id"]] }] } });
+      // Same subscription, now live on the new connection.
+      const live = await inboundFax(emu, pdf(1));
+      await waitFor(() => second.frames.find((f) => f[0]["type"] === "ServerNotification" && JSON.stringify(f[1]).includes(String(live["id"]))));
+      const subs = (await (await fetch(`${emu.url}/emulator/subscriptions`)).json()) as { id: string }[];
+      expect(subs.map((s) => s.id)).toEqual([subscriptionId]);
+    } finally {
+      second.ws.close();
+    }
+
+    const third = await connect("no-such-token");
+    try {
+      expect((third.frames[0] as Frame)[1]).toMatchObject({ recoveryState: "Failed" });
+    } finally {
+      third.ws.close();
     }
   });
 

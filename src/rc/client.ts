@@ -466,6 +466,26 @@ export class RingCentralClient {
     return { body: check, contentType, contentLength };
   }
 
+  /**
+   * DELETE a message-store record: the first call moves it to Deleted, a
+   * second (or `purge`) purges it. Deleting a fax still queued for a later
+   * sendTime cancels it (RingCentral's way to cancel a scheduled fax). Not
+   * retried on its own: a repeated DELETE would purge, and a purged message
+   * answers 404, so the caller decides.
+   */
+  async deleteMessage(messageId: string, opts: { purge?: boolean; extensionId?: string } = {}): Promise<void> {
+    const params = opts.purge === true ? new URLSearchParams({ purge: "true" }) : undefined;
+    const res = await this.call({
+      operation: "deleteMessage",
+      method: "DELETE",
+      url: this.url(`${this.extPath(opts.extensionId ?? "~")}/message-store/${encodeURIComponent(messageId)}`, params),
+      auth: "bearer",
+      idempotent: false,
+      retryOn401: true,
+    });
+    await res.body.dump();
+  }
+
   async setReadStatus(messageId: string, readStatus: "Read" | "Unread", extensionId = "~"): Promise<void> {
     await this.callJson(
       {

@@ -226,6 +226,20 @@ describe("RingCentralClient against the emulator", () => {
     expect(sent).toHaveLength(1);
   });
 
+  it("cancels a scheduled fax by deleting its message (deleteMessage), then purges it", async () => {
+    const { client, emu, dir } = await setup();
+    const file = path.join(dir, "a.pdf");
+    await fs.promises.writeFile(file, pdf("scheduled"));
+    const sendTime = new Date(Date.now() + 3_600_000).toISOString();
+    const res = await client.sendFax({ to: [{ phoneNumber: FAX_TO }], sendTime }, [{ path: file, filename: "a.pdf", contentType: "application/pdf" }]);
+    await client.deleteMessage(res.id);
+    const sent = await control<{ id: string; cancelledAt: string | null }[]>(emu, "GET", "/emulator/sent-faxes");
+    expect(sent).toEqual([expect.objectContaining({ id: String(res.id), cancelledAt: expect.any(String) })]);
+    expect((await client.getMessage(res.id)).availability).toBe("Deleted");
+    await client.deleteMessage(res.id, { purge: true });
+    await expect(client.getMessage(res.id)).rejects.toMatchObject({ status: 404 });
+  });
+
   it("a fax POST answered 503 is not retried inside the client", async () => {
     const { client, emu, dir } = await setup();
     const file = path.join(dir, "a.pdf");

@@ -144,7 +144,7 @@ export async function benchMemory(opts: BenchMemoryOptions = {}): Promise<BenchM
   const dir = await mkdtemp(join(tmpdir(), "faxbridge-bench-memory-"));
   const children: Child[] = [];
   try {
-    const emulator = new Child(["emulator", "--port", "0", "--queued-ms", "200", "--sent-ms", "200"], { FAXBRIDGE_LOG_LEVEL: "info" });
+    const emulator = new Child(["emulator", "--port", "0", "--queued-ms", "200", "--page-ms", "200"], { FAXBRIDGE_LOG_LEVEL: "info" });
     children.push(emulator);
     const ready = await emulator.waitFor((l) => l.event === "emulator.ready", 30_000, "the emulator");
     const url = String(ready["url"]);

@@ -148,6 +148,7 @@ export async function benchMemory(opts: BenchMemoryOptions = {}): Promise<BenchM
     children.push(emulator);
     const ready = await emulator.waitFor((l) => l.event === "emulator.ready", 30_000, "the emulator");
     const url = String(ready["url"]);
+    const mediaUrl = String(ready["mediaUrl"]);
 
     const daemon = new Child(["run"], {
       FAXBRIDGE_DATA_DIR: join(dir, "data"),
@@ -159,6 +160,7 @@ export async function benchMemory(opts: BenchMemoryOptions = {}): Promise<BenchM
       FAXBRIDGE_FAX_STATUS_POLL_SCHEDULE: "500ms",
       FAXBRIDGE_INBOUND_NOTIFICATIONS: "none",
       RC_SERVER_URL: url,
+      RC_MEDIA_ORIGINS: mediaUrl,
       RC_CLIENT_ID: "bench-client",
       RC_CLIENT_SECRET: "bench-secret",
       RC_JWT: "bench-jwt",

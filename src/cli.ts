@@ -62,7 +62,7 @@ Run the RingCentral API emulator alone (for tests and demos).
   --page-ms N                            transmission time per page (default 0; RingCentral: about 60000)
   --fax-format pdf|tiff                  the format sent faxes are stored in (default pdf)
   --permissions P[,P...]                 app permissions in the token's scope (e.g. ReadMessages);
-                                         operations needing another answer 403 CMN-408
+                                         operations needing another answer 403 InsufficientPermissions
 `,
   "hash-password": `usage: faxbridge hash-password < file
 

@@ -6,7 +6,7 @@ import { INBOUND_TYPES, receiveFax } from "./inbound.js";
 import type { CallCounter, FaultBook } from "./faults.js";
 import { ApiFailure, invalidParam, mediaType, readJson, sendJson, sendEmpty } from "./http.js";
 import type { Logger } from "../log.js";
-import { messageJson, type MessageStore } from "./store.js";
+import { aggregateStatus, messageJson, type MessageStore } from "./store.js";
 import type { SubscriptionService } from "./subscriptions.js";
 import type { SyncService } from "./sync.js";
 
@@ -66,7 +66,20 @@ export async function handleControl(deps: ControlDeps, req: IncomingMessage, res
     const msg = await receiveFax({ store: deps.store, filesDir: deps.filesDir, log: deps.log }, req, from, to, type);
     sendJson(res, 200, messageJson(msg, deps.baseUrl()));
   } else if (method === "GET" && path === "/emulator/sent-faxes") {
-    sendJson(res, 200, deps.fax.sent);
+    // With each fax's live state, so tests can watch it here instead of polling the metered REST API.
+    sendJson(
+      res,
+      200,
+      deps.fax.sent.map((f) => {
+        const msg = deps.store.get(Number(f.id));
+        return {
+          ...f,
+          messageStatus: msg ? aggregateStatus(msg) : null,
+          availability: msg?.availability ?? null,
+          recipients: msg ? msg.to.map((r) => ({ phoneNumber: r.phoneNumber, messageStatus: r.messageStatus, ...(r.faxErrorCode !== undefined && { faxErrorCode: r.faxErrorCode }) })) : [],
+        };
+      }),
+    );
   } else if (method === "POST" && path === "/emulator/faults") {
     const parsed = FaultSchema.safeParse(await readJson(req));
     if (!parsed.success) throw bad(`invalid fault: ${parsed.error.message}`);

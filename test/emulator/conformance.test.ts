@@ -25,6 +25,8 @@ interface SentFax {
   originalMessageId: string | null;
   cancelledAt: string | null;
   attachments: { filename: string; contentType: string; sha256: string }[];
+  messageStatus: string | null;
+  recipients: { phoneNumber: string; messageStatus: string; faxErrorCode?: string }[];
 }
 
 interface MessageRecord {
@@ -109,10 +111,10 @@ describe("conformance with @ringcentral/sdk and @ringcentral/subscriptions", () 
     ]);
 
     // One recipient fails (line busy), so the fax aggregates to SendingFailed; the other recipient is Sent.
-    const done = await waitFor(async () => {
-      const m = (await (await platform.get(`${EXT}/message-store/${fax.id}`)).json()) as MessageRecord;
-      return m.messageStatus !== "Queued" ? m : undefined;
-    }, 10_000, "the fax to leave Queued");
+    // Watched through the unmetered control API, then read once through the SDK.
+    const watched = await waitFor(async () => (await sentFaxes()).find((f) => f.id === String(fax.id) && f.messageStatus !== "Queued"), 10_000, "the fax to leave Queued");
+    expect(watched.recipients.map((r) => r.messageStatus)).toEqual(["Sent", "SendingFailed"]);
+    const done = (await (await platform.get(`${EXT}/message-store/${fax.id}`)).json()) as MessageRecord;
     expect(done.messageStatus).toBe("SendingFailed");
     expect(done.to).toEqual([
       expect.objectContaining({ phoneNumber: "+14155550100", messageStatus: "Sent" }),

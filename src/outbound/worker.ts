@@ -853,7 +853,9 @@ export class OutboundWorker {
     const now = this.#now();
     const statuses = recipientStatuses(e164s, info);
     // Pages not counted before sending (other types, forwards) are charged when RingCentral reports them.
-    const reported = info.faxPageCount !== undefined && data.countedPages === undefined && data.pagesSettled !== true ? info.faxPageCount * e164s.length : undefined;
+    // A queued fax reads faxPageCount 0 (not rendered yet): that is no report.
+    const reported =
+      info.faxPageCount !== undefined && info.faxPageCount > 0 && data.countedPages === undefined && data.pagesSettled !== true ? info.faxPageCount * e164s.length : undefined;
     const extra = reported === undefined ? 0 : Math.max(0, reported - (data.chargedPages ?? 0));
     const next: JobData = {
       ...data,

@@ -78,6 +78,8 @@ const LEAVES: ReadonlyArray<readonly [path: string, kind: SettingKind, secret?: 
   ["inbound.delivery", "string"],
   ["inbound.markAsRead", "bool"],
   ["inbound.retrySchedule", "string"],
+  ["inbound.linkTtlHours", "int"],
+  ["inbound.linkAccess", "string"],
   ["emulator.port", "int"],
   ["policy.default.senders", "list"],
   ["policy.default.requireAuth", "bool"],
@@ -101,6 +103,11 @@ const LEAVES: ReadonlyArray<readonly [path: string, kind: SettingKind, secret?: 
   ["policy.abuse.authFailureDelayMs", "int"],
   ["retention.documentsHours", "int"],
   ["retention.recordsDays", "int"],
+  ["api.tokens", "json", true],
+  ["web.users", "json", true],
+  ["web.publicUrl", "string"],
+  ["web.sessionHours", "int"],
+  ["web.secret", "string", true],
   ["log.level", "string"],
 ];
 

@@ -19,6 +19,10 @@ import { openDatabase, type Db } from "./store/db.js";
 import { inboundMigration, SqliteInboundStore } from "./store/inbound.js";
 import { outboundMigration, SqliteOutboundStore } from "./store/outbound.js";
 import { lockDataDir, releaseStaleLeases } from "./store/ownership.js";
+import { webSecret } from "./web/auth.js";
+import { createWebApp } from "./web/index.js";
+import { linkBuilder } from "./web/links.js";
+import { WebStore, webMigration } from "./web/store.js";
 
 /** How long a graceful shutdown may take before the process exits anyway. */
 export const SHUTDOWN_DEADLINE_MS = 25_000;
@@ -86,7 +90,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     }
 
     unlockDataDir = lockDataDir(dataDir, log);
-    const db: Db = openDatabase(join(dataDir, "faxbridge.db"), [outboundMigration, inboundMigration]);
+    const db: Db = openDatabase(join(dataDir, "faxbridge.db"), [outboundMigration, inboundMigration, webMigration]);
     steps.push({
       name: "database",
       close: () => {
@@ -141,7 +145,41 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       metrics,
       onAccepted: () => worker.wake(),
     });
-    const inbound = new InboundService({ config, client, store: inboundStore, mail, http, metrics, logger: log, audit });
+    const webKey = webSecret(config, join(dataDir, "web.key"));
+    const link = linkBuilder(config.web.publicUrl, webKey, config.inbound.linkTtlHours);
+    const inbound = new InboundService({ config, client, store: inboundStore, mail, http, metrics, logger: log, audit, ...(link !== undefined && { link }) });
+    // The REST API and web console (src/web/) answer every path the HTTP server's own routes do not.
+    const web = await createWebApp({
+      config,
+      logger: log.child({ component: "web" }),
+      outbound: outboundStore,
+      inbound: inboundStore,
+      spool,
+      web: new WebStore(db),
+      audit,
+      client,
+      intake: { config, spool, store: outboundStore, policy, numberCheck, logger: log.child({ component: "web" }), onAccepted: () => worker.wake() },
+      inboundDir: join(dataDir, "inbound"),
+      uploadDir: join(dataDir, "uploads"),
+      key: webKey,
+      wakeInbound: () => inbound.wakeDelivery(),
+      checks: async () => {
+        const out: Record<string, string> = {};
+        const run = async (name: string, f: () => Promise<unknown>): Promise<void> => {
+          try {
+            await f();
+            out[name] = "ok";
+          } catch (err) {
+            out[name] = errorMessage(err);
+          }
+        };
+        await Promise.all([run("store", async () => db.prepare("SELECT 1").get()), run("ringcentral", () => client.ensureAuthenticated()), run("mail", () => mail.verify())]);
+        return out;
+      },
+      now: Date.now,
+    });
+    steps.push({ name: "web", close: () => web.close() });
+    http.fallback((req, res) => web.handle(req, res));
 
     const janitor = new Janitor({
       outbound: outboundStore,
@@ -164,7 +202,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     janitor.start();
     steps.push({ name: "janitor", close: () => janitor.stop() });
     // Close order (reversed): stop taking work first, then the workers, then the stores.
-    reorderForShutdown(steps, ["janitor", "inbound", "smtp", "outbound", "http", "mail", "ringcentral", "spool", "audit", "outbound-store", "database", "emulator"]);
+    reorderForShutdown(steps, ["janitor", "inbound", "smtp", "outbound", "http", "web", "mail", "ringcentral", "spool", "audit", "outbound-store", "database", "emulator"]);
 
     log.info(
       { event: "daemon.started", smtp: smtpAddress, http: httpAddress, sandbox, dataDir, faxDomains: config.fax.domains, mail: mail.description },

@@ -1,0 +1,33 @@
+import type { Config } from "../config/schema.js";
+import type { Logger } from "../log.js";
+import type { AuditSink } from "../ops/audit.js";
+import type { RingCentralClient } from "../rc/client.js";
+import type { Spool } from "../spool/spool.js";
+import type { InboundStore } from "../store/inbound.js";
+import type { OutboundStore } from "../store/outbound.js";
+import type { IntakeDeps } from "./intake.js";
+import type { WebStore } from "./store.js";
+
+/** Everything the API and console routes need, handed in by the composition root. */
+export interface WebContext {
+  readonly config: Readonly<Config>;
+  readonly logger: Logger;
+  readonly outbound: OutboundStore;
+  readonly inbound: InboundStore;
+  readonly spool: Spool;
+  readonly web: WebStore;
+  readonly audit: AuditSink;
+  readonly client: Pick<RingCentralClient, "downloadContent" | "rateLimitState">;
+  readonly intake: IntakeDeps;
+  /** <dataDir>/inbound: received faxes' documents, one directory per fax. */
+  readonly inboundDir: string;
+  /** <dataDir>/uploads: uploads being streamed in. */
+  readonly uploadDir: string;
+  /** Key for session cookies and signed links. */
+  readonly key: Buffer;
+  /** Wake inbound delivery after a redeliver. */
+  readonly wakeInbound: () => void;
+  /** Readiness checks (the same the /readyz endpoint runs), for the Status page. */
+  readonly checks: () => Promise<Record<string, string>>;
+  readonly now: () => number;
+}

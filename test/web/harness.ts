@@ -1,7 +1,6 @@
 import { Writable } from "node:stream";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormatsImport from "ajv-formats";
-import { expect } from "vitest";
 import { startDaemon, type Daemon } from "../../src/app.js";
 import { loadConfig } from "../../src/config/load.js";
 import { createLogger } from "../../src/log.js";
@@ -90,7 +89,7 @@ export class WebHarness {
       headers: { "content-type": "application/pdf" },
       body: PDF,
     });
-    expect(res.status).toBe(200);
+    if (res.status !== 200) throw new Error(`the emulator refused the inbound fax: ${res.status}`);
   }
 
   async stop(): Promise<void> {
@@ -123,16 +122,15 @@ export class OpenApiCheck {
   /** Assert `body` (already parsed) is what the document promises for this path, method and status. */
   check(path: string, method: string, status: number, contentType: string, body: unknown): void {
     const op = (OPENAPI.paths as Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: { $ref?: string } }> }> }>>)[path]?.[method];
-    expect(op, `${method} ${path} is in the document`).toBeDefined();
-    const resp = op?.responses[String(status)];
-    expect(resp, `${method} ${path} documents status ${status}`).toBeDefined();
+    if (op === undefined) throw new Error(`${method} ${path} is not in the OpenAPI document`);
+    const resp = op.responses[String(status)];
+    if (resp === undefined) throw new Error(`${method} ${path} does not document status ${status}`);
     const media = contentType.split(";")[0]?.trim() ?? "";
-    const schema = resp?.content?.[media]?.schema;
-    expect(schema, `${method} ${path} ${status} documents ${media}`).toBeDefined();
-    if (schema?.$ref === undefined) return;
+    const schema = resp.content?.[media]?.schema;
+    if (schema === undefined) throw new Error(`${method} ${path} ${status} does not document ${media}`);
+    if (schema.$ref === undefined) return;
     const validate = this.#ajv.getSchema(`faxbridge-openapi${schema.$ref}`);
-    expect(validate).toBeDefined();
-    const ok = validate?.(body);
-    expect(ok, JSON.stringify(validate?.errors)).toBe(true);
+    if (validate === undefined) throw new Error(`no schema ${schema.$ref}`);
+    if (validate(body) !== true) throw new Error(`${method} ${path} ${status}: the response does not match the document: ${JSON.stringify(validate.errors)}\n${JSON.stringify(body)}`);
   }
 }

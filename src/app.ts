@@ -161,6 +161,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       intake: { config, spool, store: outboundStore, policy, numberCheck, logger: log.child({ component: "web" }), onAccepted: () => worker.wake() },
       inboundDir: join(dataDir, "inbound"),
       uploadDir: join(dataDir, "uploads"),
+      thumbDir: join(dataDir, "thumbs"),
       key: webKey,
       wakeInbound: () => inbound.wakeDelivery(),
       checks: async () => {

@@ -244,7 +244,5 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
         return problemOf(reply, err);
       }
     });
-
-    api.setNotFoundHandler((_req, reply) => sendProblem(reply, 404, "no such API endpoint"));
   });
 }

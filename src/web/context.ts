@@ -21,6 +21,8 @@ export interface WebContext {
   readonly intake: IntakeDeps;
   /** <dataDir>/inbound: received faxes' documents, one directory per fax. */
   readonly inboundDir: string;
+  /** <dataDir>/thumbs: first-page thumbnails of received faxes. */
+  readonly thumbDir: string;
   /** <dataDir>/uploads: uploads being streamed in. */
   readonly uploadDir: string;
   /** Key for session cookies and signed links. */

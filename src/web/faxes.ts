@@ -33,12 +33,18 @@ export async function visibleJob(ctx: WebContext, who: Identity, id: string): Pr
 export async function listJobs(
   ctx: WebContext,
   who: Identity,
-  opts: { state?: JobState[] | undefined; after?: string | undefined; limit: number; filter?: (j: OutboundJob) => boolean },
+  opts: { state?: JobState[] | undefined; after?: string | undefined; limit: number; filter?: (j: OutboundJob) => boolean; newestFirst?: boolean },
 ): Promise<{ items: OutboundJob[]; next: string | null }> {
   const items: OutboundJob[] = [];
   let after = opts.after;
+  const desc = opts.newestFirst === true;
   for (let round = 0; round < 20 && items.length < opts.limit; round++) {
-    const page = await ctx.outbound.list({ limit: 200, ...(opts.state !== undefined && { state: opts.state }), ...(after !== undefined && { after }) });
+    const page = await ctx.outbound.list({
+      limit: 200,
+      ...(opts.state !== undefined && { state: opts.state }),
+      ...(after !== undefined && (desc ? { before: after, newestFirst: true } : { after })),
+      ...(desc && { newestFirst: true }),
+    });
     for (const j of page) {
       if (canSeeJob(who, j) && (opts.filter?.(j) ?? true)) items.push(j);
       if (items.length === opts.limit) break;
@@ -75,12 +81,18 @@ export async function visibleInbound(ctx: WebContext, who: Identity, id: string)
 export async function listInbound(
   ctx: WebContext,
   who: Identity,
-  opts: { state?: InboundState[] | undefined; after?: string | undefined; limit: number },
+  opts: { state?: InboundState[] | undefined; after?: string | undefined; limit: number; newestFirst?: boolean },
 ): Promise<{ items: InboundFax[]; next: string | null }> {
   const items: InboundFax[] = [];
   let after = opts.after;
+  const desc = opts.newestFirst === true;
   for (let round = 0; round < 20 && items.length < opts.limit; round++) {
-    const page = await ctx.inbound.listInbound({ limit: 200, ...(opts.state !== undefined && { state: opts.state }), ...(after !== undefined && { after }) });
+    const page = await ctx.inbound.listInbound({
+      limit: 200,
+      ...(opts.state !== undefined && { state: opts.state }),
+      ...(after !== undefined && (desc ? { before: after } : { after })),
+      ...(desc && { newestFirst: true }),
+    });
     for (const f of page) {
       if (canSeeInbound(who, routedTo(ctx.config, f))) items.push(f);
       if (items.length === opts.limit) break;

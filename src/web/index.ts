@@ -9,6 +9,7 @@ import rateLimit from "@fastify/rate-limit";
 import { registerApi, sendProblem } from "./api.js";
 import { registerConsole } from "./console.js";
 import type { WebContext } from "./context.js";
+import { ActionError } from "./faxes.js";
 
 export type { WebContext } from "./context.js";
 
@@ -32,7 +33,9 @@ export async function createWebApp(ctx: WebContext): Promise<WebApp> {
   await app.register(csrf, {
     cookieKey: "fb_csrf",
     cookieOpts: { path: "/", httpOnly: true, sameSite: "strict", signed: true, secure: ctx.config.web.publicUrl.startsWith("https:") },
-    getToken: (req) => (req.body as Record<string, string> | undefined)?._csrf ?? (req.headers["x-csrf-token"] as string | undefined),
+    // Forms send it as a field; multipart forms (Send) in the action URL, as the body is streamed after the check.
+    getToken: (req) =>
+      (req.body as Record<string, string> | undefined)?._csrf ?? (req.headers["x-csrf-token"] as string | undefined) ?? (req.query as Record<string, string> | undefined)?._csrf,
   });
   await app.register(formbody, { bodyLimit: 65_536 });
   await app.register(multipart, {
@@ -46,7 +49,8 @@ export async function createWebApp(ctx: WebContext): Promise<WebApp> {
     ctx.logger.debug({ event: "web.request", method: req.method, route: req.routeOptions.url ?? "(none)", status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, "HTTP request");
   });
   app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
-    const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    const code = err instanceof ActionError ? err.status : err.statusCode;
+    const status = code !== undefined && code >= 400 && code < 600 ? code : 500;
     if (status >= 500) ctx.logger.error({ event: "web.error", route: req.routeOptions.url, err }, "web request failed");
     const detail = status >= 500 ? "internal error; the log has details" : err.message;
     if (req.url.startsWith("/api/")) return sendProblem(reply, status, detail);

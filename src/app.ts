@@ -19,6 +19,7 @@ import { openDatabase, type Db } from "./store/db.js";
 import { inboundMigration, SqliteInboundStore } from "./store/inbound.js";
 import { outboundMigration, SqliteOutboundStore } from "./store/outbound.js";
 import { lockDataDir, releaseStaleLeases } from "./store/ownership.js";
+import { retryJob } from "./cli/queue.js";
 import { webSecret } from "./web/auth.js";
 import { createWebApp } from "./web/index.js";
 import { linkBuilder } from "./web/links.js";
@@ -163,6 +164,11 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       uploadDir: join(dataDir, "uploads"),
       thumbDir: join(dataDir, "thumbs"),
       key: webKey,
+      retry: async (id) => {
+        const r = await retryJob({ outbound: outboundStore }, id);
+        worker.wake();
+        return r;
+      },
       wakeInbound: () => inbound.wakeDelivery(),
       checks: async () => {
         const out: Record<string, string> = {};

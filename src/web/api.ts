@@ -72,7 +72,18 @@ function afterOf(raw: unknown): string | undefined {
   return raw;
 }
 
+function acceptedBody(id: string, recipients: string[]): { id: string; state: "received"; recipients: string[]; location: string } {
+  return { id, state: "received", recipients, location: `/api/v1/faxes/${id}` };
+}
+
+function replay(reply: FastifyReply, status: number, response: string): FastifyReply {
+  const body = JSON.parse(response) as { location: string };
+  return reply.code(status).header("idempotent-replayed", "true").header("location", body.location).send(body);
+}
+
 export function registerApi(app: FastifyInstance, ctx: WebContext): void {
+  /** Idempotency keys being answered by this process right now. */
+  const inFlight = new Set<string>();
   const tokens = new TokenAuth(ctx.config.api.tokens);
   const abuse = ctx.config.policy.abuse;
   const lockout = new AuthLockout({
@@ -120,6 +131,8 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
       const key = req.headers["idempotency-key"];
       if (key !== undefined && (typeof key !== "string" || key.length === 0 || key.length > 255)) return sendProblem(reply, 400, "Idempotency-Key must be 1 to 255 characters");
       const dir = join(ctx.uploadDir, newId());
+      const slot = `${identity.name}\0${key ?? ""}`;
+      let ownSlot = false;
       try {
         let upload;
         try {
@@ -130,17 +143,32 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
           if (code === 413) throw new IntakeRefusal(552, `message exceeds fixed maximum message size ${ctx.config.smtp.maxMessageBytes}`, 413);
           throw new IntakeRefusal(554, `malformed upload: ${(err as Error).message}`, 400);
         }
+        const jobId = newId();
         if (key !== undefined) {
-          const claim = ctx.web.claimIdempotency(identity.name, key, upload.hash);
-          if (claim.kind === "replay") return reply.code(claim.status).header("idempotent-replayed", "true").header("location", (JSON.parse(claim.response) as { location: string }).location).send(JSON.parse(claim.response));
+          const claim = ctx.web.claimIdempotency(identity.name, key, upload.hash, jobId);
+          if (claim.kind === "replay") return replay(reply, claim.status, claim.response);
           if (claim.kind === "mismatch") return sendProblem(reply, 422, "this Idempotency-Key was used with a different request in the last 24 hours");
-          if (claim.kind === "in_progress") return sendProblem(reply, 409, "a request with this Idempotency-Key is still being processed; retry shortly");
+          if (claim.kind === "in_progress" && inFlight.has(slot)) return sendProblem(reply, 409, "a request with this Idempotency-Key is still being processed; retry shortly");
+          // Synchronously after the claim: a concurrent request with the same key now sees it in flight.
+          inFlight.add(slot);
+          ownSlot = true;
+          if (claim.kind === "in_progress") {
+            // Left unanswered by a daemon that stopped mid-request: the job either made it to the queue or not at all.
+            const job = await ctx.outbound.get(claim.jobId);
+            if (job !== undefined) {
+              const body = acceptedBody(job.id, job.rcptTo.map((r) => r.e164));
+              ctx.web.settleIdempotency(identity.name, key, 202, JSON.stringify(body));
+              return replay(reply, 202, JSON.stringify(body));
+            }
+            ctx.web.reclaimIdempotency(identity.name, key, jobId);
+          }
         }
         const f = upload.fields;
         const one = (name: string): string | undefined => f.get(name)?.[0];
         let result;
         try {
           result = await submitFax(ctx.intake, identity, req.ip, {
+            id: jobId,
             to: (f.get("to") ?? []).flatMap((t) => t.split(",")).filter((t) => t.trim() !== ""),
             files: upload.files,
             coverText: one("coverText"),
@@ -152,13 +180,13 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
           if (key !== undefined) ctx.web.settleIdempotency(identity.name, key, 0, undefined);
           throw err;
         }
-        const location = `/api/v1/faxes/${result.id}`;
-        const body = { id: result.id, state: "received", recipients: result.recipients.map((r) => r.e164), location };
+        const body = acceptedBody(result.id, result.recipients.map((r) => r.e164));
         if (key !== undefined) ctx.web.settleIdempotency(identity.name, key, 202, JSON.stringify(body));
-        return reply.code(202).header("location", location).send(body);
+        return reply.code(202).header("location", body.location).send(body);
       } catch (err) {
         return problemOf(reply, err);
       } finally {
+        if (ownSlot) inFlight.delete(slot);
         await removeUpload(dir);
       }
     });
@@ -197,8 +225,8 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
         const body = (req.body ?? {}) as { to?: unknown };
         const to = Array.isArray(body.to) ? body.to.filter((t): t is string => typeof t === "string") : job.rcptTo.map((r) => r.e164);
         const r = await submitFax(ctx.intake, identity, req.ip, { to, files: [], forwardOf: job.rcMessageId });
-        const location = `/api/v1/faxes/${r.id}`;
-        return reply.code(202).header("location", location).send({ id: r.id, state: "received", recipients: r.recipients.map((x) => x.e164), location });
+        const accepted = acceptedBody(r.id, r.recipients.map((x) => x.e164));
+        return reply.code(202).header("location", accepted.location).send(accepted);
       } catch (err) {
         return problemOf(reply, err);
       }

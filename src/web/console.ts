@@ -164,6 +164,17 @@ export function registerConsole(app: FastifyInstance, ctx: WebContext): void {
     }
   });
 
+  app.post("/outbox/:id/retry", guardedPost, async (req, reply) => {
+    const job = await visibleJob(ctx, me(req), (req.params as { id: string }).id);
+    try {
+      const r = await ctx.retry(job.id);
+      ctx.logger.info({ event: "web.retry", queueId: job.id, by: me(req).user }, "retry requested in the console");
+      return back(reply, "/outbox", r.message);
+    } catch (err) {
+      return back(reply, "/outbox", err instanceof Error ? err.message : "cannot retry", true);
+    }
+  });
+
   app.post("/outbox/:id/resend", guardedPost, async (req, reply) => {
     const who = me(req);
     const job = await visibleJob(ctx, who, (req.params as { id: string }).id);

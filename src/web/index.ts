@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import Fastify, { type FastifyInstance } from "fastify";
 import cookie from "@fastify/cookie";
@@ -27,7 +27,11 @@ export interface WebApp {
 }
 
 export async function createWebApp(ctx: WebContext): Promise<WebApp> {
-  mkdirSync(ctx.uploadDir, { recursive: true, mode: 0o700 });
+  // Half-received uploads and thumbnails of a previous run: no request owns them any more.
+  for (const dir of [ctx.uploadDir, ctx.thumbDir]) {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
   const app = Fastify({ logger: false, trustProxy: false, bodyLimit: 1_048_576, return503OnClosing: true });
   await app.register(cookie, { secret: ctx.key.toString("base64") });
   await app.register(csrf, {

@@ -57,6 +57,8 @@ export interface FaxSubmission {
   readonly resolution?: string | undefined;
   readonly sendTime?: string | undefined;
   readonly notify?: string | undefined;
+  /** The job id to use (the API records it with an Idempotency-Key before the job exists); default: a new one. */
+  readonly id?: string | undefined;
   /** Resend an existing RingCentral fax (X-Fax-Forward-Of) instead of documents. */
   readonly forwardOf?: string | undefined;
 }
@@ -114,7 +116,7 @@ export async function submitFax(deps: IntakeDeps, who: Identity, ip: string, sub
   const notify = sub.notify?.trim();
   if (notify !== undefined && notify !== "" && !SIMPLE_EMAIL.test(notify)) throw new IntakeRefusal(553, `notify ${JSON.stringify(notify)} is not an email address`);
 
-  const id = newId();
+  const id = sub.id ?? newId();
   const log = deps.logger.child({ queueId: id, user: who.user });
   const session = policySession(id, who, ip, sender);
   const denied = deps.policy?.checkMailFrom(session, sender);

@@ -41,7 +41,11 @@ function jobActions(f: FaxView, csrf: string | undefined): Html {
     ? html`<form class="inline" method="post" action="/outbox/${f.id}/cancel">${hidden(csrf)}<button class="secondary" type="submit">Cancel</button></form>`
     : html``;
   const resend = f.rcMessageId !== null ? html`<form class="inline" method="post" action="/outbox/${f.id}/resend">${hidden(csrf)}<button class="secondary" type="submit">Resend</button></form>` : html``;
-  return html`${cancel} ${resend}`;
+  const retry =
+    f.rcMessageId === null && ["received", "parsed", "submitting", "failed"].includes(f.state)
+      ? html`<form class="inline" method="post" action="/outbox/${f.id}/retry">${hidden(csrf)}<button class="secondary" type="submit">Retry now</button></form>`
+      : html``;
+  return html`${retry} ${cancel} ${resend}`;
 }
 
 export function outboxPage(o: Base & { faxes: FaxView[]; filters: OutboxFilters; next: string | null }): Html {

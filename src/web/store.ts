@@ -20,6 +20,7 @@ export const webMigration: Migration = {
        token TEXT NOT NULL,
        key TEXT NOT NULL,
        body_hash TEXT NOT NULL,
+       job_id TEXT NOT NULL,
        status INTEGER,
        response TEXT,
        created_at INTEGER NOT NULL,
@@ -38,7 +39,8 @@ export const IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
 export type IdempotencyClaim =
   | { readonly kind: "new" }
   | { readonly kind: "replay"; readonly status: number; readonly response: string }
-  | { readonly kind: "in_progress" }
+  /** Claimed but not answered: by a request still running, or by a process that stopped mid-request. */
+  | { readonly kind: "in_progress"; readonly jobId: string }
   | { readonly kind: "mismatch" };
 
 function sha256(s: string): string {
@@ -76,21 +78,28 @@ export class WebStore {
    * Claim an Idempotency-Key for a body (synchronous, so two concurrent
    * requests cannot both see "new").
    */
-  claimIdempotency(token: string, key: string, bodyHash: string): IdempotencyClaim {
+  claimIdempotency(token: string, key: string, bodyHash: string, jobId: string): IdempotencyClaim {
     const now = this.#now();
     return this.#db.transaction((): IdempotencyClaim => {
       this.#db.prepare("DELETE FROM api_idempotency WHERE created_at < ?").run(now - IDEMPOTENCY_TTL_MS);
       const row = this.#db
-        .prepare<[string, string], { body_hash: string; status: number | null; response: string | null }>("SELECT body_hash, status, response FROM api_idempotency WHERE token = ? AND key = ?")
+        .prepare<[string, string], { body_hash: string; job_id: string; status: number | null; response: string | null }>(
+          "SELECT body_hash, job_id, status, response FROM api_idempotency WHERE token = ? AND key = ?",
+        )
         .get(token, key);
       if (row === undefined) {
-        this.#db.prepare("INSERT INTO api_idempotency (token, key, body_hash, created_at) VALUES (?, ?, ?, ?)").run(token, key, bodyHash, now);
+        this.#db.prepare("INSERT INTO api_idempotency (token, key, body_hash, job_id, created_at) VALUES (?, ?, ?, ?, ?)").run(token, key, bodyHash, jobId, now);
         return { kind: "new" };
       }
       if (row.body_hash !== bodyHash) return { kind: "mismatch" };
-      if (row.status === null || row.response === null) return { kind: "in_progress" };
+      if (row.status === null || row.response === null) return { kind: "in_progress", jobId: row.job_id };
       return { kind: "replay", status: row.status, response: row.response };
     })();
+  }
+
+  /** Take over a key left unanswered by a stopped process whose job was never recorded. */
+  reclaimIdempotency(token: string, key: string, jobId: string): void {
+    this.#db.prepare("UPDATE api_idempotency SET job_id = ?, created_at = ? WHERE token = ? AND key = ? AND status IS NULL").run(jobId, this.#now(), token, key);
   }
 
   /** Record the answer to a claimed key (only successful submissions are kept; a refusal frees the key). */

@@ -101,6 +101,13 @@ describe("REST API /api/v1 over real HTTP (daemon in sandbox mode)", () => {
     const c = await call("POST", "/api/v1/faxes", { token: TOKENS.ehr, body: faxForm({ to: "+15551230002" }), headers: { "idempotency-key": "order-42" } });
     expect(c.status).toBe(422);
     doc.check("/api/v1/faxes", "post", 422, "application/problem+json", c.body);
+    // Concurrent identical requests: one fax; the others are replays or told to retry.
+    const concurrent = await Promise.all([1, 2, 3].map(() => call("POST", "/api/v1/faxes", { token: TOKENS.ehr, body: faxForm({ to: "+15551230003" }), headers: { "idempotency-key": "order-43" } })));
+    for (const r of concurrent) expect([202, 409]).toContain(r.status);
+    const ids = new Set(concurrent.filter((r) => r.status === 202).map((r) => (r.body as { id: string }).id));
+    expect(ids.size).toBe(1);
+    await until([...ids][0] ?? "", TOKENS.ehr, "notified");
+    expect((await h.sentAtEmulator()).length).toBe(before + 2);
     // Keys belong to a token: another token's same key is a new request.
     const d = await call("POST", "/api/v1/faxes", { token: TOKENS.billing, body: form(), headers: { "idempotency-key": "order-42" } });
     expect(d.status).toBe(202);

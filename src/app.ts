@@ -19,6 +19,7 @@ import { openDatabase, type Db } from "./store/db.js";
 import { inboundMigration, SqliteInboundStore } from "./store/inbound.js";
 import { outboundMigration, SqliteOutboundStore } from "./store/outbound.js";
 import { lockDataDir, releaseStaleLeases } from "./store/ownership.js";
+import { runDoctor } from "./cli/doctor.js";
 import { retryJob } from "./cli/queue.js";
 import { webSecret } from "./web/auth.js";
 import { createWebApp } from "./web/index.js";
@@ -183,6 +184,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
         await Promise.all([run("store", async () => db.prepare("SELECT 1").get()), run("ringcentral", () => client.ensureAuthenticated()), run("mail", () => mail.verify())]);
         return out;
       },
+      doctor: () => runDoctor(config, { timeoutMs: 15_000 }),
       now: Date.now,
     });
     steps.push({ name: "web", close: () => web.close() });

@@ -259,6 +259,25 @@ export function registerConsole(app: FastifyInstance, ctx: WebContext): void {
     }
   });
 
+  let doctor: { at: number; checks: readonly { name: string; status: string; message: string; fix?: string }[] } | undefined;
+  let doctorRunning: Promise<void> | undefined;
+  app.post("/status/doctor", guardedPost, async (req, reply) => {
+    if (!me(req).admin) throw new ActionError(403, "the status page is for administrators");
+    // The checks log in to RingCentral (a scarce Auth budget): at most once a minute, one at a time.
+    if (doctor === undefined || ctx.now() - doctor.at > 60_000) {
+      doctorRunning ??= ctx
+        .doctor()
+        .then((checks) => {
+          doctor = { at: ctx.now(), checks };
+        })
+        .finally(() => {
+          doctorRunning = undefined;
+        });
+      await doctorRunning;
+    }
+    return reply.code(303).redirect("/status");
+  });
+
   app.get("/status", guarded, async (req, reply) => {
     if (!me(req).admin) throw new ActionError(403, "the status page is for administrators");
     const [outbound, inbound, checks, failed, dead] = await Promise.all([
@@ -272,7 +291,7 @@ export function registerConsole(app: FastifyInstance, ctx: WebContext): void {
       ...failed.map((j) => ({ id: j.id, when: new Date(j.updatedAt).toISOString().slice(0, 16), text: j.errorText ?? j.lastError ?? "failed", kind: "sent" })),
       ...dead.map((f) => ({ id: f.id, when: new Date(f.updatedAt).toISOString().slice(0, 16), text: f.lastError ?? "not deliverable", kind: "received" })),
     ];
-    return sendHtml(reply, statusPage({ ...base(req, reply), outbound, inbound, limits: ctx.client.rateLimitState(), checks, errors }));
+    return sendHtml(reply, statusPage({ ...base(req, reply), outbound, inbound, limits: ctx.client.rateLimitState(), checks, errors, doctor }));
   });
 
   registerLinks(app, ctx, { sessionOf, sendHtml, base });

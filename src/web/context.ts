@@ -33,5 +33,7 @@ export interface WebContext {
   readonly wakeInbound: () => void;
   /** Readiness checks (the same the /readyz endpoint runs), for the Status page. */
   readonly checks: () => Promise<Record<string, string>>;
+  /** `faxbridge doctor`'s checks (they log in to RingCentral: run on request only). */
+  readonly doctor: () => Promise<readonly { name: string; status: string; message: string; fix?: string }[]>;
   readonly now: () => number;
 }

@@ -127,8 +127,10 @@ export function statusPage(
     limits: Record<string, GroupState>;
     checks: Record<string, string>;
     errors: { id: string; when: string; text: string; kind: string }[];
+    doctor: { at: number; checks: readonly { name: string; status: string; message: string; fix?: string }[] } | undefined;
   },
 ): Html {
+  const doctor = o.doctor;
   const counts = (c: Record<string, number>): Html[] => Object.entries(c).map(([k, v]) => html`<tr><td>${k}</td><td>${v}</td></tr>`);
   const now = Date.now();
   return page(
@@ -140,7 +142,14 @@ export function statusPage(
 ${Object.entries(o.limits).map(([g, s]) => html`<tr><td>${g}</td><td>${s.remaining} of ${s.limit} per ${s.windowSeconds} s</td><td>${s.waiting}</td><td>${s.heldUntil > now ? `for ${Math.ceil((s.heldUntil - now) / 1000)} s` : "no"}</td></tr>`)}
 </tbody></table></div>
 <div class="card"><h2>Recent errors</h2>${o.errors.length === 0 ? html`<p>None.</p>` : html`<table><tbody>${o.errors.map((e) => html`<tr><td>${e.when}</td><td>${e.kind} <a href="${e.kind === "sent" ? "/outbox/" : "/inbox#"}${e.id}">${e.id}</a></td><td class="bad">${e.text}</td></tr>`)}</tbody></table>`}</div>
-<p class="muted">For a full check of the configuration and RingCentral access run <code>faxbridge doctor</code> on the server.</p>`,
+<div class="card"><h2>Doctor</h2>${
+      doctor === undefined
+        ? html`<p>The doctor checks the configuration, data directory, RingCentral login and permissions, the mail server and exposure (as <code>faxbridge doctor</code>).</p>`
+        : html`<p class="muted">Run at ${new Date(doctor.at).toISOString().slice(0, 19).replace("T", " ")} UTC</p><table class="doctor"><tbody>${doctor.checks.map(
+            (c) => html`<tr><td>${c.name}</td><td class="${c.status === "ok" ? "ok" : "bad"}">${c.status}</td><td>${c.message}${c.fix !== undefined ? html`<div class="muted">${c.fix}</div>` : ""}</td></tr>`,
+          )}</tbody></table>`
+    }
+<form method="post" action="/status/doctor"><input type="hidden" name="_csrf" value="${o.csrf ?? ""}"><button type="submit">Run the doctor</button></form></div>`,
   );
 }
 

@@ -168,6 +168,8 @@ describe.skipIf(!haveChromium)("web console in headless Chromium", () => {
     const admin = await signIn("admin");
     await admin.page.goto(`${h.base}/status`);
     expect(await admin.page.textContent("main")).toContain("RingCentral rate limits");
+    await Promise.all([admin.page.waitForURL(/\/status$/), admin.page.click("form[action='/status/doctor'] button")]);
+    expect(await admin.page.textContent("table.doctor")).toContain("SANDBOX mode");
     await shot(admin.page, "status");
     await admin.ctx.close();
     const phone = await signIn("alice", { width: 390, height: 844 });

@@ -43,7 +43,7 @@ button.secondary{background:#fff;color:#1d3557}input,textarea,select{font:inheri
 label{display:block;margin:.6rem 0 .2rem;font-weight:600}.card{background:#fff;padding:1rem;border-radius:6px;margin-bottom:1rem}
 .flash{padding:.6rem 1rem;border-radius:4px;margin-bottom:1rem;background:#e9f5ec}.flash.error{background:#fde8e8}
 img.thumb{width:96px;border:1px solid #ccc;background:#fff}.filters input,.filters select{margin-right:.4rem}
-@media (max-width:640px){table,thead,tbody,tr,td,th{display:block}thead{display:none}tr{background:#fff;margin-bottom:.8rem;border:1px solid #ddd;border-radius:6px}td{border:none;padding:.3rem .6rem}td[data-label]::before{content:attr(data-label) ": ";font-weight:600}}
+@media (max-width:640px){table,thead,tbody,tr,td,th{display:block}thead{display:none}tr{background:#fff;margin-bottom:.8rem;border:1px solid #ddd;border-radius:6px}td{border:none;padding:.3rem .6rem}td[data-label]::before{content:attr(data-label) ": ";font-weight:600}td:empty{display:none}}
 `;
 
 export interface PageOptions {

@@ -53,9 +53,12 @@ export function faxView(job: OutboundJob): FaxView {
     recipients: job.rcptTo.map((r) => {
       const s = job.status?.find((x) => x.e164 === r.e164);
       const failed = s !== undefined && (s.status === "SendingFailed" || s.status === "DeliveryFailed");
+      const settled = s !== undefined && s.status !== "Queued" && s.status !== "Unknown";
+      // A job that ended before this recipient had a final status: say how it ended.
+      const ended = job.state === "failed" ? "Failed" : job.state === "cancelled" ? "Cancelled" : undefined;
       return {
         number: r.e164,
-        status: s?.status ?? (job.state === "failed" ? "Failed" : job.state === "cancelled" ? "Cancelled" : "Queued"),
+        status: settled ? s.status : (ended ?? s?.status ?? "Queued"),
         error: failed ? describeFaxError(s.faxErrorCode).advice : null,
       };
     }),

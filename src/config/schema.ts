@@ -276,15 +276,26 @@ export const configSchema = z
     api: z
       .strictObject({
         /** REST API tokens: [{ name, tokenHash, senders }]; empty = the API answers 401 to everyone. */
-        tokens: z.array(apiToken).default([]),
+        tokens: z
+          .array(apiToken)
+          .refine((ts) => new Set(ts.map((t) => t.name)).size === ts.length, { message: "token names must be unique (a name is a sender identity for quotas and Idempotency-Key)" })
+          .default([]),
       })
       .prefault({}),
     web: z
       .strictObject({
         /** Console operators: [{ username, passwordHash, role, senders }]; empty = nobody can sign in. */
-        users: z.array(webUser).default([]),
+        users: z
+          .array(webUser)
+          .refine((us) => new Set(us.map((u) => u.username)).size === us.length, { message: "user names must be unique" })
+          .default([]),
         /** The console's address as users reach it (https://fax.example.com); used in mailed links. Empty = no links. */
-        publicUrl: z.string().default(""),
+        publicUrl: z
+          .string()
+          .regex(/^(https?:\/\/[^\s/?#]+(\/[^\s?#]*)?)?$/, { message: "expected an http(s) URL such as https://fax.example.com, or empty" })
+          .default(""),
+        /** Reverse proxies (CIDR) whose X-Forwarded-For/-Proto are believed: client addresses for lockouts and logs. Empty = none. */
+        trustProxy: z.array(z.string().min(1)).default([]),
         /** Hours a console sign-in lasts. */
         sessionHours: positiveInt.default(12),
         /** Key for session cookies and signed links; empty = generated once and kept in <dataDir>/web.key. */

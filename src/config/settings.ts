@@ -106,6 +106,7 @@ const LEAVES: ReadonlyArray<readonly [path: string, kind: SettingKind, secret?: 
   ["api.tokens", "json", true],
   ["web.users", "json", true],
   ["web.publicUrl", "string"],
+  ["web.trustProxy", "list"],
   ["web.sessionHours", "int"],
   ["web.secret", "string", true],
   ["log.level", "string"],

@@ -98,7 +98,8 @@ export class HttpServer {
         else res.destroy();
       });
     });
-    server.requestTimeout = 30_000;
+    // Long enough for a 50 MB fax upload to the web API on a slow uplink; headersTimeout still stops slow-header clients.
+    server.requestTimeout = 600_000;
     server.headersTimeout = 10_000;
     await new Promise<void>((resolve, reject) => {
       server.once("error", (err: NodeJS.ErrnoException) =>

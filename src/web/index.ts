@@ -32,7 +32,8 @@ export async function createWebApp(ctx: WebContext): Promise<WebApp> {
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
-  const app = Fastify({ logger: false, trustProxy: false, bodyLimit: 1_048_576, return503OnClosing: true });
+  const proxies = ctx.config.web.trustProxy;
+  const app = Fastify({ logger: false, trustProxy: proxies.length > 0 ? [...proxies] : false, bodyLimit: 1_048_576, return503OnClosing: true });
   await app.register(cookie, { secret: ctx.key.toString("base64") });
   await app.register(csrf, {
     cookieKey: "fb_csrf",

@@ -64,6 +64,12 @@ describe.skipIf(!haveChromium)("web console in headless Chromium", () => {
   it("sends a PDF from the Send page and watches it reach Delivered in the Outbox", async () => {
     const { ctx, page } = await signIn("alice");
     await page.goto(`${h.base}/send`);
+    // A refusal comes back on the form, in the words SMTP would use, with the input kept.
+    await page.fill("#to", "12");
+    await page.setInputFiles("#file", pdfPath);
+    await page.click("form[enctype] button[type=submit]");
+    expect(await page.textContent(".flash.error")).toMatch(/^12: /);
+    expect(await page.inputValue("#to")).toBe("12");
     await page.fill("#to", "+15551234567");
     await page.setInputFiles("#file", pdfPath);
     await page.fill("#coverText", "Lab results attached");

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bearer, PASSWORDS, TOKENS, WebHarness } from "./harness.js";
+import { bearer, faxForm, PASSWORDS, TOKENS, WebHarness } from "./harness.js";
 
 async function csrfAndCookies(base: string, path: string): Promise<{ token: string; cookie: string }> {
   const res = await fetch(`${base}${path}`);
@@ -28,6 +28,7 @@ describe("brute force and redirects on the web side", () => {
       FAXBRIDGE_POLICY_ABUSE_AUTH_MAX_FAILURES: "3",
       FAXBRIDGE_POLICY_ABUSE_AUTH_FAILURE_DELAY_MS: "0",
       FAXBRIDGE_WEB_PUBLIC_URL: "https://fax.example.test",
+      FAXBRIDGE_POLICY_QUOTAS_PER_SENDER_PER_HOUR: "1",
     });
   });
   afterAll(async () => {
@@ -44,6 +45,19 @@ describe("brute force and redirects on the web side", () => {
     expect(session).toMatch(/Secure/);
     const inside = await signIn(h.base, "alice", PASSWORDS.alice, "/inbox");
     expect(inside.headers.get("location")).toBe("/inbox");
+  });
+
+  it("counts a token's faxes against its hourly quota and refuses over it with SMTP's words (429, smtpCode 452)", async () => {
+    const first = await fetch(`${h.base}/api/v1/faxes`, { method: "POST", headers: bearer(TOKENS.billing), body: faxForm({ to: "+15551230041" }) });
+    expect(first.status).toBe(202);
+    const second = await fetch(`${h.base}/api/v1/faxes`, { method: "POST", headers: bearer(TOKENS.billing), body: faxForm({ to: "+15551230042" }) });
+    expect(second.status).toBe(429);
+    const problem = (await second.json()) as { detail: string; smtpCode: number };
+    expect(problem.smtpCode).toBe(452);
+    expect(problem.detail).toMatch(/^hourly fax quota of 1 for .+ reached; try again in \d+ minutes? \(after \d\d:\d\d:\d\d UTC\)$/);
+    // Another token is another sender: its own quota.
+    const other = await fetch(`${h.base}/api/v1/faxes`, { method: "POST", headers: bearer(TOKENS.ehr), body: faxForm({ to: "+15551230043" }) });
+    expect(other.status).toBe(202);
   });
 
   it("locks out a client after repeated wrong passwords, then refuses even the right one", async () => {

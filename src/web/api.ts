@@ -256,7 +256,7 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
         const fax = await visibleInbound(ctx, identity, (req.params as { id: string }).id);
         const doc = await inboundDocument(ctx, fax);
         ctx.audit.record({ type: "web.access", action: "document.read", faxId: fax.id, actor: identity.user, client: req.ip, via: "api" });
-        reply.type(doc.contentType).header("content-disposition", `inline; filename="fax-${fax.id}.pdf"`).header("cache-control", "private, no-store");
+        reply.type(doc.contentType).header("content-disposition", `inline; filename="fax-${fax.id}.pdf"`).header("cache-control", "private, no-store").header("x-content-type-options", "nosniff");
         if (doc.size !== undefined) reply.header("content-length", String(doc.size));
         return reply.send(doc.body);
       } catch (err) {

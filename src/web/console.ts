@@ -2,13 +2,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type {} from "@fastify/cookie";
 import type {} from "@fastify/csrf-protection";
 import type {} from "@fastify/multipart";
+import { createReadStream } from "node:fs";
 import { join } from "node:path";
 import { AuthLockout } from "../policy/abuse.js";
 import { JOB_STATES, type JobState } from "../store/outbound.js";
 import { newId } from "../util/ids.js";
 import { checkUser, userIdentity, type Identity } from "./auth.js";
 import type { WebContext } from "./context.js";
-import { ActionError, cancelFax, inboundDocument, listInbound, listJobs, redeliverInbound, visibleInbound, visibleJob } from "./faxes.js";
+import { ActionError, cancelFax, inboundDocument, listInbound, localDocument, listJobs, redeliverInbound, visibleInbound, visibleJob } from "./faxes.js";
 import { html, type Html } from "./html.js";
 import { IntakeRefusal, readUpload, removeUpload, submitFax, type UploadPart } from "./intake.js";
 import { registerLinks } from "./link-routes.js";
@@ -200,13 +201,16 @@ export function registerConsole(app: FastifyInstance, ctx: WebContext): void {
     const fax = await visibleInbound(ctx, who, (req.params as { id: string }).id);
     const doc = await inboundDocument(ctx, fax);
     ctx.audit.record({ type: "web.access", action: "document.read", faxId: fax.id, actor: who.user, client: req.ip, via: "console" });
-    reply.type(doc.contentType).header("content-disposition", `inline; filename="fax-${fax.id}.pdf"`).header("cache-control", "private, no-store");
+    reply.type(doc.contentType).header("content-disposition", `inline; filename="fax-${fax.id}.pdf"`).header("cache-control", "private, no-store").header("x-content-type-options", "nosniff");
     return reply.send(doc.body);
   });
 
   app.get("/inbox/:id/thumb.png", guarded, async (req, reply) => {
     const fax = await visibleInbound(ctx, me(req), (req.params as { id: string }).id);
-    const png = await thumbnail(ctx.thumbDir, fax.id, () => inboundDocument(ctx, fax));
+    const png = await thumbnail(ctx.thumbDir, fax.id, async () => {
+      const local = await localDocument(ctx, fax);
+      return local?.contentType === "application/pdf" ? { body: createReadStream(local.path) } : undefined;
+    });
     reply.header("cache-control", "private, max-age=3600");
     return png === undefined ? reply.type("image/svg+xml").send(PLACEHOLDER_SVG) : reply.type("image/png").send(png);
   });

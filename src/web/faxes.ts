@@ -103,14 +103,19 @@ export async function listInbound(
   return { items, next: items.at(-1)?.id ?? null };
 }
 
-/** The received fax's PDF, streamed: the kept copy when there is one, else straight from RingCentral. */
-export async function inboundDocument(ctx: WebContext, fax: InboundFax): Promise<{ body: Readable; contentType: string; size?: number | undefined }> {
+/** The kept copy of a received fax's first document, if the retention rules still keep one. */
+export async function localDocument(ctx: WebContext, fax: InboundFax): Promise<{ path: string; contentType: string } | undefined> {
   const dir = join(ctx.inboundDir, fax.id);
   const names = await readdir(dir).catch(() => [] as string[]);
   const local = names.filter((n) => /^\d+-/.test(n) && !n.endsWith(".part")).sort()[0];
-  if (local !== undefined) {
-    return { body: createReadStream(join(dir, local)), contentType: local.endsWith(".pdf") ? "application/pdf" : local.endsWith(".tif") || local.endsWith(".tiff") ? "image/tiff" : "application/octet-stream" };
-  }
+  if (local === undefined) return undefined;
+  return { path: join(dir, local), contentType: local.endsWith(".pdf") ? "application/pdf" : local.endsWith(".tif") || local.endsWith(".tiff") ? "image/tiff" : "application/octet-stream" };
+}
+
+/** The received fax's PDF, streamed: the kept copy when there is one, else straight from RingCentral. */
+export async function inboundDocument(ctx: WebContext, fax: InboundFax): Promise<{ body: Readable; contentType: string; size?: number | undefined }> {
+  const local = await localDocument(ctx, fax);
+  if (local !== undefined) return { body: createReadStream(local.path), contentType: local.contentType };
   const att = fax.message.attachments.find((a) => a.type === undefined || a.type === "RenderedDocument") ?? fax.message.attachments[0];
   if (att === undefined) throw new ActionError(404, `received fax ${fax.id} has no document`);
   try {

@@ -33,19 +33,42 @@ export function pdftoppmAvailable(): Promise<boolean> {
   return available;
 }
 
+/** Renderings at the same time: an Inbox page asks for up to 50 at once. */
+const MAX_RUNNING = 2;
+let running = 0;
+const queue: (() => void)[] = [];
+
+async function slot<T>(work: () => Promise<T>): Promise<T> {
+  if (running >= MAX_RUNNING) await new Promise<void>((resolve) => queue.push(resolve));
+  running++;
+  try {
+    return await work();
+  } finally {
+    running--;
+    queue.shift()?.();
+  }
+}
+
 /**
  * A PNG of the first page, or undefined when it cannot be made. Rendered on
  * demand in `dir` and deleted at once: a thumbnail is as sensitive as the fax,
  * so none outlives the document's retention (browsers cache it privately).
+ * Only documents on disk are rendered: fetching each from RingCentral for an
+ * Inbox page would spend its rate limits on pictures.
  */
-export async function thumbnail(dir: string, faxId: string, open: () => Promise<{ body: Readable }>): Promise<Buffer | undefined> {
+export async function thumbnail(dir: string, faxId: string, open: () => Promise<{ body: Readable } | undefined>): Promise<Buffer | undefined> {
   if (!(await pdftoppmAvailable())) return undefined;
+  return slot(() => render(dir, faxId, open));
+}
+
+async function render(dir: string, faxId: string, open: () => Promise<{ body: Readable } | undefined>): Promise<Buffer | undefined> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const nonce = `${faxId}-${process.hrtime.bigint()}`;
   const pdf = join(dir, `${nonce}.pdf`);
   const prefix = join(dir, nonce);
   try {
     const doc = await open();
+    if (doc === undefined) return undefined;
     await pipeline(doc.body, createWriteStream(pdf, { mode: 0o600 }));
     if ((await stat(pdf)).size === 0) return undefined;
     await run("pdftoppm", ["-png", "-f", "1", "-l", "1", "-scale-to", "240", "-singlefile", pdf, prefix], 15_000);

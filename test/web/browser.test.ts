@@ -17,7 +17,8 @@ describe.skipIf(!haveChromium)("web console in headless Chromium", () => {
 
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true });
-    await h.start();
+    // Documents kept an hour: thumbnails are rendered only from copies on disk.
+    await h.start({ FAXBRIDGE_RETENTION_DOCUMENTS_HOURS: "1" });
     writeFileSync(pdfPath, PDF);
     browser = await chromium.launch({
       executablePath: CHROMIUM,

@@ -15,6 +15,7 @@ import { IntakeRefusal, readUpload, removeUpload, submitFax, type UploadPart } f
 import { registerLinks } from "./link-routes.js";
 import { faxPage, inboxPage, messagePage, outboxPage, sendPage, signInPage, statusPage } from "./pages.js";
 import { PLACEHOLDER_SVG, thumbnail } from "./thumbs.js";
+import { WebStore } from "./store.js";
 import { faxView, inboundView } from "./views-data.js";
 
 /**
@@ -52,9 +53,11 @@ export function registerConsole(app: FastifyInstance, ctx: WebContext): void {
     if (raw === undefined) return undefined;
     const un = req.unsignCookie(raw);
     if (!un.valid || un.value === null) return undefined;
-    const name = ctx.web.sessionUser(un.value);
-    const user = name === undefined ? undefined : users.get(name);
-    return user === undefined ? undefined : userIdentity(user);
+    const session = ctx.web.sessionUser(un.value);
+    const user = session === undefined ? undefined : users.get(session.username);
+    // A session opened with a password that has since been changed is over.
+    if (user === undefined || session?.credential !== WebStore.credentialDigest(user.passwordHash)) return undefined;
+    return userIdentity(user);
   };
 
   const base = (req: FastifyRequest, reply: FastifyReply): { user: { name: string; admin: boolean } | undefined; csrf: string; flash: { text: string; error?: boolean } | undefined } => {
@@ -119,7 +122,7 @@ export function registerConsole(app: FastifyInstance, ctx: WebContext): void {
       return sendHtml(reply, signInPage({ ...base(req, reply), next, error: "Wrong user name or password." }), 401);
     }
     lockout.succeeded(req.ip);
-    const session = ctx.web.createSession(user.username, ctx.config.web.sessionHours * 3_600_000);
+    const session = ctx.web.createSession(user.username, user.passwordHash, ctx.config.web.sessionHours * 3_600_000);
     ctx.logger.info({ event: "web.signin", client: req.ip, user: user.username }, "console sign-in");
     reply.setCookie(SESSION_COOKIE, session, { ...cookieOpts, maxAge: ctx.config.web.sessionHours * 3600 });
     return reply.code(303).redirect(next);

@@ -13,6 +13,7 @@ export const webMigration: Migration = {
     `CREATE TABLE web_sessions (
        id_hash TEXT PRIMARY KEY,
        username TEXT NOT NULL,
+       credential TEXT NOT NULL,
        created_at INTEGER NOT NULL,
        expires_at INTEGER NOT NULL
      );
@@ -56,18 +57,30 @@ export class WebStore {
     this.#now = now;
   }
 
-  /** A new session; returns the cookie value (never stored as such). */
-  createSession(username: string, ttlMs: number): string {
+  /**
+   * A new session; returns the cookie value (never stored as such).
+   * `credential` names the password it was opened with (a hash of the stored
+   * hash): changing a user's password in the config ends their sessions.
+   */
+  createSession(username: string, credential: string, ttlMs: number): string {
     const id = randomBytes(32).toString("base64url");
     const now = this.#now();
     this.#db.prepare("DELETE FROM web_sessions WHERE expires_at < ?").run(now);
-    this.#db.prepare("INSERT INTO web_sessions (id_hash, username, created_at, expires_at) VALUES (?, ?, ?, ?)").run(sha256(id), username, now, now + ttlMs);
+    this.#db
+      .prepare("INSERT INTO web_sessions (id_hash, username, credential, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+      .run(sha256(id), username, sha256(credential), now, now + ttlMs);
     return id;
   }
 
-  sessionUser(id: string): string | undefined {
-    const row = this.#db.prepare<[string, number], { username: string }>("SELECT username FROM web_sessions WHERE id_hash = ? AND expires_at > ?").get(sha256(id), this.#now());
-    return row?.username;
+  sessionUser(id: string): { username: string; credential: string } | undefined {
+    return this.#db
+      .prepare<[string, number], { username: string; credential: string }>("SELECT username, credential FROM web_sessions WHERE id_hash = ? AND expires_at > ?")
+      .get(sha256(id), this.#now());
+  }
+
+  /** The form `credential` is kept in, to compare with a session's. */
+  static credentialDigest(credential: string): string {
+    return sha256(credential);
   }
 
   endSession(id: string): void {

@@ -34,13 +34,13 @@ describe("WebStore", () => {
     let now = 5_000;
     db = openDatabase(join(dir.path, "t.db"), [webMigration]);
     const s = new WebStore(db, () => now);
-    const id = s.createSession("alice", 1000);
-    expect(s.sessionUser(id)).toBe("alice");
+    const id = s.createSession("alice", "scrypt$hash", 1000);
+    expect(s.sessionUser(id)).toEqual({ username: "alice", credential: WebStore.credentialDigest("scrypt$hash") });
     const stored = db.prepare<[], { id_hash: string }>("SELECT id_hash FROM web_sessions").all();
     expect(stored.map((r) => r.id_hash)).not.toContain(id);
     now += 1001;
     expect(s.sessionUser(id)).toBeUndefined();
-    const other = s.createSession("bob", 1000);
+    const other = s.createSession("bob", "scrypt$other", 1000);
     s.endSession(other);
     expect(s.sessionUser(other)).toBeUndefined();
     expect(s.spendLink("/l/x")).toBe(true);

@@ -125,6 +125,18 @@ describe.skipIf(!haveChromium)("web console in headless Chromium", () => {
     expect(res.status()).toBe(200);
     expect(res.headers()["content-type"]).toMatch(/^application\/pdf/);
     expect(Buffer.from(await res.body()).equals(pdf)).toBe(true);
+    // Forward it to a number: RingCentral resends the received fax as a new outbound job.
+    await row.locator("input[name=to]").fill("+15551230051");
+    await Promise.all([page.waitForURL(/\/outbox\/[^/]+$/), row.locator("form[action$='/forward'] button").click()]);
+    const fwd = page.url().split("/").pop() ?? "";
+    await waitFor(
+      async () => {
+        await page.goto(`${h.base}/outbox/${fwd}`);
+        return (await page.locator(".recipient-status").first().textContent()) === "Delivered";
+      },
+      { timeoutMs: 30_000, intervalMs: 300, maxIntervalMs: 1000 },
+      "the forwarded fax Delivered",
+    );
     await ctx.close();
   });
 

@@ -11,6 +11,7 @@ import { Janitor } from "./ops/janitor.js";
 import { InboundService } from "./inbound/service.js";
 import { OutboundWorker } from "./outbound/worker.js";
 import { createSmtpPolicy } from "./policy/index.js";
+import { receivedFaxMailedTo } from "./policy/forwarding.js";
 import { RingCentralClient } from "./rc/client.js";
 import type { NumberCheck } from "./smtp/address.js";
 import { createSmtpServer, type FaxSmtpServer } from "./smtp/server.js";
@@ -136,7 +137,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     const worker = new OutboundWorker({ config, store: outboundStore, spool, client, mail, metrics, logger: log, audit });
     const numberCheck: NumberCheck = config.fax.numberCheck === "auto" ? (sandbox ? "possible" : "valid") : config.fax.numberCheck;
     // Who may fax, to where, how much; quotas are rebuilt from the last hour's jobs.
-    const policy = await createSmtpPolicy({ config, logger: log, metrics, store: outboundStore });
+    const policy = await createSmtpPolicy({ config, logger: log, metrics, store: outboundStore, receivedBy: receivedFaxMailedTo(inboundStore) });
     const smtp: FaxSmtpServer = createSmtpServer({
       config,
       policy,

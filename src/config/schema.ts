@@ -161,6 +161,8 @@ export const configSchema = z
         skipInlineImages: z.boolean().default(true),
         /** Same Message-ID to the same recipients within this many seconds is not faxed twice. */
         duplicateWindowSeconds: nonNegativeInt.default(86_400),
+        /** A fax with more pages than this is not sent; the sender gets a notice (RingCentral's own limit is 200). */
+        maxPages: positiveInt.default(200),
         /** When RingCentral answers 429/5xx or the network fails: wait this long between attempts. */
         retrySchedule: schedule.default("30s,1m,2m,5m,10m,30m,1h*4"),
         /** How often to poll a submitted fax for its final status. */
@@ -242,10 +244,16 @@ export const configSchema = z
           .prefault({}),
         quotas: z
           .strictObject({
-            /** Fax recipients one sender (SMTP user, else envelope sender) may send per hour; 0 = no limit. */
+            /** Fax recipients one sender identity (SMTP user, else verified From, else normalised envelope sender) may send per hour; 0 = no limit. */
             perSenderPerHour: nonNegativeInt.default(100),
             /** Fax recipients everyone together may send per hour; 0 = no limit. */
             globalPerHour: nonNegativeInt.default(1000),
+            /** Fax recipients one unauthenticated client IP outside policy.trustedRelays may send per hour, whatever sender it names; 0 = no limit. */
+            perClientIpPerHour: nonNegativeInt.default(300),
+            /** Fax pages × recipients one sender may send per hour; 0 = no limit. */
+            pagesPerSenderPerHour: nonNegativeInt.default(1000),
+            /** Fax pages × recipients everyone together may send per hour; 0 = no limit. */
+            pagesGlobalPerHour: nonNegativeInt.default(10_000),
           })
           .prefault({}),
         abuse: z
@@ -261,6 +269,8 @@ export const configSchema = z
             authLockoutSeconds: positiveInt.default(900),
             /** Delay of the first failed-AUTH reply, doubling per further failure (capped at 8x). */
             authFailureDelayMs: nonNegativeInt.default(1000),
+            /** Notices for mails that cost nothing (refused after acceptance) one address may receive per hour; 0 = no limit. */
+            noticesPerAddressPerHour: nonNegativeInt.default(10),
           })
           .prefault({}),
       })

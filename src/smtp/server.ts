@@ -12,6 +12,7 @@ import type { JobRecipient, OutboundStore } from "../store/outbound.js";
 import { newId } from "../util/ids.js";
 import { parseFaxAddress, splitAddress, type NumberCheck } from "./address.js";
 import { createCidrMatcher, isLoopback } from "./cidr.js";
+import { usePreciseEnhancedCodes } from "./enhanced.js";
 import { verifyPassword } from "./password.js";
 
 /**
@@ -119,6 +120,7 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
     onRcptTo,
     onData,
   });
+  usePreciseEnhancedCodes(server);
   server.on("error", (err: Error) => {
     log.warn({ event: "smtp.error", err }, "SMTP server error");
   });
@@ -260,9 +262,9 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
       throw reply;
     }
     // Sender rules that need the whole message (From, DKIM/DMARC) and the quota: a refusal here is still at SMTP time, nothing is recorded.
-    let reservation;
+    let decision;
     try {
-      reservation = await deps.policy?.beforeCommit(session, { path: spooled.path });
+      decision = await deps.policy?.beforeCommit(session, { path: spooled.path });
     } catch (err) {
       if (!(err instanceof SmtpReply)) tx.log.error({ event: "smtp.policy_failed", err }, "policy check failed; answering 451");
       await spool.remove(tx.id).catch((e: unknown) => tx.log.error({ event: "spool.remove_failed", err: e }, "could not remove the refused spool file"));
@@ -278,10 +280,11 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
         spoolPath: spooled.path,
         size: spooled.size,
         client: user === undefined ? { ip: session.remoteAddress } : { ip: session.remoteAddress, user },
+        ...(decision !== undefined && { identity: decision.identity.key, reportTo: decision.reportTo }),
       });
     } catch (err) {
       tx.log.error({ event: "smtp.store_failed", err }, "could not record the accepted message; answering 451");
-      reservation?.release();
+      decision?.release();
       await spool.remove(tx.id).catch((e: unknown) => tx.log.error({ event: "spool.remove_failed", err: e }, "could not remove the unrecorded spool file"));
       refused("local_error");
       throw new SmtpReply(451, "Local error in processing, try again later", { cause: err });

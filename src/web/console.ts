@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { AuthLockout } from "../policy/abuse.js";
 import { JOB_STATES, type JobState } from "../store/outbound.js";
 import { newId } from "../util/ids.js";
-import { checkUser, userIdentity, type Identity } from "./auth.js";
+import { bareAddress, checkUser, userIdentity, type Identity } from "./auth.js";
 import type { WebContext } from "./context.js";
 import { ActionError, cancelFax, inboundDocument, listInbound, localDocument, listJobs, redeliverInbound, visibleInbound, visibleJob } from "./faxes.js";
 import { html, type Html } from "./html.js";
@@ -16,7 +16,7 @@ import { registerLinks } from "./link-routes.js";
 import { faxPage, inboxPage, messagePage, outboxPage, sendPage, signInPage, statusPage } from "./pages.js";
 import { PLACEHOLDER_SVG, thumbnail } from "./thumbs.js";
 import { WebStore } from "./store.js";
-import { faxView, inboundView } from "./views-data.js";
+import { faxView, inboundView, routedTo } from "./views-data.js";
 
 /**
  * The operator console: server-rendered pages that work without JavaScript.
@@ -234,7 +234,10 @@ export function registerConsole(app: FastifyInstance, ctx: WebContext): void {
     const fax = await visibleInbound(ctx, who, (req.params as { id: string }).id);
     const to = String((req.body as Record<string, unknown> | undefined)?.to ?? "");
     try {
-      const r = await submitFax(ctx.intake, who, req.ip, { to: to.split(/[\n,]/).filter((t) => t.trim() !== ""), files: [], forwardOf: fax.rcMessageId });
+      // Send as the user's mailbox the fax was routed to: forwarding rights follow the mailbox.
+      const routed = routedTo(ctx.config, fax).map(bareAddress);
+      const from = who.senders.find((s) => routed.includes(s));
+      const r = await submitFax(ctx.intake, who, req.ip, { to: to.split(/[\n,]/).filter((t) => t.trim() !== ""), files: [], forwardOf: fax.rcMessageId, from });
       return back(reply, `/outbox/${r.id}`, `Forwarding the fax as ${r.id}.`);
     } catch (err) {
       if (err instanceof IntakeRefusal) return back(reply, "/inbox", err.message, true);

@@ -12,8 +12,9 @@
  *
  * MERGE NOTE: when the unified `accept` intake lands (trust-edge), the body of
  * `submitFax` after the MIME message is composed — spool.receive,
- * beforeCommit, insertReceived, onAccepted — is what it replaces; the
- * forwarding-rights check (trust-core) belongs where `forwardOf` is set below.
+ * beforeCommit, insertReceived, onAccepted — is what it replaces. Forwarding
+ * rights (trust-core) are already enforced: policy.beforeCommit reads the
+ * X-Fax-Forward-Of header this composes, with the identity `who.user`.
  */
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
@@ -57,6 +58,8 @@ export interface FaxSubmission {
   readonly resolution?: string | undefined;
   readonly sendTime?: string | undefined;
   readonly notify?: string | undefined;
+  /** Which of the identity's addresses to send as (default: its first): forwarding a received fax sends as the mailbox it was routed to. */
+  readonly from?: string | undefined;
   /** The job id to use (the API records it with an Idempotency-Key before the job exists); default: a new one. */
   readonly id?: string | undefined;
   /** Resend an existing RingCentral fax (X-Fax-Forward-Of) instead of documents. */
@@ -109,7 +112,7 @@ function policySession(id: string, who: Identity, ip: string, mailFrom: string):
 /** Queue a fax for `who`; resolves with the job id once it is durably recorded. Rejects with an IntakeRefusal. */
 export async function submitFax(deps: IntakeDeps, who: Identity, ip: string, sub: FaxSubmission): Promise<{ id: string; recipients: JobRecipient[] }> {
   const { config } = deps;
-  const sender = who.senders[0];
+  const sender = sub.from !== undefined && who.senders.includes(sub.from.toLowerCase()) ? sub.from.toLowerCase() : who.senders[0];
   if (sender === undefined) throw new IntakeRefusal(550, `${who.kind === "api" ? "token" : "user"} ${who.name} has no sender address to fax as`, 403);
   if (sub.to.length === 0) throw new IntakeRefusal(554, "no valid recipients: give at least one fax number in `to`");
   if (sub.forwardOf === undefined && sub.files.length === 0) throw new IntakeRefusal(550, "no document to fax: attach at least one file");
@@ -140,7 +143,7 @@ export async function submitFax(deps: IntakeDeps, who: Identity, ip: string, sub
   const headers: Record<string, string> = { "X-Faxbridge-Source": `${who.kind === "api" ? "REST API" : "web console"} (${who.name})` };
   if (sub.resolution !== undefined && sub.resolution !== "") headers["X-Fax-Resolution"] = sub.resolution;
   if (sub.sendTime !== undefined && sub.sendTime !== "") headers["X-Fax-Send-Time"] = sub.sendTime;
-  // MERGE NOTE: the forwarding-rights check (may `who` resend fax `forwardOf`?) goes here.
+  // Forwarding rights (own sent fax, or a received fax mailed to `sender`) are checked by policy.beforeCommit.
   if (sub.forwardOf !== undefined) headers["X-Fax-Forward-Of"] = sub.forwardOf;
   const composer = new MailComposer({
     from: sender,
@@ -161,25 +164,28 @@ export async function submitFax(deps: IntakeDeps, who: Identity, ip: string, sub
     log.error({ event: "web.spool_failed", err }, "could not spool an upload");
     throw new IntakeRefusal(451, "Local error in processing, try again later");
   }
-  let reservation;
+  let decision;
   try {
-    reservation = await deps.policy?.beforeCommit(session, { path: spooled.path });
+    // Sender rules, forwarding rights (X-Fax-Forward-Of), page and recipient quotas: the identity is `who.user`.
+    decision = await deps.policy?.beforeCommit(session, { path: spooled.path });
   } catch (err) {
     if (!(err instanceof SmtpReply)) log.error({ event: "web.policy_failed", err }, "policy check failed");
     await deps.spool.remove(id).catch(() => undefined);
     throw refusalOf(err);
   }
+  const reportTo = notify !== undefined && notify !== "" ? notify : sender;
   try {
     await deps.store.insertReceived({
       id,
-      mailFrom: notify !== undefined && notify !== "" ? notify : sender,
+      mailFrom: reportTo,
       rcptTo: [...recipients.values()],
       spoolPath: spooled.path,
       size: spooled.size,
       client: { ip, user: who.user },
+      ...(decision !== undefined && { identity: decision.identity.key, reportTo }),
     });
   } catch (err) {
-    reservation?.release();
+    decision?.release();
     await deps.spool.remove(id).catch(() => undefined);
     log.error({ event: "web.store_failed", err: errorMessage(err) }, "could not record an upload");
     throw new IntakeRefusal(451, "Local error in processing, try again later");

@@ -226,7 +226,7 @@ describe("SMTP security policy", () => {
     it("refuses a mail without exactly one From address", async () => {
       const h = await start({ policy: allowlist });
       const err = await failure(sendRaw(h.port, "alice@example.com", ["12025550143@fax.local"], message("alice@example.com, bob@example.com")));
-      expect(err.response).toBe("550 5.1.1 the From header has more than one address; the sender rules need exactly one From address");
+      expect(err.response).toBe("550 5.7.1 the From header has more than one address; the sender rules need exactly one From address");
     });
 
     it("spf-dkim: needs both an SPF pass for the envelope sender and a DKIM signature of the From domain", async () => {

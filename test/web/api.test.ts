@@ -205,8 +205,9 @@ describe("REST API /api/v1 over real HTTP (daemon in sandbox mode)", () => {
     expect(docRes.status).toBe(200);
     expect(docRes.headers.get("content-type")).toMatch(/^application\/pdf/);
     expect(Buffer.from(await docRes.arrayBuffer()).equals(PDF)).toBe(true);
-    const audit = readFileSync(join(h.dir.path, "audit.jsonl"), "utf8");
-    expect(audit).toContain(JSON.stringify({ type: "web.access", action: "document.read", faxId: fax.id, actor: "api:ehr", client: "127.0.0.1", via: "api" }).slice(1, -1));
+    const line = JSON.stringify({ type: "web.access", action: "document.read", faxId: fax.id, actor: "api:ehr", client: "127.0.0.1", via: "api" }).slice(1, -1);
+    const dataDir = h.dir.path;
+    await waitFor(() => readFileSync(join(dataDir, "audit.jsonl"), "utf8").includes(line), 5_000, "the audit line of the document read");
     const billing = await call("GET", "/api/v1/inbound", { token: TOKENS.billing });
     expect((billing.body as { items: unknown[] }).items).toEqual([]);
     expect((await call("GET", `/api/v1/inbound/${fax.id}/document`, { token: TOKENS.billing })).status).toBe(404);

@@ -85,7 +85,12 @@ describe("signed links for link-only inbound delivery (inbound.delivery: link)",
     const tampered = path.replace(/.$/, (c) => (c === "A" ? "B" : "A"));
     expect((await alice.request(tampered)).status).toBe(404);
 
-    const lines = audit(h.dir.path).filter((l) => l.type === "web.access");
+    // The audit log is appended asynchronously: wait for the third line.
+    const dataDir = h.dir.path;
+    const lines = await waitFor(() => {
+      const l = audit(dataDir).filter((x) => x.type === "web.access");
+      return l.length >= 3 ? l : undefined;
+    }, 5_000, "three audit lines");
     expect(lines).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ action: "link.refused", actor: "web:bob", reason: "not_allowed" }),
@@ -114,7 +119,11 @@ describe("signed links for link-only inbound delivery (inbound.delivery: link)",
     const faxId = path.slice(3).split(".")[0] ?? "";
     const expired = signedLinkPath(key, faxId, Date.now() - 1000);
     expect((await reader.request(expired)).status).toBe(410);
-    const lines = audit(h.dir.path).filter((l) => l.type === "web.access");
+    const dataDir = h.dir.path;
+    const lines = await waitFor(() => {
+      const l = audit(dataDir).filter((x) => x.type === "web.access");
+      return l.length >= 3 ? l : undefined;
+    }, 5_000, "three audit lines");
     expect(lines.filter((l) => l.action === "link.open")).toHaveLength(1);
     expect(lines.map((l) => l.reason)).toEqual(expect.arrayContaining(["spent", "expired"]));
   });

@@ -20,6 +20,12 @@ import { openDatabase, type Db } from "./store/db.js";
 import { inboundMigration, SqliteInboundStore } from "./store/inbound.js";
 import { outboundMigration, SqliteOutboundStore } from "./store/outbound.js";
 import { lockDataDir, releaseStaleLeases } from "./store/ownership.js";
+import { runDoctor } from "./cli/doctor.js";
+import { retryJob } from "./cli/queue.js";
+import { webSecret } from "./web/auth.js";
+import { createWebApp } from "./web/index.js";
+import { linkBuilder } from "./web/links.js";
+import { WebStore, webMigration } from "./web/store.js";
 
 /** How long a graceful shutdown may take before the process exits anyway. */
 export const SHUTDOWN_DEADLINE_MS = 25_000;
@@ -92,7 +98,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     }
 
     unlockDataDir = lockDataDir(dataDir, log);
-    const db: Db = openDatabase(join(dataDir, "faxbridge.db"), [outboundMigration, inboundMigration]);
+    const db: Db = openDatabase(join(dataDir, "faxbridge.db"), [outboundMigration, inboundMigration, webMigration]);
     steps.push({
       name: "database",
       close: () => {
@@ -150,7 +156,48 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       metrics,
       onAccepted: () => worker.wake(),
     });
-    const inbound = new InboundService({ config, client, store: inboundStore, mail, http, metrics, logger: log, audit });
+    const webKey = webSecret(config, join(dataDir, "web.key"));
+    const link = linkBuilder(config.web.publicUrl, webKey, config.inbound.linkTtlHours);
+    const inbound = new InboundService({ config, client, store: inboundStore, mail, http, metrics, logger: log, audit, ...(link !== undefined && { link }) });
+    // The REST API and web console (src/web/) answer every path the HTTP server's own routes do not.
+    const web = await createWebApp({
+      config,
+      logger: log.child({ component: "web" }),
+      outbound: outboundStore,
+      inbound: inboundStore,
+      spool,
+      web: new WebStore(db),
+      audit,
+      client,
+      intake: { config, spool, store: outboundStore, policy, numberCheck, logger: log.child({ component: "web" }), onAccepted: () => worker.wake() },
+      inboundDir: join(dataDir, "inbound"),
+      uploadDir: join(dataDir, "uploads"),
+      thumbDir: join(dataDir, "thumbs"),
+      key: webKey,
+      retry: async (id) => {
+        const r = await retryJob({ outbound: outboundStore }, id);
+        worker.wake();
+        return r;
+      },
+      wakeInbound: () => inbound.wakeDelivery(),
+      checks: async () => {
+        const out: Record<string, string> = {};
+        const run = async (name: string, f: () => Promise<unknown>): Promise<void> => {
+          try {
+            await f();
+            out[name] = "ok";
+          } catch (err) {
+            out[name] = errorMessage(err);
+          }
+        };
+        await Promise.all([run("store", async () => db.prepare("SELECT 1").get()), run("ringcentral", () => client.ensureAuthenticated()), run("mail", () => mail.verify())]);
+        return out;
+      },
+      doctor: () => runDoctor(config, { timeoutMs: 15_000 }),
+      now: Date.now,
+    });
+    steps.push({ name: "web", close: () => web.close() });
+    http.fallback((req, res) => web.handle(req, res));
 
     const janitor = new Janitor({
       outbound: outboundStore,
@@ -173,7 +220,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     janitor.start();
     steps.push({ name: "janitor", close: () => janitor.stop() });
     // Close order (reversed): stop taking work first, then the workers, then the stores.
-    reorderForShutdown(steps, ["janitor", "inbound", "smtp", "outbound", "http", "mail", "ringcentral", "spool", "audit", "outbound-store", "database", "emulator"]);
+    reorderForShutdown(steps, ["janitor", "inbound", "smtp", "outbound", "http", "web", "mail", "ringcentral", "spool", "audit", "outbound-store", "database", "emulator"]);
 
     log.info(
       { event: "daemon.started", smtp: smtpAddress, http: httpAddress, sandbox, dataDir, faxDomains: config.fax.domains, mail: mail.description },

@@ -209,7 +209,7 @@ export function jobDetails(job: OutboundJob): Record<string, unknown> {
   };
 }
 
-async function getJob(stores: Stores, id: string): Promise<OutboundJob> {
+async function getJob(stores: Pick<Stores, "outbound">, id: string): Promise<OutboundJob> {
   const job = await stores.outbound.get(id);
   if (job === undefined) throw new CommandError(`no outbound job with id ${id} (see faxbridge queue list)`);
   return job;
@@ -293,7 +293,7 @@ export interface RetryResult {
 }
 
 /** What `queue retry` does to one job; exported for tests of the rules. */
-export async function retryJob(stores: Stores, id: string, now = Date.now()): Promise<RetryResult> {
+export async function retryJob(stores: Pick<Stores, "outbound">, id: string, now = Date.now()): Promise<RetryResult> {
   const job = await getJob(stores, id);
   const store = stores.outbound;
   const leased = job.leaseUntil !== null && job.leaseUntil > now;

@@ -70,6 +70,26 @@ const userBinding = z.strictObject({
   senders: z.array(senderEntry).min(1),
 });
 
+/** A REST API token: one sender identity (src/web/). */
+const apiToken = z.strictObject({
+  /** A name for logs, audit and quotas ("ehr"); the token itself is never logged. */
+  name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, { message: "expected a short name of letters, digits, . _ -" }),
+  /** scrypt hash of the token, from `faxbridge hash-password`. */
+  tokenHash: z.string().min(1),
+  /** Addresses this token sends as (the first is its sender and report address) and whose received faxes it may read. */
+  senders: z.array(z.string().regex(/^[^@\s]+@[^@\s]+$/, { message: "expected an address such as ehr@example.com" })).min(1),
+});
+
+/** A web console operator. */
+const webUser = z.strictObject({
+  username: z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/, { message: "expected a short name of letters, digits, . _ @ -" }),
+  /** scrypt hash, from `faxbridge hash-password`. */
+  passwordHash: z.string().min(1),
+  /** admin sees everything; user sees the faxes of its `senders` and the received faxes routed to them. */
+  role: z.enum(["admin", "user"]).default("user"),
+  senders: z.array(z.string().regex(/^[^@\s]+@[^@\s]+$/, { message: "expected an address such as alice@example.com" })).default([]),
+});
+
 export const configSchema = z
   .strictObject({
     ringcentral: z
@@ -191,6 +211,10 @@ export const configSchema = z
         /** "attachment" mails the PDF; "link" mails only where to fetch it (PHI). */
         delivery: z.enum(["attachment", "link"]).default("attachment"),
         markAsRead: z.boolean().default(false),
+        /** Hours a link in a link-only notice (delivery: link, with web.publicUrl set) stays valid. */
+        linkTtlHours: positiveInt.default(72),
+        /** Who may open such a link: "sign-in" = a console user allowed to see the fax; "one-time" = anyone holding the link, once. */
+        linkAccess: z.enum(["sign-in", "one-time"]).default("sign-in"),
         retrySchedule: schedule.default("30s,1m,5m,15m,30m,1h*6"),
       })
       .prefault({}),
@@ -273,6 +297,35 @@ export const configSchema = z
         recordsDays: positiveInt.default(90),
       })
       .prefault({}),
+    api: z
+      .strictObject({
+        /** REST API tokens: [{ name, tokenHash, senders }]; empty = the API answers 401 to everyone. */
+        tokens: z
+          .array(apiToken)
+          .refine((ts) => new Set(ts.map((t) => t.name)).size === ts.length, { message: "token names must be unique (a name is a sender identity for quotas and Idempotency-Key)" })
+          .default([]),
+      })
+      .prefault({}),
+    web: z
+      .strictObject({
+        /** Console operators: [{ username, passwordHash, role, senders }]; empty = nobody can sign in. */
+        users: z
+          .array(webUser)
+          .refine((us) => new Set(us.map((u) => u.username)).size === us.length, { message: "user names must be unique" })
+          .default([]),
+        /** The console's address as users reach it (https://fax.example.com); used in mailed links. Empty = no links. */
+        publicUrl: z
+          .string()
+          .regex(/^(https?:\/\/[^\s/?#]+(\/[^\s?#]*)?)?$/, { message: "expected an http(s) URL such as https://fax.example.com, or empty" })
+          .default(""),
+        /** Reverse proxies (CIDR) whose X-Forwarded-For/-Proto are believed: client addresses for lockouts and logs. Empty = none. */
+        trustProxy: z.array(z.string().min(1)).default([]),
+        /** Hours a console sign-in lasts. */
+        sessionHours: positiveInt.default(12),
+        /** Key for session cookies and signed links; empty = generated once and kept in <dataDir>/web.key. */
+        secret: z.string().default(""),
+      })
+      .prefault({}),
     log: z
       .strictObject({
         level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -288,6 +341,8 @@ export function defaultMinFreeBytes(maxMessageBytes: number): number {
 }
 export type InboundRoute = z.infer<typeof inboundRoute>;
 export type SmtpUser = z.infer<typeof smtpUser>;
+export type ApiToken = z.infer<typeof apiToken>;
+export type WebUser = z.infer<typeof webUser>;
 export type PolicyConfig = z.infer<typeof configSchema>["policy"];
 export type VerifySenderMode = z.infer<typeof verifySender>;
 

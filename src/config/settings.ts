@@ -81,6 +81,8 @@ const LEAVES: ReadonlyArray<readonly [path: string, kind: SettingKind, secret?: 
   ["inbound.delivery", "string"],
   ["inbound.markAsRead", "bool"],
   ["inbound.retrySchedule", "string"],
+  ["inbound.linkTtlHours", "int"],
+  ["inbound.linkAccess", "string"],
   ["emulator.port", "int"],
   ["policy.default.senders", "list"],
   ["policy.default.requireAuth", "bool"],
@@ -110,6 +112,12 @@ const LEAVES: ReadonlyArray<readonly [path: string, kind: SettingKind, secret?: 
   ["policy.abuse.noticesPerAddressPerHour", "int"],
   ["retention.documentsHours", "int"],
   ["retention.recordsDays", "int"],
+  ["api.tokens", "json", true],
+  ["web.users", "json", true],
+  ["web.publicUrl", "string"],
+  ["web.trustProxy", "list"],
+  ["web.sessionHours", "int"],
+  ["web.secret", "string", true],
   ["log.level", "string"],
 ];
 

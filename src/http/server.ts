@@ -57,6 +57,7 @@ export class HttpServer {
   readonly #deps: HttpServerDeps;
   readonly #routes = new Map<string, RouteHandler>();
   readonly #checks = new Map<string, ReadinessCheck>();
+  #fallback: RouteHandler | undefined;
   #server: Server | undefined;
   #address: { host: string; port: number } | undefined;
 
@@ -73,6 +74,11 @@ export class HttpServer {
 
   route(method: string, path: string, handler: RouteHandler): void {
     this.#routes.set(`${method} ${path}`, handler);
+  }
+
+  /** Paths no route here knows go to this handler (the web console and REST API, src/web/) instead of a 404. */
+  fallback(handler: RouteHandler): void {
+    this.#fallback = handler;
   }
 
   readinessCheck(name: string, check: ReadinessCheck): void {
@@ -92,7 +98,8 @@ export class HttpServer {
         else res.destroy();
       });
     });
-    server.requestTimeout = 30_000;
+    // Long enough for a 50 MB fax upload to the web API on a slow uplink; headersTimeout still stops slow-header clients.
+    server.requestTimeout = 600_000;
     server.headersTimeout = 10_000;
     await new Promise<void>((resolve, reject) => {
       server.once("error", (err: NodeJS.ErrnoException) =>
@@ -121,6 +128,7 @@ export class HttpServer {
     const handler = this.#routes.get(`${req.method ?? "GET"} ${path}`);
     if (handler) return handler(req, res);
     const known = [...this.#routes.keys()].some((k) => k.endsWith(` ${path}`));
+    if (!known && this.#fallback !== undefined) return this.#fallback(req, res);
     sendJson(res, known ? 405 : 404, { error: known ? "method not allowed" : "not found" });
   }
 

@@ -98,6 +98,8 @@ export interface ComposeInput {
   readonly files: readonly DownloadedFile[];
   /** For link mode: the CLI hint and where the files are kept. */
   readonly storedDir?: string;
+  /** For link mode with web.publicUrl: a signed, short-lived link to the fax in the web console (src/web/links.ts). */
+  readonly link?: { readonly url: string; readonly expiresAt: number };
 }
 
 export function composeInboundMail(input: ComposeInput, settings: ComposeSettings): OutgoingMail {
@@ -118,7 +120,9 @@ export function composeInboundMail(input: ComposeInput, settings: ComposeSetting
     ? "A fax was received. The document is not attached to this mail."
     : `A fax was received; the document is attached (${files.length === 1 ? "1 file" : `${files.length} files`}).`;
   const where = link
-    ? [
+    ? input.link !== undefined
+      ? [`Open it (sign-in may be needed): ${input.link.url}`, `The link works until ${new Date(input.link.expiresAt).toISOString().slice(0, 16).replace("T", " ")} UTC.`]
+      : [
         `It is stored at RingCentral as message ${fax.rcMessageId} (extension ${fax.extension}).`,
         ...(input.storedDir !== undefined ? [`A copy is kept on the faxbridge server in ${input.storedDir}.`] : []),
         `List it with: faxbridge inbound list   (faxbridge id ${fax.id})`,

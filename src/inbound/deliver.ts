@@ -43,6 +43,8 @@ export interface InboundDeliveryDeps {
   readonly jitter: number;
   /** Where delivered and dead faxes are recorded (never contents). */
   readonly audit?: AuditSink;
+  /** Link-only delivery: a signed link to the fax in the web console, when web.publicUrl is set. */
+  readonly link?: (faxId: string) => { url: string; expiresAt: number };
 }
 
 /** How often an idle delivery loop checks the store for work it was not told about. */
@@ -238,7 +240,13 @@ export class InboundDelivery {
       const files = await this.#download(fax, log);
       const faxDomain = cfg.fax.domains[0] ?? "fax.local";
       const mail = composeInboundMail(
-        { fax, mailTo: route.mailTo, files, ...(cfg.inbound.delivery === "link" ? { storedDir: this.faxDir(fax.id) } : {}) },
+        {
+          fax,
+          mailTo: route.mailTo,
+          files,
+          ...(cfg.inbound.delivery === "link" ? { storedDir: this.faxDir(fax.id) } : {}),
+          ...(cfg.inbound.delivery === "link" && this.#deps.link !== undefined ? { link: this.#deps.link(fax.id) } : {}),
+        },
         {
           from: cfg.mail.from,
           faxDomain,

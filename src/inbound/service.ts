@@ -52,6 +52,8 @@ export interface InboundServiceDeps {
   readonly now?: () => number;
   readonly tuning?: Partial<InboundTuning>;
   readonly audit?: AuditSink;
+  /** Link-only delivery: builds the signed console link mailed instead of the fax (src/web/links.ts). */
+  readonly link?: (faxId: string) => { url: string; expiresAt: number };
 }
 
 export type NotificationMode = "webhook" | "websocket" | "none";
@@ -128,7 +130,13 @@ export class InboundService {
       leaseMs: this.#tuning.leaseMs,
       jitter: this.#tuning.retryJitter,
       ...(deps.audit !== undefined && { audit: deps.audit }),
+      ...(deps.link !== undefined && { link: deps.link }),
     });
+  }
+
+  /** Look for due deliveries now (after a redeliver from the web console or API). */
+  wakeDelivery(): void {
+    this.#delivery.wake();
   }
 
   get mode(): NotificationMode {

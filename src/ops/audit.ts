@@ -37,6 +37,17 @@ export type AuditRecord =
       readonly outcome: "delivered" | "dead";
       readonly error: string | null;
       readonly receivedAt: string;
+    }
+  | {
+      /** A received fax opened through the web console, the API or a mailed link (src/web/). */
+      readonly type: "web.access";
+      readonly action: "document.read" | "link.open" | "link.refused";
+      readonly faxId: string;
+      /** api:<token name>, web:<username>, or "link" for a one-time link. */
+      readonly actor: string;
+      readonly client: string;
+      readonly via: "api" | "console" | "link";
+      readonly reason?: string;
     };
 
 export interface AuditSink {

@@ -101,6 +101,9 @@ export interface ListInboundOptions {
   readonly limit?: number;
   /** Keyset paging: ids sort by discovery time; pass the last id of the previous page. */
   readonly after?: string;
+  /** Newest first (the web console); page with `before` = the last id of the previous page. */
+  readonly newestFirst?: boolean;
+  readonly before?: string;
 }
 
 export interface ClaimInboundOptions {
@@ -423,7 +426,11 @@ export class SqliteInboundStore implements InboundStore {
       where.push("id > ?");
       params.push(opts.after);
     }
-    const sql = `SELECT * FROM inbound_faxes ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT ?`;
+    if (opts.before !== undefined) {
+      where.push("id < ?");
+      params.push(opts.before);
+    }
+    const sql = `SELECT * FROM inbound_faxes ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id${opts.newestFirst === true ? " DESC" : ""} LIMIT ?`;
     params.push(opts.limit ?? 100);
     const rows = this.#db.prepare<(string | number)[], Row>(sql).all(...params);
     return rows.map(fromRow);

@@ -171,6 +171,9 @@ export interface ListOptions {
   readonly limit?: number;
   /** Keyset paging: ids sort by creation time; pass the last id of the previous page. */
   readonly after?: string;
+  /** Newest first (the web console); page with `before` = the last id of the previous page. */
+  readonly newestFirst?: boolean;
+  readonly before?: string;
 }
 
 /**
@@ -542,9 +545,13 @@ export class SqliteOutboundStore implements OutboundStore {
       where.push("id > ?");
       values.push(opts.after);
     }
+    if (opts.before !== undefined) {
+      where.push("id < ?");
+      values.push(opts.before);
+    }
     values.push(opts.limit ?? 100);
     const rows = this.#db
-      .prepare<SqlValue[], Row>(`SELECT * FROM outbound_jobs ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT ?`)
+      .prepare<SqlValue[], Row>(`SELECT * FROM outbound_jobs ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id${opts.newestFirst === true ? " DESC" : ""} LIMIT ?`)
       .all(...values);
     return rows.map(fromRow);
   }

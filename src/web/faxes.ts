@@ -1,0 +1,137 @@
+import { createReadStream } from "node:fs";
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import type { InboundFax, InboundState } from "../store/inbound.js";
+import type { JobState, OutboundJob } from "../store/outbound.js";
+import { canSeeInbound, canSeeJob, type Identity } from "./auth.js";
+import type { WebContext } from "./context.js";
+import { routedTo } from "./views-data.js";
+
+/**
+ * The operations the API and the console share on jobs and received faxes,
+ * each checked against what the identity may see. A fax the identity may not
+ * see is reported exactly like one that does not exist.
+ */
+
+export class ActionError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = "ActionError";
+    this.status = status;
+  }
+}
+
+export async function visibleJob(ctx: WebContext, who: Identity, id: string): Promise<OutboundJob> {
+  const job = /^[A-Za-z0-9_-]{1,64}$/.test(id) ? await ctx.outbound.get(id) : undefined;
+  if (job === undefined || !canSeeJob(who, job)) throw new ActionError(404, `no fax with id ${id}`);
+  return job;
+}
+
+/** Keyset paging over what the identity may see: ids sort by time. */
+export async function listJobs(
+  ctx: WebContext,
+  who: Identity,
+  opts: { state?: JobState[] | undefined; after?: string | undefined; limit: number; filter?: (j: OutboundJob) => boolean; newestFirst?: boolean },
+): Promise<{ items: OutboundJob[]; next: string | null }> {
+  const items: OutboundJob[] = [];
+  let after = opts.after;
+  const desc = opts.newestFirst === true;
+  for (let round = 0; round < 20 && items.length < opts.limit; round++) {
+    const page = await ctx.outbound.list({
+      limit: 200,
+      ...(opts.state !== undefined && { state: opts.state }),
+      ...(after !== undefined && (desc ? { before: after, newestFirst: true } : { after })),
+      ...(desc && { newestFirst: true }),
+    });
+    for (const j of page) {
+      if (canSeeJob(who, j) && (opts.filter?.(j) ?? true)) items.push(j);
+      if (items.length === opts.limit) break;
+    }
+    if (page.length < 200) return { items, next: items.length === opts.limit ? (items.at(-1)?.id ?? null) : null };
+    after = page.at(-1)?.id;
+  }
+  return { items, next: items.at(-1)?.id ?? null };
+}
+
+const CANCELLABLE: readonly JobState[] = ["received", "parsed", "submitted"];
+
+export async function cancelFax(ctx: WebContext, who: Identity, id: string): Promise<OutboundJob> {
+  const job = await visibleJob(ctx, who, id);
+  if (job.state === "submitting") throw new ActionError(409, `fax ${id} is being handed to RingCentral right now; try again in a minute`);
+  if (!CANCELLABLE.includes(job.state)) throw new ActionError(409, `fax ${id} cannot be cancelled: it is ${job.state}`);
+  let cancelled: OutboundJob;
+  try {
+    cancelled = await ctx.outbound.transition(id, job.state, "cancelled", { errorCode: "cancelled", errorText: `cancelled by ${who.user} (was ${job.state})` });
+  } catch {
+    throw new ActionError(409, `fax ${id} changed state while cancelling; look at it again`);
+  }
+  await ctx.spool.remove(id).catch((err: unknown) => ctx.logger.warn({ event: "web.cancel_cleanup_failed", queueId: id, err }, "cancelled, but the spool files stay"));
+  ctx.logger.info({ event: "web.cancelled", queueId: id, by: who.user, was: job.state }, "fax cancelled");
+  return cancelled;
+}
+
+export async function visibleInbound(ctx: WebContext, who: Identity, id: string): Promise<InboundFax> {
+  const fax = /^[A-Za-z0-9_-]{1,64}$/.test(id) ? await ctx.inbound.get(id) : undefined;
+  if (fax === undefined || !canSeeInbound(who, routedTo(ctx.config, fax))) throw new ActionError(404, `no received fax with id ${id}`);
+  return fax;
+}
+
+export async function listInbound(
+  ctx: WebContext,
+  who: Identity,
+  opts: { state?: InboundState[] | undefined; after?: string | undefined; limit: number; newestFirst?: boolean },
+): Promise<{ items: InboundFax[]; next: string | null }> {
+  const items: InboundFax[] = [];
+  let after = opts.after;
+  const desc = opts.newestFirst === true;
+  for (let round = 0; round < 20 && items.length < opts.limit; round++) {
+    const page = await ctx.inbound.listInbound({
+      limit: 200,
+      ...(opts.state !== undefined && { state: opts.state }),
+      ...(after !== undefined && (desc ? { before: after } : { after })),
+      ...(desc && { newestFirst: true }),
+    });
+    for (const f of page) {
+      if (canSeeInbound(who, routedTo(ctx.config, f))) items.push(f);
+      if (items.length === opts.limit) break;
+    }
+    if (page.length < 200) return { items, next: items.length === opts.limit ? (items.at(-1)?.id ?? null) : null };
+    after = page.at(-1)?.id;
+  }
+  return { items, next: items.at(-1)?.id ?? null };
+}
+
+/** The kept copy of a received fax's first document, if the retention rules still keep one. */
+export async function localDocument(ctx: WebContext, fax: InboundFax): Promise<{ path: string; contentType: string } | undefined> {
+  const dir = join(ctx.inboundDir, fax.id);
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const local = names.filter((n) => /^\d+-/.test(n) && !n.endsWith(".part")).sort()[0];
+  if (local === undefined) return undefined;
+  return { path: join(dir, local), contentType: local.endsWith(".pdf") ? "application/pdf" : local.endsWith(".tif") || local.endsWith(".tiff") ? "image/tiff" : "application/octet-stream" };
+}
+
+/** The received fax's PDF, streamed: the kept copy when there is one, else straight from RingCentral. */
+export async function inboundDocument(ctx: WebContext, fax: InboundFax): Promise<{ body: Readable; contentType: string; size?: number | undefined }> {
+  const local = await localDocument(ctx, fax);
+  if (local !== undefined) return { body: createReadStream(local.path), contentType: local.contentType };
+  const att = fax.message.attachments.find((a) => a.type === undefined || a.type === "RenderedDocument") ?? fax.message.attachments[0];
+  if (att === undefined) throw new ActionError(404, `received fax ${fax.id} has no document`);
+  try {
+    const r = await ctx.client.downloadContent(att.uri);
+    return { body: r.body, contentType: r.contentType, size: r.contentLength };
+  } catch (err) {
+    ctx.logger.warn({ event: "web.document_unavailable", faxId: fax.id, err }, "could not fetch a received fax from RingCentral");
+    throw new ActionError(502, "the document could not be fetched from RingCentral; try again later");
+  }
+}
+
+export async function redeliverInbound(ctx: WebContext, who: Identity, id: string): Promise<InboundFax> {
+  await visibleInbound(ctx, who, id);
+  const after = await ctx.inbound.redeliver(id, ctx.now());
+  if (after === undefined) throw new ActionError(409, `received fax ${id} cannot be redelivered right now`);
+  ctx.logger.info({ event: "web.redeliver", faxId: id, by: who.user }, "received fax queued for delivery again");
+  ctx.wakeInbound();
+  return after;
+}

@@ -1,0 +1,129 @@
+import { createHash, randomBytes } from "node:crypto";
+import type { Db, Migration } from "../store/db.js";
+
+/**
+ * What the web console and the API keep in the database: sign-in sessions
+ * (so a sign-out or a restart is honoured and a stolen cookie can be revoked),
+ * idempotency records of API submissions, and spent one-time links.
+ * Secrets (session ids) are stored only as SHA-256 hashes.
+ */
+export const webMigration: Migration = {
+  module: "web",
+  steps: [
+    `CREATE TABLE web_sessions (
+       id_hash TEXT PRIMARY KEY,
+       username TEXT NOT NULL,
+       credential TEXT NOT NULL,
+       created_at INTEGER NOT NULL,
+       expires_at INTEGER NOT NULL
+     );
+     CREATE TABLE api_idempotency (
+       token TEXT NOT NULL,
+       key TEXT NOT NULL,
+       body_hash TEXT NOT NULL,
+       job_id TEXT NOT NULL,
+       status INTEGER,
+       response TEXT,
+       created_at INTEGER NOT NULL,
+       PRIMARY KEY (token, key)
+     );
+     CREATE TABLE web_link_uses (
+       link_hash TEXT PRIMARY KEY,
+       used_at INTEGER NOT NULL
+     );`,
+  ],
+};
+
+/** How long an Idempotency-Key is remembered. */
+export const IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
+
+export type IdempotencyClaim =
+  | { readonly kind: "new" }
+  | { readonly kind: "replay"; readonly status: number; readonly response: string }
+  /** Claimed but not answered: by a request still running, or by a process that stopped mid-request. */
+  | { readonly kind: "in_progress"; readonly jobId: string }
+  | { readonly kind: "mismatch" };
+
+function sha256(s: string): string {
+  return createHash("sha256").update(s).digest("hex");
+}
+
+export class WebStore {
+  readonly #db: Db;
+  readonly #now: () => number;
+
+  constructor(db: Db, now: () => number = Date.now) {
+    this.#db = db;
+    this.#now = now;
+  }
+
+  /**
+   * A new session; returns the cookie value (never stored as such).
+   * `credential` names the password it was opened with (a hash of the stored
+   * hash): changing a user's password in the config ends their sessions.
+   */
+  createSession(username: string, credential: string, ttlMs: number): string {
+    const id = randomBytes(32).toString("base64url");
+    const now = this.#now();
+    this.#db.prepare("DELETE FROM web_sessions WHERE expires_at < ?").run(now);
+    this.#db
+      .prepare("INSERT INTO web_sessions (id_hash, username, credential, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+      .run(sha256(id), username, sha256(credential), now, now + ttlMs);
+    return id;
+  }
+
+  sessionUser(id: string): { username: string; credential: string } | undefined {
+    return this.#db
+      .prepare<[string, number], { username: string; credential: string }>("SELECT username, credential FROM web_sessions WHERE id_hash = ? AND expires_at > ?")
+      .get(sha256(id), this.#now());
+  }
+
+  /** The form `credential` is kept in, to compare with a session's. */
+  static credentialDigest(credential: string): string {
+    return sha256(credential);
+  }
+
+  endSession(id: string): void {
+    this.#db.prepare("DELETE FROM web_sessions WHERE id_hash = ?").run(sha256(id));
+  }
+
+  /**
+   * Claim an Idempotency-Key for a body (synchronous, so two concurrent
+   * requests cannot both see "new").
+   */
+  claimIdempotency(token: string, key: string, bodyHash: string, jobId: string): IdempotencyClaim {
+    const now = this.#now();
+    return this.#db.transaction((): IdempotencyClaim => {
+      this.#db.prepare("DELETE FROM api_idempotency WHERE created_at < ?").run(now - IDEMPOTENCY_TTL_MS);
+      const row = this.#db
+        .prepare<[string, string], { body_hash: string; job_id: string; status: number | null; response: string | null }>(
+          "SELECT body_hash, job_id, status, response FROM api_idempotency WHERE token = ? AND key = ?",
+        )
+        .get(token, key);
+      if (row === undefined) {
+        this.#db.prepare("INSERT INTO api_idempotency (token, key, body_hash, job_id, created_at) VALUES (?, ?, ?, ?, ?)").run(token, key, bodyHash, jobId, now);
+        return { kind: "new" };
+      }
+      if (row.body_hash !== bodyHash) return { kind: "mismatch" };
+      if (row.status === null || row.response === null) return { kind: "in_progress", jobId: row.job_id };
+      return { kind: "replay", status: row.status, response: row.response };
+    })();
+  }
+
+  /** Take over a key left unanswered by a stopped process whose job was never recorded. */
+  reclaimIdempotency(token: string, key: string, jobId: string): void {
+    this.#db.prepare("UPDATE api_idempotency SET job_id = ?, created_at = ? WHERE token = ? AND key = ? AND status IS NULL").run(jobId, this.#now(), token, key);
+  }
+
+  /** Record the answer to a claimed key (only successful submissions are kept; a refusal frees the key). */
+  settleIdempotency(token: string, key: string, status: number, response: string | undefined): void {
+    if (response === undefined) this.#db.prepare("DELETE FROM api_idempotency WHERE token = ? AND key = ?").run(token, key);
+    else this.#db.prepare("UPDATE api_idempotency SET status = ?, response = ? WHERE token = ? AND key = ?").run(status, response, token, key);
+  }
+
+  /** Spend a one-time link; false when it was spent before. */
+  spendLink(link: string): boolean {
+    const r = this.#db.prepare("INSERT OR IGNORE INTO web_link_uses (link_hash, used_at) VALUES (?, ?)").run(sha256(link), this.#now());
+    return r.changes === 1;
+  }
+}

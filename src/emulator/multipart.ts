@@ -146,7 +146,10 @@ export async function* readMultipart(body: Readable, boundary: string): AsyncGen
     }
   };
 
-  for await (const chunk of body) {
+  // A consumer that stops early (a 400 such as MSG-337 mid-upload) must not destroy the
+  // request: that would close the socket under the error response still to be written.
+  // The server drains what is left of the body instead.
+  for await (const chunk of body.iterator({ destroyOnReturn: false })) {
     // After the closing delimiter the epilogue is read and dropped (not `break`,
     // which would destroy the source stream).
     if (state === "done") continue;

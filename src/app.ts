@@ -12,6 +12,7 @@ import { InboundService } from "./inbound/service.js";
 import { OutboundWorker } from "./outbound/worker.js";
 import { createSmtpPolicy } from "./policy/index.js";
 import { RingCentralClient } from "./rc/client.js";
+import { tokenFileStore } from "./rc/token-file.js";
 import type { NumberCheck } from "./smtp/address.js";
 import { createSmtpServer, type FaxSmtpServer } from "./smtp/server.js";
 import { Spool } from "./spool/spool.js";
@@ -105,6 +106,8 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     const client = new RingCentralClient({
       ...rc,
       logger: log,
+      // The token pair outlives restarts (the emulator of sandbox mode does not).
+      ...(sandbox ? {} : { tokenStore: tokenFileStore(dataDir, rc) }),
       rateLimits: config.ringcentral.rateLimits,
       requestTimeoutMs: config.ringcentral.requestTimeoutMs,
       onCall: (call) => {

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# CI container check: build the Dockerfile with a rootless, daemonless builder
+# from Debian's packages (buildah, vfs storage, chroot isolation), then start the
+# image in sandbox mode and require /healthz to answer inside the container.
+#
+# No container registry is reachable from CI, so the Node base image is
+# assembled here: a Debian bookworm minbase (debootstrap) with this machine's
+# own Node + npm copied in and a "node" user, like the official node image.
+# The Dockerfile is the same one users build; only its NODE_IMAGE build
+# argument differs (users keep the default, the official node image).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+started=$(date +%s)
+say() { echo "container: $* (+$(( $(date +%s) - started ))s)"; }
+
+export DEBIAN_FRONTEND=noninteractive
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+need=()
+command -v buildah >/dev/null || need+=(buildah)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+if [ ${#need[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+say "tools ready: $(buildah --version)"
+
+work=$(mktemp -d /tmp/faxbridge-container.XXXXXX)
+storage="$work/storage"
+B=(buildah --root "$storage/root" --runroot "$storage/run" --storage-driver vfs)
+ctr=""
+cleanup() {
+  [ -n "$ctr" ] && "${B[@]}" rm "$ctr" >/dev/null 2>&1 || true
+  "${B[@]}" rm --all >/dev/null 2>&1 || true
+  rm -rf "$work" 2>/dev/null || $SUDO rm -rf "$work" || true
+}
+trap cleanup EXIT
+
+# 1. The base: Debian minbase + the build tools better-sqlite3 needs when no
+#    prebuilt addon can be downloaded (the Dockerfile's apt-get then finds
+#    them installed), + the host's Node and npm, + user node (uid 1000).
+rootfs="$work/rootfs"
+mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
+mirror=${mirror:-http://deb.debian.org/debian}
+$SUDO debootstrap --variant=minbase --include=ca-certificates,python3,make,g++ \
+  bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
+  || { tail -50 "$work/debootstrap.log"; exit 1; }
+say "debootstrap done"
+node_bin=$(command -v node)
+npm_dir=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
+$SUDO install -m 0755 "$node_bin" "$rootfs/usr/local/bin/node"
+$SUDO mkdir -p "$rootfs/usr/local/lib/node_modules"
+$SUDO cp -a "$npm_dir" "$rootfs/usr/local/lib/node_modules/npm"
+$SUDO ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
+$SUDO ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/local/bin/npx"
+$SUDO chroot "$rootfs" /bin/sh -c 'groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node'
+$SUDO rm -rf "$rootfs/var/cache/apt/archives/"*.deb "$rootfs/var/lib/apt/lists/"*
+# Trust what this machine trusts: where egress goes through a TLS-inspecting
+# proxy, its CA is in the host's bundle, and npm ci in the build needs it.
+base_env=(--env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)
+if [ -s /etc/ssl/certs/ca-certificates.crt ]; then
+  $SUDO cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
+  base_env+=(--env NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt --env NPM_CONFIG_CAFILE=/etc/ssl/certs/ca-certificates.crt)
+fi
+$SUDO chroot "$rootfs" /usr/local/bin/node --version
+base_ctr=$("${B[@]}" from scratch)
+$SUDO tar -C "$rootfs" -cf "$work/rootfs.tar" .
+"${B[@]}" add "$base_ctr" "$work/rootfs.tar" / >/dev/null
+"${B[@]}" config "${base_env[@]}" --cmd node "$base_ctr"
+"${B[@]}" commit --quiet "$base_ctr" localhost/faxbridge-node-base:ci >/dev/null
+"${B[@]}" rm "$base_ctr" >/dev/null
+rm -f "$work/rootfs.tar"; $SUDO rm -rf "$rootfs"
+say "base image committed"
+
+# 2. The Dockerfile, as users build it, but FROM the assembled base.
+"${B[@]}" bud --isolation chroot --format docker --layers=false \
+  --build-arg NODE_IMAGE=localhost/faxbridge-node-base:ci \
+  -t localhost/faxbridge:ci -f Dockerfile . >"$work/build.log" 2>&1 \
+  || { tail -80 "$work/build.log"; exit 1; }
+say "image built"
+"${B[@]}" inspect --type image --format '{{.Docker.Config.Healthcheck}}' localhost/faxbridge:ci \
+  | grep -q healthz || { echo "container: HEALTHCHECK missing from the image"; exit 1; }
+
+# 3. Start it in sandbox mode (no credentials) and ask /healthz from inside:
+#    one shell in the container starts the daemon, polls, then stops it.
+free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();})'; }
+port=$(free_port); smtp_port=$(free_port); emu_port=$(free_port)
+ctr=$("${B[@]}" from localhost/faxbridge:ci)
+probe="
+const deadline = Date.now() + 90000;
+const once = () => fetch('http://127.0.0.1:$port/healthz').then(async (r) => {
+  console.log('healthz', r.status, await r.text()); process.exit(r.ok ? 0 : 1);
+}, () => Date.now() > deadline ? process.exit(1) : setTimeout(once, 500));
+once();"
+set +e
+"${B[@]}" run --isolation chroot \
+  --env FAXBRIDGE_HTTP_HOST=127.0.0.1 --env FAXBRIDGE_HTTP_PORT="$port" \
+  --env FAXBRIDGE_SMTP_HOST=127.0.0.1 --env FAXBRIDGE_SMTP_PORT="$smtp_port" \
+  --env FAXBRIDGE_EMULATOR_PORT="$emu_port" --env PROBE="$probe" \
+  "$ctr" -- sh -c 'faxbridge run >/tmp/daemon.log 2>&1 & pid=$!
+    node -e "$PROBE"; rc=$?
+    kill -TERM $pid; wait $pid
+    grep -q "SANDBOX" /tmp/daemon.log || { echo "not in sandbox mode"; rc=1; }
+    [ $rc = 0 ] || tail -40 /tmp/daemon.log
+    exit $rc'
+rc=$?
+set -e
+[ "$rc" = 0 ] || { echo "container: /healthz did not answer in sandbox mode inside the container"; exit 1; }
+say "sandbox mode answers /healthz inside the container"

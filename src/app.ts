@@ -8,6 +8,7 @@ import { createMailSender, type MailSender } from "./mail/transport.js";
 import { Metrics } from "./metrics.js";
 import { AuditLog } from "./ops/audit.js";
 import { Janitor } from "./ops/janitor.js";
+import { wireReadiness } from "./ops/readiness.js";
 import { InboundService } from "./inbound/service.js";
 import { OutboundWorker } from "./outbound/worker.js";
 import { createSmtpPolicy } from "./policy/index.js";
@@ -103,6 +104,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     steps.push({ name: "spool", close: () => spool.close() });
     await spool.recover(outboundStore);
 
+    let lastRcCall: { at: number; status: number } | undefined;
     const client = new RingCentralClient({
       ...rc,
       logger: log,
@@ -111,6 +113,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       rateLimits: config.ringcentral.rateLimits,
       requestTimeoutMs: config.ringcentral.requestTimeoutMs,
       onCall: (call) => {
+        lastRcCall = { at: Date.now(), status: call.status };
         metrics.recordRcCall(call);
         metrics.rcRemaining.set({ group: call.group }, client.rateLimitState()[call.group].remaining);
       },
@@ -124,11 +127,19 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     steps.push({ name: "audit", close: () => audit.close() });
 
     const http = new HttpServer({ host: config.http.host, port: config.http.port, logger: log.child({ component: "http" }), metrics });
-    http.readinessCheck("store", async () => {
-      db.prepare("SELECT 1").get();
+    let smtpListening = false;
+    wireReadiness({
+      http,
+      metrics,
+      db,
+      dataDir,
+      spoolDir: join(dataDir, "spool"),
+      minFreeBytes: config.smtp.maxMessageBytes,
+      smtpListening: () => smtpListening && !smtp.closing,
+      client,
+      mail,
+      lastRcCall: () => lastRcCall,
     });
-    http.readinessCheck("ringcentral", () => client.ensureAuthenticated());
-    http.readinessCheck("mail", () => mail.verify());
 
     const worker = new OutboundWorker({ config, store: outboundStore, spool, client, mail, metrics, logger: log, audit });
     const numberCheck: NumberCheck = config.fax.numberCheck === "auto" ? (sandbox ? "possible" : "valid") : config.fax.numberCheck;
@@ -157,6 +168,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     });
 
     const smtpAddress = await smtp.listen();
+    smtpListening = true;
     steps.push({ name: "smtp", close: () => smtp.close(10_000) });
     const httpAddress = await http.listen();
     steps.push({ name: "http", close: () => http.close() });

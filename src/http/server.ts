@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
 import { errorMessage } from "../errors.js";
+import { withTimeout, type DependencyState } from "../ops/dependencies.js";
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
 
@@ -49,7 +50,8 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 }
 
 /**
- * The daemon's HTTP listener: /healthz (liveness), /readyz (readiness checks),
+ * The daemon's HTTP listener: /healthz (liveness), /readyz (readiness: this
+ * instance can accept and durably queue mail; dependency states ride along),
  * /metrics (Prometheus), plus routes other modules add (the RingCentral
  * webhook). Only the paths registered answer; everything else is 404.
  */
@@ -57,6 +59,7 @@ export class HttpServer {
   readonly #deps: HttpServerDeps;
   readonly #routes = new Map<string, RouteHandler>();
   readonly #checks = new Map<string, ReadinessCheck>();
+  #dependencies: (() => Promise<Record<string, DependencyState>>) | undefined;
   #server: Server | undefined;
   #address: { host: string; port: number } | undefined;
 
@@ -77,6 +80,11 @@ export class HttpServer {
 
   readinessCheck(name: string, check: ReadinessCheck): void {
     this.#checks.set(name, check);
+  }
+
+  /** States of dependencies reported in the /readyz body without deciding readiness. */
+  dependencies(provider: () => Promise<Record<string, DependencyState>>): void {
+    this.#dependencies = provider;
   }
 
   get address(): { host: string; port: number } {
@@ -138,15 +146,8 @@ export class HttpServer {
         }
       }),
     );
-    sendJson(res, ok ? 200 : 503, { status: ok ? "ready" : "not ready", checks: results });
-  }
-}
-
-async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)))]);
-  } finally {
-    clearTimeout(timer);
+    const dependencies = this.#dependencies !== undefined ? await this.#dependencies() : undefined;
+    this.#deps.metrics.ready.set(ok ? 1 : 0);
+    sendJson(res, ok ? 200 : 503, { status: ok ? "ready" : "not ready", checks: results, ...(dependencies !== undefined ? { dependencies } : {}) });
   }
 }

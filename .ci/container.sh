@@ -14,14 +14,16 @@ cd "$(dirname "$0")/.."
 started=$(date +%s)
 say() { echo "container: $* (+$(( $(date +%s) - started ))s)"; }
 
+# debootstrap and mounting the new image's root need root: re-run under sudo
+# where CI is not root already. buildah itself needs no daemon.
+if [ "$(id -u)" != 0 ]; then exec sudo -E bash "$0" "$@"; fi
 export DEBIAN_FRONTEND=noninteractive
-SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 need=()
 command -v buildah >/dev/null || need+=(buildah)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 if [ ${#need[@]} -gt 0 ]; then
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 say "tools ready: $(buildah --version)"
 
@@ -32,44 +34,47 @@ ctr=""
 cleanup() {
   [ -n "$ctr" ] && "${B[@]}" rm "$ctr" >/dev/null 2>&1 || true
   "${B[@]}" rm --all >/dev/null 2>&1 || true
-  rm -rf "$work" 2>/dev/null || $SUDO rm -rf "$work" || true
+  rm -rf "$work" || true
 }
 trap cleanup EXIT
 
 # 1. The base: Debian minbase + the build tools better-sqlite3 needs when no
 #    prebuilt addon can be downloaded (the Dockerfile's apt-get then finds
-#    them installed), + the host's Node and npm, + user node (uid 1000).
-rootfs="$work/rootfs"
+#    them installed), + the host's Node, its headers and npm, + user node
+#    (uid 1000). debootstrap writes straight into the new image's root.
 mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
 mirror=${mirror:-http://deb.debian.org/debian}
-$SUDO debootstrap --variant=minbase --include=ca-certificates,python3,make,g++ \
-  bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
-  || { tail -50 "$work/debootstrap.log"; exit 1; }
-say "debootstrap done"
-node_bin=$(command -v node)
-npm_dir=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
-$SUDO install -m 0755 "$node_bin" "$rootfs/usr/local/bin/node"
-$SUDO mkdir -p "$rootfs/usr/local/lib/node_modules"
-$SUDO cp -a "$npm_dir" "$rootfs/usr/local/lib/node_modules/npm"
-$SUDO ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
-$SUDO ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/local/bin/npx"
-$SUDO chroot "$rootfs" /bin/sh -c 'groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node'
-$SUDO rm -rf "$rootfs/var/cache/apt/archives/"*.deb "$rootfs/var/lib/apt/lists/"*
-# Trust what this machine trusts: where egress goes through a TLS-inspecting
-# proxy, its CA is in the host's bundle, and npm ci in the build needs it.
-base_env=(--env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)
-if [ -s /etc/ssl/certs/ca-certificates.crt ]; then
-  $SUDO cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
-  base_env+=(--env NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt --env NPM_CONFIG_CAFILE=/etc/ssl/certs/ca-certificates.crt)
-fi
-$SUDO chroot "$rootfs" /usr/local/bin/node --version
 base_ctr=$("${B[@]}" from scratch)
-$SUDO tar -C "$rootfs" -cf "$work/rootfs.tar" .
-"${B[@]}" add "$base_ctr" "$work/rootfs.tar" / >/dev/null
-"${B[@]}" config "${base_env[@]}" --cmd node "$base_ctr"
+assemble() {
+  rootfs=$("${B[@]}" mount "$base_ctr")
+  debootstrap --variant=minbase --include=ca-certificates,python3,make,g++ \
+    bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
+    || { tail -50 "$work/debootstrap.log"; return 1; }
+  install -m 0755 "$(command -v node)" "$rootfs/usr/local/bin/node"
+  npm_dir=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
+  mkdir -p "$rootfs/usr/local/lib/node_modules" "$rootfs/usr/local/include"
+  cp -a "$npm_dir" "$rootfs/usr/local/lib/node_modules/npm"
+  ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
+  ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/local/bin/npx"
+  # node-gyp needs Node's headers; nodejs.org is not reachable to fetch them.
+  node_prefix=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")
+  cp -a "$node_prefix/include/node" "$rootfs/usr/local/include/node"
+  # Trust what this machine trusts: where egress goes through a TLS-inspecting
+  # proxy, its CA is in the host's bundle, and npm ci in the build needs it.
+  cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
+  chroot "$rootfs" /bin/sh -c 'groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node'
+  rm -rf "$rootfs/var/cache/apt/archives/"*.deb "$rootfs/var/lib/apt/lists/"*
+  chroot "$rootfs" /usr/local/bin/node --version
+  "${B[@]}" umount "$base_ctr" >/dev/null
+}
+assemble
+say "debootstrap done"
+"${B[@]}" config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  --env NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
+  --env NPM_CONFIG_CAFILE=/etc/ssl/certs/ca-certificates.crt \
+  --env NPM_CONFIG_NODEDIR=/usr/local --cmd node "$base_ctr"
 "${B[@]}" commit --quiet "$base_ctr" localhost/faxbridge-node-base:ci >/dev/null
 "${B[@]}" rm "$base_ctr" >/dev/null
-rm -f "$work/rootfs.tar"; $SUDO rm -rf "$rootfs"
 say "base image committed"
 
 # 2. The Dockerfile, as users build it, but FROM the assembled base.

@@ -17,6 +17,7 @@ import { ConfigError, errorMessage } from "../errors.js";
 import { notificationMode, type NotificationMode } from "../inbound/service.js";
 import { WEBHOOK_PATH } from "../inbound/webhook.js";
 import { silentLogger } from "../log.js";
+import { bareAddress, probeRecipients } from "../mail/probe.js";
 import { createMailSender, MailDeliveryError } from "../mail/transport.js";
 import { RingCentralClient } from "../rc/client.js";
 import { tokenFileStore } from "../rc/token-file.js";
@@ -42,7 +43,8 @@ export interface Check {
 export const DOCTOR_USAGE = `usage: faxbridge doctor [--config PATH] [--json]
 
 Check the configuration, the data directory, RingCentral (login, app
-permissions, reachability), the outgoing mail server, the webhook URL and
+permissions, reachability), the outgoing mail server and whether it accepts
+mail.from and every inbound mailbox (an RCPT probe, no mail sent), the webhook URL and
 who may send faxes over SMTP. Each check prints ok, warn or FAIL with what to
 do. Exit 0 when nothing FAILs, 1 when something does, 2 when the
 configuration cannot be loaded.
@@ -403,6 +405,69 @@ async function checkMail(config: Readonly<Config>, timeoutMs: number): Promise<C
   }
 }
 
+// ---------------------------------------------------------------- inbound mailboxes
+
+function isLocalDomain(address: string): boolean {
+  const domain = bareAddress(address).split("@").pop()?.toLowerCase().replace(/\.$/, "") ?? "";
+  return domain === "" || domain === "localhost" || domain.endsWith(".localhost") || domain.endsWith(".local") || !domain.includes(".");
+}
+
+/** Every mailbox faxbridge mails on its own: received faxes (default and routes) and admin alerts. */
+export function inboundMailboxes(config: Readonly<Config>): string[] {
+  const all = [config.inbound.defaultTo, ...config.inbound.routes.flatMap((r) => r.mailTo), ...config.mail.adminTo].map(bareAddress);
+  return [...new Set(all)];
+}
+
+/**
+ * With a real mail server: warn about localhost addresses, then ask the server
+ * (RCPT, no mail sent) whether it takes mail for each mailbox; a refusal means
+ * every received fax for it would be dead-lettered.
+ */
+async function checkMailboxes(config: Readonly<Config>, timeoutMs: number): Promise<Check[]> {
+  if (config.mail.url === "") return [];
+  const checks: Check[] = [];
+  const mailboxes = inboundMailboxes(config);
+  const local = [config.mail.from, ...mailboxes].filter(isLocalDomain).map(bareAddress);
+  if (local.length > 0) {
+    checks.push(
+      warn(
+        "mail addresses",
+        `${[...new Set(local)].join(", ")} ${local.length === 1 ? "is" : "are"} at a local-only domain, but mail goes to a real mail server, which will likely refuse or misroute ${local.length === 1 ? "it" : "them"}`,
+        "set mail.from (FAXBRIDGE_MAIL_FROM), inbound.defaultTo (FAXBRIDGE_INBOUND_TO), inbound.routes and mail.adminTo to real addresses of your domain",
+      ),
+    );
+  }
+  let result;
+  try {
+    result = await withTimeout(probeRecipients(config.mail.url, bareAddress(config.mail.from), mailboxes, { timeoutMs, heloName: config.smtp.hostname }), timeoutMs, "mail server");
+  } catch (err) {
+    // The mail check reports why the server cannot be used.
+    return [...checks, warn("inbound mailboxes", `could not ask the mail server about ${mailboxes.join(", ")} (${errorMessage(err)})`, "fix the mail server check above first")];
+  }
+  if (!result.mailFrom.accepted) {
+    return [
+      ...checks,
+      fail(
+        "mail from",
+        `the mail server refuses mail.from ${bareAddress(config.mail.from)} as sender (${result.mailFrom.reply}): no report or received fax can be mailed`,
+        "set mail.from (FAXBRIDGE_MAIL_FROM) to an address of a domain the mail server sends for (and covered by SPF/DKIM)",
+      ),
+    ];
+  }
+  for (const r of result.recipients) {
+    if (r.accepted) continue;
+    const where = r.address === bareAddress(config.inbound.defaultTo) ? "inbound.defaultTo" : config.mail.adminTo.map(bareAddress).includes(r.address) ? "mail.adminTo" : "an inbound route";
+    const msg = `the mail server refuses ${r.address} (${where}): ${r.reply}`;
+    if (r.code >= 500) {
+      checks.push(fail("inbound mailboxes", `${msg}; every fax for it would be dead-lettered`, `use a mailbox the mail server delivers to, or make it accept ${r.address}`));
+    } else {
+      checks.push(warn("inbound mailboxes", `${msg} (temporary refusal)`, "check the mail server's log; faxbridge retries temporary refusals"));
+    }
+  }
+  if (result.recipients.every((r) => r.accepted)) checks.push(ok("inbound mailboxes", `the mail server accepts ${mailboxes.join(", ")} (asked with RCPT, nothing sent)`));
+  return checks;
+}
+
 // ---------------------------------------------------------------- webhook, SMTP exposure
 
 function isPrivateHost(host: string): boolean {
@@ -510,6 +575,7 @@ export async function runDoctor(config: Readonly<Config>, opts: DoctorOptions = 
   // The two network checks run side by side.
   const [rc, mail] = await Promise.all([checkRingCentral(config, timeoutMs, dir.usable ? resolve(config.dataDir) : undefined), checkMail(config, timeoutMs)]);
   checks.push(...rc, mail);
+  if (mail.status === "ok") checks.push(...(await checkMailboxes(config, timeoutMs)));
   const webhook = checkWebhook(config);
   if (webhook !== undefined) checks.push(webhook);
   checks.push(...checkSmtpExposure(config));

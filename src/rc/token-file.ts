@@ -6,7 +6,7 @@
  *
  * The pair lives in <dataDir>/rc-token.json, mode 0600 (the data directory is
  * 0700 too), written via tmp → fsync → rename. It is bound to the server URL,
- * the client id and a hash of the JWT: changing any of them discards it.
+ * the client id and a hash of the client secret and JWT: changing any of them discards it.
  * Tokens never reach a log line.
  */
 import { createHash } from "node:crypto";
@@ -49,9 +49,9 @@ const fileSchema = z.object({
 export const TOKEN_FILE = "rc-token.json";
 
 /** The token file of a data directory, bound to these credentials. */
-export function tokenFileStore(dataDir: string, creds: { serverUrl: string; clientId: string; jwt: string }): TokenStore {
+export function tokenFileStore(dataDir: string, creds: { serverUrl: string; clientId: string; clientSecret: string; jwt: string }): TokenStore {
   const file = join(dataDir, TOKEN_FILE);
-  const binding = createHash("sha256").update(`${new URL(creds.serverUrl).origin}\n${creds.clientId}\n${creds.jwt}`).digest("hex");
+  const binding = createHash("sha256").update(`${new URL(creds.serverUrl).origin}\n${creds.clientId}\n${creds.clientSecret}\n${creds.jwt}`).digest("hex");
   return {
     load() {
       let text: string;

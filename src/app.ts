@@ -7,6 +7,7 @@ import type { Logger } from "./log.js";
 import { createMailSender, type MailSender } from "./mail/transport.js";
 import { Metrics } from "./metrics.js";
 import { AuditLog } from "./ops/audit.js";
+import { AdminAlerts, type AlertSink } from "./ops/alerts.js";
 import { Janitor } from "./ops/janitor.js";
 import { wireReadiness } from "./ops/readiness.js";
 import { InboundService } from "./inbound/service.js";
@@ -105,6 +106,18 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     await spool.recover(outboundStore);
 
     let lastRcCall: { at: number; status: number } | undefined;
+    const mail: MailSender = createMailSender(config.mail.url, join(dataDir, "mailbox"), log.child({ component: "mail" }));
+    steps.push({ name: "mail", close: () => mail.close() });
+    const adminAlerts = new AdminAlerts({
+      adminTo: config.mail.adminTo,
+      from: config.mail.from,
+      mail,
+      logger: log.child({ component: "alerts" }),
+      metrics,
+      hostname: config.smtp.hostname,
+    });
+    steps.push({ name: "alerts", close: () => adminAlerts.close() });
+    const alerts: AlertSink = adminAlerts.sink;
     const client = new RingCentralClient({
       ...rc,
       logger: log,
@@ -112,6 +125,15 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       ...(sandbox ? {} : { tokenStore: tokenFileStore(dataDir, rc) }),
       rateLimits: config.ringcentral.rateLimits,
       requestTimeoutMs: config.ringcentral.requestTimeoutMs,
+      onAuthResult: (result) => {
+        if (result.ok) return;
+        metrics.rcAuthFailures.inc({ status: String(result.status) });
+        alerts({
+          kind: "rc_auth_refused",
+          summary: "RingCentral refused faxbridge's credentials",
+          details: { status: result.status, error: result.errorCode, server: config.ringcentral.serverUrl },
+        });
+      },
       onCall: (call) => {
         lastRcCall = { at: Date.now(), status: call.status };
         metrics.recordRcCall(call);
@@ -120,8 +142,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     });
     steps.push({ name: "ringcentral", close: () => client.close() });
 
-    const mail: MailSender = createMailSender(config.mail.url, join(dataDir, "mailbox"), log.child({ component: "mail" }));
-    steps.push({ name: "mail", close: () => mail.close() });
+
 
     const audit = await AuditLog.open(join(dataDir, "audit.jsonl"), log);
     steps.push({ name: "audit", close: () => audit.close() });
@@ -141,7 +162,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       lastRcCall: () => lastRcCall,
     });
 
-    const worker = new OutboundWorker({ config, store: outboundStore, spool, client, mail, metrics, logger: log, audit });
+    const worker = new OutboundWorker({ config, store: outboundStore, spool, client, mail, metrics, logger: log, audit, alerts });
     const numberCheck: NumberCheck = config.fax.numberCheck === "auto" ? (sandbox ? "possible" : "valid") : config.fax.numberCheck;
     // Who may fax, to where, how much; quotas are rebuilt from the last hour's jobs.
     const policy = await createSmtpPolicy({ config, logger: log, metrics, store: outboundStore });
@@ -155,7 +176,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       metrics,
       onAccepted: () => worker.wake(),
     });
-    const inbound = new InboundService({ config, client, store: inboundStore, mail, http, metrics, logger: log, audit });
+    const inbound = new InboundService({ config, client, store: inboundStore, mail, http, metrics, logger: log, audit, alerts });
 
     const janitor = new Janitor({
       outbound: outboundStore,
@@ -179,7 +200,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     janitor.start();
     steps.push({ name: "janitor", close: () => janitor.stop() });
     // Close order (reversed): stop taking work first, then the workers, then the stores.
-    reorderForShutdown(steps, ["janitor", "inbound", "smtp", "outbound", "http", "mail", "ringcentral", "spool", "audit", "outbound-store", "database", "emulator"]);
+    reorderForShutdown(steps, ["janitor", "inbound", "smtp", "outbound", "http", "alerts", "mail", "ringcentral", "spool", "audit", "outbound-store", "database", "emulator"]);
 
     log.info(
       { event: "daemon.started", smtp: smtpAddress, http: httpAddress, sandbox, dataDir, faxDomains: config.fax.domains, mail: mail.description },

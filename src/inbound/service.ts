@@ -8,6 +8,7 @@
  *                                                          ▼
  *                          delivery loop: claim ─► download ─► mail (250) ─► delivered
  */
+import type { AlertSink } from "../ops/alerts.js";
 import { randomBytes } from "node:crypto";
 import type { Config } from "../config/schema.js";
 import type { HttpServer } from "../http/server.js";
@@ -52,6 +53,8 @@ export interface InboundServiceDeps {
   readonly now?: () => number;
   readonly tuning?: Partial<InboundTuning>;
   readonly audit?: AuditSink;
+  /** Told about dead letters and lost subscriptions (mail.adminTo). */
+  readonly alerts?: AlertSink;
 }
 
 export type NotificationMode = "webhook" | "websocket" | "none";
@@ -128,6 +131,7 @@ export class InboundService {
       leaseMs: this.#tuning.leaseMs,
       jitter: this.#tuning.retryJitter,
       ...(deps.audit !== undefined && { audit: deps.audit }),
+      ...(deps.alerts !== undefined && { alerts: deps.alerts }),
     });
   }
 
@@ -176,6 +180,7 @@ export class InboundService {
         expiresInSeconds: this.#tuning.subscriptionExpiresInSeconds,
         checkIntervalMs: this.#tuning.subscriptionCheckMs,
         now: this.#now,
+        ...(this.#deps.alerts !== undefined && { alerts: this.#deps.alerts }),
       });
       await this.#subscriptions.start();
     } else if (mode === "websocket") {
@@ -188,6 +193,7 @@ export class InboundService {
         heartbeatMs: this.#tuning.wsHeartbeatMs,
         backoffMs: this.#tuning.wsBackoffMs,
         connectTimeoutMs: this.#tuning.wsConnectTimeoutMs,
+        ...(this.#deps.alerts !== undefined && { alerts: this.#deps.alerts }),
       });
       await this.#ws.start();
     }

@@ -211,7 +211,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       log.warn(
         { event: "daemon.sandbox", emulator: emulatorUrl },
         `SANDBOX MODE: no RingCentral credentials (RC_CLIENT_ID, RC_JWT), so faxes go to the built-in RingCentral emulator at ${emulatorUrl ?? "?"}. ` +
-          `Try: swaks --server ${smtpAddress.host}:${smtpAddress.port} --to 15551234567@${domain} --attach @some.pdf ; ` +
+          `Try: swaks --server ${smtpAddress.host}:${smtpAddress.port} --to 12125550123@${domain} --attach @some.pdf ; ` +
           `inject a received fax: curl --data-binary @some.pdf -H 'content-type: application/pdf' '${emulatorUrl ?? ""}/emulator/inbound-faxes?from=%2B15557654321&to=%2B15551230000'. ` +
           `Mail faxbridge sends lands in ${config.mail.url === "" ? join(dataDir, "mailbox") : mail.description}.`,
       );

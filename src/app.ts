@@ -141,6 +141,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       },
     });
     steps.push({ name: "ringcentral", close: () => client.close() });
+    steps.push({ name: "ringcentral-holds", close: () => client.releaseHeldWaits() });
 
 
 
@@ -195,12 +196,13 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     steps.push({ name: "http", close: () => http.close() });
     await worker.start();
     steps.push({ name: "outbound", close: () => worker.stop() });
-    await inbound.start();
+    // Notifications subscribe in the background: startup never waits for RingCentral's Auth group.
+    await inbound.start({ waitForNotifications: false });
     steps.push({ name: "inbound", close: () => inbound.stop() });
     janitor.start();
     steps.push({ name: "janitor", close: () => janitor.stop() });
     // Close order (reversed): stop taking work first, then the workers, then the stores.
-    reorderForShutdown(steps, ["janitor", "inbound", "smtp", "outbound", "http", "alerts", "mail", "ringcentral", "spool", "audit", "outbound-store", "database", "emulator"]);
+    reorderForShutdown(steps, ["janitor", "ringcentral-holds", "inbound", "smtp", "outbound", "http", "alerts", "mail", "ringcentral", "spool", "audit", "outbound-store", "database", "emulator"]);
 
     log.info(
       { event: "daemon.started", smtp: smtpAddress, http: httpAddress, sandbox, dataDir, faxDomains: config.fax.domains, mail: mail.description },

@@ -139,7 +139,13 @@ export class InboundService {
     return notificationMode(this.#deps.config);
   }
 
-  async start(): Promise<void> {
+  /**
+   * Start syncing, delivering and listening for notifications. With
+   * `waitForNotifications: false` (the daemon) the first subscription attempt
+   * runs in the background: it needs a RingCentral token, and startup must
+   * never wait for a held Auth rate-limit group.
+   */
+  async start(opts: { waitForNotifications?: boolean } = {}): Promise<void> {
     if (this.#running) return;
     const mode = this.mode;
     this.#running = true;
@@ -169,6 +175,7 @@ export class InboundService {
     this.#triggerAll("start");
 
     const filters = this.#extensions.map(faxEventFilter);
+    let notifications: Promise<void> = Promise.resolve();
     if (mode === "webhook") {
       this.#subscriptions = new WebhookSubscriptionManager({
         client: this.#deps.client,
@@ -182,7 +189,7 @@ export class InboundService {
         now: this.#now,
         ...(this.#deps.alerts !== undefined && { alerts: this.#deps.alerts }),
       });
-      await this.#subscriptions.start();
+      notifications = this.#subscriptions.start();
     } else if (mode === "websocket") {
       this.#ws = new WsNotifications({
         client: this.#deps.client,
@@ -195,8 +202,10 @@ export class InboundService {
         connectTimeoutMs: this.#tuning.wsConnectTimeoutMs,
         ...(this.#deps.alerts !== undefined && { alerts: this.#deps.alerts }),
       });
-      await this.#ws.start();
+      notifications = this.#ws.start();
     }
+    if (opts.waitForNotifications ?? true) await notifications;
+    else notifications.catch((err: unknown) => this.#log.error({ event: "inbound.notifications_failed", err }, "could not start notifications; the periodic sync still finds every fax"));
     this.#log.info({ event: "inbound.started", mode }, "inbound fax delivery started");
   }
 

@@ -629,6 +629,21 @@ export class RingCentralClient {
     if (this.ownsDispatcher) await this.dispatcher.close();
   }
 
+  /**
+   * Shutdown: fail the calls waiting for a group RingCentral holds (a 429's
+   * Retry-After can be a minute), so stopping never waits for it. Calls in
+   * groups that are not held go on as usual.
+   */
+  releaseHeldWaits(): void {
+    const now = this.now();
+    for (const [group, st] of Object.entries(this.limiters.state()) as [RateGroup, GroupState][]) {
+      if (st.heldUntil > now + 1_000) {
+        this.log.info({ event: "rc.rate_limit_wait_cancelled", group, waiting: st.waiting }, `shutting down: not waiting for the RingCentral ${group} group`);
+        this.limiters.get(group).close();
+      }
+    }
+  }
+
   rateLimitState(): Record<RateGroup, GroupState> {
     return this.limiters.state();
   }

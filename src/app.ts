@@ -4,6 +4,7 @@ import { hasCredentials, type Config } from "./config/schema.js";
 import { errorMessage } from "./errors.js";
 import { HttpServer } from "./http/server.js";
 import type { Logger } from "./log.js";
+import { isLocalDomain } from "./mail/probe.js";
 import { createMailSender, type MailSender } from "./mail/transport.js";
 import { Metrics } from "./metrics.js";
 import { AuditLog } from "./ops/audit.js";
@@ -217,6 +218,16 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
           `inject a received fax: curl --data-binary @some.pdf -H 'content-type: application/pdf' '${emulatorUrl ?? ""}/emulator/inbound-faxes?from=%2B15557654321&to=%2B15551230000'. ` +
           `Mail faxbridge sends lands in ${config.mail.url === "" ? join(dataDir, "mailbox") : mail.description}.`,
       );
+    }
+
+    if (config.mail.url !== "") {
+      const local = [config.mail.from, config.inbound.defaultTo, ...config.inbound.routes.flatMap((r) => r.mailTo)].filter(isLocalDomain);
+      if (local.length > 0) {
+        log.warn(
+          { event: "daemon.local_addresses", addresses: local },
+          `${local.join(", ")}: local-only address(es) with a real mail server (mail.from is also the Return-Path); the server will likely refuse them and received faxes would be dead-lettered. Set FAXBRIDGE_MAIL_FROM, FAXBRIDGE_INBOUND_TO and inbound.routes; faxbridge doctor checks them.`,
+        );
+      }
     }
 
     let resolveFinished: (code: number) => void = () => undefined;

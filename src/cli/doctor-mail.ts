@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import type { Config } from "../config/schema.js";
 import { errorMessage } from "../errors.js";
 import { silentLogger } from "../log.js";
-import { bareAddress, probeRecipients } from "../mail/probe.js";
+import { bareAddress, isLocalDomain, probeRecipients } from "../mail/probe.js";
 import { createMailSender, MailDeliveryError } from "../mail/transport.js";
 import { code, fail, ok, warn, withTimeout, type Check } from "./doctor-common.js";
 
@@ -58,10 +58,6 @@ export async function checkMail(config: Readonly<Config>, timeoutMs: number): Pr
 
 // ---------------------------------------------------------------- inbound mailboxes
 
-function isLocalDomain(address: string): boolean {
-  const domain = bareAddress(address).split("@").pop()?.toLowerCase().replace(/\.$/, "") ?? "";
-  return domain === "" || domain === "localhost" || domain.endsWith(".localhost") || domain.endsWith(".local") || !domain.includes(".");
-}
 
 /** Every mailbox faxbridge mails on its own: received faxes (default and routes) and admin alerts. */
 export function inboundMailboxes(config: Readonly<Config>): string[] {

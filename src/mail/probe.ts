@@ -170,3 +170,9 @@ export function bareAddress(value: string): string {
   const m = /<([^<>]*)>\s*$/.exec(value);
   return (m?.[1] ?? value).trim();
 }
+
+/** True for an address at a domain only this machine knows (localhost, *.local, a bare host name). */
+export function isLocalDomain(address: string): boolean {
+  const domain = bareAddress(address).split("@").pop()?.toLowerCase().replace(/\.$/, "") ?? "";
+  return domain === "" || domain === "localhost" || domain.endsWith(".localhost") || domain.endsWith(".local") || !domain.includes(".");
+}

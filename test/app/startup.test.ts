@@ -11,6 +11,7 @@ import { loadConfig } from "../../src/config/load.js";
 import { startEmulator, type Emulator } from "../../src/emulator/index.js";
 import { createLogger } from "../../src/log.js";
 import { Metrics } from "../../src/metrics.js";
+import { SmtpSink } from "../helpers/smtp-sink.js";
 import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -23,8 +24,11 @@ describe("daemon startup with the Auth group held", () => {
 
   afterEach(async () => {
     await daemon?.close();
+    daemon = undefined;
     await emu?.close();
+    emu = undefined;
     dir?.cleanup();
+    dir = undefined;
   });
 
   it("starts listening at once and warns what waits for the Auth group and until when", async () => {
@@ -59,5 +63,26 @@ describe("daemon startup with the Auth group held", () => {
     expect(warnLine).toContain('"level":"warn"');
     expect(warnLine).toMatch(/"group":"Auth".*"until":"\d{4}-/);
     expect(lines.join("")).not.toContain(CREDS.jwt);
+  });
+
+  it("warns at start when mail.from (the Return-Path) or an inbound mailbox is at localhost with a real mail server", async () => {
+    const sink = await new SmtpSink().start();
+    try {
+      dir = tempDir();
+      const lines: string[] = [];
+      const logger = createLogger({ level: "info", destination: new Writable({ write: (c: Buffer, _e, cb) => (lines.push(c.toString()), cb()) }) });
+      const config = loadConfig({
+        env: { FAXBRIDGE_DATA_DIR: dir.path, FAXBRIDGE_SMTP_PORT: "0", FAXBRIDGE_HTTP_PORT: "0", FAXBRIDGE_EMULATOR_PORT: "0", FAXBRIDGE_MAIL_URL: sink.url, FAXBRIDGE_INBOUND_NOTIFICATIONS: "none" },
+      });
+      daemon = await startDaemon(config, { logger, metrics: new Metrics({ defaultMetrics: false }) });
+      const line = lines.find((l) => l.includes('"event":"daemon.local_addresses"')) ?? "";
+      expect(line).toContain('"level":"warn"');
+      expect(line).toContain("faxbridge <faxbridge@localhost>");
+      expect(line).toContain("fax-inbox@localhost");
+      await daemon.close();
+      daemon = undefined;
+    } finally {
+      await sink.close();
+    }
   });
 });

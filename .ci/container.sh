@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# CI container check: build the Dockerfile with a rootless, daemonless builder
-# from Debian's packages (buildah, vfs storage, chroot isolation), then start the
-# image in sandbox mode and require /healthz to answer inside the container.
+# CI container check: build the Dockerfile with a daemonless builder from
+# Debian's packages (buildah, vfs storage, chroot isolation: no daemon, no
+# overlay or user-namespace setup needed), then start the image in sandbox mode
+# and require /healthz to answer inside the container. The script runs as root
+# (via sudo when CI is not root) because debootstrap and mounting the base
+# image's root need it; the build itself needs no privileges beyond that.
+# Phases print their elapsed time; a failed phase prints its log and fails CI.
 #
 # No container registry is reachable from CI, so the Node base image is
 # assembled here: a Debian bookworm minbase (debootstrap) with this machine's

@@ -38,7 +38,9 @@ ctr=""
 cleanup() {
   [ -n "$ctr" ] && "${B[@]}" rm "$ctr" >/dev/null 2>&1 || true
   "${B[@]}" rm --all >/dev/null 2>&1 || true
-  rm -rf "$work" || true
+  # An interrupted debootstrap leaves /proc mounted in the base's root.
+  awk -v w="$work" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do umount -l "$m" || true; done
+  rm -rf --one-file-system "$work" || true
 }
 trap cleanup EXIT
 

@@ -90,19 +90,26 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Read at scrape time; the daemon sets them once its store and data directory are open. */
+  readonly sources: { dataFreeBytes?: () => number | undefined; oldestJobSeconds?: () => number; ready?: () => Promise<boolean>; dependencies?: () => Promise<unknown> } = {};
   readonly ready = new Gauge({
     name: "faxbridge_ready",
-    help: "1 when this instance can accept and durably queue mail (store, spool, disk, listeners), as /readyz last said.",
+    help: "1 when this instance can accept and durably queue mail (store, spool, disk, listeners): the /readyz checks, run at each scrape.",
     registers: [this.registry],
+    collect: async () => {
+      const ok = await this.sources.ready?.();
+      if (ok !== undefined) this.ready.set(ok ? 1 : 0);
+    },
   });
   readonly dependencyUp = new Gauge({
     name: "faxbridge_dependency_up",
-    help: "1 when a dependency (ringcentral, mail) answered its last check, 0 when not.",
+    help: "1 when a dependency (ringcentral, mail) answered its last check, 0 when not (checks cached a few seconds).",
     labelNames: ["dependency"] as const,
     registers: [this.registry],
+    collect: async () => {
+      await this.sources.dependencies?.();
+    },
   });
-  /** Read at scrape time; the daemon sets them once its store and data directory are open. */
-  readonly sources: { dataFreeBytes?: () => number | undefined; oldestJobSeconds?: () => number } = {};
   readonly dataFreeBytes = new Gauge({
     name: "faxbridge_data_free_bytes",
     help: "Free bytes on the data directory's file system (for the unprivileged user).",

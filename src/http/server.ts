@@ -132,7 +132,8 @@ export class HttpServer {
     sendJson(res, known ? 405 : 404, { error: known ? "method not allowed" : "not found" });
   }
 
-  async #ready(res: ServerResponse): Promise<void> {
+  /** Run the readiness checks: ok when every one passes, with each one's result. */
+  async readiness(): Promise<{ ok: boolean; checks: Record<string, string> }> {
     const results: Record<string, string> = {};
     let ok = true;
     await Promise.all(
@@ -146,8 +147,13 @@ export class HttpServer {
         }
       }),
     );
+    return { ok, checks: results };
+  }
+
+  async #ready(res: ServerResponse): Promise<void> {
+    const { ok, checks } = await this.readiness();
     const dependencies = this.#dependencies !== undefined ? await this.#dependencies() : undefined;
     this.#deps.metrics.ready.set(ok ? 1 : 0);
-    sendJson(res, ok ? 200 : 503, { status: ok ? "ready" : "not ready", checks: results, ...(dependencies !== undefined ? { dependencies } : {}) });
+    sendJson(res, ok ? 200 : 503, { status: ok ? "ready" : "not ready", checks, ...(dependencies !== undefined ? { dependencies } : {}) });
   }
 }

@@ -65,6 +65,8 @@ export function wireReadiness(d: ReadinessDeps): DependencyMonitor {
   deps.add("mail", () => d.mail.verify());
   http.dependencies(() => deps.states());
 
+  metrics.sources.ready = async () => (await http.readiness()).ok;
+  metrics.sources.dependencies = () => deps.states();
   metrics.sources.dataFreeBytes = () => {
     try {
       return freeBytes(d.dataDir);

@@ -85,4 +85,11 @@ describe("/readyz and dependency states", () => {
     expect(metrics).toMatch(/faxbridge_data_free_bytes \d/);
     expect(metrics).toMatch(/faxbridge_queue_oldest_job_seconds 0/);
   });
+
+  it("/metrics runs the readiness and (cached) dependency checks itself, without anyone probing /readyz", async () => {
+    const metrics = await (await fetch(`http://127.0.0.1:${daemon!.http.port}/metrics`)).text();
+    expect(metrics).toMatch(/^faxbridge_ready 1$/m);
+    expect(metrics).toMatch(/^faxbridge_dependency_up\{dependency="mail"\} 1$/m);
+    expect(metrics).toMatch(/^faxbridge_dependency_up\{dependency="ringcentral"\} 1$/m);
+  });
 });

@@ -1,11 +1,11 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { hasCredentials, type Config } from "./config/schema.js";
-import { errorMessage } from "./errors.js";
+import { credentialProblems, hasCredentials, type Config } from "./config/schema.js";
+import { ConfigError, errorMessage } from "./errors.js";
 import { HttpServer } from "./http/server.js";
 import type { Logger } from "./log.js";
 import { isLocalDomain } from "./mail/probe.js";
-import { createMailSender, type MailSender } from "./mail/transport.js";
+import { createMailSender, SANDBOX_SUBJECT_TAG, tagSubjects, type MailSender } from "./mail/transport.js";
 import { Metrics } from "./metrics.js";
 import { AuditLog } from "./ops/audit.js";
 import { AdminAlerts, type AlertSink } from "./ops/alerts.js";
@@ -14,6 +14,7 @@ import { wireReadiness } from "./ops/readiness.js";
 import { InboundService } from "./inbound/service.js";
 import { OutboundWorker } from "./outbound/worker.js";
 import { createSmtpPolicy } from "./policy/index.js";
+import { receivedFaxMailedTo } from "./policy/forwarding.js";
 import { RingCentralClient } from "./rc/client.js";
 import { tokenFileStore } from "./rc/token-file.js";
 import type { NumberCheck } from "./smtp/address.js";
@@ -58,6 +59,9 @@ export interface Daemon {
  */
 export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions): Promise<Daemon> {
   const log = opts.logger;
+  // loadConfig refuses partial credentials already; a config built in code must not slip into a sandbox either.
+  const partial = credentialProblems(config);
+  if (partial.length > 0) throw new ConfigError(partial);
   const metrics = opts.metrics ?? new Metrics();
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -107,7 +111,9 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     await spool.recover(outboundStore);
 
     let lastRcCall: { at: number; status: number } | undefined;
-    const mail: MailSender = createMailSender(config.mail.url, join(dataDir, "mailbox"), log.child({ component: "mail" }));
+    const transport: MailSender = createMailSender(config.mail.url, join(dataDir, "mailbox"), log.child({ component: "mail" }));
+    // A sandbox sends no real fax: mail it sends to real people says so in every subject.
+    const mail = sandbox && config.mail.url !== "" ? tagSubjects(transport, SANDBOX_SUBJECT_TAG) : transport;
     steps.push({ name: "mail", close: () => mail.close() });
     const adminAlerts = new AdminAlerts({
       adminTo: config.mail.adminTo,
@@ -145,7 +151,6 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     steps.push({ name: "ringcentral-holds", close: () => client.releaseHeldWaits() });
 
 
-
     const audit = await AuditLog.open(join(dataDir, "audit.jsonl"), log);
     steps.push({ name: "audit", close: () => audit.close() });
 
@@ -157,7 +162,8 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       db,
       dataDir,
       spoolDir: join(dataDir, "spool"),
-      minFreeBytes: config.smtp.maxMessageBytes,
+      // The same floor below which SMTP answers 452: not ready = new mail would be refused.
+      minFreeBytes: config.smtp.minFreeBytes,
       smtpListening: () => smtpListening && !smtp.closing,
       client,
       mail,
@@ -167,7 +173,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     const worker = new OutboundWorker({ config, store: outboundStore, spool, client, mail, metrics, logger: log, audit, alerts });
     const numberCheck: NumberCheck = config.fax.numberCheck === "auto" ? (sandbox ? "possible" : "valid") : config.fax.numberCheck;
     // Who may fax, to where, how much; quotas are rebuilt from the last hour's jobs.
-    const policy = await createSmtpPolicy({ config, logger: log, metrics, store: outboundStore });
+    const policy = await createSmtpPolicy({ config, logger: log, metrics, store: outboundStore, receivedBy: receivedFaxMailedTo(inboundStore) });
     const smtp: FaxSmtpServer = createSmtpServer({
       config,
       policy,

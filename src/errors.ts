@@ -10,11 +10,13 @@ export type SmtpReplyCode = 421 | 450 | 451 | 452 | 454 | 530 | 535 | 538 | 550 
 /**
  * A refusal at SMTP time. smtp-server reads `responseCode`; an Error without it
  * becomes a permanent 5xx before DATA, so every hook rejects with one of these.
+ * With `enhanced` (e.g. "5.7.1") the reply carries that enhanced status code
+ * instead of the one smtp-server derives from the basic code (src/smtp/enhanced.ts).
  */
 export class SmtpReply extends Error {
   readonly responseCode: SmtpReplyCode;
-  constructor(responseCode: SmtpReplyCode, message: string, options?: ErrorOptions) {
-    super(message, options);
+  constructor(responseCode: SmtpReplyCode, message: string, options?: ErrorOptions & { enhanced?: string }) {
+    super(options?.enhanced === undefined ? message : `${options.enhanced} ${message}`, options);
     this.name = "SmtpReply";
     this.responseCode = responseCode;
   }

@@ -166,14 +166,18 @@ async function checkDatabase(config: Readonly<Config>): Promise<Check[]> {
 
 async function checkDisk(config: Readonly<Config>): Promise<Check> {
   const dir = await existing(resolve(config.dataDir));
-  const need = Math.max(GiB, 2 * config.smtp.maxMessageBytes);
+  // The daemon's own floor (smtp.minFreeBytes, 452 4.3.1 at MAIL FROM); without one, room for two of the largest mails.
+  const floor = config.smtp.minFreeBytes;
+  const need = floor > 0 ? floor : 2 * config.smtp.maxMessageBytes;
   try {
     const fs = await statfs(dir);
     const free = Number(fs.bavail) * Number(fs.bsize);
     if (free < need) {
       return warn(
         "disk",
-        `${bytes(free)} free on the data directory's file system; under ${bytes(need)} a large fax may not fit and mail will be refused with 452`,
+        floor > 0
+          ? `${bytes(free)} free on the data directory's file system, under smtp.minFreeBytes (${bytes(floor)}): new mail is refused with 452 4.3.1`
+          : `${bytes(free)} free on the data directory's file system; under ${bytes(need)} a large fax may not fit and mail will be refused with 452`,
         "free space or move dataDir to a larger volume",
       );
     }
@@ -401,7 +405,7 @@ export function checkSmtpExposure(config: Readonly<Config>): Check[] {
     checks.push(ok(name, `listens on ${s.host}:${s.port}; remote clients must log in (${s.users.length} user(s))`));
   }
   if (!local && s.users.length > 0 && !tls) {
-    checks.push(warn("smtp tls", "smtp.users are set but there is no TLS: remote clients cannot log in (AUTH needs TLS except from loopback)", "set smtp.tlsKey and smtp.tlsCert (PEM files)"));
+    checks.push(warn("smtp tls", "smtp.users are set but there is no TLS: remote clients cannot log in (AUTH needs TLS except from a local client: 127.0.0.1 to 127.0.0.1)", "set smtp.tlsKey and smtp.tlsCert (PEM files)"));
   }
   return checks;
 }

@@ -1,8 +1,9 @@
 /**
  * `faxbridge send --to NUMBER FILE...`: queue a fax without email. The files
- * become a MIME message (attachments streamed from disk), which goes into the
- * spool and the queue exactly as a mail accepted over SMTP does: spooled and
- * fsynced first, then the `received` job row. The running daemon's worker
+ * become a MIME message (attachments streamed from disk), which goes through
+ * the same intake as a mail accepted over SMTP (src/intake/accept.ts):
+ * disk floor, destination rules and hourly quotas, spooled and fsynced, then the
+ * `received` job row. The running daemon's worker
  * picks it up on its next look at the queue (it polls about once a second).
  */
 import { constants } from "node:fs";
@@ -11,7 +12,10 @@ import { basename, resolve } from "node:path";
 import { userInfo } from "node:os";
 import MailComposer from "nodemailer/lib/mail-composer";
 import { hasCredentials, type Config } from "../config/schema.js";
-import { errorMessage } from "../errors.js";
+import { errorMessage, SmtpReply } from "../errors.js";
+import { accept, IntakeError, refusalText, type IntakeSender } from "../intake/accept.js";
+import { createSmtpPolicy } from "../policy/index.js";
+import { senderIdentity } from "../policy/identity.js";
 import { silentLogger } from "../log.js";
 import { parseFaxAddress, type NumberCheck } from "../smtp/address.js";
 import { Spool, SpoolError } from "../spool/spool.js";
@@ -33,6 +37,11 @@ Queue a fax without email; the running daemon sends it. Prints the queue id
   -h, --help         this text
 
 FILE: documents to fax (PDF, Word, images, text ...), faxed in the given order.
+
+The fax goes through the same intake as mail: a number outside the destination
+rules (policy.destinations), over the hourly quotas (policy.quotas, charged
+to cli:<your login>) or a data directory under smtp.minFreeBytes is refused
+with exit 1 and the reason.
 `;
 
 const SIMPLE_EMAIL = /^[^\s@<>()",;]+@[^\s@<>()",;]+\.[^\s@<>()",;]+$|^[^\s@<>()",;]+@localhost$/i;
@@ -116,32 +125,27 @@ export async function queueFax(config: Readonly<Config>, req: SendRequest): Prom
 
   const id = newId();
   const maxBytes = config.smtp.maxMessageBytes;
+  const mailFrom = req.notify ?? "";
+  // The same intake as SMTP (src/intake/accept.ts): destination rules, quotas, spool, job row.
+  // The sender is the local login that ran the command.
+  const sender: IntakeSender = { key: senderIdentity({ user: `cli:${user}`, mailFrom }).key, mailFrom, user: `cli:${user}`, ip: "local" };
   return withStores(config, async (stores) => {
+    // Quotas count the jobs of the last hour in the store, whichever path accepted them.
+    const policy = await createSmtpPolicy({ config, logger: silentLogger(), store: stores.outbound });
     const spool = await Spool.open({ dataDir: stores.dataDir, logger: silentLogger() });
     try {
-      let spooled;
-      try {
-        spooled = await spool.receive(id, composer.compile().createReadStream(), maxBytes);
-      } catch (err) {
-        if (err instanceof SpoolError && err.kind === "too_big") {
-          throw new CommandError(`the documents are too large: the message would exceed smtp.maxMessageBytes (${maxBytes} bytes)`);
-        }
-        if (err instanceof SpoolError && err.kind === "no_space") throw new CommandError(`the data directory ${stores.dataDir} is out of space`);
-        throw new CommandError(`could not store the fax: ${errorMessage(err)}`);
+      await accept(
+        { spool, store: stores.outbound, policy, maxMessageBytes: maxBytes, diskFloor: { dir: stores.dataDir, minFreeBytes: config.smtp.minFreeBytes }, logger: silentLogger() },
+        { id, sender, recipients, message: composer.compile().createReadStream() },
+      );
+    } catch (err) {
+      if (err instanceof SmtpReply) throw new CommandError(`refused: ${refusalText(err)}`);
+      if (err instanceof SpoolError && err.kind === "too_big") {
+        throw new CommandError(`the documents are too large: the message would exceed smtp.maxMessageBytes (${maxBytes} bytes)`);
       }
-      try {
-        await stores.outbound.insertReceived({
-          id,
-          mailFrom: req.notify ?? "",
-          rcptTo: recipients,
-          spoolPath: spooled.path,
-          size: spooled.size,
-          client: { ip: "local", user: `cli:${user}` },
-        });
-      } catch (err) {
-        await spool.remove(id);
-        throw new CommandError(`could not queue the fax: ${errorMessage(err)}`);
-      }
+      if (err instanceof SpoolError && err.kind === "no_space") throw new CommandError(`the data directory ${stores.dataDir} is out of space`);
+      if (err instanceof IntakeError) throw new CommandError(`could not queue the fax: ${errorMessage(err.cause ?? err)}`);
+      throw new CommandError(`could not store the fax: ${errorMessage(err)}`);
     } finally {
       await spool.close();
     }

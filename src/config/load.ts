@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
 import type { z } from "zod";
 import { ConfigError, type ConfigProblem } from "../errors.js";
-import { configSchema, type Config } from "./schema.js";
+import { configSchema, credentialProblems, type Config } from "./schema.js";
 import { SETTINGS, type Setting } from "./settings.js";
 
 export interface LoadOptions {
@@ -50,6 +50,7 @@ export function loadConfig(opts: LoadOptions = {}): Readonly<Config> {
 
   const result = configSchema.safeParse(raw);
   if (!result.success) problems.push(...describeIssues(result.error.issues, raw, sources));
+  else problems.push(...credentialProblems(result.data));
   if (problems.length > 0 || !result.success) throw new ConfigError(problems);
   return deepFreeze(result.data);
 }
@@ -91,13 +92,20 @@ function readEnv(env: NodeJS.ProcessEnv, setting: Setting, problems: ConfigProbl
   const fileVar = `${setting.env}_FILE`;
   const path = env[fileVar];
   if (path === undefined || path === "") return undefined;
+  let text: string;
   try {
-    return { name: fileVar, text: readFileSync(path, "utf8").trim() };
+    text = readFileSync(path, "utf8").trim();
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? "error";
     problems.push({ path: setting.path, source: `env ${fileVar}`, message: `cannot read the file it names (${code})` });
     return undefined;
   }
+  // A file named on purpose but empty is a mistake (a secret not mounted yet), not "unset": fail closed.
+  if (text === "") {
+    problems.push({ path: setting.path, source: `env ${fileVar}`, message: `the file it names (${path}) is empty` });
+    return undefined;
+  }
+  return { name: fileVar, text };
 }
 
 function parseEnvValue(setting: Setting, text: string): { value: Json } | { error: string } {

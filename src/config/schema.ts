@@ -107,11 +107,14 @@ export const configSchema = z
         /** Paths of a PEM key and certificate; both set enables STARTTLS. */
         tlsKey: z.string().default(""),
         tlsCert: z.string().default(""),
-        /** Users allowed to authenticate (AUTH PLAIN/LOGIN, only over TLS unless the client is on loopback). */
+        /** Users allowed to authenticate (AUTH PLAIN/LOGIN, only over TLS unless the client is local: see isLocalClient in src/smtp/cidr.ts). */
         users: z.array(smtpUser).default([]),
         /** Client networks (CIDR) that may send without AUTH. Everyone else must authenticate. */
         allowUnauthenticatedFrom: z.array(z.string().min(1)).default(["127.0.0.0/8", "::1/128"]),
+        /** New mail is refused (452 4.3.1 at MAIL FROM) while the data directory has less free space than this, in bytes; default the larger of 1 GiB and 2 × maxMessageBytes; 0 = no floor. */
+        minFreeBytes: nonNegativeInt.optional(),
       })
+      .transform((s) => ({ ...s, minFreeBytes: s.minFreeBytes ?? defaultMinFreeBytes(s.maxMessageBytes) }))
       .prefault({}),
     http: z
       .strictObject({
@@ -141,6 +144,8 @@ export const configSchema = z
         skipInlineImages: z.boolean().default(true),
         /** Same Message-ID to the same recipients within this many seconds is not faxed twice. */
         duplicateWindowSeconds: nonNegativeInt.default(86_400),
+        /** A fax with more pages than this is not sent; the sender gets a notice (RingCentral's own limit is 200). */
+        maxPages: positiveInt.default(200),
         /** When RingCentral answers 429/5xx or the network fails: wait this long between attempts. */
         retrySchedule: schedule.default("30s,1m,2m,5m,10m,30m,1h*4"),
         /** How often to poll a submitted fax for its final status. */
@@ -220,10 +225,16 @@ export const configSchema = z
           .prefault({}),
         quotas: z
           .strictObject({
-            /** Fax recipients one sender (SMTP user, else envelope sender) may send per hour; 0 = no limit. */
+            /** Fax recipients one sender identity (SMTP user, else verified From, else normalised envelope sender) may send per hour; 0 = no limit. */
             perSenderPerHour: nonNegativeInt.default(100),
             /** Fax recipients everyone together may send per hour; 0 = no limit. */
             globalPerHour: nonNegativeInt.default(1000),
+            /** Fax recipients one unauthenticated client IP outside policy.trustedRelays may send per hour, whatever sender it names; 0 = no limit. */
+            perClientIpPerHour: nonNegativeInt.default(300),
+            /** Fax pages × recipients one sender may send per hour; 0 = no limit. */
+            pagesPerSenderPerHour: nonNegativeInt.default(1000),
+            /** Fax pages × recipients everyone together may send per hour; 0 = no limit. */
+            pagesGlobalPerHour: nonNegativeInt.default(10_000),
           })
           .prefault({}),
         abuse: z
@@ -232,6 +243,10 @@ export const configSchema = z
             connectionsPerMinute: nonNegativeInt.default(60),
             /** Networks (CIDR) the connection rate does not apply to (local relays). */
             exempt: z.array(z.string().min(1)).default(["127.0.0.0/8", "::1/128"]),
+            /** SMTP connections one client IP may hold open at once (421 4.7.0 above); 0 = no limit. Networks in `exempt` are not limited. */
+            maxConnectionsPerIp: nonNegativeInt.default(10),
+            /** Commands a session may send without progress (NOOP, RSET, VRFY, refused commands ...) before it is closed with 421 4.7.0; an accepted message or login starts the count over; 0 = no limit. */
+            maxCommandsWithoutProgress: nonNegativeInt.default(20),
             /** Failed AUTH attempts from one IP within authFailureWindowSeconds before AUTH is refused; 0 = never. */
             authMaxFailures: nonNegativeInt.default(5),
             authFailureWindowSeconds: positiveInt.default(900),
@@ -239,6 +254,8 @@ export const configSchema = z
             authLockoutSeconds: positiveInt.default(900),
             /** Delay of the first failed-AUTH reply, doubling per further failure (capped at 8x). */
             authFailureDelayMs: nonNegativeInt.default(1000),
+            /** Notices for mails that cost nothing (refused after acceptance) one address may receive per hour; 0 = no limit. */
+            noticesPerAddressPerHour: nonNegativeInt.default(10),
           })
           .prefault({}),
       })
@@ -259,13 +276,41 @@ export const configSchema = z
   });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** The default disk floor: the larger of 1 GiB and two of the largest messages. */
+export function defaultMinFreeBytes(maxMessageBytes: number): number {
+  return Math.max(1024 ** 3, 2 * maxMessageBytes);
+}
 export type InboundRoute = z.infer<typeof inboundRoute>;
 export type SmtpUser = z.infer<typeof smtpUser>;
 export type PolicyConfig = z.infer<typeof configSchema>["policy"];
 export type VerifySenderMode = z.infer<typeof verifySender>;
 
-/** True when RingCentral credentials are configured; otherwise the daemon runs in sandbox mode. */
+/** True when RingCentral credentials are configured; otherwise the daemon runs in sandbox mode. See credentialProblems: it is all or nothing. */
 export function hasCredentials(config: Config): boolean {
   const rc = config.ringcentral;
   return rc.clientId !== "" && rc.jwt !== "";
+}
+
+const CREDENTIALS = [
+  ["clientId", "RC_CLIENT_ID"],
+  ["clientSecret", "RC_CLIENT_SECRET"],
+  ["jwt", "RC_JWT"],
+] as const;
+
+/**
+ * RingCentral credentials are all or nothing: some but not all of them is a
+ * configuration error naming what is missing (sandbox mode, which sends no
+ * real fax, only when none is set). Fail closed rather than run a sandbox
+ * that reports faxes as delivered.
+ */
+export function credentialProblems(config: Pick<Config, "ringcentral">): { path: string; source: string; message: string }[] {
+  const rc = config.ringcentral;
+  const set = CREDENTIALS.filter(([key]) => rc[key] !== "").map(([, env]) => env);
+  if (set.length === 0 || set.length === CREDENTIALS.length) return [];
+  return CREDENTIALS.filter(([key]) => rc[key] === "").map(([key, env]) => ({
+    path: `ringcentral.${key}`,
+    source: "missing",
+    message: `${env} (or ${env}_FILE) is not set, but ${set.join(" and ")} ${set.length === 1 ? "is" : "are"}: RingCentral credentials are all or nothing (none at all = sandbox mode, no real faxes)`,
+  }));
 }

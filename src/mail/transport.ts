@@ -42,6 +42,19 @@ export interface MailSender {
   close(): void;
 }
 
+/** What every subject says when a sandbox daemon mails through a real mail server: nothing it reports was faxed. */
+export const SANDBOX_SUBJECT_TAG = "[SANDBOX, not faxed]";
+
+/** A sender that puts `tag` in front of every subject (sandbox mode with a real mail.url). */
+export function tagSubjects(sender: MailSender, tag: string): MailSender {
+  return {
+    description: sender.description,
+    send: (mail) => sender.send({ ...mail, subject: typeof mail.subject === "string" && mail.subject !== "" ? `${tag} ${mail.subject}` : tag }),
+    verify: () => sender.verify(),
+    close: () => sender.close(),
+  };
+}
+
 /** The transport for `mail.url`, or a local mailbox directory when the URL is empty. */
 export function createMailSender(url: string, mailboxDir: string, log: Logger): MailSender {
   return url === "" ? new MailboxDirSender(mailboxDir) : new SmtpSender(url, log);

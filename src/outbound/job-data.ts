@@ -52,6 +52,12 @@ export const jobDataSchema = z.object({
   /** First time we saw a recipient in Sent (our clock), for the Sent grace period. */
   sentSeenAt: z.number().optional(),
   pages: z.number().int().optional(),
+  /** Pages counted before sending (src/outbound/pages.ts); undefined when RingCentral's count is charged. */
+  countedPages: z.number().int().optional(),
+  /** Pages × recipients charged against the hourly page quotas. */
+  chargedPages: z.number().int().optional(),
+  /** RingCentral's page count has been charged for what was not counted before sending. */
+  pagesSettled: z.boolean().optional(),
   completedAt: z.number().optional(),
   /** Status polling gave up (fax.statusTimeoutHours) or the fax vanished from the message store. */
   statusProblem: z.string().optional(),

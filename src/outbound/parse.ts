@@ -90,7 +90,11 @@ export type RefusalRule =
   | "empty-file"
   | "too-large"
   | "encrypted-pdf"
-  | "cover-text-too-long";
+  | "cover-text-too-long"
+  /** Over fax.maxPages (src/outbound/cost.ts). */
+  | "too-many-pages"
+  /** Over an hourly page quota (src/outbound/cost.ts). */
+  | "page-quota";
 
 export interface FaxRefusal {
   rule: RefusalRule;

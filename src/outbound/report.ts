@@ -15,6 +15,11 @@
  * - The original documents are attached only when `fax.reportAttachDocuments`
  *   is on (documents may be PHI).
  * - `X-Faxbridge-*` headers carry the facts for machines.
+ * - Not a reflector for attacker text: it goes to exactly one address, given
+ *   to the transport as the envelope; the subject never carries a file name
+ *   or text from the mail (only our own words); the body quotes at most
+ *   ORIGINAL_SUBJECT_CHARS of the original subject and bounded file names,
+ *   enough for the sender to recognise the mail.
  */
 import { basename } from "node:path";
 import type { OutgoingMail } from "../mail/transport.js";
@@ -92,13 +97,28 @@ function pagesText(pages: number | undefined): string {
   return pages === undefined ? "" : ` (${pages} page${pages === 1 ? "" : "s"})`;
 }
 
-function quoteName(name: string | undefined): string {
-  return name === undefined || name === "" ? "a document" : `"${name}"`;
+/** How much of the original subject a report quotes. */
+export const ORIGINAL_SUBJECT_CHARS = 120;
+/** How much of a file name, and how many file names, a report quotes. */
+const FILE_NAME_CHARS = 80;
+const MAX_LISTED_DOCUMENTS = 20;
+/** Longest free text (a refusal or failure reason) a report repeats. */
+const REASON_CHARS = 400;
+
+/** Text from the mail or from a rule, on one line and at most `max` characters (with "…" when cut). */
+export function clip(s: string, max: number): string {
+  // eslint-disable-next-line no-control-regex
+  const one = s.replace(/[\u0000-\u001f\u007f\s]+/g, " ").trim();
+  return one.length > max ? `${one.slice(0, max - 1)}…` : one;
 }
 
-/** The phrase after "Fax not sent: " for each parser/preflight rule. */
+/**
+ * The phrase after "Fax not sent: " for each parser/preflight rule. It goes
+ * into the subject, so it names no file: the file name is the sender's (or
+ * an attacker's) text, and it is told in the body.
+ */
 export function refusalPhrase(refusal: { rule: string; message: string; filename?: string }): string {
-  const f = quoteName(refusal.filename);
+  const f = refusal.filename === undefined || refusal.filename === "" ? "a document" : "an attachment";
   switch (refusal.rule) {
     case "unsupported-type":
       return `${f} is not a supported file type`;
@@ -131,10 +151,12 @@ export function refusalPhrase(refusal: { rule: string; message: string; filename
       return "the cover page text is too long";
     case "duplicate":
       return "the same email was already faxed";
-    default: {
-      const m = refusal.message.replace(/\s+/g, " ").trim();
-      return m.length > 80 ? `${m.slice(0, 79)}…` : m;
-    }
+    case "too-many-pages":
+      return "the fax has too many pages";
+    case "page-quota":
+      return "the hourly page quota is reached";
+    default:
+      return "the email could not be faxed";
   }
 }
 
@@ -214,13 +236,13 @@ function summarise(input: ReportInput): { status: ReportStatus; subject: string;
   }
   if (input.refusal !== undefined) {
     const phrase = refusalPhrase(input.refusal);
-    return { status: "refused", subject: `Fax not sent: ${phrase}`, headline: `Your email was not faxed: ${input.refusal.message}` };
+    return { status: "refused", subject: `Fax not sent: ${phrase}`, headline: `Your email was not faxed: ${clip(input.refusal.message, REASON_CHARS)}` };
   }
   if (input.failure !== undefined) {
     return {
       status: "failed",
-      subject: `Fax to ${target} not sent: ${input.failure.reason}`,
-      headline: `Your fax to ${target} could not be sent: ${input.failure.reason}.${input.failure.advice ? ` ${input.failure.advice}` : ""}`,
+      subject: `Fax to ${target} not sent: ${clip(input.failure.reason, ORIGINAL_SUBJECT_CHARS)}`,
+      headline: `Your fax to ${target} could not be sent: ${clip(input.failure.reason, REASON_CHARS)}.${input.failure.advice ? ` ${input.failure.advice}` : ""}`,
     };
   }
 
@@ -271,8 +293,9 @@ export function composeReport(input: ReportInput, opts: ReportOptions): Composed
   if (input.forwardOf !== undefined) facts.push(["Resent from RingCentral fax", input.forwardOf]);
   if (input.failure !== undefined) facts.push(["Error code", input.failure.code]);
   if (input.refusal !== undefined) facts.push(["Rule", input.refusal.rule]);
-  if (input.original.subject !== undefined && input.original.subject !== "") facts.push(["Your email", input.original.subject]);
-  const docs = input.documents.map((d) => `${d.name} (${sizeText(d.size)})`);
+  if (input.original.subject !== undefined && input.original.subject !== "") facts.push(["Your email", clip(input.original.subject, ORIGINAL_SUBJECT_CHARS)]);
+  const docs = input.documents.slice(0, MAX_LISTED_DOCUMENTS).map((d) => `${clip(d.name, FILE_NAME_CHARS)} (${sizeText(d.size)})`);
+  if (input.documents.length > MAX_LISTED_DOCUMENTS) docs.push(`… and ${input.documents.length - MAX_LISTED_DOCUMENTS} more`);
 
   const text: string[] = [headline, ""];
   if (lines.length > 0 && input.refusal === undefined) {

@@ -59,6 +59,9 @@ import type { Logger } from "../log.js";
 import type { AuditSink } from "../ops/audit.js";
 import { MailDeliveryError, type MailSender } from "../mail/transport.js";
 import type { Metrics } from "../metrics.js";
+import { normaliseAddress } from "../policy/identity.js";
+import { QuotaTracker } from "../policy/quota.js";
+import { PageBudget, type CostVerdict } from "./cost.js";
 import type { FaxDocument, MessageInfo, RingCentralClient, SendFaxRequest } from "../rc/client.js";
 import { RcApiError } from "../rc/errors.js";
 import type { Spool } from "../spool/spool.js";
@@ -118,7 +121,13 @@ export interface WorkerHooks {
 }
 
 export interface OutboundWorkerDeps {
-  readonly config: Pick<Config, "fax" | "mail"> & Partial<Pick<Config, "retention">>;
+  readonly config: Pick<Config, "fax" | "mail"> &
+    Partial<Pick<Config, "retention">> & {
+      readonly policy?: {
+        readonly abuse: Pick<Config["policy"]["abuse"], "noticesPerAddressPerHour">;
+        readonly quotas: Pick<Config["policy"]["quotas"], "pagesPerSenderPerHour" | "pagesGlobalPerHour">;
+      };
+    };
   readonly store: OutboundStore;
   readonly spool: Spool;
   readonly client: FaxApi;
@@ -210,6 +219,10 @@ export class OutboundWorker {
   #ticking: Promise<void> | undefined;
   #again = false;
   #lastGauge = 0;
+  /** Notices for mails that cost nothing, per recipient address per hour (policy.abuse.noticesPerAddressPerHour). */
+  readonly #notices: QuotaTracker;
+  /** fax.maxPages and the hourly page quotas. */
+  readonly #pages: PageBudget;
 
   constructor(deps: OutboundWorkerDeps) {
     this.#deps = deps;
@@ -219,6 +232,8 @@ export class OutboundWorker {
     this.#tuning = { ...DEFAULT_TUNING, ...(deps.tuning ?? {}) };
     this.#retrySchedule = parseSchedule(deps.config.fax.retrySchedule);
     this.#pollSchedule = parseSchedule(deps.config.fax.statusPollSchedule);
+    this.#pages = new PageBudget(deps.config, this.#now);
+    this.#notices = new QuotaTracker({ perSenderPerHour: deps.config.policy?.abuse.noticesPerAddressPerHour ?? 0, globalPerHour: 0 }, { now: this.#now });
   }
 
   /** Reconcile interrupted submissions, then start the loop. Resolves when reconciliation is done. */
@@ -226,7 +241,12 @@ export class OutboundWorker {
     if (this.#started) return this.#startup ?? Promise.resolve();
     this.#started = true;
     this.#log.info({ event: "worker.starting" }, "outbound worker starting");
-    this.#startup = this.#reconcileInterrupted().then(
+    // The hour's page usage first, so a restart does not reset the page quotas.
+    const loaded = this.#pages.load(this.#deps.store).then(
+      (jobs) => this.#log.info({ event: "worker.page_quotas_loaded", jobs }, "hourly page quotas rebuilt from the jobs of the last hour"),
+      (err: unknown) => this.#log.error({ event: "worker.page_quotas_failed", err }, "could not rebuild the hourly page quotas; counting from now"),
+    );
+    this.#startup = loaded.then(() => this.#reconcileInterrupted()).then(
       () => {
         this.#log.info({ event: "worker.started" }, "outbound worker started");
         this.wake();
@@ -505,12 +525,13 @@ export class OutboundWorker {
     const meta = metaFromParsed(mail);
     // Copies of one mail (a client resending after a lost 250) can be parsed at the same time; the duplicate check
     // only sees a Message-ID once its job is parsed, so check and record one Message-ID at a time.
-    const release = meta.messageId === undefined ? undefined : await this.#lock(`${meta.messageId}\n${recipientKey(job.rcptTo.map((r) => r.e164))}`);
+    const release = meta.messageId === undefined ? undefined : await this.#lock(`${meta.messageId}\n${job.identity}\n${recipientKey(job.rcptTo.map((r) => r.e164))}`);
     try {
       const windowMs = config.fax.duplicateWindowSeconds * 1000;
       if (meta.messageId !== undefined && windowMs > 0) {
         const dup = await store.findDuplicate({
           messageId: meta.messageId,
+          identity: job.identity,
           recipients: job.rcptTo.map((r) => r.e164),
           since: job.receivedAt - windowMs,
           excludeId: job.id,
@@ -527,17 +548,39 @@ export class OutboundWorker {
         await this.#refuse(job, pre.refusal, meta, log);
         return;
       }
+      // Pages before money: fax.maxPages and the hourly page quotas.
+      const cost = await this.#cost(job, mail.documents, mail.forwardOf);
+      if (cost !== undefined && !cost.ok) {
+        await this.#refuse(job, cost.refusal, meta, log);
+        return;
+      }
       const data: JobData = {
         ...emptyJobData(meta),
         request: mail.request,
         documents: mail.documents,
         skipped: mail.meta.skipped,
         ...(mail.forwardOf !== undefined && { forwardOf: mail.forwardOf }),
+        ...(cost?.pages !== undefined && { countedPages: cost.pages }),
+        ...(cost !== undefined && cost.charged > 0 && { chargedPages: cost.charged }),
       };
-      await store.transition(job.id, "received", "parsed", { messageId: meta.messageId ?? null, faxRequest: data, nextAttemptAt: this.#now() });
+      try {
+        await store.transition(job.id, "received", "parsed", { messageId: meta.messageId ?? null, faxRequest: data, nextAttemptAt: this.#now() });
+      } catch (err) {
+        if (cost?.ok === true) cost.release();
+        throw err;
+      }
     } finally {
       release?.();
     }
+  }
+
+  /** The pages of a new fax against fax.maxPages and the page quotas; a forward of a received fax is charged by RingCentral's count later. */
+  async #cost(job: OutboundJob, documents: JobData["documents"], forwardOf: string | undefined): Promise<CostVerdict | undefined> {
+    if (forwardOf === undefined) return this.#pages.assess(job.identity, documents, job.rcptTo.length);
+    const original = await this.#deps.store.findSentBy(forwardOf, job.identity);
+    const data = original === undefined ? undefined : this.#data(original);
+    const pages = data?.countedPages ?? data?.pages;
+    return pages === undefined ? undefined : this.#pages.assessKnown(job.identity, `fax ${forwardOf}`, pages, job.rcptTo.length);
   }
 
   async #refuse(job: OutboundJob, refusal: FaxRefusal, meta: MailMeta, log: Logger): Promise<void> {
@@ -825,11 +868,17 @@ export class OutboundWorker {
     const statuses = recipientStatuses(e164s, info);
     const sentSeenAt = data.sentSeenAt ?? (statuses.some((s) => s.status === "Sent") ? now : undefined);
     const graceOver = sentSeenAt !== undefined && now - sentSeenAt >= this.#tuning.sentGraceMs;
+    // Pages not counted before sending (other types, forwards) are charged when RingCentral reports them.
+    // RingCentral says 0 pages while the fax is still being rendered: only a positive count is the fax's page count.
+    const pageCount = info.faxPageCount !== undefined && info.faxPageCount > 0 ? info.faxPageCount : undefined;
+    const reported = pageCount !== undefined && data.countedPages === undefined && data.pagesSettled !== true ? pageCount * e164s.length : undefined;
+    const extra = reported === undefined ? 0 : Math.max(0, reported - (data.chargedPages ?? 0));
     const next: JobData = {
       ...data,
       polls,
       ...(sentSeenAt !== undefined && { sentSeenAt }),
-      ...(info.faxPageCount !== undefined && { pages: info.faxPageCount }),
+      ...(pageCount !== undefined && { pages: pageCount }),
+      ...(reported !== undefined && { pagesSettled: true, chargedPages: (data.chargedPages ?? 0) + this.#pages.chargeReported(job.identity, extra) }),
     };
     const allFinal = statuses.every((s) => FINAL_STATUSES.has(s.status) || (s.status === "Sent" && graceOver));
     if (allFinal) {
@@ -872,7 +921,7 @@ export class OutboundWorker {
     const input: ReportInput = {
       kind,
       queueId: job.id,
-      to: job.mailFrom,
+      to: job.reportTo,
       recipients,
       receivedAt: job.receivedAt,
       documents: (data?.documents ?? []).map((d) => ({ name: d.originalFilename ?? d.filename, size: d.size, path: d.path, contentType: d.contentType })),
@@ -910,11 +959,17 @@ export class OutboundWorker {
     const from = job.state;
     const data = this.#data(job);
     const meta = data?.meta ?? (await this.#metaOf(job));
-    const suppressed = suppressReason(job.mailFrom, meta);
+    const suppressed = suppressReason(job.reportTo, meta);
     const base = data ?? emptyJobData(meta ?? { references: [], isReport: false });
     if (suppressed !== undefined) {
-      log.info({ event: "report.suppressed", reason: suppressed, from: job.mailFrom }, "no report for this sender (loop safety)");
+      log.info({ event: "report.suppressed", reason: suppressed, to: job.reportTo }, "no report for this sender (loop safety)");
       await this.#finish(job, from, { ...base, report: { outcome: "suppressed", at: this.#now(), detail: suppressed } }, log);
+      return;
+    }
+    // A mail refused before any fax was sent cost nothing: its notice is rate-limited per address, so forged senders cannot aim a stream of notices at someone.
+    if (from === "failed" && job.rcMessageId === null && !this.#notices.reserve([normaliseAddress(job.reportTo)], 1).ok) {
+      log.warn({ event: "report.rate_limited", to: job.reportTo }, "too many notices to this address this hour; this one is not sent");
+      await this.#finish(job, from, { ...base, report: { outcome: "suppressed", at: this.#now(), detail: "notice rate limit" } }, log);
       return;
     }
     const composed = composeReport(this.#reportInput(job, data, meta, from === "failed" ? "failed" : "final"), {
@@ -932,13 +987,13 @@ export class OutboundWorker {
         return;
       }
       log.error(
-        { event: "report.failed", err, to: job.mailFrom, permanent: !temporary, messageId: composed.mail.messageId },
+        { event: "report.failed", err, to: job.reportTo, permanent: !temporary, messageId: composed.mail.messageId },
         "sender report could not be delivered; giving up on it",
       );
       await this.#finish(job, from, { ...base, report: { outcome: "failed", at: this.#now(), detail: errorMessage(err) } }, log);
       return;
     }
-    log.info({ event: "report.sent", to: job.mailFrom, status: composed.status, messageId: composed.mail.messageId }, "sender report sent");
+    log.info({ event: "report.sent", to: job.reportTo, status: composed.status, messageId: composed.mail.messageId }, "sender report sent");
     await this.#finish(job, from, { ...base, report: { outcome: "sent", at: this.#now() } }, log);
   }
 
@@ -974,14 +1029,14 @@ export class OutboundWorker {
       if (job === undefined) return;
       const data = this.#data(job);
       const meta = data?.meta;
-      const suppressed = suppressReason(job.mailFrom, meta);
+      const suppressed = suppressReason(job.reportTo, meta);
       if (suppressed !== undefined) {
         log.info({ event: "report.suppressed", kind: "accepted", reason: suppressed }, "no acceptance notice for this sender (loop safety)");
         return;
       }
       const composed = composeReport(this.#reportInput(job, data, meta, "accepted"), { from: this.#deps.config.mail.from, attachDocuments: false });
       await this.#deps.mail.send(composed.mail);
-      log.info({ event: "report.accepted_sent", to: job.mailFrom, messageId: composed.mail.messageId }, "acceptance notice sent");
+      log.info({ event: "report.accepted_sent", to: job.reportTo, messageId: composed.mail.messageId }, "acceptance notice sent");
     } catch (err) {
       log.warn({ event: "report.accepted_failed", err }, "acceptance notice not delivered (the final report still follows)");
     }

@@ -5,11 +5,14 @@ import { ConfigError, SmtpReply, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
 import { createCidrMatcher, type AddressMatcher } from "../smtp/cidr.js";
+import { BAD_SENDER_TEXT } from "../smtp/enhanced.js";
 import type { OutboundStore } from "../store/outbound.js";
 import { AuthLockout, ConnectionRate } from "./abuse.js";
 import { createDestinationPolicy, type DestinationPolicy } from "./destination.js";
 import { fromAddress, readHeaders, type Header } from "./headers.js";
-import { QuotaTracker, senderKey, senderLabel, type QuotaReservation, type QuotaVerdict } from "./quota.js";
+import { identityLabel, isSingleMailbox, senderIdentity, type SenderIdentity } from "./identity.js";
+import { QuotaTracker, type QuotaReservation, type QuotaVerdict } from "./quota.js";
+import type { IntakeContext, IntakePolicy, IntakeSender } from "../intake/accept.js";
 import { SenderRules, type CompiledRule } from "./senders.js";
 import { createSenderVerifier, type SenderVerifier } from "./verify.js";
 
@@ -19,19 +22,27 @@ import { createSenderVerifier, type SenderVerifier } from "./verify.js";
  * SmtpReply, logged as `policy.refused` and counted in
  * faxbridge_mails_refused_total with one of the reasons below.
  *
- *   connect    connection rate per client IP                      421
+ *   connect    open connections and connection rate per client IP 421
  *   AUTH       lockout after repeated failures, delayed failures  454 / 535
- *   MAIL FROM  a bound SMTP user's envelope sender                550
+ *   MAIL FROM  not exactly one valid mailbox                         553 5.1.7
+ *              a bound SMTP user's envelope sender                550
  *   RCPT       fax domain sender rule (auth, allowlist),          530 / 550
  *              destination rules, hourly quotas                   550 / 452
  *   end of DATA (after the spool write, before the job is recorded)
  *              From address rules, sender verification            550 / 451
  *              (DMARC, SPF+DKIM, trusted Authentication-Results),
+ *              From read differently by the verifier, DMARC
+ *              for another domain                                 550 5.7.1
+ *              forwarding a fax that is not the sender's          550 5.7.1
  *              quota reservation                                  452
+ *
+ * The sender identity (./identity.ts) is decided here once per mail and
+ * handed back with the reservation; the server stores it on the job row.
  */
 
 export type PolicyRefusalReason =
   | "connection_rate"
+  | "connections_per_ip"
   | "auth_locked"
   | "auth_required_for_domain"
   | "user_sender_mismatch"
@@ -42,12 +53,21 @@ export type PolicyRefusalReason =
   | "destination_type"
   | "destination_international"
   | "quota_sender"
-  | "quota_global";
+  | "quota_client"
+  | "quota_global"
+  | "bad_sender_address"
+  | "from_ambiguous"
+  | "forward_not_allowed";
 
-export interface SmtpPolicy {
-  /** At connect; a reply refuses the connection. */
-  checkConnect(session: SMTPServerSession): SmtpReply | undefined;
-  /** Before a password is checked; a reply refuses AUTH (lockout). */
+export interface SmtpPolicy extends IntakePolicy {
+  /** At connect, with how many connections this client IP has open including this one; a reply refuses the connection. */
+  checkConnect(session: SMTPServerSession, openFromIp?: number): SmtpReply | undefined;
+  /**
+   * Before a password is checked; a reply refuses AUTH (lockout). Otherwise
+   * the attempt is counted as a failure right away (a successful login then
+   * clears the IP's failures unless it is locked out), so parallel attempts
+   * cannot all start before the first failure is recorded.
+   */
   checkAuth(session: SMTPServerSession): SmtpReply | undefined;
   /** After a failed password check: milliseconds to hold the 535. */
   authFailed(session: SMTPServerSession): number;
@@ -61,7 +81,14 @@ export interface SmtpPolicy {
    * rules, sender verification and the quota. Rejects with an SmtpReply;
    * on success the quota is taken: call `release()` if the job is not recorded.
    */
-  beforeCommit(session: SMTPServerSession, message: { readonly path: string }): Promise<QuotaReservation>;
+  beforeCommit(session: SMTPServerSession, message: { readonly path: string }): Promise<CommitDecision>;
+}
+
+/** What the policy decided for an accepted mail: who sent it, where reports go, and the quota taken. */
+export interface CommitDecision extends QuotaReservation {
+  readonly identity: SenderIdentity;
+  /** The one address reports and notices go to: the verified From when there is one, else the envelope sender. */
+  readonly reportTo: string;
 }
 
 export interface SmtpPolicyDeps {
@@ -69,7 +96,9 @@ export interface SmtpPolicyDeps {
   readonly logger: Logger;
   readonly metrics?: Metrics;
   /** Accepted jobs of the last hour are counted against the quotas at start. */
-  readonly store?: Pick<OutboundStore, "list">;
+  readonly store?: Pick<OutboundStore, "list" | "findSentBy">;
+  /** Forwarding rights for received faxes: was RingCentral message `rcMessageId` mailed to `address` by inbound routing? */
+  readonly receivedBy?: (rcMessageId: string, address: string) => Promise<boolean>;
   /** DNS for sender verification (tests answer from a table); default: the system resolver. */
   readonly resolver?: DNSResolver;
   /** Clock, for tests. */
@@ -79,7 +108,8 @@ export interface SmtpPolicyDeps {
 interface TxState {
   readonly mailFrom: string;
   readonly user: string | undefined;
-  readonly key: string;
+  /** Quota keys before the From is read: the identity so far, and the client IP when it is unauthenticated and not a trusted relay. */
+  readonly keys: readonly [string, ...string[]];
   /** Accepted fax numbers → their fax domain. */
   readonly recipients: Map<string, string>;
 }
@@ -129,8 +159,12 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
     now,
   });
   const quotas = new QuotaTracker(p.quotas, { now });
+  // Unauthenticated clients outside the trusted relays: one more quota per client IP, whatever senders it names.
+  const clientQuotas = new QuotaTracker({ perSenderPerHour: p.quotas.perClientIpPerHour, globalPerHour: 0 }, { now });
+  const clientKey = (user: string | undefined, ip: string): string[] => (user === undefined && !trustedRelay(ip) ? [`ip:${ip}`] : []);
   if (deps.store !== undefined) {
-    const loaded = await quotas.load(deps.store);
+    const loaded = await quotas.load(deps.store, (job) => ({ keys: [job.identity], n: job.rcptTo.length }));
+    await clientQuotas.load(deps.store, (job) => ({ keys: clientKey(job.client.user, job.client.ip), n: job.rcptTo.length }));
     log.info({ event: "policy.quotas_loaded", jobs: loaded }, "hourly quotas rebuilt from the jobs of the last hour");
   }
   const verify: SenderVerifier = createSenderVerifier({
@@ -140,11 +174,25 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
     ...(deps.resolver !== undefined && { resolver: deps.resolver }),
   });
   const transactions = new WeakMap<object, TxState>();
+  /** The failure delay of each session's AUTH attempt in flight (counted when it started). */
+  const authDelays = new WeakMap<object, number>();
 
   function refuse(session: SMTPServerSession, reason: PolicyRefusalReason, reply: SmtpReply, extra: Record<string, unknown> = {}): SmtpReply {
+    return refuseIntake({ queueId: "", sessionId: session.id, client: session.remoteAddress }, reason, reply, extra);
+  }
+
+  function refuseIntake(context: IntakeContext, reason: PolicyRefusalReason, reply: SmtpReply, extra: Record<string, unknown> = {}): SmtpReply {
     deps.metrics?.mailsRefused.inc({ reason });
     log.info(
-      { event: "policy.refused", reason, code: reply.responseCode, sessionId: session.id, client: session.remoteAddress, ...extra },
+      {
+        event: "policy.refused",
+        reason,
+        code: reply.responseCode,
+        ...(context.sessionId !== undefined && { sessionId: context.sessionId }),
+        ...(context.queueId !== "" && { queueId: context.queueId }),
+        client: context.client,
+        ...extra,
+      },
       `${reply.responseCode} ${reply.message}`,
     );
     return reply;
@@ -160,42 +208,88 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
     if (tx === undefined) {
       const mailFrom = session.envelope.mailFrom === false ? "" : session.envelope.mailFrom.address;
       const user = userOf(session);
-      tx = { mailFrom, user, key: senderKey(user, mailFrom), recipients: new Map() };
+      const identity = senderIdentity({ user, mailFrom }).key;
+      tx = { mailFrom, user, keys: [identity, ...clientKey(user, session.remoteAddress)], recipients: new Map() };
       transactions.set(session.envelope, tx);
     }
     return tx;
   }
 
-  function quotaReply(tx: TxState, v: Exclude<QuotaVerdict, { ok: true }>): SmtpReply {
+  function quotaReply(keys: readonly string[], v: Exclude<QuotaVerdict, { ok: true }>): SmtpReply {
     const t = now();
     const when = `try again in ${minutesUntil(v.freeAt, t)} (after ${clock(v.freeAt)})`;
-    return v.scope === "sender"
-      ? new SmtpReply(452, `hourly fax quota of ${v.limit} for ${senderLabel(tx.key)} reached; ${when}`)
-      : new SmtpReply(452, `this gateway's hourly fax quota of ${v.limit} is reached; ${when}`);
+    if (v.scope === "sender") return new SmtpReply(452, `hourly fax quota of ${v.limit} for ${identityLabel(keys[0] ?? "")} reached; ${when}`);
+    if (v.scope === "client") return new SmtpReply(452, `hourly fax quota of ${v.limit} for unauthenticated mail from ${keys[1]?.slice(3) ?? "this client"} reached; ${when}`);
+    return new SmtpReply(452, `this gateway's hourly fax quota of ${v.limit} is reached; ${when}`);
+  }
+
+  function quotaRefusal(session: SMTPServerSession, keys: readonly string[], v: Exclude<QuotaVerdict, { ok: true }>): SmtpReply {
+    const reason = v.scope === "sender" ? "quota_sender" : v.scope === "client" ? "quota_client" : "quota_global";
+    return refuse(session, reason, quotaReply(keys, v), { sender: identityLabel(keys[0] ?? "") });
+  }
+
+  /** The quota keys of an intake sender: its identity, and its client IP when unauthenticated outside the trusted relays. */
+  function intakeKeys(sender: IntakeSender): [string, ...string[]] {
+    return [sender.key, ...clientKey(sender.user, sender.ip)];
+  }
+
+  function intakeQuotaRefusal(context: IntakeContext, keys: readonly string[], v: Exclude<QuotaVerdict, { ok: true }>): SmtpReply {
+    const reason = v.scope === "sender" ? "quota_sender" : v.scope === "client" ? "quota_client" : "quota_global";
+    return refuseIntake(context, reason, quotaReply(keys, v), { sender: identityLabel(keys[0] ?? "") });
   }
 
   function shown(address: string): string {
     return address === "" ? "<>" : address;
   }
 
+  /**
+   * Forwarding rights (X-Fax-Forward-Of): only a fax this gateway sent for the
+   * same sender identity, or a received fax inbound routing mailed to the
+   * sender's own mailbox. Decided from our own stores, never by asking
+   * RingCentral about a guessable id.
+   */
+  async function checkForward(session: SMTPServerSession, headers: readonly Header[], identity: SenderIdentity, reportTo: string): Promise<void> {
+    const id = headers.length === 1 ? (headers[0] as Header).value.trim() : "";
+    const deny = (why: string): SmtpReply =>
+      refuse(session, "forward_not_allowed", new SmtpReply(550, why, { enhanced: "5.7.1" }), { forwardOf: id.slice(0, 40), sender: identityLabel(identity.key) });
+    if (!/^\d{1,20}$/.test(id)) throw deny("X-Fax-Forward-Of must appear once and name the numeric id of a fax you sent or received");
+    const sent = await deps.store?.findSentBy(id, identity.key);
+    if (sent !== undefined) return;
+    const mailbox = identity.source === "user" ? reportTo : identity.key;
+    if (mailbox !== "" && mailbox !== "<>" && deps.receivedBy !== undefined && (await deps.receivedBy(id, mailbox))) return;
+    throw deny(`you may forward only faxes this gateway sent for you or received faxes mailed to you; fax ${id} is neither`);
+  }
+
   return {
-    checkConnect(session) {
-      if (exempt(session.remoteAddress) || connections.admit(session.remoteAddress)) return undefined;
-      return refuse(session, "connection_rate", new SmtpReply(421, `too many connections from ${session.remoteAddress}, try again in a minute`));
+    checkConnect(session, openFromIp = 1) {
+      if (exempt(session.remoteAddress)) return undefined;
+      const max = p.abuse.maxConnectionsPerIp;
+      if (max > 0 && openFromIp > max) {
+        return refuse(
+          session,
+          "connections_per_ip",
+          new SmtpReply(421, `too many open connections from ${session.remoteAddress} (at most ${max}), try again later`, { enhanced: "4.7.0" }),
+        );
+      }
+      if (connections.admit(session.remoteAddress)) return undefined;
+      return refuse(session, "connection_rate", new SmtpReply(421, `too many connections from ${session.remoteAddress}, try again in a minute`, { enhanced: "4.7.0" }));
     },
 
     checkAuth(session) {
       const until = auth.lockedUntil(session.remoteAddress);
-      if (until === undefined) return undefined;
-      return refuse(session, "auth_locked", new SmtpReply(454, `too many failed logins from ${session.remoteAddress}; AUTH refused until ${clock(until)}`));
-    },
-
-    authFailed(session) {
+      if (until !== undefined) {
+        return refuse(session, "auth_locked", new SmtpReply(454, `too many failed logins from ${session.remoteAddress}; AUTH refused until ${clock(until)}`));
+      }
       const r = auth.failed(session.remoteAddress);
       if (r.locked) {
         log.warn({ event: "policy.auth_lockout", client: session.remoteAddress, failures: r.failures, lockoutSeconds: p.abuse.authLockoutSeconds }, "AUTH locked out for this client");
       }
-      return r.delayMs;
+      authDelays.set(session, r.delayMs);
+      return undefined;
+    },
+
+    authFailed(session) {
+      return authDelays.get(session) ?? 0;
     },
 
     authSucceeded(session) {
@@ -203,6 +297,12 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
     },
 
     checkMailFrom(session, mailFrom) {
+      // Reports go to the envelope sender: a list or anything but one mailbox would make one mail several reports.
+      if (mailFrom !== "" && !isSingleMailbox(mailFrom)) {
+        return refuse(session, "bad_sender_address", new SmtpReply(553, BAD_SENDER_TEXT), {
+          from: mailFrom.slice(0, 300),
+        });
+      }
       const user = userOf(session);
       if (user === undefined) return undefined;
       const binding = rules.userBinding(user);
@@ -225,8 +325,10 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
       }
       const dest = destinations(rcpt.e164);
       if (!dest.ok) return refuse(session, dest.reason, new SmtpReply(550, dest.message), { to: rcpt.e164 });
-      const q = quotas.check(tx.key, tx.recipients.size);
-      if (!q.ok) return refuse(session, q.scope === "sender" ? "quota_sender" : "quota_global", quotaReply(tx, q), { sender: senderLabel(tx.key) });
+      const q = quotas.check(tx.keys.slice(0, 1), tx.recipients.size);
+      if (!q.ok) return quotaRefusal(session, tx.keys, q);
+      const c = clientQuotas.check(tx.keys.slice(1), tx.recipients.size);
+      if (!c.ok) return quotaRefusal(session, tx.keys, c);
       tx.recipients.set(rcpt.e164, rcpt.domain);
       return undefined;
     },
@@ -237,13 +339,14 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
       for (const domain of new Set(tx.recipients.values())) domainRules.set(domain, rules.forDomain(domain));
       const restricted = [...domainRules].filter(([, r]) => r.restricted);
       const binding = tx.user === undefined ? undefined : rules.userBinding(tx.user);
+      const headers: Header[] = await readHeaders(message.path);
+      let verifiedFrom: string | undefined;
 
       if (restricted.length > 0 || binding !== undefined) {
-        const headers: Header[] = await readHeaders(message.path);
         const from = fromAddress(headers);
         if (!from.ok) {
           const reason = binding !== undefined ? "user_sender_mismatch" : "sender_not_allowed";
-          throw refuse(session, reason, new SmtpReply(550, `${from.reason}; the sender rules need exactly one From address`));
+          throw refuse(session, reason, new SmtpReply(550, `${from.reason}; the sender rules need exactly one From address`, { enhanced: "5.7.1" }));
         }
         if (binding !== undefined && tx.user !== undefined && !binding(from.address)) {
           throw refuse(session, "user_sender_mismatch", new SmtpReply(550, `user ${tx.user} may not send as ${from.address}`), { user: tx.user, from: from.address });
@@ -278,21 +381,67 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
             if (!outcome.ok) {
               throw refuse(
                 session,
-                outcome.temporary ? "verify_unavailable" : "sender_unverified",
-                new SmtpReply(outcome.temporary ? 451 : 550, outcome.message),
+                outcome.ambiguous === true ? "from_ambiguous" : outcome.temporary ? "verify_unavailable" : "sender_unverified",
+                new SmtpReply(outcome.temporary ? 451 : 550, outcome.message, outcome.ambiguous === true ? { enhanced: "5.7.1" } : undefined),
                 { from: from.address, mode },
               );
             }
             log.debug({ event: "policy.sender_verified", sessionId: session.id, from: from.address, method: outcome.method }, "sender verified");
           }
+          if (modes.size > 0) verifiedFrom = from.address;
         }
       }
 
-      const reserved = quotas.reserve(tx.key, tx.recipients.size);
-      if (!reserved.ok) {
-        throw refuse(session, reserved.scope === "sender" ? "quota_sender" : "quota_global", quotaReply(tx, reserved), { sender: senderLabel(tx.key) });
+      const identity = senderIdentity({ user: tx.user, verifiedFrom, mailFrom: tx.mailFrom });
+      const reportTo = verifiedFrom ?? tx.mailFrom;
+      const forwardOf = headers.filter((h) => h.name === "x-fax-forward-of");
+      if (forwardOf.length > 0) await checkForward(session, forwardOf, identity, reportTo);
+
+      const client = clientKey(tx.user, session.remoteAddress);
+      const keys = [identity.key, ...client];
+      const reserved = quotas.reserve([identity.key], tx.recipients.size);
+      if (!reserved.ok) throw quotaRefusal(session, keys, reserved);
+      const byClient = clientQuotas.reserve(client, tx.recipients.size);
+      if (!byClient.ok) {
+        reserved.reservation?.release();
+        throw quotaRefusal(session, keys, byClient);
       }
-      return reserved.reservation ?? { release: () => undefined };
+      const release = (): void => {
+        reserved.reservation?.release();
+        byClient.reservation?.release();
+      };
+      return { release, identity, reportTo };
+    },
+
+    // The intake (src/intake/accept.ts) for paths without an SMTP session (faxbridge send), and its early check for SMTP too.
+    checkRecipients(sender: IntakeSender, recipients, context) {
+      for (const r of recipients) {
+        const dest = destinations(r.e164);
+        if (!dest.ok) return refuseIntake(context, dest.reason, new SmtpReply(550, dest.message), { to: r.e164 });
+      }
+      const keys = intakeKeys(sender);
+      const q = quotas.check(keys.slice(0, 1), 0, recipients.length);
+      if (!q.ok) return intakeQuotaRefusal(context, keys, q);
+      const c = clientQuotas.check(keys.slice(1), 0, recipients.length);
+      if (!c.ok) return intakeQuotaRefusal(context, keys, c);
+      return undefined;
+    },
+
+    reserve(sender, n, context) {
+      const keys = intakeKeys(sender);
+      const reserved = quotas.reserve(keys.slice(0, 1), n);
+      if (!reserved.ok) throw intakeQuotaRefusal(context, keys, reserved);
+      const byClient = clientQuotas.reserve(keys.slice(1), n);
+      if (!byClient.ok) {
+        reserved.reservation?.release();
+        throw intakeQuotaRefusal(context, keys, byClient);
+      }
+      return {
+        release: () => {
+          reserved.reservation?.release();
+          byClient.reservation?.release();
+        },
+      };
     },
   };
 }

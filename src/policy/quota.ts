@@ -1,13 +1,16 @@
-import type { OutboundStore } from "../store/outbound.js";
+import type { OutboundJob, OutboundStore } from "../store/outbound.js";
 
 /**
- * Hourly fax quotas, counted in fax recipients of accepted mails, per sender
- * and for everyone together. The running counts live in memory; they are
- * rebuilt at start from the jobs the outbound store accepted in the last
- * window, so a restart does not reset them (the job rows are already
- * durable, so counting needs no extra write on the SMTP path).
+ * Hourly quotas, per sender and for everyone together: counted in fax
+ * recipients of accepted mails (the SMTP policy) or in pages × recipients
+ * (the worker, once a fax's pages are known). The running counts live in
+ * memory; they are rebuilt at start from the jobs the outbound store accepted
+ * in the last window, so a restart does not reset them.
  *
- * A sender is the SMTP AUTH user when there is one, else the envelope sender.
+ * A mail is charged to one or more keys, each held to the per-sender limit:
+ * the sender identity (src/policy/identity.ts) and, for unauthenticated
+ * clients outside the trusted relays, `ip:<client address>`, so new sender
+ * addresses from one client do not each get a fresh quota.
  */
 
 export const QUOTA_WINDOW_MS = 3_600_000;
@@ -65,7 +68,7 @@ export interface QuotaLimits {
 
 export type QuotaVerdict =
   | { readonly ok: true }
-  | { readonly ok: false; readonly scope: "sender" | "global"; readonly limit: number; readonly freeAt: number };
+  | { readonly ok: false; readonly scope: "sender" | "client" | "global"; readonly limit: number; readonly freeAt: number };
 
 export interface QuotaReservation {
   /** Give the reserved units back (the mail was not recorded after all). */
@@ -89,8 +92,8 @@ export class QuotaTracker {
     return this.#limits.perSenderPerHour > 0 || this.#limits.globalPerHour > 0;
   }
 
-  /** Rebuild the counts from jobs accepted within the window (ids sort by creation time). */
-  async load(store: Pick<OutboundStore, "list">): Promise<number> {
+  /** Rebuild the counts from jobs accepted within the window (ids sort by creation time); `charge` says what each job used. */
+  async load(store: Pick<OutboundStore, "list">, charge: (job: OutboundJob) => { keys: readonly string[]; n: number } | undefined): Promise<number> {
     if (!this.enabled) return 0;
     const since = this.#now() - this.#windowMs;
     // Ids start with the creation time in base 36, zero-padded to 9 characters.
@@ -100,7 +103,9 @@ export class QuotaTracker {
       const page = await store.list({ after, limit: 1000 });
       for (const job of page) {
         if (job.receivedAt <= since) continue;
-        this.#record(senderKey(job.client.user, job.mailFrom), job.receivedAt, job.rcptTo.length);
+        const c = charge(job);
+        if (c === undefined || c.n <= 0) continue;
+        this.#record(c.keys, job.receivedAt, c.n);
         loaded++;
       }
       const last = page[page.length - 1];
@@ -110,17 +115,20 @@ export class QuotaTracker {
     return loaded;
   }
 
-  /** Would `wanted` more recipients (on top of `pending` already counted for this mail) fit? */
-  check(key: string, pending: number, wanted = 1): QuotaVerdict {
+  /** Would `wanted` more units (on top of `pending` already counted for this mail) fit for every one of `keys`? */
+  check(keys: readonly string[], pending: number, wanted = 1): QuotaVerdict {
     const now = this.#now();
     const since = now - this.#windowMs;
     const { perSenderPerHour, globalPerHour } = this.#limits;
     if (perSenderPerHour > 0) {
-      const w = this.#senders.get(key);
-      w?.prune(since);
-      const used = w?.total ?? 0;
-      if (used + pending + wanted > perSenderPerHour) {
-        return { ok: false, scope: "sender", limit: perSenderPerHour, freeAt: (w ?? new Window()).freeAt(perSenderPerHour, pending + wanted, this.#windowMs, now) };
+      for (const key of keys) {
+        const w = this.#senders.get(key);
+        w?.prune(since);
+        const used = w?.total ?? 0;
+        if (used + pending + wanted > perSenderPerHour) {
+          const freeAt = (w ?? new Window()).freeAt(perSenderPerHour, pending + wanted, this.#windowMs, now);
+          return { ok: false, scope: key.startsWith("ip:") ? "client" : "sender", limit: perSenderPerHour, freeAt };
+        }
       }
     }
     if (globalPerHour > 0) {
@@ -132,13 +140,13 @@ export class QuotaTracker {
     return { ok: true };
   }
 
-  /** Check and count `n` recipients at once (synchronous: no other mail can slip in between). */
-  reserve(key: string, n: number): QuotaVerdict & { reservation?: QuotaReservation } {
+  /** Check and count `n` units at once for all `keys` (synchronous: no other mail can slip in between). */
+  reserve(keys: readonly string[], n: number): QuotaVerdict & { reservation?: QuotaReservation } {
     if (!this.enabled) return { ok: true, reservation: { release: () => undefined } };
-    const verdict = this.check(key, 0, n);
+    const verdict = this.check(keys, 0, n);
     if (!verdict.ok) return verdict;
     const at = this.#now();
-    this.#record(key, at, n);
+    this.#record(keys, at, n);
     let released = false;
     return {
       ok: true,
@@ -146,20 +154,27 @@ export class QuotaTracker {
         release: () => {
           if (released) return;
           released = true;
-          this.#senders.get(key)?.remove(at, n);
+          for (const key of keys) this.#senders.get(key)?.remove(at, n);
           this.#global.remove(at, n);
         },
       },
     };
   }
 
-  #record(key: string, at: number, n: number): void {
-    let w = this.#senders.get(key);
-    if (w === undefined) {
-      w = new Window();
-      this.#senders.set(key, w);
+  /** Count `n` units that were already spent (no check): usage learnt after the fact. */
+  charge(keys: readonly string[], n: number): void {
+    if (this.enabled) this.#record(keys, this.#now(), n);
+  }
+
+  #record(keys: readonly string[], at: number, n: number): void {
+    for (const key of keys) {
+      let w = this.#senders.get(key);
+      if (w === undefined) {
+        w = new Window();
+        this.#senders.set(key, w);
+      }
+      w.add(at, n);
     }
-    w.add(at, n);
     this.#global.add(at, n);
     if (this.#senders.size > 10_000) this.#sweep();
   }
@@ -171,15 +186,4 @@ export class QuotaTracker {
       if (w.total === 0) this.#senders.delete(k);
     }
   }
-}
-
-/** The quota key: the SMTP user when authenticated, else the envelope sender ("<>" for the null sender). */
-export function senderKey(user: string | undefined, mailFrom: string): string {
-  if (user !== undefined) return `user:${user}`;
-  return `from:${mailFrom === "" ? "<>" : mailFrom.toLowerCase()}`;
-}
-
-/** The sender as people read it in a refusal. */
-export function senderLabel(key: string): string {
-  return key.replace(/^(user|from):/, "");
 }

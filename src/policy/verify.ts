@@ -21,8 +21,11 @@ import { parseAuthenticationResults, type AuthResult, type Header } from "./head
 
 export type VerifyOutcome =
   | { readonly ok: true; readonly method: string }
-  /** `temporary`: a DNS failure or timeout; the client should retry (451). */
-  | { readonly ok: false; readonly temporary: boolean; readonly message: string };
+  /**
+   * `temporary`: a DNS failure or timeout; the client should retry (451).
+   * `ambiguous`: the verifier read the From header as another sender than the sender rules did (550 5.7.1).
+   */
+  | { readonly ok: false; readonly temporary: boolean; readonly message: string; readonly ambiguous?: boolean };
 
 export interface VerifyInput {
   readonly mode: Exclude<VerifySenderMode, "none">;
@@ -58,6 +61,17 @@ export function createSenderVerifier(opts: VerifierOptions): SenderVerifier {
     } catch (err) {
       if (err instanceof VerifyTimeout) return { ok: false, temporary: true, message: `could not verify ${fromDomain} in time, try again later` };
       throw err;
+    }
+    // One From identity per mail: mailauth's own reading of From must be the address the sender rules checked,
+    // else a header folded to read one way here and another way there passes as someone else.
+    const read = result.dkim.headerFrom;
+    if (read.length !== 1 || (read[0] ?? "").toLowerCase() !== input.from.toLowerCase()) {
+      return {
+        ok: false,
+        temporary: false,
+        ambiguous: true,
+        message: "the From header can be read as more than one sender; send it with exactly one plain address",
+      };
     }
     return input.mode === "spf-dkim" ? spfAndDkim(result, input, fromDomain) : dmarcPass(result, fromDomain);
   };
@@ -114,7 +128,12 @@ function spfSummary(r: AuthenticateResult): string {
 function dmarcPass(r: AuthenticateResult, fromDomain: string): VerifyOutcome {
   const d = r.dmarc;
   const status = d === false ? "none" : d.status.result;
-  if (status === "pass") return { ok: true, method: "dmarc" };
+  if (status === "pass") {
+    // A pass counts only for the domain of the address the sender rules allowed (mailauth reports the organisational domain).
+    const dmarcDomain = d === false ? "" : String(d.domain ?? "").toLowerCase().replace(/\.$/, "");
+    if (dmarcDomain !== "" && (fromDomain === dmarcDomain || fromDomain.endsWith(`.${dmarcDomain}`))) return { ok: true, method: "dmarc" };
+    return { ok: false, temporary: false, ambiguous: true, message: `DMARC passed for ${dmarcDomain || "another domain"}, not for ${fromDomain}` };
+  }
   const temporary = isTemp(status) || r.dkim.results.some((x) => isTemp(x.status.result)) || (r.spf !== false && isTemp(r.spf.status.result));
   if (temporary) return { ok: false, temporary: true, message: `DMARC verification of ${fromDomain} hit a temporary DNS error, try again later` };
   const why = status === "none" ? `${fromDomain} publishes no DMARC record` : `no aligned pass (${dkimSummary(r)}; ${spfSummary(r)})`;

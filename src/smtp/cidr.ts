@@ -39,3 +39,15 @@ export function createCidrMatcher(cidrs: readonly string[]): AddressMatcher {
 }
 
 export const isLoopback: AddressMatcher = createCidrMatcher(["127.0.0.0/8", "::1/128"]);
+
+/**
+ * The rule for "a local client" (AUTH in clear is allowed only for these):
+ * the connection is on the loopback interface and the client connects from
+ * the very address it connects to (127.0.0.1 → 127.0.0.1, ::1 → ::1), which
+ * is what a program on this host talking to a loopback listener looks like.
+ * Everything else, including another loopback address (127.0.0.2 → 127.0.0.1),
+ * counts as a network client: fail closed.
+ */
+export function isLocalClient(remoteAddress: string, localAddress: string): boolean {
+  return isLoopback(remoteAddress) && normalizeIp(remoteAddress) === normalizeIp(localAddress);
+}

@@ -10,9 +10,13 @@ import type { SmtpPolicy } from "../policy/index.js";
 import { SpoolError, type Spool } from "../spool/spool.js";
 import type { JobRecipient, OutboundStore } from "../store/outbound.js";
 import { newId } from "../util/ids.js";
+import { accept as acceptIntake, diskFloorReply, IntakeError, type IntakeSender } from "../intake/accept.js";
+import { senderIdentity } from "../policy/identity.js";
 import { parseFaxAddress, splitAddress, type NumberCheck } from "./address.js";
-import { createCidrMatcher, isLoopback } from "./cidr.js";
+import { createCidrMatcher, isLocalClient } from "./cidr.js";
+import { usePreciseEnhancedCodes } from "./enhanced.js";
 import { verifyPassword } from "./password.js";
+import { guardSessions } from "./session-guard.js";
 
 /**
  * The SMTP intake. Hooks are thin: policy at AUTH and MAIL, one parse of the
@@ -22,7 +26,7 @@ import { verifyPassword } from "./password.js";
  */
 
 export interface SmtpServerDeps {
-  readonly config: Pick<Config, "smtp" | "fax">;
+  readonly config: Pick<Config, "smtp" | "fax" | "policy" | "dataDir">;
   readonly spool: Spool;
   readonly store: OutboundStore;
   readonly logger: Logger;
@@ -48,6 +52,8 @@ type RefusalReason =
   | "too_many_recipients"
   | "too_big"
   | "no_space"
+  | "disk_floor"
+  | "no_progress"
   | "aborted"
   | "local_error";
 
@@ -91,6 +97,7 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
   // Unknown users are checked against this so they cost the same scrypt work as known ones.
   const dummyHash = `scrypt$16384$8$1$${randomBytes(16).toString("base64")}$${randomBytes(32).toString("base64")}`;
   const tls = smtp.tlsKey !== "" && smtp.tlsCert !== "";
+  const diskFloor = { dir: config.dataDir, minFreeBytes: smtp.minFreeBytes };
   const transactions = new WeakMap<object, Transaction>();
   const inFlight = new Set<Promise<unknown>>();
   let closing = false;
@@ -115,29 +122,72 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
     authOptional: true,
     logger: false,
     onConnect,
+    onSecure,
     onAuth,
     onMailFrom,
     onRcptTo,
     onData,
   });
+  usePreciseEnhancedCodes(server);
   server.on("error", (err: Error) => {
     log.warn({ event: "smtp.error", err }, "SMTP server error");
   });
 
+  const guard = guardSessions(server, {
+    maxCommandsWithoutProgress: config.policy.abuse.maxCommandsWithoutProgress,
+    authRefusal: (session) => {
+      const refusal = authRefusal(session);
+      if (refusal !== undefined) {
+        log.info({ event: "smtp.auth_refused", sessionId: session.id, client: session.remoteAddress }, "AUTH refused without TLS");
+        refused("auth_needs_tls");
+      }
+      return refusal;
+    },
+    onNoProgress: (session, commands) => {
+      log.info({ event: "smtp.no_progress", sessionId: session.id, client: session.remoteAddress, commands }, "session closed: too many commands without progress");
+      refused("no_progress");
+    },
+  });
+
+  /** Why this session may not log in (538), or undefined: AUTH needs TLS unless the client is local (see isLocalClient). */
+  function authRefusal(session: SMTPServerSession): string | undefined {
+    if (session.secure || isLocalClient(session.remoteAddress, session.localAddress)) return undefined;
+    return tls ? "Must issue a STARTTLS command first" : "Authentication requires TLS, which this server does not offer";
+  }
+
+  /** Sessions that may not log in yet are not offered AUTH in EHLO (smtp-server reads session.disabledCommands). */
+  function offerAuth(session: SMTPServerSession): void {
+    (session as SMTPServerSession & { disabledCommands?: string[] }).disabledCommands = authRefusal(session) === undefined ? [] : ["AUTH"];
+  }
+
+  function openFrom(ip: string): number {
+    let n = 0;
+    for (const c of server.connections as Set<{ remoteAddress?: string }>) if (c.remoteAddress === ip) n++;
+    return n;
+  }
+
   function onConnect(session: SMTPServerSession, callback: (err?: Error | null) => void): void {
-    callback(deps.policy?.checkConnect(session));
+    const refusal = deps.policy?.checkConnect(session, openFrom(session.remoteAddress));
+    if (refusal === undefined) offerAuth(session);
+    callback(refusal);
+  }
+
+  function onSecure(_socket: unknown, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
+    offerAuth(session);
+    callback();
   }
 
   function onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, callback: (err: Error | null | undefined, response?: { user: unknown }) => void): void {
+    const needsTls = authRefusal(session);
+    if (needsTls !== undefined) {
+      log.info({ event: "smtp.auth_refused", sessionId: session.id, client: session.remoteAddress, user: auth.username }, "AUTH refused without TLS");
+      refused("auth_needs_tls");
+      callback(new SmtpReply(538, needsTls));
+      return;
+    }
     const locked = deps.policy?.checkAuth(session);
     if (locked !== undefined) {
       callback(locked);
-      return;
-    }
-    if (!session.secure && !isLoopback(session.remoteAddress)) {
-      log.info({ event: "smtp.auth_refused", sessionId: session.id, client: session.remoteAddress, user: auth.username }, "AUTH refused without TLS");
-      refused("auth_needs_tls");
-      callback(new SmtpReply(538, tls ? "Must issue a STARTTLS command first" : "Authentication requires TLS, which this server does not offer"));
       return;
     }
     const hash = users.get(auth.username ?? "");
@@ -146,6 +196,7 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
         if (ok && hash !== undefined) {
           log.info({ event: "smtp.auth_ok", sessionId: session.id, client: session.remoteAddress, user: auth.username }, "client authenticated");
           deps.policy?.authSucceeded(session);
+          guard.progress(session, "login");
           callback(null, { user: auth.username });
         } else {
           log.warn({ event: "smtp.auth_failed", sessionId: session.id, client: session.remoteAddress, user: auth.username }, "authentication failed");
@@ -182,6 +233,29 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
       callback(new SmtpReply(530, "Authentication required"));
       return;
     }
+    freeSpaceReply().then(
+      (full) => {
+        if (full !== undefined) {
+          log.warn({ event: "smtp.disk_floor", sessionId: session.id, client: session.remoteAddress, minFreeBytes: smtp.minFreeBytes }, "data directory below smtp.minFreeBytes; new mail refused");
+          refused("disk_floor");
+          callback(full);
+          return;
+        }
+        mailFromAccepted(address, session, user, callback);
+      },
+      (err: unknown) => {
+        log.error({ event: "smtp.statfs_failed", err }, "cannot read the free space of the data directory; answering 451");
+        callback(new SmtpReply(451, "Local error in processing, try again later", { cause: err }));
+      },
+    );
+  }
+
+  /** 452 4.3.1 while the data directory has less than smtp.minFreeBytes free: at MAIL FROM, before the client sends the message (the intake checks again). */
+  function freeSpaceReply(): Promise<SmtpReply | undefined> {
+    return diskFloorReply(diskFloor);
+  }
+
+  function mailFromAccepted(address: SMTPServerAddress, session: SMTPServerSession, user: string | undefined, callback: (err?: Error | null) => void): void {
     const denied = deps.policy?.checkMailFrom(session, address.address);
     if (denied !== undefined) {
       callback(denied);
@@ -230,6 +304,7 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
       return;
     }
     tx.recipients.set(parsed.e164, { address: address.address, e164: parsed.e164, options: parsed.options });
+    guard.progress(session, "recipient");
     callback();
   }
 
@@ -243,6 +318,7 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
     const work = accept(tx, stream, session).then(
       (id) => {
         deps.metrics?.mailsReceived.inc();
+        guard.progress(session, "message");
         callback(null, `Queued as ${id}`);
       },
       (err: unknown) => callback(err instanceof SmtpReply ? err : new SmtpReply(451, "Local error in processing, try again later")),
@@ -251,48 +327,43 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
     void work.finally(() => inFlight.delete(work));
   }
 
+  /** The end of DATA: the shared intake (src/intake/accept.ts) with this session's sender and checks. */
   async function accept(tx: Transaction, stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
-    let spooled;
+    const mailFrom = session.envelope.mailFrom === false ? "" : session.envelope.mailFrom.address;
+    const user = authenticatedUser(session);
+    // The identity so far; the policy's check of the stored message decides the final one (a verified From).
+    const sender: IntakeSender = { key: senderIdentity({ user, mailFrom }).key, mailFrom, user, ip: session.remoteAddress };
+    const policy = deps.policy;
     try {
-      spooled = await spool.receive(tx.id, stream, smtp.maxMessageBytes);
+      const accepted = await acceptIntake(
+        { spool, store, policy, maxMessageBytes: smtp.maxMessageBytes, diskFloor, logger: log, onAccepted: deps.onAccepted },
+        {
+          id: tx.id,
+          sender,
+          recipients: [...tx.recipients.values()],
+          message: stream,
+          sessionId: session.id,
+          // Sender rules that need the whole message (From, DKIM/DMARC): a refusal here is still at SMTP time, nothing is recorded.
+          ...(policy !== undefined && {
+            checkMessage: async (m) => {
+              const d = await policy.beforeCommit(session, { path: m.path });
+              return { sender: { ...sender, key: d.identity.key }, reservation: d, job: { reportTo: d.reportTo } };
+            },
+          }),
+        },
+      );
+      return accepted.id;
     } catch (err) {
+      if (err instanceof SmtpReply) throw err;
+      if (err instanceof IntakeError) {
+        if (err.step === "store") refused("local_error");
+        tx.log.error({ event: err.step === "store" ? "smtp.store_failed" : "smtp.policy_failed", err }, `${err.message}; answering 451`);
+        throw new SmtpReply(451, "Local error in processing, try again later", { cause: err });
+      }
       const reply = spoolReply(tx, err);
       refused(reply.responseCode === 552 ? "too_big" : reply.responseCode === 452 ? "no_space" : err instanceof SpoolError && err.kind === "aborted" ? "aborted" : "local_error");
       throw reply;
     }
-    // Sender rules that need the whole message (From, DKIM/DMARC) and the quota: a refusal here is still at SMTP time, nothing is recorded.
-    let reservation;
-    try {
-      reservation = await deps.policy?.beforeCommit(session, { path: spooled.path });
-    } catch (err) {
-      if (!(err instanceof SmtpReply)) tx.log.error({ event: "smtp.policy_failed", err }, "policy check failed; answering 451");
-      await spool.remove(tx.id).catch((e: unknown) => tx.log.error({ event: "spool.remove_failed", err: e }, "could not remove the refused spool file"));
-      throw err instanceof SmtpReply ? err : new SmtpReply(451, "Local error in processing, try again later", { cause: err });
-    }
-    const mailFrom = session.envelope.mailFrom === false ? "" : session.envelope.mailFrom.address;
-    const user = authenticatedUser(session);
-    try {
-      await store.insertReceived({
-        id: tx.id,
-        mailFrom,
-        rcptTo: [...tx.recipients.values()],
-        spoolPath: spooled.path,
-        size: spooled.size,
-        client: user === undefined ? { ip: session.remoteAddress } : { ip: session.remoteAddress, user },
-      });
-    } catch (err) {
-      tx.log.error({ event: "smtp.store_failed", err }, "could not record the accepted message; answering 451");
-      reservation?.release();
-      await spool.remove(tx.id).catch((e: unknown) => tx.log.error({ event: "spool.remove_failed", err: e }, "could not remove the unrecorded spool file"));
-      refused("local_error");
-      throw new SmtpReply(451, "Local error in processing, try again later", { cause: err });
-    }
-    try {
-      deps.onAccepted?.(tx.id);
-    } catch (err) {
-      tx.log.error({ event: "smtp.on_accepted_failed", err }, "onAccepted hook threw; the job is queued and the worker will find it");
-    }
-    return tx.id;
   }
 
   function spoolReply(tx: Transaction, err: unknown): SmtpReply {

@@ -135,6 +135,8 @@ export interface InboundStore {
   release(id: string, now: number): Promise<void>;
   get(id: string): Promise<InboundFax | undefined>;
   findByRcId(extension: string, rcMessageId: string): Promise<InboundFax | undefined>;
+  /** The delivered faxes with this RingCentral message id, on any extension (forwarding rights). */
+  findDeliveredByRcId(rcMessageId: string): Promise<InboundFax[]>;
   listInbound(opts?: ListInboundOptions): Promise<InboundFax[]>;
   countByState(): Promise<Record<InboundState, number>>;
   /** Put a delivered or dead fax back into the queue (operator command). Undefined when unknown. */
@@ -399,6 +401,13 @@ export class SqliteInboundStore implements InboundStore {
   async findByRcId(extension: string, rcMessageId: string): Promise<InboundFax | undefined> {
     const r = this.#stmts.byRcId.get(extension, rcMessageId);
     return r === undefined ? undefined : fromRow(r);
+  }
+
+  async findDeliveredByRcId(rcMessageId: string): Promise<InboundFax[]> {
+    return this.#db
+      .prepare<[string], Row>("SELECT * FROM inbound_faxes WHERE rc_message_id = ? AND state = 'delivered' ORDER BY id")
+      .all(rcMessageId)
+      .map(fromRow);
   }
 
   async listInbound(opts: ListInboundOptions = {}): Promise<InboundFax[]> {

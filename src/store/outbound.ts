@@ -29,6 +29,7 @@
  */
 import type { Db, Migration } from "./db.js";
 import type { Logger } from "../log.js";
+import { senderIdentity } from "../policy/identity.js";
 import { GroupCommitter, type CommitStats, type SqlValue } from "./group-commit.js";
 
 export const JOB_STATES = ["received", "parsed", "submitting", "submitted", "final", "notified", "failed", "cancelled"] as const;
@@ -81,6 +82,10 @@ export interface NewJob {
   readonly spoolPath: string;
   readonly size: number;
   readonly client: JobClient;
+  /** The sender identity decided at SMTP time (src/policy/identity.ts); defaults to the one the SMTP user or envelope sender gives. */
+  readonly identity?: string;
+  /** The one address reports and notices go to; defaults to the envelope sender. */
+  readonly reportTo?: string;
   /** Defaults to now. */
   readonly receivedAt?: number;
 }
@@ -97,6 +102,10 @@ export interface OutboundJob {
   /** Epoch milliseconds, as are all times here. */
   readonly receivedAt: number;
   readonly client: JobClient;
+  /** Who sent it (src/policy/identity.ts): keys quotas, forwarding rights and duplicate suppression. */
+  readonly identity: string;
+  /** The one address reports and notices go to ("" = none: the null sender). */
+  readonly reportTo: string;
   readonly attempts: number;
   readonly nextAttemptAt: number;
   readonly leaseUntil: number | null;
@@ -148,6 +157,8 @@ export interface RescheduleOptions {
 
 export interface DuplicateQuery {
   readonly messageId: string;
+  /** Only the same sender's mails are duplicates: whoever learns a Message-ID cannot cancel someone else's fax. */
+  readonly identity: string;
   readonly recipients: readonly string[];
   /** Only jobs received at or after this time count. */
   readonly since: number;
@@ -175,8 +186,10 @@ export interface OutboundStore {
   transition(id: string, from: JobState, to: JobState, patch?: JobPatch): Promise<OutboundJob>;
   /** attempts+1, next attempt time, last error; releases the lease. Throws StateConflictError. */
   reschedule(id: string, opts: RescheduleOptions): Promise<OutboundJob>;
-  /** A live job (not failed/cancelled) with the same Message-ID and the same recipient set. */
+  /** A live job (not failed/cancelled) with the same Message-ID, sender identity and recipient set. */
   findDuplicate(query: DuplicateQuery): Promise<OutboundJob | undefined>;
+  /** The job of this sender identity that sent RingCentral message `rcMessageId` (a forward may resend only such a fax). */
+  findSentBy(rcMessageId: string, identity: string): Promise<OutboundJob | undefined>;
   get(id: string): Promise<OutboundJob | undefined>;
   list(opts?: ListOptions): Promise<OutboundJob[]>;
   countByState(): Promise<Record<JobState, number>>;
@@ -242,6 +255,10 @@ export const outboundMigration: Migration = {
      );
      CREATE INDEX outbound_jobs_due ON outbound_jobs (state, next_attempt_at);
      CREATE INDEX outbound_jobs_message_id ON outbound_jobs (message_id, received_at) WHERE message_id IS NOT NULL;`,
+    // Sender identity decided once at SMTP time, and the one address reports go to (issue 8).
+    `ALTER TABLE outbound_jobs ADD COLUMN identity TEXT;
+     ALTER TABLE outbound_jobs ADD COLUMN report_to TEXT;
+     CREATE INDEX outbound_jobs_rc_message_id ON outbound_jobs (rc_message_id) WHERE rc_message_id IS NOT NULL;`,
   ],
 };
 
@@ -257,6 +274,8 @@ interface Row {
   received_at: number;
   client_ip: string;
   client_user: string | null;
+  identity: string | null;
+  report_to: string | null;
   attempts: number;
   next_attempt_at: number;
   lease_until: number | null;
@@ -287,6 +306,9 @@ function fromRow(r: Row): OutboundJob {
     size: r.size,
     receivedAt: r.received_at,
     client: r.client_user === null ? { ip: r.client_ip } : { ip: r.client_ip, user: r.client_user },
+    // Rows from before identities were stored: the identity their SMTP user or envelope sender gives.
+    identity: r.identity ?? senderIdentity({ user: r.client_user ?? undefined, mailFrom: r.mail_from }).key,
+    reportTo: r.report_to ?? r.mail_from,
     attempts: r.attempts,
     nextAttemptAt: r.next_attempt_at,
     leaseUntil: r.lease_until,
@@ -328,8 +350,8 @@ export interface SqliteOutboundStoreOptions {
   readonly groupCommit?: "worker" | "inline";
 }
 
-const INSERT_SQL = `INSERT INTO outbound_jobs (id, state, mail_from, rcpt_to, rcpt_key, spool_path, size, received_at, client_ip, client_user, attempts, next_attempt_at, updated_at)
-  VALUES (?, 'received', ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`;
+const INSERT_SQL = `INSERT INTO outbound_jobs (id, state, mail_from, rcpt_to, rcpt_key, spool_path, size, received_at, client_ip, client_user, identity, report_to, attempts, next_attempt_at, updated_at)
+  VALUES (?, 'received', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`;
 
 /**
  * OutboundStore on the SQLite database from openDatabase() (which must have
@@ -357,6 +379,8 @@ export class SqliteOutboundStore implements OutboundStore {
     const now = this.#now();
     const receivedAt = job.receivedAt ?? now;
     const rcptJson = JSON.stringify(job.rcptTo);
+    const identity = job.identity ?? senderIdentity({ user: job.client.user, mailFrom: job.mailFrom }).key;
+    const reportTo = job.reportTo ?? job.mailFrom;
     const params: SqlValue[] = [
       job.id,
       job.mailFrom,
@@ -367,6 +391,8 @@ export class SqliteOutboundStore implements OutboundStore {
       receivedAt,
       job.client.ip,
       job.client.user ?? null,
+      identity,
+      reportTo,
       receivedAt,
       now,
     ];
@@ -380,6 +406,8 @@ export class SqliteOutboundStore implements OutboundStore {
       size: job.size,
       receivedAt,
       client: job.client,
+      identity,
+      reportTo,
       attempts: 0,
       nextAttemptAt: receivedAt,
       leaseUntil: null,
@@ -481,10 +509,19 @@ export class SqliteOutboundStore implements OutboundStore {
       .prepare<SqlValue[], Row>(
         `SELECT * FROM outbound_jobs
          WHERE message_id = ? AND rcpt_key = ? AND received_at >= ? AND state NOT IN ('failed','cancelled') AND id <> ?
-         ORDER BY received_at LIMIT 1`,
+         ORDER BY received_at`,
       )
-      .get(q.messageId, recipientKey(q.recipients), q.since, q.excludeId ?? "");
-    return row === undefined ? undefined : fromRow(row);
+      .all(q.messageId, recipientKey(q.recipients), q.since, q.excludeId ?? "")
+      .map(fromRow)
+      .find((j) => j.identity === q.identity);
+    return row;
+  }
+
+  async findSentBy(rcMessageId: string, identity: string): Promise<OutboundJob | undefined> {
+    const rows = this.#db
+      .prepare<[string], Row>("SELECT * FROM outbound_jobs WHERE rc_message_id = ? AND state IN ('submitted','final','notified') ORDER BY id")
+      .all(rcMessageId);
+    return rows.map(fromRow).find((j) => j.identity === identity);
   }
 
   async get(id: string): Promise<OutboundJob | undefined> {

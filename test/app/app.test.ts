@@ -70,7 +70,8 @@ describe("the composed daemon (sandbox mode, in process)", () => {
     expect(info.response).toMatch(/^250 2\.6\.0 Queued as [0-9a-z]{13}-[0-9a-f]{8}$/);
 
     const report = await waitFor(() => sink.messages.find((m) => m.to.includes("alice@example.com")), 20_000, "the sender report");
-    expect(report.parsed.subject).toBe("Fax to +1 555-123-4567 delivered (1 page)");
+    // Sandbox mode with a real mail server: the subject says nothing was faxed (issue 8).
+    expect(report.parsed.subject).toBe("[SANDBOX, not faxed] Fax to +1 555-123-4567 delivered (1 page)");
     expect(report.parsed.inReplyTo).toBe(info.messageId);
 
     const res = await fetch(`${d.emulatorUrl ?? ""}/emulator/inbound-faxes?from=%2B12125550123&to=%2B16505550100`, {

@@ -178,11 +178,12 @@ describe("faxbridge doctor", () => {
   });
 
   it("FAILs partial credentials and exits 2 on an invalid configuration", async () => {
-    const partial = await doctor({ RC_CLIENT_ID: CLIENT.clientId });
-    expect(partial.code).toBe(1);
-    expect(byName(partial.checks, "ringcentral")?.message).toContain("without RC_CLIENT_SECRET and RC_JWT faxbridge runs in SANDBOX mode");
+    // Partial credentials are a configuration error (all or nothing), as for `run`.
+    const partial = await cli(["doctor"], { ...env, RC_CLIENT_ID: CLIENT.clientId });
+    expect(partial.code).toBe(2);
+    expect(partial.stdout).toContain("ringcentral.jwt (missing): RC_JWT (or RC_JWT_FILE) is not set, but RC_CLIENT_ID is");
 
-    const bad = await cli(["doctor"], { ...env, FAXBRIDGE_SMTP_PORT: "smtp", RC_JWT: CLIENT.jwt });
+    const bad = await cli(["doctor"], { ...env, FAXBRIDGE_SMTP_PORT: "smtp", RC_CLIENT_ID: CLIENT.clientId, RC_CLIENT_SECRET: CLIENT.clientSecret, RC_JWT: CLIENT.jwt });
     expect(bad.code).toBe(2);
     expect(bad.stdout).toMatch(/^FAIL {2}config: invalid configuration \(1 problem\)/);
     expect(bad.stdout).toContain('smtp.port (env FAXBRIDGE_SMTP_PORT): expected a whole number, got "smtp"');
@@ -252,7 +253,7 @@ describe("doctor's configuration checks", () => {
   });
 
   it("checks the webhook URL", () => {
-    const creds = { RC_CLIENT_ID: "id", RC_JWT: "jwt" };
+    const creds = { RC_CLIENT_ID: "id", RC_CLIENT_SECRET: "secret", RC_JWT: "jwt" };
     expect(checkWebhook(config({}))).toBeUndefined();
     expect(checkWebhook(config({ ...creds, FAXBRIDGE_INBOUND_NOTIFICATIONS: "webhook" }))?.status).toBe("FAIL");
     expect(checkWebhook(config({ ...creds, FAXBRIDGE_INBOUND_WEBHOOK_URL: "http://fax.example.com/webhook/ringcentral" }))).toMatchObject({

@@ -85,7 +85,7 @@ describe("loadConfig", () => {
   it("reads secrets from *_FILE variables", () => {
     const dir = mkdtempSync(join(tmpdir(), "fb-config-"));
     writeFileSync(join(dir, "jwt"), "the-jwt\n");
-    expect(loadConfig({ env: { RC_JWT_FILE: join(dir, "jwt") } }).ringcentral.jwt).toBe("the-jwt");
+    expect(loadConfig({ env: { RC_CLIENT_ID: "id", RC_CLIENT_SECRET: "secret", RC_JWT_FILE: join(dir, "jwt") } }).ringcentral.jwt).toBe("the-jwt");
   });
 
   it("env overrides the file, which overrides defaults", () => {

@@ -16,6 +16,7 @@ import { createLogger, type Logger } from "../../src/log.js";
 import { createMailSender, type MailSender } from "../../src/mail/transport.js";
 import { Metrics } from "../../src/metrics.js";
 import { OutboundWorker, type WorkerHooks, type WorkerTuning } from "../../src/outbound/worker.js";
+import { createSmtpPolicy } from "../../src/policy/index.js";
 import { RingCentralClient } from "../../src/rc/client.js";
 import { createSmtpServer, type FaxSmtpServer } from "../../src/smtp/server.js";
 import { Spool } from "../../src/spool/spool.js";
@@ -56,6 +57,8 @@ export interface CallSnapshot {
 export interface HarnessOptions {
   emulator?: EmulatorOptions;
   fax?: NonNullable<ConfigInput["fax"]>;
+  /** Policy settings; when given, the SMTP server runs with the security policy (src/policy) too. */
+  policy?: NonNullable<ConfigInput["policy"]>;
   /** Client-side limits (default: the emulator's Heavy limit and window, when given). */
   rateLimits?: Partial<Config["ringcentral"]["rateLimits"]>;
   tuning?: Partial<WorkerTuning>;
@@ -151,6 +154,7 @@ export class OutboundHarness {
       },
       fax: { retrySchedule: "50ms,100ms,150ms,200ms", statusPollSchedule: "50ms,100ms", statusTimeoutHours: 1, numberCheck: "possible", ...this.opts.fax },
       mail: { url: this.sink.url, from: "Fax Gateway <faxbridge@gw.test>" },
+      ...(this.opts.policy !== undefined && { policy: this.opts.policy }),
     });
     this.db = openDatabase(`${this.dir.path}/faxbridge.db`, [outboundMigration]);
     this.store = new SqliteOutboundStore(this.db, { logger: this.logger, groupCommit: "inline" });
@@ -168,7 +172,9 @@ export class OutboundHarness {
       onCall: (c) => this.metrics.recordRcCall(c),
     });
     this.mail = createMailSender(this.config.mail.url, `${this.dir.path}/mailbox`, this.logger);
+    const policy = this.opts.policy === undefined ? undefined : await createSmtpPolicy({ config: this.config, logger: this.logger, metrics: this.metrics, store: this.store });
     this.smtp = createSmtpServer({
+      ...(policy !== undefined && { policy }),
       config: this.config,
       spool: this.spool,
       store: this.store,

@@ -124,7 +124,7 @@ describe("outbound recovery", () => {
     expect(numbers).toEqual(["+15551234502", "+15551234503", "+15551234504", "+15551234505", "+15551234506"]);
     await waitFor(() => t.sink.messages.length === 6, 5000, "six reports");
     const subjects = t.sink.messages.map((m) => m.parsed.subject ?? "").sort();
-    expect(subjects[0]).toBe('Fax not sent: "scan.heic" is not a supported file type');
+    expect(subjects[0]).toBe("Fax not sent: an attachment is not a supported file type");
     expect(subjects.filter((s) => /delivered/.test(s))).toHaveLength(5);
   });
 });

@@ -108,7 +108,7 @@ describe("email → fax", () => {
     const job = await t.waitState(id, "notified");
     expect(job.errorCode).toBe("unsupported-type");
     await waitFor(() => t.sink.messages.length === 1, 5000, "the notice");
-    expect(t.sink.messages[0]?.parsed.subject).toBe('Fax not sent: "scan.heic" is not a supported file type');
+    expect(t.sink.messages[0]?.parsed.subject).toBe("Fax not sent: an attachment is not a supported file type");
     expect(t.sink.messages[0]?.parsed.inReplyTo).toBe("<heic@example.com>");
     expect(header(t, 0, "x-faxbridge-rule")).toBe("unsupported-type");
     expect(header(t, 0, "x-faxbridge-status")).toBe("refused");
@@ -154,7 +154,7 @@ describe("email → fax", () => {
     const job = await t.waitState(id, "notified", 30_000);
     expect(job.errorCode).toBe("too-large");
     await waitFor(() => t.sink.messages.length === 1, 5000, "the notice");
-    expect(t.sink.messages[0]?.parsed.subject).toBe('Fax not sent: "huge.pdf" is too large (50 MB per fax)');
+    expect(t.sink.messages[0]?.parsed.subject).toBe("Fax not sent: an attachment is too large (50 MB per fax)");
     expect(await t.sentFaxes()).toHaveLength(0);
   }, 60_000);
 

@@ -235,7 +235,8 @@ describe("disk full", () => {
     execFileSync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", dataDir]);
     mounted = dataDir;
     {
-      const env = await setup({ dataDir });
+      // No disk floor here: this test is about the spool write itself hitting ENOSPC.
+      const env = await setup({ dataDir, extra: { FAXBRIDGE_SMTP_MIN_FREE_BYTES: "0" } });
       // Hold the faxes at RingCentral so the accepted mails are still queued while the disk fills.
       await env.e.fault({ path: "/fax", count: 1000, kind: "429", retryAfter: 1 });
       const before = Array.from({ length: 3 }, (_, i) => mail("disk", i));
@@ -271,6 +272,35 @@ describe("disk full", () => {
       await send(env.d.smtpPort, refusedMail); // the client retries the refused mail, as an MTA would
       await expectFaxedOnce(env, [...before, after, refusedMail], 60_000);
     }
+  }, 120_000);
+});
+
+describe("disk floor", () => {
+  it.skipIf(noMount !== undefined)(`below smtp.minFreeBytes new mail gets 452 4.3.1 at MAIL FROM, and is taken again once space is freed${noMount !== undefined ? ` (skipped: ${noMount})` : ""}`, async () => {
+    const base = tempDir("faxbridge-tmpfs-");
+    mountBase = base;
+    const dataDir = join(base.path, "data");
+    mkdirSync(dataDir);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", dataDir]);
+    mounted = dataDir;
+    const env = await setup({ dataDir, extra: { FAXBRIDGE_SMTP_MIN_FREE_BYTES: String(4 * 1024 * 1024) } });
+    const first = mail("floor", 0);
+    await send(env.d.smtpPort, first);
+    // Leave about 2 MiB free: under the 4 MiB floor, yet room enough that nothing else fails.
+    const filler = join(dataDir, "filler");
+    const fd = openSync(filler, "w");
+    try {
+      const block = Buffer.alloc(64 * 1024, 1);
+      for (let i = 0; i < 64; i++) writeSync(fd, block);
+    } finally {
+      closeSync(fd);
+    }
+    const refused = mail("floor", 1);
+    const r = await sendRaw({ port: env.d.smtpPort, from: refused.from, to: [refused.to], raw: refused.raw });
+    expect(r.kind === "reply" ? `${r.stage}: ${r.code} ${r.text}` : `broken at ${r.stage}: ${r.error}`).toBe("mail: 452 4.3.1 insufficient system storage, try again later");
+    rmSync(filler);
+    await send(env.d.smtpPort, refused);
+    await expectFaxedOnce(env, [first, refused], 60_000);
   }, 120_000);
 });
 

@@ -104,7 +104,7 @@ describe("composeReport", () => {
       { from: FROM, attachDocuments: false },
     );
     expect(status).toBe("refused");
-    expect(subject).toBe('Fax not sent: "scan.heic" is not a supported file type');
+    expect(subject).toBe("Fax not sent: an attachment is not a supported file type");
     const { parsed } = await render(mail);
     expect(parsed.headers.get("x-faxbridge-rule")).toBe("unsupported-type");
     expect(parsed.text).toContain("HEIC image");
@@ -190,5 +190,30 @@ describe("fax error words", () => {
     const values = (block?.[1] ?? "").split("\n").map((l) => l.replace(/^\s*- /, "").trim()).filter(Boolean);
     expect(values.length).toBeGreaterThan(30);
     expect([...FAX_ERROR_CODES].sort()).toEqual([...values].sort());
+  });
+});
+
+describe("report subjects carry no attacker text", () => {
+  it("names no file in the subject for any rule, and quotes a long original subject only in part", () => {
+    const filename = `${"evil-offer-".repeat(30)}.heic`;
+    for (const rule of ["unsupported-type", "mislabeled-type", "too-large", "empty-file", "encrypted-pdf", "embedded-message", "too-many-pages", "page-quota", "something-new"]) {
+      const { subject, mail } = composeReport(
+        {
+          kind: "failed",
+          queueId: "q1",
+          to: "victim@example.org",
+          recipients: [{ e164: "+15551234567", status: "Unknown" }],
+          receivedAt: Date.UTC(2030, 0, 1),
+          documents: [],
+          refusal: { rule, message: `"${filename}" ${"x".repeat(10_000)}`, filename },
+          original: { references: [], subject: "S".repeat(100_000) },
+        },
+        { from: "gw <gw@example.net>", attachDocuments: false },
+      );
+      expect(subject).not.toContain("evil");
+      expect(subject.length).toBeLessThan(80);
+      expect(mail.envelope).toEqual({ from: "", to: ["victim@example.org"] });
+      expect(String(mail.text).length).toBeLessThan(2_000);
+    }
   });
 });

@@ -7,7 +7,8 @@ import { silentLogger } from "../../src/log.js";
 import { AuthLockout, ConnectionRate } from "../../src/policy/abuse.js";
 import { createDestinationPolicy } from "../../src/policy/destination.js";
 import { fromAddress, parseAuthenticationResults, parseHeaderBlock, readHeaders } from "../../src/policy/headers.js";
-import { QuotaTracker, senderKey } from "../../src/policy/quota.js";
+import { QuotaTracker } from "../../src/policy/quota.js";
+import { isSingleMailbox, normaliseAddress, senderIdentity } from "../../src/policy/identity.js";
 import { SenderRules, createSenderMatcher } from "../../src/policy/senders.js";
 import { openDatabase, type Db } from "../../src/store/db.js";
 import { SqliteOutboundStore, outboundMigration } from "../../src/store/outbound.js";
@@ -117,30 +118,44 @@ describe("quotas", () => {
   it("slides the window and says when the quota frees up", () => {
     let now = 1_000_000;
     const q = new QuotaTracker({ perSenderPerHour: 3, globalPerHour: 0 }, { now: () => now });
-    expect(q.reserve("from:a", 2).ok).toBe(true);
+    expect(q.reserve(["from:a"], 2).ok).toBe(true);
     now += 600_000;
-    expect(q.reserve("from:a", 1).ok).toBe(true);
-    expect(q.check("from:a", 0)).toEqual({ ok: false, scope: "sender", limit: 3, freeAt: 1_000_000 + 3_600_000 });
+    expect(q.reserve(["from:a"], 1).ok).toBe(true);
+    expect(q.check(["from:a"], 0)).toEqual({ ok: false, scope: "sender", limit: 3, freeAt: 1_000_000 + 3_600_000 });
     // Two more need both units of the first mail to expire; three more, the second mail's too.
-    expect(q.check("from:a", 1)).toMatchObject({ freeAt: 1_000_000 + 3_600_000 });
-    expect(q.check("from:a", 2)).toMatchObject({ freeAt: 1_600_000 + 3_600_000 });
-    expect(q.check("from:b", 0)).toEqual({ ok: true });
+    expect(q.check(["from:a"], 1)).toMatchObject({ freeAt: 1_000_000 + 3_600_000 });
+    expect(q.check(["from:a"], 2)).toMatchObject({ freeAt: 1_600_000 + 3_600_000 });
+    expect(q.check(["from:b"], 0)).toEqual({ ok: true });
     now = 1_000_000 + 3_600_000;
-    expect(q.check("from:a", 0)).toEqual({ ok: true });
+    expect(q.check(["from:a"], 0)).toEqual({ ok: true });
   });
 
   it("gives a reservation back when the mail is not recorded", () => {
     const q = new QuotaTracker({ perSenderPerHour: 0, globalPerHour: 2 }, { now: () => 5 });
-    const r = q.reserve("from:a", 2);
-    expect(q.check("from:b", 0).ok).toBe(false);
+    const r = q.reserve(["from:a"], 2);
+    expect(q.check(["from:b"], 0).ok).toBe(false);
     if (r.ok) r.reservation?.release();
-    expect(q.check("from:b", 0).ok).toBe(true);
+    expect(q.check(["from:b"], 0).ok).toBe(true);
   });
 
-  it("keys senders by SMTP user, else by envelope sender", () => {
-    expect(senderKey("scanner", "x@example.com")).toBe("user:scanner");
-    expect(senderKey(undefined, "X@Example.com")).toBe("from:x@example.com");
-    expect(senderKey(undefined, "")).toBe("from:<>");
+  it("keys senders by SMTP user, else verified From, else the normalised envelope sender", () => {
+    expect(senderIdentity({ user: "scanner", verifiedFrom: "a@example.com", mailFrom: "x@example.com" })).toEqual({ key: "user:scanner", source: "user" });
+    expect(senderIdentity({ verifiedFrom: "Alice@Example.com", mailFrom: "x@example.com" })).toEqual({ key: "alice@example.com", source: "verified-from" });
+    expect(senderIdentity({ mailFrom: "X@Example.com" }).key).toBe("x@example.com");
+    expect(senderIdentity({ mailFrom: "" }).key).toBe("<>");
+    // Tags and quoting do not make a new sender.
+    expect(normaliseAddress("q1+x@Example.org")).toBe("q1@example.org");
+    expect(normaliseAddress('"q1"@example.org')).toBe("q1@example.org");
+    expect(normaliseAddress('"Q1+y"@example.org.')).toBe("q1@example.org");
+  });
+
+  it("accepts exactly one valid mailbox as a sender address", () => {
+    for (const ok of ["a@example.com", "first.last+tag@sub.example.co.uk", '"john doe"@example.com', "a@[192.0.2.1]", "ü@bücher.example", "a@localhost"]) {
+      expect([ok, isSingleMailbox(ok)]).toEqual([ok, true]);
+    }
+    for (const bad of ["alice,bob@example.org", "a@b@example.org", "@example.org", "a@", "a b@example.org", "a@exa mple.org", ".a@example.org", "a..b@example.org", "a@-x.example", `${"a".repeat(65)}@example.org`, "a@example.org,b@example.org", '"a"b"@example.org']) {
+      expect([bad, isSingleMailbox(bad)]).toEqual([bad, false]);
+    }
   });
 
   describe("rebuilt from the job store", () => {
@@ -174,10 +189,10 @@ describe("quotas", () => {
       await job(now - 1_800_000, "a@example.com", 2);
       await job(now - 60_000, "x@example.com", 1, "scanner");
       const q = new QuotaTracker({ perSenderPerHour: 3, globalPerHour: 4 }, { now: () => now });
-      expect(await q.load(store)).toBe(2);
-      expect(q.check("from:a@example.com", 1)).toMatchObject({ ok: false, scope: "sender", freeAt: now + 1_800_000 });
-      expect(q.check("user:scanner", 0)).toEqual({ ok: true });
-      expect(q.check("user:scanner", 1)).toMatchObject({ ok: false, scope: "global" });
+      expect(await q.load(store, (j) => ({ keys: [j.identity], n: j.rcptTo.length }))).toBe(2);
+      expect(q.check(["a@example.com"], 1)).toMatchObject({ ok: false, scope: "sender", freeAt: now + 1_800_000 });
+      expect(q.check(["user:scanner"], 0)).toEqual({ ok: true });
+      expect(q.check(["user:scanner"], 1)).toMatchObject({ ok: false, scope: "global" });
     });
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createCidrMatcher, isLoopback } from "../../src/smtp/cidr.js";
+import { createCidrMatcher, isLocalClient, isLoopback } from "../../src/smtp/cidr.js";
 
 describe("CIDR matcher", () => {
   const match = createCidrMatcher(["10.0.0.0/8", "192.168.1.7", "fd00::/8", "2001:db8::1/128"]);
@@ -27,6 +27,17 @@ describe("CIDR matcher", () => {
     expect(isLoopback("::1")).toBe(true);
     expect(isLoopback("::ffff:127.0.0.1")).toBe(true);
     expect(isLoopback("10.0.0.1")).toBe(false);
+  });
+
+  it("calls a client local only on loopback and from the address it connects to", () => {
+    expect(isLocalClient("127.0.0.1", "127.0.0.1")).toBe(true);
+    expect(isLocalClient("::1", "::1")).toBe(true);
+    expect(isLocalClient("::ffff:127.0.0.1", "127.0.0.1")).toBe(true);
+    // Another loopback address, or the host's own network address, is a network client.
+    expect(isLocalClient("127.0.0.2", "127.0.0.1")).toBe(false);
+    expect(isLocalClient("127.0.0.1", "::1")).toBe(false);
+    expect(isLocalClient("192.0.2.10", "192.0.2.10")).toBe(false);
+    expect(isLocalClient("10.0.0.5", "127.0.0.1")).toBe(false);
   });
 
   it("matches nothing with an empty list and refuses invalid entries", () => {

@@ -116,7 +116,13 @@ describe("SMTP security policy", () => {
       policy: { ...opts.policy, abuse: { authFailureDelayMs: 0, ...(opts.policy?.abuse as object | undefined) } },
     });
     const metrics = new Metrics({ defaultMetrics: false });
-    const policy = await createSmtpPolicy({ config, logger, metrics, store, resolver, ...(opts.now !== undefined && { now: opts.now }) });
+    const policy = await createSmtpPolicy({ config, logger, metrics, store, resolver, ...(opts.now !== undefined && { now: opts.now }) }).catch(async (err: unknown) => {
+      // A refused configuration: close what was opened, so the directory can be removed.
+      await spool.close();
+      await store.close();
+      db.close();
+      throw err;
+    });
     const server = createSmtpServer({ config, spool, store, logger, numberCheck: "possible", metrics, policy });
     const { port } = await server.listen();
     const h = { dir, db, store, spool, server, port, metrics, logs };
@@ -226,7 +232,7 @@ describe("SMTP security policy", () => {
     it("refuses a mail without exactly one From address", async () => {
       const h = await start({ policy: allowlist });
       const err = await failure(sendRaw(h.port, "alice@example.com", ["12025550143@fax.local"], message("alice@example.com, bob@example.com")));
-      expect(err.response).toBe("550 5.1.1 the From header has more than one address; the sender rules need exactly one From address");
+      expect(err.response).toBe("550 5.7.1 the From header has more than one address; the sender rules need exactly one From address");
     });
 
     it("spf-dkim: needs both an SPF pass for the envelope sender and a DKIM signature of the From domain", async () => {
@@ -367,7 +373,7 @@ describe("SMTP security policy", () => {
       await connect();
       await connect();
       const err = await failure(connect());
-      expect(err.response).toBe("421 too many connections from 127.0.0.1, try again in a minute");
+      expect(err.response).toBe("421 4.7.0 too many connections from 127.0.0.1, try again in a minute");
       expect(await refusals(h, "connection_rate")).toBe(1);
     });
 

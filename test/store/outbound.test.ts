@@ -147,8 +147,10 @@ for (const mode of ["worker", "inline"] as const) {
       clock += 5000;
       const second = await store.insertReceived(job({ rcptTo: [rcpt("+442071838750"), rcpt("+12025550143")] }));
 
-      const q = { messageId: "<same@x>", recipients: ["+442071838750", "+12025550143"], since: clock - 86_400_000, excludeId: second.id };
+      const q = { messageId: "<same@x>", identity: first.identity, recipients: ["+442071838750", "+12025550143"], since: clock - 86_400_000, excludeId: second.id };
       expect((await store.findDuplicate(q))?.id).toBe(first.id);
+      // Someone else who learnt the Message-ID cannot cancel this sender's fax.
+      expect(await store.findDuplicate({ ...q, identity: "mallory@evil.example" })).toBeUndefined();
       expect(await store.findDuplicate({ ...q, recipients: ["+12025550143"] })).toBeUndefined();
       expect(await store.findDuplicate({ ...q, messageId: "<other@x>" })).toBeUndefined();
       expect(await store.findDuplicate({ ...q, since: clock - 1000 })).toBeUndefined();

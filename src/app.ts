@@ -85,11 +85,13 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     const sandbox = !hasCredentials(config);
     let rc = { serverUrl: config.ringcentral.serverUrl, clientId: config.ringcentral.clientId, clientSecret: config.ringcentral.clientSecret, jwt: config.ringcentral.jwt };
     let emulatorUrl: string | undefined;
+    const mediaOrigins = [...config.ringcentral.mediaOrigins];
     if (sandbox) {
       const { startEmulator } = await import("./emulator/index.js");
       const emulator = await startEmulator({ port: config.emulator.port, logger: log });
       steps.push({ name: "emulator", close: () => emulator.close() });
       emulatorUrl = emulator.url;
+      mediaOrigins.push(emulator.mediaUrl);
       rc = { serverUrl: emulator.url, ...SANDBOX_CREDENTIALS };
     }
 
@@ -141,6 +143,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
           details: { status: result.status, error: result.errorCode, server: config.ringcentral.serverUrl },
         });
       },
+      mediaOrigins,
       onCall: (call) => {
         lastRcCall = { at: Date.now(), status: call.status };
         metrics.recordRcCall(call);

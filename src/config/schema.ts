@@ -92,6 +92,13 @@ export const configSchema = z
           .prefault({}),
         /** Per-request timeout, milliseconds. */
         requestTimeoutMs: positiveInt.default(60_000),
+        /**
+         * Extra origins (scheme://host[:port]) attachment content may be downloaded from with the
+         * access token, besides the API server's own origin and https *.ringcentral.com (the media host).
+         */
+        mediaOrigins: z
+          .array(z.url().refine((u) => /^https?:$/.test(new URL(u).protocol) && new URL(u).origin === u.replace(/\/+$/, ""), "an origin: scheme://host[:port], nothing after"))
+          .default([]),
       })
       .prefault({}),
     smtp: z

@@ -38,6 +38,7 @@ const LEAVES: ReadonlyArray<readonly [path: string, kind: SettingKind, secret?: 
   ["ringcentral.rateLimits.auth", "int"],
   ["ringcentral.rateLimits.windowSeconds", "int"],
   ["ringcentral.requestTimeoutMs", "int"],
+  ["ringcentral.mediaOrigins", "list"],
   ["smtp.host", "string"],
   ["smtp.port", "int"],
   ["smtp.hostname", "string"],

@@ -1,7 +1,12 @@
-# syntax=docker/dockerfile:1
 # faxbridge: multi-stage build, small non-root runtime image.
+# Build: docker build -t faxbridge .   (podman/buildah: add --format docker so the
+# HEALTHCHECK is kept; the OCI image format has no health checks).
+# NODE_IMAGE is the Node base for both stages. Users keep the official image;
+# CI (.ci/container.sh) passes a base it assembles itself because no registry
+# is reachable there. Any Debian-based image with node, npm and a "node" user works.
+ARG NODE_IMAGE=node:20-bookworm-slim
 
-FROM node:20-bookworm-slim AS build
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 # better-sqlite3 compiles its native addon.
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
@@ -12,7 +17,7 @@ COPY src ./src
 COPY bench ./bench
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM ${NODE_IMAGE}
 ENV NODE_ENV=production \
     FAXBRIDGE_DATA_DIR=/data \
     FAXBRIDGE_SMTP_HOST=0.0.0.0 \

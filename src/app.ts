@@ -4,15 +4,19 @@ import { credentialProblems, hasCredentials, type Config } from "./config/schema
 import { ConfigError, errorMessage } from "./errors.js";
 import { HttpServer } from "./http/server.js";
 import type { Logger } from "./log.js";
+import { isLocalDomain } from "./mail/probe.js";
 import { createMailSender, SANDBOX_SUBJECT_TAG, tagSubjects, type MailSender } from "./mail/transport.js";
 import { Metrics } from "./metrics.js";
 import { AuditLog } from "./ops/audit.js";
+import { AdminAlerts, type AlertSink } from "./ops/alerts.js";
 import { Janitor } from "./ops/janitor.js";
+import { wireReadiness } from "./ops/readiness.js";
 import { InboundService } from "./inbound/service.js";
 import { OutboundWorker } from "./outbound/worker.js";
 import { createSmtpPolicy } from "./policy/index.js";
 import { receivedFaxMailedTo } from "./policy/forwarding.js";
 import { RingCentralClient } from "./rc/client.js";
+import { tokenFileStore } from "./rc/token-file.js";
 import type { NumberCheck } from "./smtp/address.js";
 import { createSmtpServer, type FaxSmtpServer } from "./smtp/server.js";
 import { Spool } from "./spool/spool.js";
@@ -114,35 +118,68 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     steps.push({ name: "spool", close: () => spool.close() });
     await spool.recover(outboundStore);
 
+    let lastRcCall: { at: number; status: number } | undefined;
+    const transport: MailSender = createMailSender(config.mail.url, join(dataDir, "mailbox"), log.child({ component: "mail" }));
+    // A sandbox sends no real fax: mail it sends to real people says so in every subject.
+    const mail = sandbox && config.mail.url !== "" ? tagSubjects(transport, SANDBOX_SUBJECT_TAG) : transport;
+    steps.push({ name: "mail", close: () => mail.close() });
+    const adminAlerts = new AdminAlerts({
+      adminTo: config.mail.adminTo,
+      from: config.mail.from,
+      mail,
+      logger: log.child({ component: "alerts" }),
+      metrics,
+      hostname: config.smtp.hostname,
+    });
+    steps.push({ name: "alerts", close: () => adminAlerts.close() });
+    const alerts: AlertSink = adminAlerts.sink;
     const client = new RingCentralClient({
       ...rc,
       logger: log,
+      // The token pair outlives restarts (the emulator of sandbox mode does not).
+      ...(sandbox ? {} : { tokenStore: tokenFileStore(dataDir, rc) }),
       rateLimits: config.ringcentral.rateLimits,
       requestTimeoutMs: config.ringcentral.requestTimeoutMs,
+      onAuthResult: (result) => {
+        if (result.ok) return;
+        metrics.rcAuthFailures.inc({ status: String(result.status) });
+        alerts({
+          kind: "rc_auth_refused",
+          summary: "RingCentral refused faxbridge's credentials",
+          details: { status: result.status, error: result.errorCode, server: config.ringcentral.serverUrl },
+        });
+      },
       mediaOrigins,
       onCall: (call) => {
+        lastRcCall = { at: Date.now(), status: call.status };
         metrics.recordRcCall(call);
         metrics.rcRemaining.set({ group: call.group }, client.rateLimitState()[call.group].remaining);
       },
     });
     steps.push({ name: "ringcentral", close: () => client.close() });
+    steps.push({ name: "ringcentral-holds", close: () => client.releaseHeldWaits() });
 
-    const transport: MailSender = createMailSender(config.mail.url, join(dataDir, "mailbox"), log.child({ component: "mail" }));
-    // A sandbox sends no real fax: mail it sends to real people says so in every subject.
-    const mail = sandbox && config.mail.url !== "" ? tagSubjects(transport, SANDBOX_SUBJECT_TAG) : transport;
-    steps.push({ name: "mail", close: () => mail.close() });
 
     const audit = await AuditLog.open(join(dataDir, "audit.jsonl"), log);
     steps.push({ name: "audit", close: () => audit.close() });
 
     const http = new HttpServer({ host: config.http.host, port: config.http.port, logger: log.child({ component: "http" }), metrics });
-    http.readinessCheck("store", async () => {
-      db.prepare("SELECT 1").get();
+    let smtpListening = false;
+    wireReadiness({
+      http,
+      metrics,
+      db,
+      dataDir,
+      spoolDir: join(dataDir, "spool"),
+      // The same floor below which SMTP answers 452: not ready = new mail would be refused.
+      minFreeBytes: config.smtp.minFreeBytes,
+      smtpListening: () => smtpListening && !smtp.closing,
+      client,
+      mail,
+      lastRcCall: () => lastRcCall,
     });
-    http.readinessCheck("ringcentral", () => client.ensureAuthenticated());
-    http.readinessCheck("mail", () => mail.verify());
 
-    const worker = new OutboundWorker({ config, store: outboundStore, spool, client, mail, metrics, logger: log, audit });
+    const worker = new OutboundWorker({ config, store: outboundStore, spool, client, mail, metrics, logger: log, audit, alerts });
     const numberCheck: NumberCheck = config.fax.numberCheck === "auto" ? (sandbox ? "possible" : "valid") : config.fax.numberCheck;
     // Who may fax, to where, how much; quotas are rebuilt from the last hour's jobs.
     const policy = await createSmtpPolicy({ config, logger: log, metrics, store: outboundStore, receivedBy: receivedFaxMailedTo(inboundStore) });
@@ -158,7 +195,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     });
     const webKey = webSecret(config, join(dataDir, "web.key"));
     const link = linkBuilder(config.web.publicUrl, webKey, config.inbound.linkTtlHours);
-    const inbound = new InboundService({ config, client, store: inboundStore, mail, http, metrics, logger: log, audit, ...(link !== undefined && { link }) });
+    const inbound = new InboundService({ config, client, store: inboundStore, mail, http, metrics, logger: log, audit, alerts, ...(link !== undefined && { link }) });
     // The REST API and web console (src/web/) answer every path the HTTP server's own routes do not.
     const web = await createWebApp({
       config,
@@ -210,17 +247,19 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     });
 
     const smtpAddress = await smtp.listen();
+    smtpListening = true;
     steps.push({ name: "smtp", close: () => smtp.close(10_000) });
     const httpAddress = await http.listen();
     steps.push({ name: "http", close: () => http.close() });
     await worker.start();
     steps.push({ name: "outbound", close: () => worker.stop() });
-    await inbound.start();
+    // Notifications subscribe in the background: startup never waits for RingCentral's Auth group.
+    await inbound.start({ waitForNotifications: false });
     steps.push({ name: "inbound", close: () => inbound.stop() });
     janitor.start();
     steps.push({ name: "janitor", close: () => janitor.stop() });
     // Close order (reversed): stop taking work first, then the workers, then the stores.
-    reorderForShutdown(steps, ["janitor", "inbound", "smtp", "outbound", "http", "web", "mail", "ringcentral", "spool", "audit", "outbound-store", "database", "emulator"]);
+    reorderForShutdown(steps, ["janitor", "ringcentral-holds", "inbound", "smtp", "outbound", "http", "web", "alerts", "mail", "ringcentral", "spool", "audit", "outbound-store", "database", "emulator"]);
 
     log.info(
       { event: "daemon.started", smtp: smtpAddress, http: httpAddress, sandbox, dataDir, faxDomains: config.fax.domains, mail: mail.description },
@@ -231,10 +270,20 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       log.warn(
         { event: "daemon.sandbox", emulator: emulatorUrl },
         `SANDBOX MODE: no RingCentral credentials (RC_CLIENT_ID, RC_JWT), so faxes go to the built-in RingCentral emulator at ${emulatorUrl ?? "?"}. ` +
-          `Try: swaks --server ${smtpAddress.host}:${smtpAddress.port} --to 15551234567@${domain} --attach @some.pdf ; ` +
+          `Try: swaks --server ${smtpAddress.host}:${smtpAddress.port} --to 12125550123@${domain} --attach @some.pdf ; ` +
           `inject a received fax: curl --data-binary @some.pdf -H 'content-type: application/pdf' '${emulatorUrl ?? ""}/emulator/inbound-faxes?from=%2B15557654321&to=%2B15551230000'. ` +
           `Mail faxbridge sends lands in ${config.mail.url === "" ? join(dataDir, "mailbox") : mail.description}.`,
       );
+    }
+
+    if (config.mail.url !== "") {
+      const local = [config.mail.from, config.inbound.defaultTo, ...config.inbound.routes.flatMap((r) => r.mailTo)].filter(isLocalDomain);
+      if (local.length > 0) {
+        log.warn(
+          { event: "daemon.local_addresses", addresses: local },
+          `${local.join(", ")}: local-only address(es) with a real mail server (mail.from is also the Return-Path); the server will likely refuse them and received faxes would be dead-lettered. Set FAXBRIDGE_MAIL_FROM, FAXBRIDGE_INBOUND_TO and inbound.routes; faxbridge doctor checks them.`,
+        );
+      }
     }
 
     let resolveFinished: (code: number) => void = () => undefined;

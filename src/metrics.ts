@@ -90,6 +90,57 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Read at scrape time; the daemon sets them once its store and data directory are open. */
+  readonly sources: { dataFreeBytes?: () => number | undefined; oldestJobSeconds?: () => number; ready?: () => Promise<boolean>; dependencies?: () => Promise<unknown> } = {};
+  readonly ready = new Gauge({
+    name: "faxbridge_ready",
+    help: "1 when this instance can accept and durably queue mail (store, spool, disk, listeners): the /readyz checks, run at each scrape.",
+    registers: [this.registry],
+    collect: async () => {
+      const ok = await this.sources.ready?.();
+      if (ok !== undefined) this.ready.set(ok ? 1 : 0);
+    },
+  });
+  readonly dependencyUp = new Gauge({
+    name: "faxbridge_dependency_up",
+    help: "1 when a dependency (ringcentral, mail) answered its last check, 0 when not (checks cached a few seconds).",
+    labelNames: ["dependency"] as const,
+    registers: [this.registry],
+    collect: async () => {
+      await this.sources.dependencies?.();
+    },
+  });
+  readonly dataFreeBytes = new Gauge({
+    name: "faxbridge_data_free_bytes",
+    help: "Free bytes on the data directory's file system (for the unprivileged user).",
+    registers: [this.registry],
+    collect: () => {
+      const free = this.sources.dataFreeBytes?.();
+      if (free !== undefined) this.dataFreeBytes.set(free);
+    },
+  });
+  readonly queueOldestSeconds = new Gauge({
+    name: "faxbridge_queue_oldest_job_seconds",
+    help: "Age of the oldest outbound job not yet final (0 when none).",
+    registers: [this.registry],
+    collect: () => {
+      const age = this.sources.oldestJobSeconds?.();
+      if (age !== undefined) this.queueOldestSeconds.set(age);
+    },
+  });
+  readonly rcAuthFailures = new Counter({
+    name: "faxbridge_ringcentral_auth_failures_total",
+    help: "RingCentral logins refused (wrong or revoked credentials), by HTTP status.",
+    labelNames: ["status"] as const,
+    registers: [this.registry],
+  });
+  readonly adminAlerts = new Counter({
+    name: "faxbridge_admin_alerts_total",
+    help: "Events reported to the administrator (mail.adminTo), by kind.",
+    labelNames: ["kind"] as const,
+    registers: [this.registry],
+  });
+
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "faxbridge_" });
   }

@@ -5,7 +5,8 @@
  *
  * It changes nothing a running daemon relies on: the database is opened (and
  * migrated, as the daemon would) only when the data directory exists; the
- * RingCentral login is revoked again at the end.
+ * RingCentral token pair the daemon keeps there is reused (and kept), so a
+ * doctor run costs no login from RingCentral's Auth group of 5 a minute.
  */
 import { constants } from "node:fs";
 import { access, stat, statfs } from "node:fs/promises";
@@ -16,31 +17,25 @@ import { ConfigError, errorMessage } from "../errors.js";
 import { notificationMode, type NotificationMode } from "../inbound/service.js";
 import { WEBHOOK_PATH } from "../inbound/webhook.js";
 import { silentLogger } from "../log.js";
-import { createMailSender, MailDeliveryError } from "../mail/transport.js";
 import { RingCentralClient } from "../rc/client.js";
+import { tokenFileStore } from "../rc/token-file.js";
 import { RcApiError, RcNetworkError, RcProtocolError } from "../rc/errors.js";
 import { createCidrMatcher, isLoopback } from "../smtp/cidr.js";
 import { openDatabase } from "../store/db.js";
 import { inboundMigration, SqliteInboundStore } from "../store/inbound.js";
 import { outboundMigration, SqliteOutboundStore } from "../store/outbound.js";
+import { code, fail, ok, warn, withTimeout, type Check } from "./doctor-common.js";
+import { checkMail, checkMailboxes } from "./doctor-mail.js";
 import { COMMON_OPTIONS, EXIT_USAGE, loadConfigFrom, parse, printJson } from "./common.js";
 
-export type CheckStatus = "ok" | "warn" | "FAIL";
-
-export interface Check {
-  /** Short area name: "config", "data dir", "ringcentral login", ... */
-  readonly name: string;
-  readonly status: CheckStatus;
-  /** What was found, in plain words. */
-  readonly message: string;
-  /** What to do about it (warn and FAIL). */
-  readonly fix?: string;
-}
+export type { Check, CheckStatus } from "./doctor-common.js";
+export { describeMailFailure, inboundMailboxes } from "./doctor-mail.js";
 
 export const DOCTOR_USAGE = `usage: faxbridge doctor [--config PATH] [--json]
 
 Check the configuration, the data directory, RingCentral (login, app
-permissions, reachability), the outgoing mail server, the webhook URL and
+permissions, reachability), the outgoing mail server and whether it accepts
+mail.from and every inbound mailbox (an RCPT probe, no mail sent), the webhook URL and
 who may send faxes over SMTP. Each check prints ok, warn or FAIL with what to
 do. Exit 0 when nothing FAILs, 1 when something does, 2 when the
 configuration cannot be loaded.
@@ -56,15 +51,6 @@ export interface DoctorOptions {
 }
 
 const GiB = 1024 ** 3;
-
-const ok = (name: string, message: string): Check => ({ name, status: "ok", message });
-const warn = (name: string, message: string, fix: string): Check => ({ name, status: "warn", message, fix });
-const fail = (name: string, message: string, fix: string): Check => ({ name, status: "FAIL", message, fix });
-
-function code(err: unknown): string | undefined {
-  const c = (err as NodeJS.ErrnoException | undefined)?.code;
-  return typeof c === "string" ? c : undefined;
-}
 
 async function existing(path: string): Promise<string> {
   let p = path;
@@ -84,14 +70,6 @@ function bytes(n: number): string {
   if (n >= GiB) return `${(n / GiB).toFixed(1)} GiB`;
   if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(0)} MiB`;
   return `${n} bytes`;
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(Object.assign(new Error(`${what}: no answer within ${Math.round(ms / 1000)} s`), { code: "ETIMEDOUT" })), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 // ---------------------------------------------------------------- data dir, database, disk
@@ -303,7 +281,7 @@ export function checkPermissions(config: Readonly<Config>, scopes: readonly stri
   return ok(name, `the app has what faxbridge needs (${scopes.join(" ")})`);
 }
 
-async function checkRingCentral(config: Readonly<Config>, timeoutMs: number): Promise<Check[]> {
+async function checkRingCentral(config: Readonly<Config>, timeoutMs: number, tokenDir: string | undefined): Promise<Check[]> {
   const rc = config.ringcentral;
   const set = { RC_CLIENT_ID: rc.clientId !== "", RC_CLIENT_SECRET: rc.clientSecret !== "", RC_JWT: rc.jwt !== "" };
   if (!hasCredentials(config as Config)) {
@@ -330,15 +308,16 @@ async function checkRingCentral(config: Readonly<Config>, timeoutMs: number): Pr
     logger: silentLogger(),
     requestTimeoutMs: Math.min(rc.requestTimeoutMs, timeoutMs),
     retry: { attempts: 1 },
+    ...(tokenDir !== undefined ? { tokenStore: tokenFileStore(tokenDir, rc) } : {}),
   });
   try {
     try {
-      await withTimeout(client.login(), timeoutMs, "RingCentral login");
+      await withTimeout(client.ensureAuthenticated(), timeoutMs, "RingCentral login");
     } catch (err) {
       checks.push(describeLoginFailure(err, rc.serverUrl));
       return checks;
     }
-    checks.push(ok("ringcentral login", `logged in to ${rc.serverUrl} with the JWT${client.ownerId !== undefined ? ` as extension ${client.ownerId}` : ""}`));
+    checks.push(ok("ringcentral login", `logged in to ${rc.serverUrl}${client.ownerId !== undefined ? ` as extension ${client.ownerId}` : ""}`));
     checks.push(checkPermissions(config, client.scopes));
     try {
       const pages = await withTimeout(client.listCoverPages(), timeoutMs, "RingCentral API");
@@ -350,57 +329,6 @@ async function checkRingCentral(config: Readonly<Config>, timeoutMs: number): Pr
     return checks;
   } finally {
     await client.close();
-  }
-}
-
-// ---------------------------------------------------------------- mail
-
-export function describeMailFailure(err: unknown, where: string): Check {
-  const name = "mail";
-  const cause = err instanceof MailDeliveryError && err.cause !== undefined ? err.cause : err;
-  const text = errorMessage(cause);
-  const c = code(cause) ?? "";
-  const responseCode = err instanceof MailDeliveryError ? err.responseCode : undefined;
-  if (/ECONNREFUSED/.test(text) || c === "ECONNREFUSED") {
-    return fail(name, `nothing accepts connections at ${where} (connection refused): the mail server is down or mail.url names the wrong host or port`, "start the mail server, or fix mail.url (FAXBRIDGE_MAIL_URL)");
-  }
-  if (/ENOTFOUND|EAI_AGAIN/.test(text) || c === "EDNS" || c === "ENOTFOUND") {
-    return fail(name, `the mail server's host name in ${where} does not resolve`, "fix the host in mail.url (FAXBRIDGE_MAIL_URL) or the DNS");
-  }
-  if (c === "ETIMEDOUT" || /timeout|timed out/i.test(text)) {
-    return fail(name, `the mail server at ${where} did not answer in time`, "check that it runs and that no firewall drops the connection");
-  }
-  if (c === "EAUTH" || responseCode === 535 || responseCode === 534 || /auth/i.test(text)) {
-    return fail(name, `the mail server at ${where} refused the username or password in mail.url`, "fix the credentials in mail.url (user:password@host, URL-encoded)");
-  }
-  if (c === "ETLS" || /certificate|TLS|SSL/i.test(text)) {
-    return fail(name, `TLS with the mail server at ${where} failed (${text})`, "use smtps:// for port 465 and smtp:// for STARTTLS ports; check the server's certificate");
-  }
-  return fail(name, `the mail server at ${where} cannot be used: ${text}`, "check mail.url (FAXBRIDGE_MAIL_URL) and the mail server's log");
-}
-
-async function checkMail(config: Readonly<Config>, timeoutMs: number): Promise<Check> {
-  const dir = join(resolve(config.dataDir), "mailbox");
-  if (config.mail.url === "") {
-    return warn(
-      "mail",
-      `no mail server configured: reports and received faxes are written as .eml files to ${dir}, and nobody is mailed`,
-      "set mail.url (FAXBRIDGE_MAIL_URL), e.g. smtp://mail.example.com:587",
-    );
-  }
-  let sender;
-  try {
-    sender = createMailSender(config.mail.url, dir, silentLogger());
-  } catch (err) {
-    return fail("mail", `mail.url is not usable: ${errorMessage(err)}`, "write it as smtp://[user:password@]host:port or smtps://...");
-  }
-  try {
-    await withTimeout(sender.verify(), timeoutMs, "mail server");
-    return ok("mail", `the mail server at ${sender.description} accepts connections`);
-  } catch (err) {
-    return describeMailFailure(err, sender.description);
-  } finally {
-    sender.close();
   }
 }
 
@@ -509,8 +437,9 @@ export async function runDoctor(config: Readonly<Config>, opts: DoctorOptions = 
   if (dir.usable) checks.push(...(await checkDatabase(config)));
   checks.push(await checkDisk(config));
   // The two network checks run side by side.
-  const [rc, mail] = await Promise.all([checkRingCentral(config, timeoutMs), checkMail(config, timeoutMs)]);
+  const [rc, mail] = await Promise.all([checkRingCentral(config, timeoutMs, dir.usable ? resolve(config.dataDir) : undefined), checkMail(config, timeoutMs)]);
   checks.push(...rc, mail);
+  if (mail.status === "ok") checks.push(...(await checkMailboxes(config, timeoutMs)));
   const webhook = checkWebhook(config);
   if (webhook !== undefined) checks.push(webhook);
   checks.push(...checkSmtpExposure(config));

@@ -31,6 +31,16 @@ import {
   type Stores,
 } from "./common.js";
 
+
+/**
+ * Tries to hand the fax to RingCentral: the store counts the ones that were
+ * rescheduled; the last try, which RingCentral took or which failed the job
+ * for good, is not rescheduled and counts once more.
+ */
+function sendAttempts(job: OutboundJob): number {
+  const lastTry = job.rcMessageId !== null || (job.state === "failed" && job.submitStartedAt !== null);
+  return job.attempts + (lastTry ? 1 : 0);
+}
 export const QUEUE_USAGE = `usage: faxbridge queue <list|show|retry|cancel> [options]
 
   queue list [--state S[,S...]] [--limit N] [--after ID]
@@ -103,7 +113,7 @@ function summary(job: OutboundJob): JobSummary {
     from: job.mailFrom,
     to: job.rcptTo.map((r) => r.e164),
     receivedAt: iso(job.receivedAt),
-    attempts: job.attempts,
+    attempts: sendAttempts(job),
     nextAttemptAt: isWaiting(job) ? iso(job.nextAttemptAt) : null,
     rcMessageId: job.rcMessageId,
     error: job.errorText ?? job.lastError,
@@ -139,7 +149,7 @@ async function queueList(argv: string[]): Promise<number> {
     cell(j.mailFrom === "" ? "<>" : j.mailFrom, 30),
     cell(j.rcptTo.map((r) => r.e164).join(","), 34),
     when(j.receivedAt),
-    String(j.attempts),
+    String(sendAttempts(j)),
     isWaiting(j) ? (j.nextAttemptAt > now ? relative(j.nextAttemptAt, now) : "due") : "-",
     j.rcMessageId ?? "-",
     cell(j.errorText ?? j.lastError, 60),
@@ -236,7 +246,7 @@ async function queueShow(argv: string[]): Promise<number> {
   add("from", job.mailFrom === "" ? "<> (no report)" : job.mailFrom);
   add("subject", data?.meta.subject);
   add("received", `${when(job.receivedAt)} from ${job.client.ip}${job.client.user !== undefined ? ` as ${job.client.user}` : ""}, ${job.size} bytes`);
-  add("attempts", String(job.attempts));
+  add("attempts", String(sendAttempts(job)));
   if (isWaiting(job)) add("next attempt", `${when(job.nextAttemptAt)} (${job.nextAttemptAt > Date.now() ? relative(job.nextAttemptAt) : "due now"})`);
   if (job.leaseUntil !== null && job.leaseUntil > Date.now()) add("worked on", `the daemon holds this job until ${when(job.leaseUntil)}`);
   add("RingCentral id", job.rcMessageId);

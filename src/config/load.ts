@@ -68,7 +68,8 @@ function readYamlFile(file: string, problems: ConfigProblem[]): JsonObject | und
     problems.push({ path: "(file)", source: `file ${file}`, message: `cannot read the config file (${code})` });
     return undefined;
   }
-  const doc = parseDocument(text, { prettyErrors: false });
+  // prettyErrors fills in linePos, so each problem can name its line.
+  const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) {
     for (const e of doc.errors) {
       const line = e.linePos?.[0]?.line;

@@ -190,6 +190,8 @@ export const configSchema = z
         /** Outbound mail transport, e.g. smtp://127.0.0.1:25; empty = write .eml files to <dataDir>/mailbox/. */
         url: z.string().default(""),
         from: z.string().min(3).default("faxbridge <faxbridge@localhost>"),
+        /** Administrators told about dead-lettered received faxes, failed jobs, refused credentials and lost subscriptions (one mail per event, a digest at most every 15 minutes per kind); empty = nobody. */
+        adminTo: z.array(z.string().min(3)).default([]),
       })
       .prefault({}),
     inbound: z

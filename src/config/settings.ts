@@ -70,6 +70,7 @@ const LEAVES: ReadonlyArray<readonly [path: string, kind: SettingKind, secret?: 
   ["fax.reportAttachDocuments", "bool"],
   ["mail.url", "string", true],
   ["mail.from", "string"],
+  ["mail.adminTo", "list"],
   ["inbound.defaultTo", "string"],
   ["inbound.routes", "json"],
   ["inbound.notifications", "string"],

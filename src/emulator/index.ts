@@ -179,7 +179,8 @@ export async function runEmulatorCli(argv: string[]): Promise<void> {
     },
     strict: true,
   });
-  const logger = createLogger({ base: { component: "rc-emulator" } });
+  // startEmulator adds component=rc-emulator itself (set here too, JSON lines carried it twice).
+  const logger = createLogger();
   const opts: EmulatorOptions = { logger };
   if (values.host !== undefined) opts.host = values.host;
   const port = intArg("port", values.port);

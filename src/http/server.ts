@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
 import { errorMessage } from "../errors.js";
+import { withTimeout, type DependencyState } from "../ops/dependencies.js";
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
 
@@ -49,7 +50,8 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 }
 
 /**
- * The daemon's HTTP listener: /healthz (liveness), /readyz (readiness checks),
+ * The daemon's HTTP listener: /healthz (liveness), /readyz (readiness: this
+ * instance can accept and durably queue mail; dependency states ride along),
  * /metrics (Prometheus), plus routes other modules add (the RingCentral
  * webhook). Only the paths registered answer; everything else is 404.
  */
@@ -58,6 +60,7 @@ export class HttpServer {
   readonly #routes = new Map<string, RouteHandler>();
   readonly #checks = new Map<string, ReadinessCheck>();
   #fallback: RouteHandler | undefined;
+  #dependencies: (() => Promise<Record<string, DependencyState>>) | undefined;
   #server: Server | undefined;
   #address: { host: string; port: number } | undefined;
 
@@ -83,6 +86,11 @@ export class HttpServer {
 
   readinessCheck(name: string, check: ReadinessCheck): void {
     this.#checks.set(name, check);
+  }
+
+  /** States of dependencies reported in the /readyz body without deciding readiness. */
+  dependencies(provider: () => Promise<Record<string, DependencyState>>): void {
+    this.#dependencies = provider;
   }
 
   get address(): { host: string; port: number } {
@@ -132,7 +140,8 @@ export class HttpServer {
     sendJson(res, known ? 405 : 404, { error: known ? "method not allowed" : "not found" });
   }
 
-  async #ready(res: ServerResponse): Promise<void> {
+  /** Run the readiness checks: ok when every one passes, with each one's result. */
+  async readiness(): Promise<{ ok: boolean; checks: Record<string, string> }> {
     const results: Record<string, string> = {};
     let ok = true;
     await Promise.all(
@@ -146,15 +155,13 @@ export class HttpServer {
         }
       }),
     );
-    sendJson(res, ok ? 200 : 503, { status: ok ? "ready" : "not ready", checks: results });
+    return { ok, checks: results };
   }
-}
 
-async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)))]);
-  } finally {
-    clearTimeout(timer);
+  async #ready(res: ServerResponse): Promise<void> {
+    const { ok, checks } = await this.readiness();
+    const dependencies = this.#dependencies !== undefined ? await this.#dependencies() : undefined;
+    this.#deps.metrics.ready.set(ok ? 1 : 0);
+    sendJson(res, ok ? 200 : 503, { status: ok ? "ready" : "not ready", checks, ...(dependencies !== undefined ? { dependencies } : {}) });
   }
 }

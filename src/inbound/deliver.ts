@@ -5,6 +5,7 @@
  * Failures are classified: temporary → retry per `inbound.retrySchedule` with
  * jitter; permanent or schedule exhausted → dead (error-level `inbound.dead`).
  */
+import type { AlertSink } from "../ops/alerts.js";
 import { createWriteStream } from "node:fs";
 import { mkdir, rename, rm, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
@@ -45,6 +46,8 @@ export interface InboundDeliveryDeps {
   readonly audit?: AuditSink;
   /** Link-only delivery: a signed link to the fax in the web console, when web.publicUrl is set. */
   readonly link?: (faxId: string) => { url: string; expiresAt: number };
+  /** Told about dead letters (mail.adminTo). */
+  readonly alerts?: AlertSink;
 }
 
 /** How often an idle delivery loop checks the store for work it was not told about. */
@@ -307,6 +310,11 @@ export class InboundDelivery {
       { event: "inbound.dead", attempt, reason: c.reason, permanent: !c.retry, err, alert: true },
       c.retry ? "fax delivery gave up after every retry" : "fax delivery failed permanently",
     );
+    this.#deps.alerts?.({
+      kind: "inbound_dead",
+      summary: `received fax from ${fax.message.from || "unknown"} could not be mailed`,
+      details: { fax: fax.id, "RingCentral message": fax.rcMessageId, from: fax.message.from, to: fax.message.to.join(", "), attempts: attempt, reason: text },
+    });
     await this.#removeFiles(fax.id, log);
   }
 

@@ -8,6 +8,7 @@
  *                                                          ▼
  *                          delivery loop: claim ─► download ─► mail (250) ─► delivered
  */
+import type { AlertSink } from "../ops/alerts.js";
 import { randomBytes } from "node:crypto";
 import type { Config } from "../config/schema.js";
 import type { HttpServer } from "../http/server.js";
@@ -54,6 +55,8 @@ export interface InboundServiceDeps {
   readonly audit?: AuditSink;
   /** Link-only delivery: builds the signed console link mailed instead of the fax (src/web/links.ts). */
   readonly link?: (faxId: string) => { url: string; expiresAt: number };
+  /** Told about dead letters and lost subscriptions (mail.adminTo). */
+  readonly alerts?: AlertSink;
 }
 
 export type NotificationMode = "webhook" | "websocket" | "none";
@@ -131,6 +134,7 @@ export class InboundService {
       jitter: this.#tuning.retryJitter,
       ...(deps.audit !== undefined && { audit: deps.audit }),
       ...(deps.link !== undefined && { link: deps.link }),
+      ...(deps.alerts !== undefined && { alerts: deps.alerts }),
     });
   }
 
@@ -143,7 +147,13 @@ export class InboundService {
     return notificationMode(this.#deps.config);
   }
 
-  async start(): Promise<void> {
+  /**
+   * Start syncing, delivering and listening for notifications. With
+   * `waitForNotifications: false` (the daemon) the first subscription attempt
+   * runs in the background: it needs a RingCentral token, and startup must
+   * never wait for a held Auth rate-limit group.
+   */
+  async start(opts: { waitForNotifications?: boolean } = {}): Promise<void> {
     if (this.#running) return;
     const mode = this.mode;
     this.#running = true;
@@ -173,6 +183,7 @@ export class InboundService {
     this.#triggerAll("start");
 
     const filters = this.#extensions.map(faxEventFilter);
+    let notifications: Promise<void> = Promise.resolve();
     if (mode === "webhook") {
       this.#subscriptions = new WebhookSubscriptionManager({
         client: this.#deps.client,
@@ -184,8 +195,9 @@ export class InboundService {
         expiresInSeconds: this.#tuning.subscriptionExpiresInSeconds,
         checkIntervalMs: this.#tuning.subscriptionCheckMs,
         now: this.#now,
+        ...(this.#deps.alerts !== undefined && { alerts: this.#deps.alerts }),
       });
-      await this.#subscriptions.start();
+      notifications = this.#subscriptions.start();
     } else if (mode === "websocket") {
       this.#ws = new WsNotifications({
         client: this.#deps.client,
@@ -196,9 +208,12 @@ export class InboundService {
         heartbeatMs: this.#tuning.wsHeartbeatMs,
         backoffMs: this.#tuning.wsBackoffMs,
         connectTimeoutMs: this.#tuning.wsConnectTimeoutMs,
+        ...(this.#deps.alerts !== undefined && { alerts: this.#deps.alerts }),
       });
-      await this.#ws.start();
+      notifications = this.#ws.start();
     }
+    if (opts.waitForNotifications ?? true) await notifications;
+    else notifications.catch((err: unknown) => this.#log.error({ event: "inbound.notifications_failed", err }, "could not start notifications; the periodic sync still finds every fax"));
     this.#log.info({ event: "inbound.started", mode }, "inbound fax delivery started");
   }
 

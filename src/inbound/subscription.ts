@@ -9,6 +9,8 @@
  * (the periodic sync finds every fax), so failures here are logged and retried
  * at the next check, never fatal.
  */
+import { errorMessage } from "../errors.js";
+import type { AlertSink } from "../ops/alerts.js";
 import { z } from "zod";
 import type { Logger } from "../log.js";
 import type { RingCentralClient } from "../rc/client.js";
@@ -45,6 +47,8 @@ export interface SubscriptionManagerDeps {
   /** How often the subscription is checked (GET), ms. */
   readonly checkIntervalMs: number;
   readonly now: () => number;
+  /** Told when the subscription cannot be kept (mail.adminTo). */
+  readonly alerts?: AlertSink;
 }
 
 export type EnsureOutcome = "created" | "recreated" | "renewed" | "ok" | "failed";
@@ -147,6 +151,7 @@ export class WebhookSubscriptionManager {
       return "ok";
     } catch (err) {
       this.#log.error({ event: "subscription.failed", err }, "could not keep the webhook subscription alive; retrying at the next check (the periodic sync still finds every fax)");
+      this.#deps.alerts?.({ kind: "subscription_lost", summary: "the RingCentral webhook subscription could not be kept", details: { reason: errorMessage(err) } });
       return "failed";
     }
   }

@@ -11,6 +11,7 @@
  * missed while disconnected. Session recovery via the `wsc` token is not used:
  * the sync makes it unnecessary.
  */
+import type { AlertSink } from "../ops/alerts.js";
 import { randomUUID } from "node:crypto";
 import { WebSocket, type RawData } from "ws";
 import { z } from "zod";
@@ -27,6 +28,8 @@ const headerSchema = z.looseObject({
 });
 
 export interface WsNotificationsDeps {
+  /** Told when RingCentral refuses the subscription (mail.adminTo). */
+  readonly alerts?: AlertSink;
   readonly client: WsClient;
   readonly logger: Logger;
   readonly eventFilters: readonly string[];
@@ -169,6 +172,7 @@ export class WsNotifications {
             this.#deps.onSubscribed();
           } else {
             this.#log.error({ event: "ws.subscribe_failed", status: h.status, body: frame[1] }, "WebSocket subscription refused");
+            this.#deps.alerts?.({ kind: "subscription_lost", summary: "RingCentral refused the WebSocket notification subscription", details: { status: h.status } });
             ws.close(1000, "subscription refused");
           }
           break;

@@ -52,6 +52,7 @@
  * - One worker per store: leases protect against a second process, but
  *   reconciliation assumes no other process sends for the same store.
  */
+import type { AlertSink } from "../ops/alerts.js";
 import { access, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Config } from "../config/schema.js";
@@ -138,6 +139,8 @@ export interface OutboundWorkerDeps {
   readonly hooks?: WorkerHooks;
   /** Where finished jobs are recorded (ids, numbers, pages, outcome; never contents). */
   readonly audit?: AuditSink;
+  /** Told when a job fails for good (mail.adminTo). */
+  readonly alerts?: AlertSink;
 }
 
 const WORK_STATES: readonly JobState[] = ["received", "submitting", "final", "failed"];
@@ -692,6 +695,7 @@ export class OutboundWorker {
         nextAttemptAt: now,
       });
       metrics.faxesFailed.inc({ error_code: c.code });
+      this.#alertFailed(job, c.code, c.reason);
       return;
     }
     const delay = this.#retryDelay(job.attempts + 1, c);
@@ -724,6 +728,15 @@ export class OutboundWorker {
       nextAttemptAt: this.#now(),
     });
     this.#deps.metrics.faxesFailed.inc({ error_code: c.code });
+    this.#alertFailed(job, c.code, `${c.reason} (gave up after ${job.attempts + 1} attempts)`);
+  }
+
+  #alertFailed(job: OutboundJob, code: string, reason: string): void {
+    this.#deps.alerts?.({
+      kind: "job_failed",
+      summary: `fax job ${job.id} failed for good`,
+      details: { job: job.id, to: job.rcptTo.map((r) => r.e164).join(", "), sender: job.mailFrom, code, reason },
+    });
   }
 
   // ------------------------------------------------------------------ submitting: reconcile

@@ -25,6 +25,7 @@ import {
 } from "./errors.js";
 import { OPERATION_GROUPS, parseGroupHeader, type Operation, type RateGroup } from "./groups.js";
 import { DEFAULT_RATE_LIMITS, RateLimiters, type GroupState, type RateLimitConfig } from "./limiter.js";
+import type { StoredToken, TokenStore } from "./token-file.js";
 import { buildFaxBody, type FaxDocument, type FaxRecipient, type SendFaxRequest } from "./multipart.js";
 import {
   coverPageListSchema,
@@ -83,6 +84,13 @@ export interface RcClientOptions {
   dispatcher?: Dispatcher;
   now?: () => number;
   retry?: Partial<RcRetryOptions>;
+  /**
+   * Keeps the token pair across restarts (src/rc/token-file.ts). With one,
+   * close() keeps the session for the next run instead of revoking it.
+   */
+  tokenStore?: TokenStore;
+  /** Told when RingCentral refuses the credentials at login, and when a login succeeds again. */
+  onAuthResult?: (result: { ok: true } | { ok: false; status: number; errorCode: string | undefined }) => void;
   /**
    * Extra origins attachment content may be fetched from with the Bearer token
    * (ringcentral.mediaOrigins), besides the server's origin and https *.ringcentral.com.
@@ -153,17 +161,8 @@ interface Exchange {
   group: RateGroup;
 }
 
-interface TokenState {
-  accessToken: string;
-  /** epoch ms */
-  expiresAt: number;
-  ttlMs: number;
-  refreshToken: string | undefined;
-  refreshExpiresAt: number;
-  ownerId: string | undefined;
-  /** The app permissions granted with the token (TokenInfo.scope, space-separated), when RingCentral said. */
-  scopes: readonly string[] | undefined;
-}
+/** The token pair held (same shape as the stored one). `scopes`: TokenInfo.scope split, when RingCentral said. */
+type TokenState = StoredToken;
 
 const DEFAULT_RETRY: RcRetryOptions = { attempts: 3, baseDelayMs: 500, maxDelayMs: 10_000, maxWaitMs: 65_000 };
 /** Retry-After default for a 429 without one (RingCentral docs). */
@@ -260,6 +259,8 @@ export class RingCentralClient {
   private closed = false;
   /** Groups learned from X-Rate-Limit-Group where they differ from the spec's. */
   private readonly groupOf = new Map<Operation, RateGroup>();
+  /** Per group: the hold end already announced at warn (one line per hold, not per waiting call). */
+  private readonly holdWarned = new Map<RateGroup, number>();
   private readonly mediaOrigins: ReadonlySet<string>;
 
   constructor(opts: RcClientOptions) {
@@ -284,6 +285,33 @@ export class RingCentralClient {
     }
     for (const s of [opts.clientSecret, opts.jwt]) if (s !== "") this.secrets.add(s);
     this.mediaOrigins = new Set((opts.mediaOrigins ?? []).map((o) => new URL(o).origin));
+    this.adoptStored();
+  }
+
+  /** Take the stored token pair when it is still usable (access token or refresh token alive). */
+  private adoptStored(): boolean {
+    let t: StoredToken | undefined;
+    try {
+      t = this.opts.tokenStore?.load();
+    } catch (err) {
+      this.log.warn({ event: "rc.auth.token_store_unreadable", err: errCode(err) ?? "error" }, "stored RingCentral token unreadable; logging in instead");
+    }
+    if (t === undefined || t.accessToken === this.token?.accessToken) return false;
+    const now = this.now();
+    if (t.expiresAt <= now && !(t.refreshToken !== undefined && t.refreshExpiresAt - 5_000 > now)) return false;
+    this.secrets.add(t.accessToken);
+    if (t.refreshToken !== undefined) this.secrets.add(t.refreshToken);
+    this.token = t;
+    this.log.debug({ event: "rc.auth.token_reused", expiresAt: new Date(t.expiresAt).toISOString() }, "reusing the stored RingCentral token");
+    return true;
+  }
+
+  private persist(t: StoredToken): void {
+    try {
+      this.opts.tokenStore?.save(t);
+    } catch (err) {
+      this.log.warn({ event: "rc.auth.token_store_failed", err: errCode(err) ?? "error" }, "could not keep the RingCentral token for the next start");
+    }
   }
 
   // ------------------------------------------------------------------ public API
@@ -593,13 +621,16 @@ export class RingCentralClient {
     );
   }
 
-  /** Revoke the session (failures ignored, per RingCentral), stop the limiters, close our dispatcher. */
+  /**
+   * Revoke the session (failures ignored, per RingCentral) unless a token
+   * store keeps it for the next run, stop the limiters, close our dispatcher.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     const t = this.token;
     this.token = undefined;
-    if (t !== undefined) {
+    if (t !== undefined && this.opts.tokenStore === undefined) {
       try {
         const res = await this.exchange(
           {
@@ -623,6 +654,21 @@ export class RingCentralClient {
     }
     this.limiters.close();
     if (this.ownsDispatcher) await this.dispatcher.close();
+  }
+
+  /**
+   * Shutdown: fail the calls waiting for a group RingCentral holds (a 429's
+   * Retry-After can be a minute), so stopping never waits for it. Calls in
+   * groups that are not held go on as usual.
+   */
+  releaseHeldWaits(): void {
+    const now = this.now();
+    for (const [group, st] of Object.entries(this.limiters.state()) as [RateGroup, GroupState][]) {
+      if (st.heldUntil > now + 1_000) {
+        this.log.info({ event: "rc.rate_limit_wait_cancelled", group, waiting: st.waiting }, `shutting down: not waiting for the RingCentral ${group} group`);
+        this.limiters.get(group).close();
+      }
+    }
   }
 
   rateLimitState(): Record<RateGroup, GroupState> {
@@ -668,6 +714,8 @@ export class RingCentralClient {
         return state;
       } catch (err) {
         if (err instanceof RcApiError && (err.status === 400 || err.status === 401)) {
+          // Another process sharing the token file (doctor, a previous run) may have refreshed it.
+          if (this.adoptStored() && this.token !== undefined && this.token.expiresAt - this.refreshThresholdMs(this.token) > this.now()) return this.token;
           this.log.warn(
             { event: "rc.auth.refresh_rejected", status: err.status, errorCode: err.errorCode },
             "refresh token rejected; logging in again with the JWT",
@@ -681,11 +729,20 @@ export class RingCentralClient {
   }
 
   private async jwtLogin(): Promise<TokenState> {
-    const state = await this.tokenRequest({
-      grant_type: "urn:ietf:params:oauth:grant-type:jwt-bearer",
-      assertion: this.opts.jwt,
-    });
+    let state: TokenState;
+    try {
+      state = await this.tokenRequest({
+        grant_type: "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        assertion: this.opts.jwt,
+      });
+    } catch (err) {
+      if (err instanceof RcApiError && (err.status === 400 || err.status === 401 || err.status === 403)) {
+        this.opts.onAuthResult?.({ ok: false, status: err.status, errorCode: err.errorCode });
+      }
+      throw err;
+    }
     this.log.info({ event: "rc.auth.login", expiresInSeconds: state.ttlMs / 1000 }, "logged in with JWT");
+    this.opts.onAuthResult?.({ ok: true });
     return state;
   }
 
@@ -716,6 +773,7 @@ export class RingCentralClient {
     this.secrets.add(state.accessToken);
     if (state.refreshToken !== undefined) this.secrets.add(state.refreshToken);
     this.token = state;
+    this.persist(state);
     return state;
   }
 
@@ -870,6 +928,7 @@ export class RingCentralClient {
    */
   private async exchange(spec: CallSpec, token: string | undefined): Promise<Exchange> {
     const group = this.groupOf.get(spec.operation) ?? OPERATION_GROUPS[spec.operation];
+    this.warnIfHeld(group, spec.operation);
     await this.limiters.get(group).acquire(spec.signal);
     const headers: Record<string, string> = {
       accept: "application/json",
@@ -939,19 +998,32 @@ export class RingCentralClient {
       // the retry (if any) waits in the group it was assumed to be in; hold that too
       if (reported !== group) this.limiters.get(group).hold(now + wait);
       this.log.warn(
-        { event: "rc.rate_limited", group: reported, operation: spec.operation, retryAfterMs: wait },
-        "RingCentral rate limit hit; holding the group",
+        { event: "rc.rate_limited", group: reported, operation: spec.operation, retryAfterMs: wait, until: new Date(now + wait).toISOString() },
+        `RingCentral rate limit hit (429): ${reported} calls wait until ${new Date(now + wait).toISOString()}`,
       );
+      this.holdWarned.set(reported, now + wait);
     } else if (remaining === 0) {
       const w = (windowSeconds ?? limiter.windowSeconds) * 1000;
       limiter.hold(now + w);
-      this.log.info(
-        { event: "rc.rate_limit_exhausted", group: reported, operation: spec.operation, holdMs: w },
-        "rate-limit window exhausted; holding the group",
+      this.log.warn(
+        { event: "rc.rate_limit_exhausted", group: reported, operation: spec.operation, holdMs: w, until: new Date(now + w).toISOString() },
+        `RingCentral ${reported} rate-limit window used up: calls in that group wait until ${new Date(now + w).toISOString()}`,
       );
+      this.holdWarned.set(reported, now + w);
     }
     this.record(reported, spec, res.statusCode, durationMs);
     return { status: res.statusCode, headers: resHeaders, body: res.body, group: reported };
+  }
+
+  /** Say at warn, once per hold, which call waits for a held group and until when. */
+  private warnIfHeld(group: RateGroup, operation: Operation): void {
+    const until = this.limiters.get(group).state().heldUntil;
+    if (until <= this.now() || this.holdWarned.get(group) === until) return;
+    this.holdWarned.set(group, until);
+    this.log.warn(
+      { event: "rc.rate_limit_wait", group, operation, until: new Date(until).toISOString() },
+      `${operation} waits for the RingCentral ${group} rate-limit group until ${new Date(until).toISOString()}`,
+    );
   }
 
   private record(group: RateGroup, spec: CallSpec, status: number, durationMs: number): void {

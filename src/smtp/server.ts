@@ -106,7 +106,8 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
 
   const server = new SMTPServer({
     name: smtp.hostname,
-    banner: `${smtp.hostname} faxbridge ESMTP`,
+    // smtp-server greets with "220 <name> ESMTP <banner>": the banner only adds the product.
+    banner: "faxbridge",
     size: smtp.maxMessageBytes,
     maxClients: smtp.maxConnections,
     disableReverseLookup: true,

@@ -6,6 +6,7 @@ import { checkSmtpExposure, checkWebhook, type Check } from "../../src/cli/docto
 import { loadConfig } from "../../src/config/load.js";
 import { startEmulator, type Emulator } from "../../src/emulator/index.js";
 import { ensureBuilt } from "../helpers/build.js";
+import { SmtpSink } from "../helpers/smtp-sink.js";
 import { tempDir } from "../helpers/tmp.js";
 import { newId } from "../../src/util/ids.js";
 import { cli, openTestStores } from "./helpers.js";
@@ -95,6 +96,43 @@ describe("faxbridge doctor", () => {
     expect(byName(r.checks, "ringcentral login")?.status).toBe("ok");
     expect(byName(r.checks, "ringcentral permissions")?.status).toBe("ok");
     expect(byName(r.checks, "ringcentral api")).toMatchObject({ status: "ok", message: expect.stringContaining("cover pages") });
+    // Two doctor runs (--json and text), one login: the token pair is kept in the data dir, not revoked.
+    const calls = (await (await fetch(`${emulator.url}/emulator/calls`)).json()) as { byRoute: Record<string, number> };
+    expect(calls.byRoute["POST /restapi/oauth/token"]).toBe(1);
+    expect(calls.byRoute["POST /restapi/oauth/revoke"] ?? 0).toBe(0);
+  });
+
+  it("FAILs when the mail server refuses an inbound mailbox (RCPT probe, nothing sent) and warns about localhost addresses", async () => {
+    const sink = await new SmtpSink().start();
+    try {
+      sink.refuseRecipients.add("fax-inbox@localhost");
+      const r = await doctor({ FAXBRIDGE_MAIL_URL: sink.url });
+      expect(r.code).toBe(1);
+      expect(byName(r.checks, "inbound mailboxes")).toMatchObject({ status: "FAIL", message: expect.stringContaining("refuses fax-inbox@localhost (inbound.defaultTo): 550") });
+      expect(byName(r.checks, "mail addresses")).toMatchObject({ status: "warn", message: expect.stringContaining("faxbridge@localhost") });
+      expect(r.text).not.toContain("everything looks right");
+
+      const good = await doctor({
+        FAXBRIDGE_MAIL_URL: sink.url,
+        FAXBRIDGE_MAIL_FROM: "Fax <fax@example.com>",
+        FAXBRIDGE_INBOUND_TO: "frontdesk@example.com",
+        FAXBRIDGE_MAIL_ADMIN_TO: "it@example.com",
+        FAXBRIDGE_INBOUND_ROUTES: JSON.stringify([{ to: "+16505550100", mailTo: ["billing@example.com"] }]),
+      });
+      expect(byName(good.checks, "inbound mailboxes")).toMatchObject({ status: "ok", message: expect.stringContaining("frontdesk@example.com, billing@example.com, it@example.com") });
+      expect(byName(good.checks, "mail addresses")).toBeUndefined();
+      sink.refuseRecipients.add("billing@example.com");
+      const route = await doctor({
+        FAXBRIDGE_MAIL_URL: sink.url,
+        FAXBRIDGE_MAIL_FROM: "fax@example.com",
+        FAXBRIDGE_INBOUND_TO: "frontdesk@example.com",
+        FAXBRIDGE_INBOUND_ROUTES: JSON.stringify([{ to: "+16505550100", mailTo: ["billing@example.com"] }]),
+      });
+      expect(byName(route.checks, "inbound mailboxes")).toMatchObject({ status: "FAIL", message: expect.stringContaining("billing@example.com (an inbound route)") });
+      expect(sink.messages).toEqual([]);
+    } finally {
+      await sink.close();
+    }
   });
 
   it("FAILs when the app lacks the Faxes permission", async () => {

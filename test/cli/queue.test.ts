@@ -93,7 +93,7 @@ describe("faxbridge queue", () => {
       [a.id, "received"],
       [b.id, "submitted"],
     ]);
-    expect(all[1]).toMatchObject({ to: [NUMBER], rcMessageId: "4001" });
+    expect(all[1]).toMatchObject({ to: [NUMBER], rcMessageId: "4001", attempts: 1 }); // sent once: one attempt, not 0
 
     const onlySubmitted = await cliJson<{ id: string }[]>(["queue", "list", "--state", "submitted"], env);
     expect(onlySubmitted.map((j) => j.id)).toEqual([b.id]);
@@ -115,6 +115,7 @@ describe("faxbridge queue", () => {
     expect(text.stdout).toContain(`job:            ${job.id}`);
     expect(text.stdout).toContain("failed (could not be faxed");
     expect(text.stdout).toContain("error:          RingCentral is unavailable (gave up after 2 attempts) [rc_unavailable]");
+    expect(text.stdout).toContain("attempts:       2\n");
     expect(text.stdout).toContain("subject:        Contract");
     expect(text.stdout).toContain("doc.pdf (application/pdf, 1234 bytes)");
 

@@ -24,6 +24,14 @@ function leaves(obj: unknown, prefix = ""): string[] {
 }
 
 describe("loadConfig", () => {
+  it("names the line of a YAML syntax error", () => {
+    const dir = mkdtempSync(join(tmpdir(), "faxbridge-yaml-"));
+    const file = join(dir, "bad.yaml");
+    writeFileSync(file, "smtp:\n  port: 2525\nfax:\n  domains: [fax.example.com\n");
+    const problems = problemsOf(() => loadConfig({ env: { FAXBRIDGE_CONFIG: file } }));
+    expect(problems.join("\n")).toMatch(/line \d+\): YAML: /);
+  });
+
   it("gives the schema defaults with an empty environment", () => {
     const config = loadConfig({ env: {} });
     expect(config.smtp).toMatchObject({ host: "127.0.0.1", port: 2525 });

@@ -23,6 +23,10 @@ export class SmtpSink {
   #port = 0;
   #failures: { count: number; code: number } = { count: 0, code: 451 };
   attempts = 0;
+  /** SMTP connections opened to this sink so far. */
+  connections = 0;
+  /** Recipients answered 550 at RCPT (lower-case addresses). */
+  readonly refuseRecipients = new Set<string>();
 
   get port(): number {
     return this.#port;
@@ -40,6 +44,17 @@ export class SmtpSink {
       logger: false,
       size: 100 * 1024 * 1024,
       closeTimeout: 500,
+      onConnect: (_session, callback) => {
+        this.connections++;
+        callback();
+      },
+      onRcptTo: (address, _session, callback) => {
+        if (this.refuseRecipients.has(address.address.toLowerCase())) {
+          callback(Object.assign(new Error("5.1.1 <" + address.address + ">: Recipient address rejected: User unknown"), { responseCode: 550 }));
+          return;
+        }
+        callback();
+      },
       onData: (stream, session, callback) => {
         const chunks: Buffer[] = [];
         stream.on("data", (c: Buffer) => chunks.push(c));

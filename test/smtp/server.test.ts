@@ -67,6 +67,18 @@ describe("SMTP intake", () => {
     h = undefined;
   });
 
+  it("greets once with its name and the product, without repeating itself", async () => {
+    const { port } = await start();
+    const { connect } = await import("node:net");
+    const socket = connect(port, "127.0.0.1");
+    const greeting = await new Promise<string>((resolve, reject) => {
+      socket.once("data", (d: Buffer) => resolve(d.toString("utf8")));
+      socket.once("error", reject);
+    });
+    socket.destroy();
+    expect(greeting.trim()).toBe("220 fax.test ESMTP faxbridge");
+  });
+
   afterEach(async () => {
     for (const c of clients.splice(0)) c.close();
     if (h !== undefined) {

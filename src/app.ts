@@ -111,6 +111,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       logger: log,
       rateLimits: config.ringcentral.rateLimits,
       requestTimeoutMs: config.ringcentral.requestTimeoutMs,
+      faxLayout: config.ringcentral.faxLayout,
       onCall: (call) => {
         metrics.recordRcCall(call);
         metrics.rcRemaining.set({ group: call.group }, client.rateLimitState()[call.group].remaining);

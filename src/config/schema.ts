@@ -92,6 +92,8 @@ export const configSchema = z
           .prefault({}),
         /** Per-request timeout, milliseconds. */
         requestTimeoutMs: positiveInt.default(60_000),
+        /** Body layout of a fax send: multipart/form-data (RingCentral's SDKs) or multipart/mixed (RingCentral's API guide). */
+        faxLayout: z.enum(["form-data", "mixed"]).default("form-data"),
       })
       .prefault({}),
     smtp: z
@@ -140,6 +142,13 @@ export const configSchema = z
         coverIndex: z.number().int().min(-1).max(28).default(-1),
         /** What goes into the cover page text. */
         coverText: z.enum(["body", "subject", "subject+body", "none"]).default("subject+body"),
+        /** Strip quoted replies and signatures from the cover page text. */
+        stripQuotes: z.boolean().default(true),
+        /** Country (ISO 3166) RingCentral uses to read the recipient numbers (the send's isoCode); empty = RingCentral's default. Header X-Fax-Iso-Code overrides. */
+        isoCode: z
+          .string()
+          .regex(/^([A-Z]{2})?$/, { message: "expected a two-letter ISO 3166 country code such as GB, or empty" })
+          .default(""),
         /** Skip inline images that belong to an HTML body (signature logos). */
         skipInlineImages: z.boolean().default(true),
         /** Same Message-ID to the same recipients within this many seconds is not faxed twice. */
@@ -163,6 +172,12 @@ export const configSchema = z
         /** Outbound mail transport, e.g. smtp://127.0.0.1:25; empty = write .eml files to <dataDir>/mailbox/. */
         url: z.string().default(""),
         from: z.string().min(3).default("faxbridge <faxbridge@localhost>"),
+        /** IANA time zone for every time shown in reports and received-fax mails, e.g. Europe/London. */
+        timeZone: z
+          .string()
+          .min(1)
+          .refine((tz) => isTimeZone(tz), { message: "expected an IANA time zone name such as UTC or America/New_York" })
+          .default("UTC"),
       })
       .prefault({}),
     inbound: z
@@ -311,4 +326,14 @@ export function credentialProblems(config: Pick<Config, "ringcentral">): { path:
     source: "missing",
     message: `${env} (or ${env}_FILE) is not set, but ${set.join(" and ")} ${set.length === 1 ? "is" : "are"}: RingCentral credentials are all or nothing (none at all = sandbox mode, no real faxes)`,
   }));
+}
+
+/** True when Intl knows the IANA time zone name. */
+export function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
 }

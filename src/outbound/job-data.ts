@@ -34,6 +34,7 @@ const requestSchema = z.object({
   coverIndex: z.number().int().optional(),
   coverPageText: z.string().optional(),
   sendTime: z.string().optional(),
+  isoCode: z.string().optional(),
 });
 
 export const jobDataSchema = z.object({

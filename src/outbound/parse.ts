@@ -46,6 +46,7 @@ export interface FaxRequest {
   coverIndex?: number;
   coverPageText?: string;
   sendTime?: string;
+  isoCode?: string;
 }
 
 export interface ParsedFaxMail {
@@ -138,7 +139,7 @@ export interface ParseInput {
    */
   workDir: string;
   envelope: FaxEnvelope;
-  config: Pick<Config["fax"], "coverText" | "coverIndex" | "resolution" | "skipInlineImages">;
+  config: Pick<Config["fax"], "coverText" | "coverIndex" | "resolution" | "skipInlineImages"> & Partial<Pick<Config["fax"], "isoCode" | "stripQuotes">>;
   /** The current time, for X-Fax-Send-Time checks (tests pass a fixed one). */
   now?: Date;
   log?: Logger;
@@ -452,6 +453,8 @@ async function finish(
   if (cover !== undefined) request.coverIndex = cover;
   if (coverText !== undefined) request.coverPageText = coverText;
   if (headerOptions.options.sendTime !== undefined) request.sendTime = headerOptions.options.sendTime;
+  const isoCode = headerOptions.options.isoCode ?? (config.isoCode ? config.isoCode : undefined);
+  if (isoCode !== undefined) request.isoCode = isoCode;
 
   const mail: ParsedFaxMail = {
     request,

@@ -159,6 +159,7 @@ function toSendRequest(req: NonNullable<JobData["request"]>): SendFaxRequest {
   if (req.coverIndex !== undefined) out.coverIndex = req.coverIndex;
   if (req.coverPageText !== undefined) out.coverPageText = req.coverPageText;
   if (req.sendTime !== undefined) out.sendTime = req.sendTime;
+  if (req.isoCode !== undefined) out.isoCode = req.isoCode;
   return out;
 }
 

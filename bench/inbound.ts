@@ -165,7 +165,7 @@ async function runPath(opts: {
   });
   const db = openDatabase(join(dir, "faxbridge.db"), [inboundMigration]);
   const store = new SqliteInboundStore({ db, logger: log });
-  const client = new RingCentralClient({ serverUrl: emulator.url, clientId: "bench", clientSecret: "bench", jwt: "bench", logger: log, rateLimits: RAISED });
+  const client = new RingCentralClient({ serverUrl: emulator.url, clientId: "bench", clientSecret: "bench", jwt: "bench", logger: log, rateLimits: RAISED, mediaOrigins: [emulator.mediaUrl] });
   const mail = createMailSender(config.mail.url, join(dir, "mailbox"), log);
   const service = new InboundService({
     config,

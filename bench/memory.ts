@@ -144,10 +144,11 @@ export async function benchMemory(opts: BenchMemoryOptions = {}): Promise<BenchM
   const dir = await mkdtemp(join(tmpdir(), "faxbridge-bench-memory-"));
   const children: Child[] = [];
   try {
-    const emulator = new Child(["emulator", "--port", "0", "--queued-ms", "200", "--sent-ms", "200"], { FAXBRIDGE_LOG_LEVEL: "info" });
+    const emulator = new Child(["emulator", "--port", "0", "--queued-ms", "200", "--page-ms", "200"], { FAXBRIDGE_LOG_LEVEL: "info" });
     children.push(emulator);
     const ready = await emulator.waitFor((l) => l.event === "emulator.ready", 30_000, "the emulator");
     const url = String(ready["url"]);
+    const mediaUrl = String(ready["mediaUrl"]);
 
     const daemon = new Child(["run"], {
       FAXBRIDGE_DATA_DIR: join(dir, "data"),
@@ -159,6 +160,7 @@ export async function benchMemory(opts: BenchMemoryOptions = {}): Promise<BenchM
       FAXBRIDGE_FAX_STATUS_POLL_SCHEDULE: "500ms",
       FAXBRIDGE_INBOUND_NOTIFICATIONS: "none",
       RC_SERVER_URL: url,
+      RC_MEDIA_ORIGINS: mediaUrl,
       RC_CLIENT_ID: "bench-client",
       RC_CLIENT_SECRET: "bench-secret",
       RC_JWT: "bench-jwt",

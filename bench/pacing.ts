@@ -78,7 +78,7 @@ export async function benchPacing(opts: BenchPacingOptions = {}): Promise<BenchP
     limits: { Heavy: heavyLimit },
     windowSeconds,
     penaltySeconds: windowSeconds,
-    faxTimings: { queuedMs: 200, sentMs: 200 },
+    faxTimings: { queuedMs: 200, pageMs: 200 },
   });
   const config = configSchema.parse({
     dataDir: dir,

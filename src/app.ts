@@ -81,11 +81,13 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     const sandbox = !hasCredentials(config);
     let rc = { serverUrl: config.ringcentral.serverUrl, clientId: config.ringcentral.clientId, clientSecret: config.ringcentral.clientSecret, jwt: config.ringcentral.jwt };
     let emulatorUrl: string | undefined;
+    const mediaOrigins = [...config.ringcentral.mediaOrigins];
     if (sandbox) {
       const { startEmulator } = await import("./emulator/index.js");
       const emulator = await startEmulator({ port: config.emulator.port, logger: log });
       steps.push({ name: "emulator", close: () => emulator.close() });
       emulatorUrl = emulator.url;
+      mediaOrigins.push(emulator.mediaUrl);
       rc = { serverUrl: emulator.url, ...SANDBOX_CREDENTIALS };
     }
 
@@ -112,6 +114,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       rateLimits: config.ringcentral.rateLimits,
       requestTimeoutMs: config.ringcentral.requestTimeoutMs,
       faxLayout: config.ringcentral.faxLayout,
+      mediaOrigins,
       onCall: (call) => {
         metrics.recordRcCall(call);
         metrics.rcRemaining.set({ group: call.group }, client.rateLimitState()[call.group].remaining);

@@ -57,9 +57,12 @@ Run the RingCentral API emulator alone (for tests and demos).
   --window-s N, --penalty-s N            rate-limit window and penalty, seconds
   --strict-client-id ID --strict-client-secret S --strict-jwt JWT
                                          accept only these credentials
-  --queued-ms N, --sent-ms N             how long a fax stays Queued, then Sent
+  --media-port N                         where attachment content is served (a second origin, default any free port)
+  --queued-ms N                          how long a sent fax stays Queued before transmission (default 1500)
+  --page-ms N                            transmission time per page (default 0; RingCentral: about 60000)
+  --fax-format pdf|tiff                  the format sent faxes are stored in (default pdf)
   --permissions P[,P...]                 app permissions in the token's scope (e.g. ReadMessages);
-                                         operations needing another answer 403 CMN-401
+                                         operations needing another answer 403 InsufficientPermissions
 `,
   "hash-password": `usage: faxbridge hash-password < file
 

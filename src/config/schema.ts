@@ -94,6 +94,13 @@ export const configSchema = z
         requestTimeoutMs: positiveInt.default(60_000),
         /** Body layout of a fax send: multipart/form-data (RingCentral's SDKs) or multipart/mixed (RingCentral's API guide). */
         faxLayout: z.enum(["form-data", "mixed"]).default("form-data"),
+        /**
+         * Extra origins (scheme://host[:port]) attachment content may be downloaded from with the
+         * access token, besides the API server's own origin and https *.ringcentral.com (the media host).
+         */
+        mediaOrigins: z
+          .array(z.url().refine((u) => /^https?:$/.test(new URL(u).protocol) && new URL(u).origin === u.replace(/\/+$/, ""), "an origin: scheme://host[:port], nothing after"))
+          .default([]),
       })
       .prefault({}),
     smtp: z

@@ -39,6 +39,7 @@ const LEAVES: ReadonlyArray<readonly [path: string, kind: SettingKind, secret?: 
   ["ringcentral.rateLimits.windowSeconds", "int"],
   ["ringcentral.requestTimeoutMs", "int"],
   ["ringcentral.faxLayout", "string"],
+  ["ringcentral.mediaOrigins", "list"],
   ["smtp.host", "string"],
   ["smtp.port", "int"],
   ["smtp.hostname", "string"],

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { ApiFailure, oauthError, rcError } from "./http.js";
-import { EXTENSION_ID } from "./constants.js";
+import { EXTENSION_ID, MIN_ACCESS_TOKEN_TTL_S } from "./constants.js";
 
 export interface StrictAuth {
   clientId: string;
@@ -83,6 +83,7 @@ export class AuthStore {
   /** POST /restapi/oauth/token */
   grant(req: IncomingMessage, form: URLSearchParams): Record<string, unknown> {
     const clientId = this.clientOf(req, form);
+    this.checkTtls(form);
     const grantType = form.get("grant_type");
     if (grantType === JWT_GRANT) {
       const assertion = form.get("assertion");
@@ -159,7 +160,15 @@ export class AuthStore {
     const granted = this.config.permissions;
     if (granted === undefined || anyOf.length === 0) return;
     if (anyOf.some((p) => granted.includes(p))) return;
-    throw rcError(403, "CMN-401", `[${anyOf[0] ?? ""}] permission required`);
+    // As RingCentral answers it: the top-level code names the reason, the item carries CMN-401.
+    const permissionName = anyOf[0] ?? "";
+    const message = `In order to call this API endpoint, application needs to have [${permissionName}] permission`;
+    throw new ApiFailure(403, {
+      errorCode: "InsufficientPermissions",
+      message,
+      permissionName,
+      errors: [{ errorCode: "CMN-401", message, permissionName }],
+    });
   }
 
   isLive(session: Session): boolean {
@@ -197,6 +206,20 @@ export class AuthStore {
   private ttl(requested: string | null, configured: number): number {
     const n = requested === null ? NaN : Number(requested);
     return Number.isInteger(n) && n > 0 && n < configured ? n : configured;
+  }
+
+  /** The spec's TokenRequest: access_token_ttl 600…3600, refresh_token_ttl up to 2592000 (checked before anything is issued). */
+  private checkTtls(form: URLSearchParams): void {
+    const check = (name: string, min: number, max: number): void => {
+      const raw = form.get(name);
+      if (raw === null || raw === "") return;
+      const n = Number(raw);
+      if (!Number.isInteger(n) || n < min || n > max) {
+        throw oauthError(400, "invalid_request", "OAU-101", `Parameter [${name}] value is invalid`);
+      }
+    };
+    check("access_token_ttl", MIN_ACCESS_TOKEN_TTL_S, 3600);
+    check("refresh_token_ttl", 1, 2592000);
   }
 
   private end(session: Session): void {

@@ -21,16 +21,42 @@ export const MAX_WEBHOOK_TTL_S = 315360000;
 /** message-sync overlap: ISync returns changes since syncTime minus this (NOTES §d). */
 export const SYNC_OVERLAP_MS = 5000;
 
-/** Default fax outcomes by destination number; everything else is delivered. */
+/**
+ * Default fax outcomes by destination number; every other recipient ends
+ * `Sent`, which is how RingCentral reports a fax that went through (the spec's
+ * MessageStatusEnum and RingCentral's fax FAQ: a sent fax ends `Sent` or
+ * `SendingFailed`).
+ */
 export const DEFAULT_FAX_OUTCOMES: Readonly<Record<string, FaxOutcome>> = {
   "+15550000001": { messageStatus: "SendingFailed", faxErrorCode: "LineBusy" },
-  "+15550000002": { messageStatus: "DeliveryFailed", faxErrorCode: "NoAnswer" },
+  "+15550000002": { messageStatus: "SendingFailed", faxErrorCode: "NoAnswer" },
 };
 
+/** Final per-recipient statuses an outbound fax can reach (MessageStatusEnum minus Queued and Received). */
+export const RECIPIENT_FINAL_STATUSES = ["Sent", "Delivered", "SendingFailed", "DeliveryFailed"] as const;
+
 export interface FaxOutcome {
-  messageStatus: "SendingFailed" | "DeliveryFailed";
-  faxErrorCode: string;
+  messageStatus: (typeof RECIPIENT_FINAL_STATUSES)[number];
+  /** FaxErrorCodeEnum; only failed recipients carry one. */
+  faxErrorCode?: string;
 }
+
+/** The spec's FaxErrorCodeEnum. */
+export const FAX_ERROR_CODES: readonly string[] = [
+  "AllLinesInUse", "Undefined", "NoFaxSendPermission", "NoInternationalPermission", "NoFaxMachine", "NoAnswer",
+  "LineBusy", "CallerHungUp", "NotEnoughCredits", "SentPartially", "InternationalCallingDisabled",
+  "DestinationCountryDisabled", "UnknownCountryCode", "NotAccepted", "InvalidNumber", "CallDeclined",
+  "TooManyCallsPerLine", "CallFailed", "RenderingFailed", "TooManyPages", "ReturnToDBQueue", "NoCallTime",
+  "WrongNumber", "ProhibitedNumber", "InternalError", "FaxSendingProhibited", "ThePhoneIsBlacklisted", "UserNotFound",
+  "ConvertError", "DBGeneralError", "SkypeBillingFailed", "AccountSuspended", "ProhibitedDestination",
+  "InternationalDisabled",
+];
+
+/** Subscriptions per extension (403 SUB-505 beyond this). */
+export const MAX_SUBSCRIPTIONS = 30;
+
+/** Shortest access token lifetime a client may ask for (spec: access_token_ttl minimum 600). */
+export const MIN_ACCESS_TOKEN_TTL_S = 600;
 
 /** Document types the fax service accepts (NOTES §i), by file extension. */
 export const FAX_EXTENSIONS: ReadonlySet<string> = new Set([

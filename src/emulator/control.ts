@@ -1,11 +1,12 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
-import type { FaxOutcome } from "./constants.js";
-import { receiveFax, type FaxService } from "./fax.js";
+import { FAX_ERROR_CODES, RECIPIENT_FINAL_STATUSES, type FaxOutcome } from "./constants.js";
+import type { FaxService } from "./fax.js";
+import { INBOUND_TYPES, receiveFax } from "./inbound.js";
 import type { CallCounter, FaultBook } from "./faults.js";
 import { ApiFailure, invalidParam, mediaType, readJson, sendJson, sendEmpty } from "./http.js";
 import type { Logger } from "../log.js";
-import { messageJson, type MessageStore } from "./store.js";
+import { aggregateStatus, messageJson, type MessageStore } from "./store.js";
 import type { SubscriptionService } from "./subscriptions.js";
 import type { SyncService } from "./sync.js";
 
@@ -21,9 +22,14 @@ const FaultSchema = z.object({
   retryAfter: z.number().int().min(0).optional(),
 });
 
+/** Per-recipient final statuses by number; a failure needs a faxErrorCode from the spec's FaxErrorCodeEnum. */
 const OutcomesSchema = z.record(
   z.string().regex(E164),
-  z.object({ messageStatus: z.enum(["SendingFailed", "DeliveryFailed"]), faxErrorCode: z.string().min(1) }),
+  z
+    .strictObject({ messageStatus: z.enum(RECIPIENT_FINAL_STATUSES), faxErrorCode: z.enum(FAX_ERROR_CODES as [string, ...string[]]).optional() })
+    .refine((o) => (o.messageStatus === "SendingFailed" || o.messageStatus === "DeliveryFailed") === (o.faxErrorCode !== undefined), {
+      message: "faxErrorCode is required for SendingFailed/DeliveryFailed and not allowed otherwise",
+    }),
 );
 
 export interface ControlDeps {
@@ -55,11 +61,25 @@ export async function handleControl(deps: ControlDeps, req: IncomingMessage, res
     const to = url.searchParams.get("to") ?? deps.ownFaxNumber;
     if (!E164.test(from)) throw invalidParam("from", from);
     if (!E164.test(to)) throw invalidParam("to", to);
-    if (mediaType(req.headers["content-type"]) !== "application/pdf") throw bad("Content-Type must be application/pdf");
-    const msg = await receiveFax({ store: deps.store, filesDir: deps.filesDir, log: deps.log }, req, from, to);
+    const type = mediaType(req.headers["content-type"]);
+    if (INBOUND_TYPES[type] === undefined) throw bad("Content-Type must be application/pdf or image/tiff");
+    const msg = await receiveFax({ store: deps.store, filesDir: deps.filesDir, log: deps.log }, req, from, to, type);
     sendJson(res, 200, messageJson(msg, deps.baseUrl()));
   } else if (method === "GET" && path === "/emulator/sent-faxes") {
-    sendJson(res, 200, deps.fax.sent);
+    // With each fax's live state, so tests can watch it here instead of polling the metered REST API.
+    sendJson(
+      res,
+      200,
+      deps.fax.sent.map((f) => {
+        const msg = deps.store.get(Number(f.id));
+        return {
+          ...f,
+          messageStatus: msg ? aggregateStatus(msg) : null,
+          availability: msg?.availability ?? null,
+          recipients: msg ? msg.to.map((r) => ({ phoneNumber: r.phoneNumber, messageStatus: r.messageStatus, ...(r.faxErrorCode !== undefined && { faxErrorCode: r.faxErrorCode }) })) : [],
+        };
+      }),
+    );
   } else if (method === "POST" && path === "/emulator/faults") {
     const parsed = FaultSchema.safeParse(await readJson(req));
     if (!parsed.success) throw bad(`invalid fault: ${parsed.error.message}`);
@@ -91,7 +111,11 @@ export async function handleControl(deps: ControlDeps, req: IncomingMessage, res
   } else if (method === "PUT" && path === "/emulator/fax-outcomes") {
     const parsed = OutcomesSchema.safeParse(await readJson(req));
     if (!parsed.success) throw bad(`invalid outcomes: ${parsed.error.message}`);
-    deps.setOutcomes(parsed.data);
+    const outcomes: Record<string, FaxOutcome> = {};
+    for (const [n, o] of Object.entries(parsed.data)) {
+      outcomes[n] = o.faxErrorCode === undefined ? { messageStatus: o.messageStatus } : { messageStatus: o.messageStatus, faxErrorCode: o.faxErrorCode };
+    }
+    deps.setOutcomes(outcomes);
     sendEmpty(res, 204);
   } else if (method === "GET" && path === "/emulator/subscriptions") {
     const base = deps.baseUrl();

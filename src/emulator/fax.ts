@@ -1,12 +1,14 @@
 import type { IncomingMessage } from "node:http";
 import { PassThrough, type Readable } from "node:stream";
 import { rm } from "node:fs/promises";
+import { join } from "node:path";
 import type { Logger } from "../log.js";
 import {
   FAX_CONTENT_TYPES, FAX_EXTENSIONS, MAX_COVER_PAGE_TEXT, MAX_FAX_ATTACHMENT_BYTES, OWN_FAX_NUMBER,
   type FaxOutcome,
 } from "./constants.js";
 import { DocumentWriter } from "./files.js";
+import { writeRendered, type RenderFormat } from "./render.js";
 import { headerParam, invalidParam, mediaType, notFound, rcError, readJson } from "./http.js";
 import { readMultipart, type PartHeaders } from "./multipart.js";
 import {
@@ -29,12 +31,21 @@ export interface SentFaxRecord {
   originalMessageId: string | null;
   attachments: { filename: string; contentType: string; size: number; sha256: string }[];
   receivedAt: string;
+  /** When deleting the message cancelled the scheduled fax before its sendTime; it was never transmitted. */
+  cancelledAt: string | null;
 }
 
 export interface FaxDeps {
   store: MessageStore;
   filesDir: string;
-  timings: { queuedMs: number; sentMs: number };
+  /**
+   * A fax stays Queued for `queuedMs` (after its sendTime, if any), then is
+   * transmitted for `pageMs` per page, then every recipient reaches its final
+   * status. RingCentral's FAQ: about a minute a page.
+   */
+  timings: FaxTimings;
+  /** The format sent faxes are stored in (the extension's fax file format setting). */
+  renderFormat: RenderFormat;
   outcomes: () => Readonly<Record<string, FaxOutcome>>;
   log: Logger;
 }
@@ -48,6 +59,18 @@ const EXT_TYPES: Record<string, string> = {
   doc: "application/msword", html: "text/html", htm: "text/html", csv: "text/csv", xml: "application/xml",
   docx: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 };
+
+export interface FaxTimings {
+  queuedMs: number;
+  pageMs: number;
+}
+
+interface Pending {
+  timer: NodeJS.Timeout;
+  /** Epoch ms of the fax's sendTime; deleting the message before then cancels the fax. */
+  sendAt: number;
+  record: SentFaxRecord;
+}
 
 interface RawRequest {
   to: { phoneNumber: string; name?: string }[] | undefined;
@@ -66,7 +89,7 @@ interface Upload extends StoredAttachment {
 export class FaxService {
   readonly sent: SentFaxRecord[] = [];
   private readonly deps: FaxDeps;
-  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly pending = new Map<number, Pending>();
 
   constructor(deps: FaxDeps) {
     this.deps = deps;
@@ -88,7 +111,7 @@ export class FaxService {
       const layout: SendLayout = type === "multipart/mixed" ? "mixed" : parsed.json ? "form-data-json" : "form-data-fields";
       const raw = parsed.json ? jsonRequest(parsed.json) : fieldRequest(parsed.fields);
       if (uploads.length === 0) throw invalidParam("attachment");
-      return this.accept(raw, uploads, layout, null);
+      return await this.accept(raw, uploads, layout, null);
     } catch (err) {
       req.unpipe(body);
       req.resume();
@@ -179,7 +202,7 @@ export class FaxService {
     return { json, fields };
   }
 
-  private resend(body: unknown): StoredMessage {
+  private async resend(body: unknown): Promise<StoredMessage> {
     if (typeof body !== "object" || body === null || Array.isArray(body)) throw invalidParam("originalMessageId");
     const b = body as Record<string, unknown>;
     const originalId = b["originalMessageId"];
@@ -195,16 +218,16 @@ export class FaxService {
     const raw: RawRequest = { to, sendTime: b["sendTime"], faxResolution: original.faxResolution };
     if (original.coverIndex !== undefined) raw.coverIndex = original.coverIndex;
     if (original.coverPageText !== undefined) raw.coverPageText = original.coverPageText;
-    const uploads: Upload[] = original.attachments.map((a) => ({
+    const uploads: Upload[] = (original.sources ?? original.attachments).map((a) => ({
       ...a,
       id: newNumericId(),
       type: "SourceDocument",
-      pages: Math.max(1, Math.round(original.documentPages / Math.max(1, original.attachments.length))),
+      pages: Math.max(1, Math.round(original.documentPages / Math.max(1, (original.sources ?? original.attachments).length))),
     }));
     return this.accept(raw, uploads, "resend", String(original.id));
   }
 
-  private accept(raw: RawRequest, uploads: Upload[], layout: SendLayout, originalMessageId: string | null): StoredMessage {
+  private async accept(raw: RawRequest, uploads: Upload[], layout: SendLayout, originalMessageId: string | null): Promise<StoredMessage> {
     const v = validate(raw);
     const now = Date.now();
     const recipients: Recipient[] = v.to.map((t, i) => {
@@ -212,8 +235,14 @@ export class FaxService {
       if (t.name !== undefined) r.name = t.name;
       return r;
     });
+    const id = newNumericId();
+    const documentPages = Math.max(1, uploads.reduce((n, u) => n + u.pages, 0));
+    // The message store keeps the fax as transmitted: one rendered document, not the uploads.
+    const format = this.deps.renderFormat;
+    const renderedPath = join(this.deps.filesDir, `rendered-${id}`);
+    const rendered = await writeRendered(renderedPath, format, documentPages, `Fax ${id}`);
     const msg: StoredMessage = {
-      id: newNumericId(),
+      id,
       type: "Fax",
       direction: "Outbound",
       from: { phoneNumber: OWN_FAX_NUMBER, ...OWN_EXTENSION },
@@ -225,12 +254,21 @@ export class FaxService {
       priority: "Normal",
       faxResolution: v.faxResolution,
       faxPageCount: 0,
-      documentPages: Math.max(1, uploads.reduce((n, u) => n + u.pages, 0)),
-      attachments: uploads.map(({ pages: _pages, ...a }) => a),
+      documentPages,
+      attachments: [{
+        id: newNumericId(),
+        type: "RenderedDocument",
+        contentType: rendered.contentType,
+        fileName: `fax-${id}.${format === "pdf" ? "pdf" : "tif"}`,
+        size: rendered.size,
+        sha256: rendered.sha256,
+        path: renderedPath,
+      }],
+      sources: uploads.map(({ pages: _pages, ...a }) => a),
     };
     if (v.coverIndex !== null) msg.coverIndex = v.coverIndex;
     if (v.coverPageText !== null) msg.coverPageText = v.coverPageText;
-    this.sent.push({
+    const record: SentFaxRecord = {
       id: String(msg.id),
       layout,
       to: v.to,
@@ -242,62 +280,52 @@ export class FaxService {
       originalMessageId,
       attachments: uploads.map((u) => ({ filename: u.fileName, contentType: u.contentType, size: u.size, sha256: u.sha256 })),
       receivedAt: new Date(now).toISOString(),
-    });
+      cancelledAt: null,
+    };
+    this.sent.push(record);
     this.deps.store.add(msg);
     this.deps.log.info({ event: "emulator.fax.accepted", messageId: msg.id, layout, recipients: v.to.length }, "fax accepted");
-    const startIn = v.sendTime === null ? 0 : Math.max(0, Date.parse(v.sendTime) - now);
-    this.schedule(startIn + this.deps.timings.queuedMs, () => this.leaveQueue(msg));
+    const sendAt = v.sendTime === null ? now : Math.max(now, Date.parse(v.sendTime));
+    const { queuedMs, pageMs } = this.deps.timings;
+    const timer = setTimeout(() => this.transmitted(msg), sendAt - now + queuedMs + documentPages * pageMs);
+    this.pending.set(msg.id, { timer, sendAt, record });
     return msg;
   }
 
-  private leaveQueue(msg: StoredMessage): void {
+  /** Transmission is over: every recipient gets its final status (default Sent). */
+  private transmitted(msg: StoredMessage): void {
+    this.pending.delete(msg.id);
     const outcomes = this.deps.outcomes();
     this.deps.store.update(msg, (m) => {
       m.faxPageCount = m.documentPages;
       for (const r of m.to) {
         const outcome = outcomes[r.phoneNumber];
-        if (outcome?.messageStatus === "SendingFailed") {
-          r.messageStatus = "SendingFailed";
+        r.messageStatus = outcome?.messageStatus ?? "Sent";
+        if (outcome?.faxErrorCode !== undefined && (outcome.messageStatus === "SendingFailed" || outcome.messageStatus === "DeliveryFailed")) {
           r.faxErrorCode = outcome.faxErrorCode;
-        } else {
-          r.messageStatus = "Sent";
-        }
-      }
-    });
-    this.deps.log.info({ event: "emulator.fax.status", messageId: msg.id, messageStatus: aggregateStatus(msg) }, "fax status");
-    if (msg.to.some((r) => r.messageStatus === "Sent")) {
-      this.schedule(this.deps.timings.sentMs, () => this.finish(msg));
-    }
-  }
-
-  private finish(msg: StoredMessage): void {
-    const outcomes = this.deps.outcomes();
-    this.deps.store.update(msg, (m) => {
-      for (const r of m.to) {
-        if (r.messageStatus !== "Sent") continue;
-        const outcome = outcomes[r.phoneNumber];
-        if (outcome?.messageStatus === "DeliveryFailed") {
-          r.messageStatus = "DeliveryFailed";
-          r.faxErrorCode = outcome.faxErrorCode;
-        } else {
-          r.messageStatus = "Delivered";
         }
       }
     });
     this.deps.log.info({ event: "emulator.fax.status", messageId: msg.id, messageStatus: aggregateStatus(msg) }, "fax status");
   }
 
-  private schedule(ms: number, fn: () => void): void {
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      fn();
-    }, ms);
-    this.timers.add(t);
+  /**
+   * A message changed: a scheduled fax whose message is deleted (or purged)
+   * before its sendTime is cancelled, as RingCentral cancels it; it is never
+   * transmitted and its recipients stay Queued.
+   */
+  onChange(msg: StoredMessage): void {
+    const p = this.pending.get(msg.id);
+    if (p === undefined || msg.availability === "Alive" || Date.now() >= p.sendAt) return;
+    clearTimeout(p.timer);
+    this.pending.delete(msg.id);
+    p.record.cancelledAt = new Date().toISOString();
+    this.deps.log.info({ event: "emulator.fax.cancelled", messageId: msg.id }, "scheduled fax cancelled by deleting its message");
   }
 
   close(): void {
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+    for (const p of this.pending.values()) clearTimeout(p.timer);
+    this.pending.clear();
   }
 }
 
@@ -424,53 +452,4 @@ function validate(raw: RawRequest): ValidRequest {
     coverPageText = raw.coverPageText;
   }
   return { to, faxResolution, sendTime, isoCode, coverIndex, coverPageText };
-}
-
-/** An inbound fax as the control API creates it: the body streamed to disk, one RenderedDocument. */
-export async function receiveFax(
-  deps: Pick<FaxDeps, "store" | "filesDir" | "log">,
-  body: Readable,
-  from: string,
-  to: string,
-): Promise<StoredMessage> {
-  const writer = new DocumentWriter(deps.filesDir, true);
-  try {
-    for await (const chunk of body) await writer.write(chunk as Buffer);
-  } catch (err) {
-    writer.abort();
-    await rm(writer.path, { force: true });
-    throw err;
-  }
-  const done = await writer.finish();
-  const now = Date.now();
-  const id = newNumericId();
-  const msg: StoredMessage = {
-    id,
-    type: "Fax",
-    direction: "Inbound",
-    from: { phoneNumber: from },
-    to: [{ recipientId: "1", phoneNumber: to, messageStatus: "Received", name: OWN_EXTENSION.name }],
-    creationTime: now,
-    lastModifiedTime: now,
-    readStatus: "Unread",
-    availability: "Alive",
-    priority: "Normal",
-    faxResolution: "High",
-    faxPageCount: Math.max(1, done.pages),
-    documentPages: Math.max(1, done.pages),
-    subject: from,
-    fixedStatus: "Received",
-    attachments: [{
-      id,
-      type: "RenderedDocument",
-      contentType: "application/pdf",
-      fileName: `fax-${id}.pdf`,
-      size: done.size,
-      sha256: done.sha256,
-      path: writer.path,
-    }],
-  };
-  deps.store.add(msg);
-  deps.log.info({ event: "emulator.fax.received", messageId: id }, "inbound fax created");
-  return msg;
 }

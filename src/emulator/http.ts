@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { ACCOUNT_ID, EXTENSION_ID } from "./constants.js";
 
 /**
  * An error answered to the client with RingCentral's error body shape:
@@ -96,7 +97,7 @@ export async function readJson(req: IncomingMessage, limit?: number): Promise<un
   try {
     return JSON.parse(body.toString("utf8")) as unknown;
   } catch {
-    throw rcError(400, "CMN-101", "Parameter [body] value is invalid.", { parameterName: "body" });
+    throw rcError(400, "CMN-103", "JSON can't be parsed.");
   }
 }
 
@@ -116,6 +117,13 @@ export function headerParam(header: string | undefined, name: string): string | 
   const m = re.exec(header);
   if (!m) return undefined;
   return m[1] ?? m[2];
+}
+
+/** `/restapi/v1.0/account/~/extension/~/…` with `~` resolved to the emulator's ids, as RingCentral returns URIs. */
+export function resolvedPath(pathname: string): string {
+  return pathname
+    .replace(/^(\/restapi\/v1\.0\/account\/)~(?=\/|$)/, `$1${ACCOUNT_ID}`)
+    .replace(/^(\/restapi\/v1\.0\/account\/[^/]+\/extension\/)~(?=\/|$)/, `$1${EXTENSION_ID}`);
 }
 
 export function isoTime(ms: number): string {

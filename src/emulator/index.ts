@@ -7,7 +7,8 @@ import { parseArgs } from "node:util";
 import { createLogger, silentLogger, type Logger } from "../log.js";
 import { AuthStore } from "./auth.js";
 import { DEFAULT_FAX_OUTCOMES, OWN_FAX_NUMBER, type FaxOutcome } from "./constants.js";
-import { FaxService } from "./fax.js";
+import { FaxService, type FaxTimings } from "./fax.js";
+import type { RenderFormat } from "./render.js";
 import { CallCounter, FaultBook } from "./faults.js";
 import { RateLimiter } from "./ratelimit.js";
 import { createServer } from "./server.js";
@@ -19,14 +20,24 @@ import { WebSocketGateway } from "./websocket.js";
 export interface EmulatorOptions {
   host?: string;
   port?: number;
+  /** Port of the media host (attachment content, a second origin); default any free port. */
+  mediaPort?: number;
   limits?: Partial<Record<"Light" | "Medium" | "Heavy" | "Auth", number>>;
   windowSeconds?: number;
   penaltySeconds?: number;
   strictAuth?: { clientId: string; clientSecret: string; jwt: string };
   accessTokenTtlSeconds?: number;
   refreshTokenTtlSeconds?: number;
-  faxTimings?: { queuedMs: number; sentMs: number };
-  faxOutcomes?: Record<string, { messageStatus: "SendingFailed" | "DeliveryFailed"; faxErrorCode: string }>;
+  /**
+   * How long a sent fax stays Queued (after its sendTime, if any) and how long
+   * each page takes to transmit before recipients reach their final status.
+   * Default { queuedMs: 1500, pageMs: 0 }; RingCentral takes about a minute a page.
+   */
+  faxTimings?: Partial<FaxTimings>;
+  /** Final per-recipient outcomes by number (see DEFAULT_FAX_OUTCOMES); everyone else ends Sent. */
+  faxOutcomes?: Record<string, FaxOutcome>;
+  /** The format sent faxes are stored in the message store (the extension's fax file format). Default pdf. */
+  faxFormat?: RenderFormat;
   webhookBlacklistAfter?: number;
   /**
    * App permissions granted to every token (its `scope`), e.g. ["ReadMessages"].
@@ -40,6 +51,9 @@ export interface EmulatorOptions {
 export interface Emulator {
   readonly url: string;
   readonly port: number;
+  /** The media host's origin: attachment URIs point here (trust it with ringcentral.mediaOrigins). */
+  readonly mediaUrl: string;
+  readonly mediaPort: number;
   close(): Promise<void>;
 }
 
@@ -49,8 +63,8 @@ export interface Emulator {
  * WebSocket), rate limits, plus a control API under /emulator.
  *
  * Fax outcomes by destination: +15550000001 → SendingFailed/LineBusy,
- * +15550000002 → DeliveryFailed/NoAnswer, plus `faxOutcomes`; every other
- * number goes Queued → Sent → Delivered.
+ * +15550000002 → SendingFailed/NoAnswer, plus `faxOutcomes`; every other
+ * number goes Queued → Sent, as RingCentral reports a fax that went through.
  */
 export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulator> {
   const log = (opts.logger ?? silentLogger()).child({ component: "rc-emulator" });
@@ -60,7 +74,8 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   let extraOutcomes: Record<string, FaxOutcome> = {};
   const outcomes = (): Record<string, FaxOutcome> => ({ ...DEFAULT_FAX_OUTCOMES, ...(opts.faxOutcomes ?? {}), ...extraOutcomes });
 
-  const store = new MessageStore();
+  let mediaUrl = "";
+  const store = new MessageStore(Date.now, () => mediaUrl);
   const auth = new AuthStore({
     strict: opts.strictAuth,
     accessTokenTtlSeconds: opts.accessTokenTtlSeconds ?? 3600,
@@ -72,7 +87,9 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     windowSeconds: opts.windowSeconds ?? 60,
     penaltySeconds: opts.penaltySeconds ?? 60,
   });
-  const fax = new FaxService({ store, filesDir, timings: opts.faxTimings ?? { queuedMs: 1500, sentMs: 1500 }, outcomes, log });
+  const timings: FaxTimings = { queuedMs: 1500, pageMs: 0, ...opts.faxTimings };
+  const fax = new FaxService({ store, filesDir, timings, renderFormat: opts.faxFormat ?? "pdf", outcomes, log });
+  store.on("change", (msg) => fax.onChange(msg));
   const sync = new SyncService(store);
   const subs = new SubscriptionService({ log, blacklistAfter: opts.webhookBlacklistAfter ?? 3 });
   store.on("change", (msg, kind) => subs.onMessageChange(msg, kind));
@@ -91,13 +108,27 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     },
     base,
   );
+  const mediaServer = createServer(
+    {
+      auth, limiter, ws, store, fax, sync, subs, faults, calls, filesDir, log,
+      setOutcomes: () => undefined,
+      baseUrl: base,
+      ownFaxNumber: OWN_FAX_NUMBER,
+    },
+    () => mediaUrl,
+    { media: true },
+  );
   const host = opts.host ?? "127.0.0.1";
   server.listen(opts.port ?? 0, host);
   await once(server, "listening");
+  mediaServer.listen(opts.mediaPort ?? 0, host);
+  await once(mediaServer, "listening");
   const port = (server.address() as AddressInfo).port;
+  const mediaPort = (mediaServer.address() as AddressInfo).port;
   const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
   baseUrl = `http://${urlHost}:${port}`;
-  log.info({ event: "emulator.started", url: baseUrl }, "RingCentral emulator listening");
+  mediaUrl = `http://${urlHost}:${mediaPort}`;
+  log.info({ event: "emulator.started", url: baseUrl, mediaUrl }, "RingCentral emulator listening");
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -105,14 +136,16 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       fax.close();
       await ws.close();
       server.closeAllConnections();
+      mediaServer.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => mediaServer.close(() => resolve()));
       await subs.close();
       await rm(filesDir, { recursive: true, force: true });
       log.info({ event: "emulator.stopped" }, "RingCentral emulator stopped");
     })();
     return closing;
   };
-  return { url: baseUrl, port, close };
+  return { url: baseUrl, port, mediaUrl, mediaPort, close };
 }
 
 function intArg(name: string, value: string | undefined): number | undefined {
@@ -129,6 +162,7 @@ export async function runEmulatorCli(argv: string[]): Promise<void> {
     options: {
       host: { type: "string" },
       port: { type: "string" },
+      "media-port": { type: "string" },
       "light-limit": { type: "string" },
       "medium-limit": { type: "string" },
       "heavy-limit": { type: "string" },
@@ -139,7 +173,8 @@ export async function runEmulatorCli(argv: string[]): Promise<void> {
       "strict-client-secret": { type: "string" },
       "strict-jwt": { type: "string" },
       "queued-ms": { type: "string" },
-      "sent-ms": { type: "string" },
+      "page-ms": { type: "string" },
+      "fax-format": { type: "string" },
       permissions: { type: "string" },
     },
     strict: true,
@@ -149,6 +184,8 @@ export async function runEmulatorCli(argv: string[]): Promise<void> {
   if (values.host !== undefined) opts.host = values.host;
   const port = intArg("port", values.port);
   if (port !== undefined) opts.port = port;
+  const mediaPort = intArg("media-port", values["media-port"]);
+  if (mediaPort !== undefined) opts.mediaPort = mediaPort;
   const limits: NonNullable<EmulatorOptions["limits"]> = {};
   const setLimit = (k: "Light" | "Medium" | "Heavy" | "Auth", name: string, v: string | undefined): void => {
     const n = intArg(name, v);
@@ -173,8 +210,13 @@ export async function runEmulatorCli(argv: string[]): Promise<void> {
     opts.strictAuth = { clientId: id, clientSecret: secret, jwt };
   }
   const queuedMs = intArg("queued-ms", values["queued-ms"]);
-  const sentMs = intArg("sent-ms", values["sent-ms"]);
-  if (queuedMs !== undefined || sentMs !== undefined) opts.faxTimings = { queuedMs: queuedMs ?? 1500, sentMs: sentMs ?? 1500 };
+  const pageMs = intArg("page-ms", values["page-ms"]);
+  opts.faxTimings = { ...(queuedMs !== undefined && { queuedMs }), ...(pageMs !== undefined && { pageMs }) };
+  const format = values["fax-format"];
+  if (format !== undefined) {
+    if (format !== "pdf" && format !== "tiff") throw new Error(`--fax-format must be pdf or tiff, got ${JSON.stringify(format)}`);
+    opts.faxFormat = format;
+  }
 
   if (values.permissions !== undefined) {
     // "--permissions Faxes,ReadMessages": the token's scope; operations needing others answer 403.
@@ -182,7 +224,7 @@ export async function runEmulatorCli(argv: string[]): Promise<void> {
   }
 
   const emulator = await startEmulator(opts);
-  logger.info({ event: "emulator.ready", url: emulator.url }, `RingCentral emulator at ${emulator.url}`);
+  logger.info({ event: "emulator.ready", url: emulator.url, mediaUrl: emulator.mediaUrl }, `RingCentral emulator at ${emulator.url}, media host ${emulator.mediaUrl}`);
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off("SIGINT", stop);

@@ -1,7 +1,7 @@
 import { createReadStream } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { pipeline } from "node:stream/promises";
-import { invalidParam, notFound, parseDateParam, rcError, readJson, sendEmpty } from "./http.js";
+import { invalidParam, notFound, parseDateParam, rcError, readJson, resolvedPath, sendEmpty } from "./http.js";
 import {
   messageJson, singleMessageJson, type Availability, type Direction, type MessageStore, type ReadStatus,
   type StoredMessage,
@@ -70,8 +70,9 @@ export function listMessages(store: MessageStore, url: URL, baseUrl: string): Re
   const totalPages = Math.max(1, Math.ceil(all.length / perPage));
   const start = (page - 1) * perPage;
   const records = all.slice(start, start + perPage).map((m) => messageJson(m, baseUrl));
+  const path = resolvedPath(url.pathname);
   const pageUri = (n: number): { uri: string } => {
-    const u = new URL(url.pathname + url.search, baseUrl);
+    const u = new URL(path + url.search, baseUrl);
     u.searchParams.set("page", String(n));
     u.searchParams.set("perPage", String(perPage));
     return { uri: u.toString() };
@@ -84,7 +85,7 @@ export function listMessages(store: MessageStore, url: URL, baseUrl: string): Re
     paging["pageStart"] = start;
     paging["pageEnd"] = start + records.length - 1;
   }
-  return { uri: new URL(url.pathname + url.search, baseUrl).toString(), records, paging, navigation };
+  return { uri: new URL(path + url.search, baseUrl).toString(), records, paging, navigation };
 }
 
 export function findMessage(store: MessageStore, id: string): StoredMessage {

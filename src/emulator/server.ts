@@ -50,6 +50,8 @@ function checkOwner(params: string[]): void {
   if (extension !== "~" && extension !== EXTENSION_ID) throw notFound("extensionId", extension);
 }
 
+const CONTENT_RE = /\/message-store\/[^/]+\/content\/[^/]+\/?$/;
+
 const ROUTES: Route[] = [
   route("POST", "/restapi/oauth/token", "Auth", "client", async ({ req, res }, d) => {
     sendJson(res, 200, d.auth.grant(req, await readForm(req)), { "Cache-Control": "no-store", Pragma: "no-cache" });
@@ -171,9 +173,14 @@ function sendFailure(res: ServerResponse, err: ApiFailure): void {
   sendJson(res, err.status, err.body, err.headers);
 }
 
-export function createServer(deps: ServerDeps, baseUrl: () => string): http.Server {
+/**
+ * The API server, or with `media` the media host: a second origin that
+ * serves attachment content only, as media.ringcentral.com does.
+ */
+export function createServer(deps: ServerDeps, baseUrl: () => string, opts: { media?: boolean } = {}): http.Server {
+  const media = opts.media === true;
   const server = http.createServer((req, res) => {
-    handle(deps, baseUrl(), req, res).catch((err: unknown) => {
+    handle(deps, baseUrl(), req, res, media).catch((err: unknown) => {
       if (err instanceof ApiFailure) {
         sendFailure(res, err);
         if (!req.complete) req.resume();
@@ -185,14 +192,15 @@ export function createServer(deps: ServerDeps, baseUrl: () => string): http.Serv
   });
   server.on("upgrade", (req: IncomingMessage, socket, head: Buffer) => {
     const path = (req.url ?? "").split("?")[0];
-    if (path === "/ws") deps.ws.handleUpgrade(req, socket, head);
+    if (path === "/ws" && !media) deps.ws.handleUpgrade(req, socket, head);
     else socket.destroy();
   });
   return server;
 }
 
-async function handle(deps: ServerDeps, base: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(deps: ServerDeps, base: string, req: IncomingMessage, res: ServerResponse, media: boolean): Promise<void> {
   const url = new URL(req.url ?? "/", base);
+  if (media && !CONTENT_RE.test(url.pathname)) throw rcError(404, "CMN-120", "Resource not found");
   if (url.pathname.startsWith("/emulator/")) {
     if (!(await handleControl(deps, req, res, url))) throw rcError(404, "CMN-102", "Resource for parameter [path] is not found");
     return;
@@ -210,8 +218,10 @@ async function handle(deps: ServerDeps, base: string, req: IncomingMessage, res:
     }
   }
   if (!matched) {
-    if (pathKnown) throw rcError(405, "CMN-405", "Method not allowed");
-    throw rcError(404, "CMN-102", "Resource for parameter [path] is not found", { parameterName: "path" });
+    // RingCentral routes by method and path together: a known path with another method is as unknown as
+    // any other URI (CMN-405 is RingCentral's "Login to extension required", never a method error).
+    const allow = ROUTES.filter((r) => r.re.test(url.pathname)).map((r) => r.method);
+    throw rcError(pathKnown ? 405 : 404, "CMN-120", "Resource not found", {}, pathKnown ? { Allow: allow.join(", ") } : {});
   }
   const { route: r, params } = matched;
   const routeKey = `${method} ${r.template}`;

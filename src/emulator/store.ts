@@ -48,24 +48,27 @@ export interface StoredMessage {
   subject?: string;
   /** For inbound faxes, the fixed status Received. */
   fixedStatus?: MessageStatus;
+  /** What the message store lists: for a sent fax the one rendered document. */
   attachments: StoredAttachment[];
+  /** A sent fax's uploaded files (kept for resends, never listed). */
+  sources?: StoredAttachment[];
+  /** Origin of the media host its attachment URIs point at (stamped when stored). */
+  mediaBase?: string;
 }
 
 export type ChangeKind = "new" | "updated";
 
 /**
  * Aggregated outbound status per the spec's MessageStatusEnum description:
- * any Queued → Queued; else any SendingFailed → SendingFailed; else if every
- * recipient has the same status, that status (so a delivered fax reads
- * Delivered); otherwise (a mix of Sent/Delivered/DeliveryFailed) → Sent.
+ * any recipient Queued → Queued; else any SendingFailed → SendingFailed;
+ * in other cases Sent (so Delivered or DeliveryFailed recipients, which only
+ * a scripted outcome produces, still aggregate to Sent).
  */
 export function aggregateStatus(msg: StoredMessage): MessageStatus {
   if (msg.fixedStatus) return msg.fixedStatus;
   const statuses = msg.to.map((r) => r.messageStatus);
   if (statuses.includes("Queued")) return "Queued";
   if (statuses.includes("SendingFailed")) return "SendingFailed";
-  const first = statuses[0];
-  if (first !== undefined && statuses.every((s) => s === first)) return first;
   return "Sent";
 }
 
@@ -78,13 +81,18 @@ export function newNumericId(): number {
 export class MessageStore extends EventEmitter<{ change: [StoredMessage, ChangeKind] }> {
   private readonly messages = new Map<number, StoredMessage>();
   private readonly now: () => number;
+  private readonly mediaBase: () => string | undefined;
 
-  constructor(now: () => number = Date.now) {
+  /** `mediaBase`: the media host's origin, where attachment content URIs point (RingCentral: media.ringcentral.com). */
+  constructor(now: () => number = Date.now, mediaBase: () => string | undefined = () => undefined) {
     super();
     this.now = now;
+    this.mediaBase = mediaBase;
   }
 
   add(msg: StoredMessage): StoredMessage {
+    const media = this.mediaBase();
+    if (media !== undefined) msg.mediaBase = media;
     this.messages.set(msg.id, msg);
     this.emit("change", msg, "new");
     return msg;
@@ -131,7 +139,7 @@ function recipient(r: Recipient, withErrorCode: boolean): Record<string, unknown
 function attachmentsJson(msg: StoredMessage, baseUrl: string, nameKey: "fileName" | "filename"): Record<string, unknown>[] {
   return msg.attachments.map((a) => ({
     id: a.id,
-    uri: `${baseUrl}${messagePath(msg.id)}/content/${a.id}`,
+    uri: `${msg.mediaBase ?? baseUrl}${messagePath(msg.id)}/content/${a.id}`,
     type: a.type,
     contentType: a.contentType,
     [nameKey]: a.fileName,

@@ -3,7 +3,7 @@ import http from "node:http";
 import https from "node:https";
 import type { Logger } from "../log.js";
 import {
-  ACCOUNT_ID, DEFAULT_SUBSCRIPTION_TTL_S, EXTENSION_ID, MAX_WEBHOOK_TTL_S, WEBHOOK_MAX_RESPONSE_BYTES,
+  ACCOUNT_ID, DEFAULT_SUBSCRIPTION_TTL_S, EXTENSION_ID, MAX_SUBSCRIPTIONS, MAX_WEBHOOK_TTL_S, WEBHOOK_MAX_RESPONSE_BYTES,
   WEBHOOK_TIMEOUT_MS,
 } from "./constants.js";
 import { invalidParam, isoTime, rcError } from "./http.js";
@@ -130,6 +130,12 @@ export class SubscriptionService {
     const b = body as Record<string, unknown>;
     const { valid, disabled } = this.checkFilters(b["eventFilters"]);
     const expiresIn = this.checkExpiresIn(b["expiresIn"]);
+    // RingCentral allows 30 subscriptions per extension and app; a leak must fail here before it fails there.
+    const now0 = Date.now();
+    const live = [...this.subs.values()].filter(
+      (s) => s.expirationTime > now0 && !(wsConnectionId !== undefined && s.deliveryMode.transportType === "WebSocket" && s.deliveryMode.connectionId === wsConnectionId),
+    );
+    if (live.length >= MAX_SUBSCRIPTIONS) throw rcError(403, "SUB-505", "Subscriptions limit exceeded");
     const dm = b["deliveryMode"];
     if (typeof dm !== "object" || dm === null) throw invalidParam("deliveryMode");
     const d = dm as Record<string, unknown>;
@@ -154,7 +160,7 @@ export class SubscriptionService {
     const now = Date.now();
     const sub: Subscription = {
       id: randomUUID(),
-      eventFilters: valid.map((f) => f.filter),
+      eventFilters: valid.map((f) => f.event),
       disabledFilters: disabled,
       expiresIn,
       creationTime: now,
@@ -203,7 +209,7 @@ export class SubscriptionService {
       const b = body as Record<string, unknown>;
       if (b["eventFilters"] !== undefined) {
         const { valid, disabled } = this.checkFilters(b["eventFilters"]);
-        sub.eventFilters = valid.map((f) => f.filter);
+        sub.eventFilters = valid.map((f) => f.event);
         sub.disabledFilters = disabled;
       }
       if (b["expiresIn"] !== undefined) sub.expiresIn = this.checkExpiresIn(b["expiresIn"]);
@@ -240,6 +246,15 @@ export class SubscriptionService {
     this.wsSenders.delete(connectionId);
     for (const s of this.subs.values()) {
       if (s.deliveryMode.transportType === "WebSocket" && s.deliveryMode.connectionId === connectionId) this.subs.delete(s.id);
+    }
+  }
+
+  /** A recovered WebSocket session: its subscription now delivers over the new connection. */
+  rebindWebSocket(oldConnectionId: string, newConnectionId: string): void {
+    for (const s of this.subs.values()) {
+      if (s.deliveryMode.transportType === "WebSocket" && s.deliveryMode.connectionId === oldConnectionId) {
+        s.deliveryMode = { transportType: "WebSocket", connectionId: newConnectionId };
+      }
     }
   }
 

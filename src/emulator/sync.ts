@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { SYNC_OVERLAP_MS } from "./constants.js";
-import { invalidParam, isoTime, parseDateParam, rcError } from "./http.js";
+import { invalidParam, isoTime, parseDateParam, rcError, resolvedPath } from "./http.js";
 import { enumList, matches, newestFirst, type MessageFilter } from "./messages.js";
 import { messageJson, messagePath, type MessageStore, type StoredMessage } from "./store.js";
 
@@ -55,7 +55,7 @@ export class SyncService {
     const records = all.slice(0, limit);
     const token = this.issue({ filter: { messageType: filter.messageType, direction: filter.direction }, syncTime: now, generation: this.generation });
     return {
-      uri: new URL(url.pathname + url.search, baseUrl).toString(),
+      uri: new URL(resolvedPath(url.pathname) + url.search, baseUrl).toString(),
       records: records.map((m) => messageJson(m, baseUrl)),
       syncInfo: { syncType: "FSync", syncToken: token, syncTime: isoTime(now), olderRecordsExist: all.length > records.length },
     };
@@ -76,7 +76,7 @@ export class SyncService {
       .sort(newestFirst);
     const next = this.issue({ filter: frame.filter, syncTime: now, generation: this.generation });
     return {
-      uri: new URL(url.pathname + url.search, baseUrl).toString(),
+      uri: new URL(resolvedPath(url.pathname) + url.search, baseUrl).toString(),
       records: changed.map((m) => this.record(m, baseUrl)),
       syncInfo: { syncType: "ISync", syncToken: next, syncTime: isoTime(now), olderRecordsExist: false },
     };

@@ -50,8 +50,6 @@ export const jobDataSchema = z.object({
   /** When RingCentral accepted the fax (epoch ms). */
   submittedAt: z.number().optional(),
   polls: z.number().int().nonnegative().default(0),
-  /** First time we saw a recipient in Sent (our clock), for the Sent grace period. */
-  sentSeenAt: z.number().optional(),
   pages: z.number().int().optional(),
   /** Pages counted before sending (src/outbound/pages.ts); undefined when RingCentral's count is charged. */
   countedPages: z.number().int().optional(),

@@ -37,11 +37,13 @@
  *   after submitStartedAt minus `reconcileSkewMs` that no other job owns, and
  *   adopts the oldest; otherwise the job returns to `parsed`. On start every
  *   interrupted submission is reconciled before the first send.
- * - Final status per recipient: Delivered, SendingFailed and DeliveryFailed
- *   are final. Sent is final once it has stood for `sentGraceMs` (RingCentral
- *   may still turn it into Delivered or DeliveryFailed; for most faxes Sent is
- *   where it ends). After fax.statusTimeoutHours (counted from the later of
- *   submission and sendTime) the job is final with what is known.
+ * - Final status per recipient: every status but Queued. RingCentral reports
+ *   a fax that went through as `Sent` and one that did not as `SendingFailed`
+ *   (the spec's MessageStatusEnum, RingCentral's fax FAQ); nothing follows
+ *   `Sent`, so it is final at once (Delivered and DeliveryFailed are final
+ *   too should they appear). After fax.statusTimeoutHours (counted from the
+ *   later of submission and sendTime) a fax still Queued is final with what
+ *   is known.
  * - Reports go to the envelope sender (see report.ts); loop-unsafe senders
  *   get none (`report.suppressed`). A temporary mail failure retries per
  *   fax.retrySchedule; a permanent one (or an exhausted schedule) is logged
@@ -91,8 +93,6 @@ export interface WorkerTuning {
   workConcurrency: number;
   /** Status polls in flight at once (each also waits for a Light slot, so it is claimed only when one is free). */
   pollConcurrency: number;
-  /** A recipient in Sent counts as final after this long without a later status. */
-  sentGraceMs: number;
   /** Reconciliation looks this far before submitStartedAt (clock skew between us and RingCentral). */
   reconcileSkewMs: number;
   /** Retry delays are drawn from [d·(1−jitter), d]. */
@@ -108,7 +108,6 @@ export const DEFAULT_TUNING: WorkerTuning = {
   sendConcurrency: 2,
   workConcurrency: 4,
   pollConcurrency: 4,
-  sentGraceMs: 60_000,
   reconcileSkewMs: 2 * 60_000,
   jitter: 0.2,
   gaugeIntervalMs: 5000,
@@ -142,7 +141,7 @@ export interface OutboundWorkerDeps {
 }
 
 const WORK_STATES: readonly JobState[] = ["received", "submitting", "final", "failed"];
-const FINAL_STATUSES = new Set(["Delivered", "SendingFailed", "DeliveryFailed"]);
+const FINAL_STATUSES = new Set(["Sent", "Delivered", "SendingFailed", "DeliveryFailed"]);
 const KNOWN_STATUSES = new Set(["Queued", "Sent", "Delivered", "SendingFailed", "DeliveryFailed"]);
 
 /** "+1 (555) 123-4567", "15551234567" → "+15551234567" for comparing RingCentral's numbers with ours. */
@@ -854,8 +853,6 @@ export class OutboundWorker {
     }
     const now = this.#now();
     const statuses = recipientStatuses(e164s, info);
-    const sentSeenAt = data.sentSeenAt ?? (statuses.some((s) => s.status === "Sent") ? now : undefined);
-    const graceOver = sentSeenAt !== undefined && now - sentSeenAt >= this.#tuning.sentGraceMs;
     // Pages not counted before sending (other types, forwards) are charged when RingCentral reports them.
     // RingCentral says 0 pages while the fax is still being rendered: only a positive count is the fax's page count.
     const pageCount = info.faxPageCount !== undefined && info.faxPageCount > 0 ? info.faxPageCount : undefined;
@@ -864,11 +861,10 @@ export class OutboundWorker {
     const next: JobData = {
       ...data,
       polls,
-      ...(sentSeenAt !== undefined && { sentSeenAt }),
       ...(pageCount !== undefined && { pages: pageCount }),
       ...(reported !== undefined && { pagesSettled: true, chargedPages: (data.chargedPages ?? 0) + this.#pages.chargeReported(job.identity, extra) }),
     };
-    const allFinal = statuses.every((s) => FINAL_STATUSES.has(s.status) || (s.status === "Sent" && graceOver));
+    const allFinal = statuses.every((s) => FINAL_STATUSES.has(s.status));
     if (allFinal) {
       await this.#finalize(job, next, statuses, log);
       return;
@@ -883,7 +879,6 @@ export class OutboundWorker {
     }
     let nextAt = now + pollDelay(this.#pollSchedule, polls + 1);
     if (Number.isFinite(sendAt) && sendAt > now) nextAt = Math.max(nextAt, sendAt + pollDelay(this.#pollSchedule, 1));
-    if (sentSeenAt !== undefined && !graceOver) nextAt = Math.min(nextAt, sentSeenAt + this.#tuning.sentGraceMs);
     const changed = JSON.stringify(statuses) !== JSON.stringify(job.status);
     if (changed) log.info({ event: "fax.status", messageStatus: info.messageStatus, statuses }, "fax status changed");
     await store.transition(job.id, "submitted", "submitted", { status: statuses, faxRequest: next, nextAttemptAt: Math.max(nextAt, now + 1) });

@@ -85,6 +85,11 @@ export interface RcClientOptions {
   dispatcher?: Dispatcher;
   now?: () => number;
   retry?: Partial<RcRetryOptions>;
+  /**
+   * Extra origins attachment content may be fetched from with the Bearer token
+   * (ringcentral.mediaOrigins), besides the server's origin and https *.ringcentral.com.
+   */
+  mediaOrigins?: readonly string[];
 }
 
 export interface ListMessagesQuery {
@@ -257,6 +262,7 @@ export class RingCentralClient {
   private closed = false;
   /** Groups learned from X-Rate-Limit-Group where they differ from the spec's. */
   private readonly groupOf = new Map<Operation, RateGroup>();
+  private readonly mediaOrigins: ReadonlySet<string>;
 
   constructor(opts: RcClientOptions) {
     this.opts = opts;
@@ -279,6 +285,7 @@ export class RingCentralClient {
       this.ownsDispatcher = true;
     }
     for (const s of [opts.clientSecret, opts.jwt]) if (s !== "") this.secrets.add(s);
+    this.mediaOrigins = new Set((opts.mediaOrigins ?? []).map((o) => new URL(o).origin));
   }
 
   // ------------------------------------------------------------------ public API
@@ -459,6 +466,26 @@ export class RingCentralClient {
     });
     raw.pipe(check);
     return { body: check, contentType, contentLength };
+  }
+
+  /**
+   * DELETE a message-store record: the first call moves it to Deleted, a
+   * second (or `purge`) purges it. Deleting a fax still queued for a later
+   * sendTime cancels it (RingCentral's way to cancel a scheduled fax). Not
+   * retried on its own: a repeated DELETE would purge, and a purged message
+   * answers 404, so the caller decides.
+   */
+  async deleteMessage(messageId: string, opts: { purge?: boolean; extensionId?: string } = {}): Promise<void> {
+    const params = opts.purge === true ? new URLSearchParams({ purge: "true" }) : undefined;
+    const res = await this.call({
+      operation: "deleteMessage",
+      method: "DELETE",
+      url: this.url(`${this.extPath(opts.extensionId ?? "~")}/message-store/${encodeURIComponent(messageId)}`, params),
+      auth: "bearer",
+      idempotent: false,
+      retryOn401: true,
+    });
+    await res.body.dump();
   }
 
   async setReadStatus(messageId: string, readStatus: "Read" | "Unread", extensionId = "~"): Promise<void> {
@@ -718,10 +745,11 @@ export class RingCentralClient {
     return new URL(u.pathname + u.search, this.base.origin);
   }
 
-  /** Only send the Bearer token to the configured origin or to https RingCentral hosts. */
+  /** Only send the Bearer token to the configured origin, the configured media origins or https RingCentral hosts. */
   private trustedUrl(uri: string): URL {
     const u = new URL(uri, this.base);
     if (u.origin === this.base.origin) return u;
+    if (this.mediaOrigins.has(u.origin)) return u;
     if (u.protocol === "https:" && (u.hostname === "ringcentral.com" || u.hostname.endsWith(".ringcentral.com"))) return u;
     throw new TypeError(`refusing to send credentials to untrusted host ${u.host}`);
   }

@@ -71,7 +71,7 @@ describe("the composed daemon (sandbox mode, in process)", () => {
 
     const report = await waitFor(() => sink.messages.find((m) => m.to.includes("alice@example.com")), 20_000, "the sender report");
     // Sandbox mode with a real mail server: the subject says nothing was faxed (issue 8).
-    expect(report.parsed.subject).toBe("[SANDBOX, not faxed] Fax to +1 555-123-4567 delivered (1 page)");
+    expect(report.parsed.subject).toBe("[SANDBOX, not faxed] Fax to +1 555-123-4567 sent (1 page)");
     expect(report.parsed.inReplyTo).toBe(info.messageId);
 
     const res = await fetch(`${d.emulatorUrl ?? ""}/emulator/inbound-faxes?from=%2B12125550123&to=%2B16505550100`, {
@@ -89,7 +89,7 @@ describe("the composed daemon (sandbox mode, in process)", () => {
     }, 10_000, "two audit lines");
     expect(lines.find((l) => l.type === "fax.outbound")).toMatchObject({
       sender: "alice@example.com",
-      recipients: [{ number: "+15551234567", status: "Delivered" }],
+      recipients: [{ number: "+15551234567", status: "Sent" }],
       outcome: "final",
       report: "sent",
     });

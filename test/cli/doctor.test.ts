@@ -106,7 +106,7 @@ describe("faxbridge doctor", () => {
     expect(perms?.message).toContain("lacks the permission Faxes (to send faxes)");
     expect(perms?.message).toContain("granted: ReadMessages");
     expect(byName(r.checks, "ringcentral login")?.status).toBe("ok");
-    // The emulator enforces it too: a fax send answers 403 CMN-401.
+    // The emulator enforces it too: a fax send answers 403 InsufficientPermissions / CMN-401, as RingCentral does.
     const token = (await (
       await fetch(`${emulator.url}/restapi/oauth/token`, {
         method: "POST",
@@ -117,7 +117,11 @@ describe("faxbridge doctor", () => {
     expect(token.scope).toBe("ReadMessages");
     const send = await fetch(`${emulator.url}/restapi/v1.0/account/~/extension/~/fax`, { method: "POST", headers: { Authorization: `Bearer ${token.access_token}` } });
     expect(send.status).toBe(403);
-    expect(await send.json()).toMatchObject({ errorCode: "CMN-401", errors: [{ errorCode: "CMN-401", message: "[Faxes] permission required" }] });
+    expect(await send.json()).toMatchObject({
+      errorCode: "InsufficientPermissions",
+      permissionName: "Faxes",
+      errors: [{ errorCode: "CMN-401", permissionName: "Faxes", message: "In order to call this API endpoint, application needs to have [Faxes] permission" }],
+    });
     const list = await fetch(`${emulator.url}/restapi/v1.0/account/~/extension/~/message-store`, { headers: { Authorization: `Bearer ${token.access_token}` } });
     expect(list.status).toBe(200);
   });

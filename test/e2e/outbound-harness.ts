@@ -85,7 +85,6 @@ export const FAST_TUNING: Partial<WorkerTuning> = {
   idlePollMs: 25,
   leaseMs: 5_000,
   submitLeaseMs: 5_000,
-  sentGraceMs: 1_500,
   reconcileSkewMs: 5_000,
   gaugeIntervalMs: 100,
 };
@@ -141,7 +140,7 @@ export class OutboundHarness {
     });
     this.logger = createLogger({ level: "debug", destination: dest });
     await this.sink.start();
-    this.emu = await startEmulator({ faxTimings: { queuedMs: 60, sentMs: 60 }, ...this.opts.emulator });
+    this.emu = await startEmulator({ faxTimings: { queuedMs: 60, pageMs: 60 }, ...this.opts.emulator });
     const heavy = this.opts.emulator?.limits?.Heavy;
     const windowSeconds = this.opts.emulator?.windowSeconds;
     this.config = configSchema.parse({

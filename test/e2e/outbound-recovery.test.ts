@@ -59,7 +59,7 @@ describe("outbound recovery", () => {
     expect(t.events("worker.interrupted_submissions")).toHaveLength(1);
     expect(t.events("fax.reconciled").map((l) => l["outcome"])).toEqual(["adopted"]);
     await waitFor(() => t.sink.messages.length === 1, 5000, "the report");
-    expect(t.sink.messages[0]?.parsed.subject).toMatch(/delivered/);
+    expect(t.sink.messages[0]?.parsed.subject).toMatch(/ sent /);
   });
 
   it("a job left submitting without a fax at RingCentral is sent once after the restart", async () => {
@@ -125,6 +125,6 @@ describe("outbound recovery", () => {
     await waitFor(() => t.sink.messages.length === 6, 5000, "six reports");
     const subjects = t.sink.messages.map((m) => m.parsed.subject ?? "").sort();
     expect(subjects[0]).toBe("Fax not sent: an attachment is not a supported file type");
-    expect(subjects.filter((s) => /delivered/.test(s))).toHaveLength(5);
+    expect(subjects.filter((s) => / sent /.test(s))).toHaveLength(5);
   });
 });

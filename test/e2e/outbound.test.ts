@@ -27,7 +27,7 @@ function header(h: OutboundHarness, i: number, name: string): unknown {
 }
 
 describe("email → fax", () => {
-  it("faxes the documents in order, byte-identical, and threads a 'delivered' report to the sender", async () => {
+  it("faxes the documents in order, byte-identical, and threads a 'sent' report to the sender as soon as the fax ends Sent", async () => {
     const t = await harness();
     const a = makePdf("first");
     const b = makePdf("second");
@@ -44,7 +44,10 @@ describe("email → fax", () => {
     });
     const job = await t.waitState(id, "notified");
     expect(job.rcMessageId).not.toBeNull();
-    expect(job.status).toEqual([{ e164: "+15551234567", status: "Delivered" }]);
+    // RingCentral reports a fax that went through as Sent: final at once, no wait for a Delivered that never comes.
+    expect(job.status).toEqual([{ e164: "+15551234567", status: "Sent" }]);
+    expect(t.events("fax.status_timeout")).toHaveLength(0);
+    expect(await t.metrics.registry.metrics()).toMatch(/faxbridge_faxes_final_total\{status="Sent",error_code="none"\} 1/);
 
     const faxes = await t.sentFaxes();
     expect(faxes).toHaveLength(1);
@@ -56,7 +59,7 @@ describe("email → fax", () => {
     const report = t.sink.messages[0];
     expect(report?.from).toBe("");
     expect(report?.to).toEqual(["alice@example.com"]);
-    expect(report?.parsed.subject).toMatch(/^Fax to \+1 555-123-4567 delivered \(\d+ pages?\)$/);
+    expect(report?.parsed.subject).toMatch(/^Fax to \+1 555-123-4567 sent \(\d+ pages?\)$/);
     expect(report?.parsed.inReplyTo).toBe("<happy-1@example.com>");
     expect(report?.parsed.references).toEqual(["<earlier@example.com>", "<happy-1@example.com>"]);
     expect(header(t, 0, "auto-submitted")).toBe("auto-replied");
@@ -84,7 +87,7 @@ describe("email → fax", () => {
     expect(faxes[0]?.to.map((x) => x.phoneNumber).sort()).toEqual(["+15550000001", "+15551234567", "+15551234568"]);
     expect(job.status).toContainEqual({ e164: "+15550000001", status: "SendingFailed", faxErrorCode: "LineBusy" });
     await waitFor(() => t.sink.messages.length === 1, 5000, "the report");
-    expect(t.sink.messages[0]?.parsed.subject).toBe("Fax to 3 recipients: 2 delivered, 1 failed");
+    expect(t.sink.messages[0]?.parsed.subject).toBe("Fax to 3 recipients: 2 sent, 1 failed");
     expect(t.sink.messages[0]?.parsed.text).toContain("+1 555-000-0001: failed: line busy (LineBusy)");
     expect(header(t, 0, "x-faxbridge-status")).toBe("partial");
   });
@@ -210,7 +213,7 @@ describe("email → fax", () => {
     const job = await t.waitState(id, "notified", 15_000);
     expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
     expect(job.attempts).toBeGreaterThanOrEqual(2);
-    expect(job.status).toEqual([{ e164: "+15551234567", status: "Delivered" }]);
+    expect(job.status).toEqual([{ e164: "+15551234567", status: "Sent" }]);
     expect(await t.sentFaxes()).toHaveLength(1);
     expect(t.events("fax.deferred").length).toBeGreaterThanOrEqual(2);
   });
@@ -273,7 +276,7 @@ describe("email → fax", () => {
     await waitFor(() => t.sink.messages.length === 2, 5000, "notice and report");
     const subjects = t.sink.messages.map((m) => m.parsed.subject);
     expect(subjects[0]).toMatch(/^Fax to \+1 555-123-4567 scheduled for /);
-    expect(subjects[1]).toMatch(/delivered/);
+    expect(subjects[1]).toMatch(/ sent /);
     expect(t.sink.messages[0]?.parsed.messageId).not.toBe(t.sink.messages[1]?.parsed.messageId);
   });
 

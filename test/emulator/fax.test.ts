@@ -10,6 +10,7 @@ interface SentFax {
   coverIndex: number | null;
   coverPageText: string | null;
   originalMessageId: string | null;
+  cancelledAt: string | null;
   attachments: { filename: string; contentType: string; size: number; sha256: string }[];
 }
 
@@ -69,16 +70,46 @@ describe("emulator fax send", () => {
     expect(sent[1]).toMatchObject({ faxResolution: "Low", coverPageText: "cover" });
   });
 
-  it("progresses Queued → Sent → Delivered with per-recipient statuses and page count", async () => {
-    const b = multipart([jsonPart({ to: [{ phoneNumber: "+14155550100" }] }), filePart("attachment", "a.pdf", "application/pdf", doc1)]);
+  // Was Queued → Sent → Delivered; RingCentral's spec and FAQ say a fax that went through ends Sent.
+  it("progresses Queued → Sent with per-recipient statuses and page count, and stores the rendered fax", async () => {
+    const b = multipart([
+      jsonPart({ to: [{ phoneNumber: "+14155550100" }, { phoneNumber: "+14155550101" }] }),
+      filePart("attachment", "a.pdf", "application/pdf", doc1),
+      filePart("attachment", "b.txt", "text/plain", doc2),
+    ]);
     const sent = await client.sendMultipart(b.body, b.boundary);
     expect(sent.body["faxPageCount"]).toBe(0);
     const final = await waitFor(async () => {
       const r = await client.json(`${MS_PATH}/${String(sent.body["id"])}`);
-      return r.body["messageStatus"] === "Delivered" ? r.body : undefined;
+      return r.body["messageStatus"] !== "Queued" ? r.body : undefined;
     });
-    expect(final["faxPageCount"]).toBe(2);
-    expect(final["to"]).toEqual([expect.objectContaining({ phoneNumber: "+14155550100", messageStatus: "Delivered" })]);
+    expect(final["messageStatus"]).toBe("Sent");
+    expect(final["faxPageCount"]).toBe(3);
+    expect(final["to"]).toEqual([
+      expect.objectContaining({ phoneNumber: "+14155550100", messageStatus: "Sent" }),
+      expect.objectContaining({ phoneNumber: "+14155550101", messageStatus: "Sent" }),
+    ]);
+    // One rendered PDF, not the uploads in their own types.
+    const atts = final["attachments"] as { uri: string; type: string; contentType: string }[];
+    expect(atts).toEqual([expect.objectContaining({ type: "RenderedDocument", contentType: "application/pdf" })]);
+    const content = await client.fetch(atts[0]!.uri);
+    expect(content.status).toBe(200);
+    const text = Buffer.from(await content.arrayBuffer()).toString("latin1");
+    expect(text.startsWith("%PDF-")).toBe(true);
+    expect(text.match(/\/Type \/Page\b(?!s)/g)).toHaveLength(3);
+  });
+
+  it("stays Queued for queuedMs plus pageMs per page (timings are configurable)", async () => {
+    const slow = await start({ faxTimings: { queuedMs: 10, pageMs: 60_000 } });
+    try {
+      const c2 = await Client.create(slow);
+      const b = multipart([jsonPart({ to: [{ phoneNumber: "+14155550100" }] }), filePart("attachment", "a.pdf", "application/pdf", doc1)]);
+      const sent = await c2.sendMultipart(b.body, b.boundary);
+      await new Promise((r) => setImmediate(r));
+      expect((await c2.json(`${MS_PATH}/${String(sent.body["id"])}`)).body["messageStatus"]).toBe("Queued");
+    } finally {
+      await slow.close();
+    }
   });
 
   it("fails the documented numbers with faxErrorCode and aggregates the status", async () => {
@@ -96,14 +127,53 @@ describe("emulator fax send", () => {
         return r.body["messageStatus"] === status ? r.body : undefined;
       });
     expect((await settled(busy, "SendingFailed"))["to"]).toEqual([expect.objectContaining({ messageStatus: "SendingFailed", faxErrorCode: "LineBusy" })]);
-    expect((await settled(noAnswer, "DeliveryFailed"))["to"]).toEqual([expect.objectContaining({ messageStatus: "DeliveryFailed", faxErrorCode: "NoAnswer" })]);
-    expect((await settled(declined, "DeliveryFailed"))["to"]).toEqual([expect.objectContaining({ faxErrorCode: "CallDeclined" })]);
+    // Was DeliveryFailed: RingCentral reports a fax that did not go through as SendingFailed.
+    expect((await settled(noAnswer, "SendingFailed"))["to"]).toEqual([expect.objectContaining({ messageStatus: "SendingFailed", faxErrorCode: "NoAnswer" })]);
+    // A scripted per-recipient DeliveryFailed aggregates to Sent (only SendingFailed makes the top level fail).
+    expect((await settled(declined, "Sent"))["to"]).toEqual([expect.objectContaining({ messageStatus: "DeliveryFailed", faxErrorCode: "CallDeclined" })]);
     const m = await settled(mixed, "SendingFailed");
-    await waitFor(async () => {
-      const r = await client.json<{ to: { messageStatus: string }[] }>(`${MS_PATH}/${mixed}`);
-      return r.body.to[1]?.messageStatus === "Delivered" ? true : undefined;
+    expect(m["to"]).toEqual([
+      expect.objectContaining({ messageStatus: "SendingFailed", faxErrorCode: "LineBusy" }),
+      expect.not.objectContaining({ faxErrorCode: expect.anything() }),
+    ]);
+    expect((m["to"] as { messageStatus: string }[])[1]?.messageStatus).toBe("Sent");
+  });
+
+  it("lets the control API script any per-recipient outcome from the spec's enums", async () => {
+    const put = (body: unknown): Promise<Response> =>
+      fetch(`${emu.url}/emulator/fax-outcomes`, { method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    expect((await put({ "+14155550111": { messageStatus: "Delivered" }, "+14155550112": { messageStatus: "SendingFailed", faxErrorCode: "CallFailed" } })).status).toBe(204);
+    expect((await put({ "+14155550111": { messageStatus: "Bounced" } })).status).toBe(400);
+    expect((await put({ "+14155550111": { messageStatus: "SendingFailed", faxErrorCode: "Gremlins" } })).status).toBe(400);
+    expect((await put({ "+14155550111": { messageStatus: "SendingFailed" } })).status).toBe(400);
+    const b = multipart([jsonPart({ to: [{ phoneNumber: "+14155550111" }, { phoneNumber: "+14155550112" }] }), filePart("attachment", "a.txt", "text/plain", doc2)]);
+    const id = String((await client.sendMultipart(b.body, b.boundary)).body["id"]);
+    const m = await waitFor(async () => {
+      const r = await client.json(`${MS_PATH}/${id}`);
+      return r.body["messageStatus"] !== "Queued" ? r.body : undefined;
     });
     expect(m["messageStatus"]).toBe("SendingFailed");
+    expect(m["to"]).toEqual([
+      expect.objectContaining({ phoneNumber: "+14155550111", messageStatus: "Delivered" }),
+      expect.objectContaining({ phoneNumber: "+14155550112", messageStatus: "SendingFailed", faxErrorCode: "CallFailed" }),
+    ]);
+  });
+
+  it("cancels a scheduled fax when its message is deleted before sendTime; an immediate one still goes out", async () => {
+    const sendTime = new Date(Date.now() + 150).toISOString();
+    const b = multipart([jsonPart({ to: [{ phoneNumber: "+14155550100" }], sendTime }), filePart("attachment", "a.pdf", "application/pdf", doc1)]);
+    const scheduled = String((await client.sendMultipart(b.body, b.boundary)).body["id"]);
+    const i = multipart([jsonPart({ to: [{ phoneNumber: "+14155550100" }] }), filePart("attachment", "a.pdf", "application/pdf", doc1)]);
+    const immediate = String((await client.sendMultipart(i.body, i.boundary)).body["id"]);
+    expect((await client.fetch(`${MS_PATH}/${scheduled}`, { method: "DELETE" })).status).toBe(204);
+    expect((await client.fetch(`${MS_PATH}/${immediate}`, { method: "DELETE" })).status).toBe(204);
+    expect((await sentFaxes()).find((f) => f.id === scheduled)?.cancelledAt).toEqual(expect.any(String));
+    // The immediate fax reaches Sent although deleted; the scheduled one never leaves Queued.
+    await waitFor(async () => ((await client.json(`${MS_PATH}/${immediate}`)).body["messageStatus"] === "Sent" ? true : undefined));
+    await new Promise((r) => setTimeout(r, Date.parse(sendTime) - Date.now() + 100));
+    const s = await client.json(`${MS_PATH}/${scheduled}`);
+    expect(s.body).toMatchObject({ availability: "Deleted", messageStatus: "Queued", faxPageCount: 0 });
+    expect((await sentFaxes()).find((f) => f.id === immediate)?.cancelledAt).toBeNull();
   });
 
   it("answers each validation error with RingCentral's code", async () => {
@@ -143,7 +213,7 @@ describe("emulator fax send", () => {
   });
 
   it("resends by originalMessageId; unknown id 404 CMN-102; still Queued 406 MSG-343", async () => {
-    const slow = await start({ faxTimings: { queuedMs: 60_000, sentMs: 10 } });
+    const slow = await start({ faxTimings: { queuedMs: 60_000, pageMs: 10 } });
     try {
       const c2 = await Client.create(slow);
       const b = multipart([jsonPart({ to: [{ phoneNumber: "+14155550100" }] }), filePart("attachment", "a.pdf", "application/pdf", doc1)]);

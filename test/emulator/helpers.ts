@@ -149,5 +149,5 @@ export async function inboundFax(emu: Emulator, body: Buffer, from = "+141555501
  * (Light: 50 a minute) would meet a 429 instead of the state a test waits for.
  */
 export async function start(opts: EmulatorOptions = {}): Promise<Emulator> {
-  return startEmulator({ faxTimings: { queuedMs: 30, sentMs: 30 }, ...opts, limits: { Light: 1000, Medium: 1000, ...opts.limits } });
+  return startEmulator({ faxTimings: { queuedMs: 30, pageMs: 30 }, ...opts, limits: { Light: 1000, Medium: 1000, ...opts.limits } });
 }

@@ -47,7 +47,8 @@ describe("emulator message store and sync", () => {
     expect(msg).toMatchObject({ direction: "Inbound", messageStatus: "Received", faxPageCount: 3, readStatus: "Unread" });
     const att = (msg["attachments"] as { uri: string; type: string; contentType: string }[])[0];
     expect(att).toMatchObject({ type: "RenderedDocument", contentType: "application/pdf" });
-    expect(att?.uri.startsWith(emu.url)).toBe(true);
+    // Content is on the media host, a second origin (media.ringcentral.com in production).
+    expect(att?.uri.startsWith(`${emu.mediaUrl}/restapi/v1.0/account/100000001/extension/200000001/message-store/`)).toBe(true);
     const full = await client.fetch(att?.uri ?? "");
     expect(full.status).toBe(200);
     expect(full.headers.get("content-type")).toBe("application/pdf");

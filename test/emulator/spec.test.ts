@@ -9,17 +9,21 @@ import type { Emulator } from "../../src/emulator/index.js";
 import { Client, filePart, inboundFax, jsonPart, MS_PATH, multipart, pdf, start, waitFor, webhookReceiver, type Hook } from "./helpers.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const SPEC = path.resolve(repoRoot, "../shared/ringcentral/rc-public-openapi.yml");
+// RC_OPENAPI_SPEC points at the spec from elsewhere (e.g. a git worktree, whose ../shared is not the project's).
+const SPEC = process.env["RC_OPENAPI_SPEC"] ?? path.resolve(repoRoot, "../shared/ringcentral/rc-public-openapi.yml");
 const exists = existsSync(SPEC);
 
 /**
  * Fields the emulator sends beyond the spec's schemas, on purpose:
  * real error bodies repeat errorCode/message/parameterName at the top level
- * (NOTES §g), and notifications carry ownerId (RingCentral's WebSocket and
- * webhook samples) although MessageEvent does not declare it.
+ * (NOTES §g), permission errors repeat permissionName there too (as
+ * RingCentral's InsufficientPermissions answers do), and notifications carry
+ * ownerId (RingCentral's WebSocket and webhook samples) although
+ * MessageEvent does not declare it.
  */
 const DOCUMENTED_EXTRAS = new Set([
   "ApiErrorResponseModel.errorCode", "ApiErrorResponseModel.message", "ApiErrorResponseModel.parameterName",
+  "ApiErrorResponseModel.permissionName",
   "ParameterizedErrorResponseModel.errorCode", "ParameterizedErrorResponseModel.message",
   "ParameterizedErrorResponseModel.parameterName", "MessageEvent.ownerId",
 ]);
@@ -61,7 +65,7 @@ describe.skipIf(!exists)("emulator responses conform to the RingCentral OpenAPI 
     ajv = new Ajv({ strict: false, allErrors: true, validateFormats: true });
     addFormats(ajv);
     ajv.addSchema({ $id: "rc", components: { schemas: convert(schemas) } });
-    emu = await start({ faxTimings: { queuedMs: 20, sentMs: 20 } });
+    emu = await start({ faxTimings: { queuedMs: 20, pageMs: 20 } });
     client = await Client.create(emu);
     hook = await webhookReceiver();
   }, 60_000);
@@ -147,6 +151,28 @@ describe.skipIf(!exists)("emulator responses conform to the RingCentral OpenAPI 
     conforms("ParameterizedErrorResponseModel", invalid.body);
     const m = multipart([jsonPart({ to: [{ phoneNumber: "+14155550100" }] }), filePart("attachment", "a.zip", "application/zip", "PK")]);
     conforms("ApiErrorResponseModel", (await client.sendMultipart(m.body, m.boundary)).body);
+    // CMN-103 (unparsable JSON), CMN-120 (unknown URI), SUB-505 after 30 subscriptions, InsufficientPermissions.
+    conforms("ApiErrorResponseModel", (await client.json("/restapi/v1.0/subscription", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{" })).body);
+    conforms("ApiErrorResponseModel", (await client.json("/restapi/v1.0/nothing-here")).body);
+    const createSub = () =>
+      client.json("/restapi/v1.0/subscription", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ eventFilters: ["/restapi/v1.0/account/~/extension/~/message-store"], deliveryMode: { transportType: "WebHook", address: hook.url } }),
+      });
+    let over = await createSub();
+    while (over.status === 200) over = await createSub();
+    expect(over.body["errorCode"]).toBe("SUB-505");
+    conforms("ApiErrorResponseModel", over.body);
+    const limited = await start({ permissions: ["Faxes"] });
+    try {
+      const denied = await (await Client.create(limited)).json(MS_PATH);
+      expect(denied.status).toBe(403);
+      conforms("ApiErrorResponseModel", denied.body);
+      expect(denied.body).toHaveProperty("permissionName", "ReadMessages");
+    } finally {
+      await limited.close();
+    }
     const oauth = await fetch(`${emu.url}/restapi/oauth/token`, {
       method: "POST",
       headers: { Authorization: `Basic ${Buffer.from("a:b").toString("base64")}`, "Content-Type": "application/x-www-form-urlencoded" },

@@ -29,7 +29,8 @@ describe("emulator subscriptions", () => {
   it("validates the webhook, delivers with Verification-Token, renews, deletes", async () => {
     const r = await create(hook.url);
     expect(r.status).toBe(200);
-    expect(r.body).toMatchObject({ status: "Active", eventFilters: [FILTER], deliveryMode: { transportType: "WebHook", address: hook.url, encryption: false } });
+    // RingCentral returns the filters with `~` resolved to the account and extension ids.
+    expect(r.body).toMatchObject({ status: "Active", eventFilters: [FILTER.replace("account/~/extension/~", "account/100000001/extension/200000001")], deliveryMode: { transportType: "WebHook", address: hook.url, encryption: false } });
     expect(r.body["deliveryMode"]).not.toHaveProperty("verificationToken");
     expect(hook.requests[0]?.headers["validation-token"]).toMatch(/.+/);
     const id = String(r.body["id"]);

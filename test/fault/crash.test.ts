@@ -63,7 +63,7 @@ async function crashRun(seed: number): Promise<void> {
   sink = s;
   dir = tempDir("faxbridge-fault-");
   const dbFile = join(dir.path, "faxbridge.db");
-  const d = new RestartableDaemon(daemonEnv({ dataDir: dir.path, emulatorUrl: e.url, sinkUrl: s.url }));
+  const d = new RestartableDaemon(daemonEnv({ dataDir: dir.path, emulatorUrl: e.url, mediaUrl: e.mediaUrl, sinkUrl: s.url }));
   daemon = d;
   await d.start();
   const started = Date.now();

@@ -24,6 +24,8 @@ export interface SentFax {
 export class EmulatorProcess {
   readonly proc = new DaemonProcess({});
   url = "";
+  /** The media host's origin (attachment content): the daemon must list it in RC_MEDIA_ORIGINS. */
+  mediaUrl = "";
 
   async start(extra: string[] = []): Promise<this> {
     await this.proc.start([
@@ -32,7 +34,7 @@ export class EmulatorProcess {
       "0",
       "--queued-ms",
       "40",
-      "--sent-ms",
+      "--page-ms",
       "40",
       // Crash safety, not pacing, is under test: limits nobody reaches.
       "--light-limit",
@@ -47,6 +49,7 @@ export class EmulatorProcess {
     ]);
     const line = await this.proc.waitForLine((l) => l.event === "emulator.ready");
     this.url = String(line.url);
+    this.mediaUrl = String(line.mediaUrl);
     return this;
   }
 
@@ -87,9 +90,10 @@ export class EmulatorProcess {
 }
 
 /** Environment for a daemon talking to an external emulator and a sink, with fast schedules. */
-export function daemonEnv(opts: { dataDir: string; emulatorUrl: string; sinkUrl: string; extra?: Record<string, string> }): Record<string, string> {
+export function daemonEnv(opts: { dataDir: string; emulatorUrl: string; mediaUrl: string; sinkUrl: string; extra?: Record<string, string> }): Record<string, string> {
   return {
     RC_SERVER_URL: opts.emulatorUrl,
+    RC_MEDIA_ORIGINS: opts.mediaUrl,
     RC_CLIENT_ID: "x",
     RC_CLIENT_SECRET: "y",
     RC_JWT: "z",

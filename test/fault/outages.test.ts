@@ -64,7 +64,7 @@ async function setup(opts: { dataDir?: string; extra?: Record<string, string> } 
   sink = s;
   dir = tempDir("faxbridge-fault-");
   const dataDir = opts.dataDir ?? dir.path;
-  const d = new RestartableDaemon(daemonEnv({ dataDir, emulatorUrl: e.url, sinkUrl: s.url, ...(opts.extra !== undefined && { extra: opts.extra }) }));
+  const d = new RestartableDaemon(daemonEnv({ dataDir, emulatorUrl: e.url, mediaUrl: e.mediaUrl, sinkUrl: s.url, ...(opts.extra !== undefined && { extra: opts.extra }) }));
   daemon = d;
   await d.start();
   return { e, s, d, dataDir, dbFile: join(dataDir, "faxbridge.db") };

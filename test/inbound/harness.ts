@@ -110,7 +110,14 @@ export class Harness {
     this.config = configSchema.parse({
       ...c,
       dataDir: this.dir.path,
-      ringcentral: { serverUrl: this.emulator.url, clientId: "test-id", clientSecret: "test-secret", jwt: "test-jwt", ...(c.ringcentral ?? {}) },
+      ringcentral: {
+        serverUrl: this.emulator.url,
+        clientId: "test-id",
+        clientSecret: "test-secret",
+        jwt: "test-jwt",
+        mediaOrigins: [this.emulator.mediaUrl],
+        ...(c.ringcentral ?? {}),
+      },
       mail: { url: this.sink.url, from: "faxbridge <faxbridge@example.test>", ...(c.mail ?? {}) },
       fax: { domains: ["fax.example.test"], ...(c.fax ?? {}) },
       inbound: {
@@ -131,9 +138,9 @@ export class Harness {
 
   /** RingCentral "restarts": same URL, every token, subscription and message gone. */
   async restartEmulator(): Promise<void> {
-    const port = this.emulator.port;
+    const { port, mediaPort } = this.emulator;
     await this.emulator.close();
-    this.emulator = await startEmulator({ ...(this.#opts.emulator ?? {}), port });
+    this.emulator = await startEmulator({ ...(this.#opts.emulator ?? {}), port, mediaPort });
   }
 
   get webhookUrl(): string {
@@ -154,6 +161,7 @@ export class Harness {
       jwt: rc.jwt,
       logger: this.logger,
       rateLimits: rc.rateLimits,
+      mediaOrigins: rc.mediaOrigins,
       onCall: (call) => this.metrics.recordRcCall(call),
     });
   }
@@ -173,14 +181,15 @@ export class Harness {
     return s;
   }
 
-  async inject(opts: { from?: string; to?: string; pages?: number; pdf?: Buffer } = {}): Promise<InjectedFax> {
+  /** A received fax, PDF by default; `contentType: "image/tiff"` with a TIFF in `pdf` stores it as RingCentral's TIFF setting does. */
+  async inject(opts: { from?: string; to?: string; pages?: number; pdf?: Buffer; contentType?: "application/pdf" | "image/tiff" } = {}): Promise<InjectedFax> {
     const from = opts.from ?? "+15551234567";
     const to = opts.to ?? "+16505550100";
     const pdf = opts.pdf ?? makePdf(opts.pages ?? 1);
     const at = Date.now();
     const res = await fetch(`${this.emulator.url}/emulator/inbound-faxes?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`, {
       method: "POST",
-      headers: { "content-type": "application/pdf" },
+      headers: { "content-type": opts.contentType ?? "application/pdf" },
       body: pdf,
     });
     if (res.status !== 200) throw new Error(`inject failed: ${res.status} ${await res.text()}`);

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { waitFor } from "../helpers/wait.js";
 import type { SinkMessage } from "../helpers/smtp-sink.js";
+import { renderTiff } from "../../src/emulator/render.js";
 import { Harness, headerText, sha256, type HarnessOptions, type InjectedFax } from "./harness.js";
 
 const EXT = "200000001"; // the emulator's extension (what "~" resolves to)
@@ -75,7 +76,8 @@ describe("inbound: discovery paths", () => {
     expect(subs).toHaveLength(1);
     expect(subs[0]?.status).toBe("Active");
     expect(subs[0]?.transportType).toBe("WebHook");
-    expect(subs[0]?.eventFilters).toEqual(["/restapi/v1.0/account/~/extension/~/message-store?type=Fax&direction=Inbound"]);
+    // RingCentral answers with `~` resolved to the account and extension ids.
+    expect(subs[0]?.eventFilters).toEqual(["/restapi/v1.0/account/100000001/extension/200000001/message-store?type=Fax&direction=Inbound"]);
     expect(x.events("webhook.validated")).toHaveLength(1);
     expect(x.events("subscription.created")).toHaveLength(1);
 
@@ -149,6 +151,25 @@ describe("inbound: discovery paths", () => {
     // one download per fax, no per-fax getMessage; the rest are the timer's ISyncs
     expect(routeCount(c, "/content/")).toBe(2);
     expect(Object.keys(c.byRoute).filter((k) => /message-store\/\{[^}]+\}$/.test(k))).toEqual([]);
+  });
+});
+
+describe("inbound: document formats", () => {
+  it("mails a fax RingCentral stored as TIFF as a .tif attachment, byte-identical, with the TIFF's page count", async () => {
+    const x = await harness({ inbound: { notifications: "none" } });
+    const svc = x.service();
+    await svc.start();
+    const tiff = renderTiff(3);
+    const fax = await x.inject({ pdf: tiff, contentType: "image/tiff" });
+    await svc.syncNow();
+    const m = await oneMail(x, fax);
+    const att = m.parsed.attachments[0];
+    expect(m.parsed.attachments).toHaveLength(1);
+    expect(att?.contentType).toBe("image/tiff");
+    expect(att?.filename).toMatch(/^fax-\d{4}-\d{2}-\d{2}T\d{4}Z-from-15551234567\.tif$/);
+    expect(sha256(att?.content ?? Buffer.alloc(0))).toBe(sha256(tiff));
+    expect(headerText(m, "x-faxbridge-pages")).toBe("3");
+    expect(m.parsed.subject).toBe("Fax from +1 555-123-4567 (3 pages)");
   });
 });
 

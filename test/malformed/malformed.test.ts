@@ -88,7 +88,7 @@ describe("malformed and hostile mail", () => {
     sink = s;
     dir = tempDir("faxbridge-malformed-");
     const dataDir = join(dir.path, "data");
-    const d = new RestartableDaemon(daemonEnv({ dataDir, emulatorUrl: e.url, sinkUrl: s.url }));
+    const d = new RestartableDaemon(daemonEnv({ dataDir, emulatorUrl: e.url, mediaUrl: e.mediaUrl, sinkUrl: s.url }));
     daemon = d;
     await d.start();
     const proc = d.current;

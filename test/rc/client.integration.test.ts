@@ -34,7 +34,7 @@ const servers: http.Server[] = [];
 
 async function setup(emuOpts: EmulatorOptions = {}, clientOpts: Partial<RcClientOptions> = {}): Promise<Harness> {
   const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), "rc-client-"));
-  const emu = await startEmulator({ strictAuth: CREDS, faxTimings: { queuedMs: 50, sentMs: 50 }, ...emuOpts });
+  const emu = await startEmulator({ strictAuth: CREDS, faxTimings: { queuedMs: 50, pageMs: 50 }, ...emuOpts });
   const calls: Harness["calls"] = [];
   const logLines: string[] = [];
   const sink = new Writable({
@@ -53,6 +53,7 @@ async function setup(emuOpts: EmulatorOptions = {}, clientOpts: Partial<RcClient
     requestTimeoutMs: 5_000,
     retry: { baseDelayMs: 20, maxDelayMs: 100 },
     onCall: (c) => calls.push({ ...c, at: Date.now() }),
+    mediaOrigins: [emu.mediaUrl],
     ...clientOpts,
   });
   h = { emu, client, calls, logLines, dir };
@@ -223,6 +224,20 @@ describe("RingCentralClient against the emulator", () => {
     expect(res.messageStatus).toBe("Queued");
     const sent = await control<{ id: string }[]>(emu, "GET", "/emulator/sent-faxes");
     expect(sent).toHaveLength(1);
+  });
+
+  it("cancels a scheduled fax by deleting its message (deleteMessage), then purges it", async () => {
+    const { client, emu, dir } = await setup();
+    const file = path.join(dir, "a.pdf");
+    await fs.promises.writeFile(file, pdf("scheduled"));
+    const sendTime = new Date(Date.now() + 3_600_000).toISOString();
+    const res = await client.sendFax({ to: [{ phoneNumber: FAX_TO }], sendTime }, [{ path: file, filename: "a.pdf", contentType: "application/pdf" }]);
+    await client.deleteMessage(res.id);
+    const sent = await control<{ id: string; cancelledAt: string | null }[]>(emu, "GET", "/emulator/sent-faxes");
+    expect(sent).toEqual([expect.objectContaining({ id: String(res.id), cancelledAt: expect.any(String) })]);
+    expect((await client.getMessage(res.id)).availability).toBe("Deleted");
+    await client.deleteMessage(res.id, { purge: true });
+    await expect(client.getMessage(res.id)).rejects.toMatchObject({ status: 404 });
   });
 
   it("a fax POST answered 503 is not retried inside the client", async () => {
@@ -454,6 +469,9 @@ describe("RingCentralClient against the emulator", () => {
     const msg = await client.getMessage(String(created.id));
     const att = msg.attachments?.[0];
     expect(att).toBeDefined();
+    // Content lives on the media host, a second origin, as on media.ringcentral.com.
+    expect(new URL(att?.uri ?? "").origin).toBe(emu.mediaUrl);
+    expect(emu.mediaUrl).not.toBe(emu.url);
     const dl = await client.downloadContent(att?.uri ?? "");
     expect(dl.contentType).toContain("application/pdf");
     const chunks: Buffer[] = [];
@@ -470,6 +488,18 @@ describe("RingCentralClient against the emulator", () => {
   it("refuses to send the token to a foreign host", async () => {
     const { client } = await setup();
     await expect(client.downloadContent("https://evil.example.com/x")).rejects.toThrow(/untrusted host/);
+  });
+
+  it("sends the token to the media host only when ringcentral.mediaOrigins lists it", async () => {
+    const { client, emu } = await setup({}, { mediaOrigins: [] });
+    const created = await control<{ id: string | number }>(emu, "POST", "/emulator/inbound-faxes?from=%2B15557654321", pdf("media"), "application/pdf");
+    const uri = (await client.getMessage(String(created.id))).attachments?.[0]?.uri ?? "";
+    await control(emu, "POST", "/emulator/calls/reset");
+    await expect(client.downloadContent(uri)).rejects.toThrow(/untrusted host 127\.0\.0\.1:\d+/);
+    // Refused before any request: the media host saw no call, so no token left the process.
+    expect((await emuCalls(emu)).total).toBe(0);
+    // The media host serves content only; the API is not reachable there.
+    expect((await fetch(`${emu.mediaUrl}/restapi/v1.0/account/~/extension/~/message-store`)).status).toBe(404);
   });
 
   it("retries idempotent GETs on 5xx and connection resets", async () => {

@@ -21,6 +21,7 @@
  *   ORIGINAL_SUBJECT_CHARS of the original subject and bounded file names,
  *   enough for the sender to recognise the mail.
  */
+import { formatTime } from "../util/time.js";
 import { basename } from "node:path";
 import type { OutgoingMail } from "../mail/transport.js";
 import { formatNumber } from "../smtp/address.js";
@@ -68,6 +69,8 @@ export interface ReportOptions {
   /** `mail.from`: the From header of reports. */
   readonly from: string;
   readonly attachDocuments: boolean;
+  /** `mail.timeZone`: the zone of every time shown (default UTC). */
+  readonly timeZone?: string;
 }
 
 export interface ComposedReport {
@@ -178,15 +181,15 @@ export function reportMessageId(queueId: string, kind: ReportKind, from: string)
   return `<faxbridge.${k}.${queueId}@${domainOf(from)}>`;
 }
 
-function isoMinute(ms: number | undefined): string | undefined {
+function isoMinute(ms: number | undefined, timeZone: string): string | undefined {
   if (ms === undefined || !Number.isFinite(ms)) return undefined;
-  return `${new Date(ms).toISOString().replace("T", " ").replace(/\.\d{3}Z$/, "")} UTC`;
+  return formatTime(ms, timeZone);
 }
 
-function isoString(value: string | undefined): string | undefined {
+function isoString(value: string | undefined, timeZone: string): string | undefined {
   if (value === undefined) return undefined;
   const ms = Date.parse(value);
-  return Number.isNaN(ms) ? value : isoMinute(ms);
+  return Number.isNaN(ms) ? value : isoMinute(ms, timeZone);
 }
 
 function sizeText(bytes: number): string {
@@ -221,14 +224,14 @@ function recipientLine(r: RecipientStatus): RecipientLine {
   }
 }
 
-function summarise(input: ReportInput): { status: ReportStatus; subject: string; headline: string } {
+function summarise(input: ReportInput, timeZone: string): { status: ReportStatus; subject: string; headline: string } {
   const rs = input.recipients;
   const single = rs.length === 1 ? rs[0] : undefined;
   const target = single !== undefined ? formatNumber(single.e164) : `${rs.length} recipients`;
   const pages = pagesText(input.pages);
 
   if (input.kind === "accepted") {
-    const when = isoString(input.sendTime);
+    const when = isoString(input.sendTime, timeZone);
     if (when !== undefined) {
       return { status: "scheduled", subject: `Fax to ${target} scheduled for ${when}`, headline: `Your fax to ${target} was accepted by RingCentral and will be sent at ${when}.` };
     }
@@ -277,16 +280,17 @@ function summarise(input: ReportInput): { status: ReportStatus; subject: string;
 
 /** Build the report email for a job. Pure apart from reading nothing: attachments are streamed by the transport. */
 export function composeReport(input: ReportInput, opts: ReportOptions): ComposedReport {
-  const { status, subject, headline } = summarise(input);
+  const tz = opts.timeZone ?? "UTC";
+  const { status, subject, headline } = summarise(input, tz);
   const lines = input.recipients.map(recipientLine);
   const facts: [string, string][] = [];
   if (input.pages !== undefined) facts.push(["Pages", String(input.pages)]);
-  facts.push(["Received", isoMinute(input.receivedAt) ?? ""]);
-  const submitted = isoMinute(input.submittedAt);
+  facts.push(["Received", isoMinute(input.receivedAt, tz) ?? ""]);
+  const submitted = isoMinute(input.submittedAt, tz);
   if (submitted !== undefined) facts.push(["Submitted to RingCentral", submitted]);
-  const scheduled = isoString(input.sendTime);
+  const scheduled = isoString(input.sendTime, tz);
   if (scheduled !== undefined) facts.push(["Scheduled for", scheduled]);
-  const completed = isoMinute(input.completedAt);
+  const completed = isoMinute(input.completedAt, tz);
   if (completed !== undefined && input.kind !== "accepted") facts.push(["Completed", completed]);
   facts.push(["Queue id", input.queueId]);
   if (input.rcMessageId !== undefined) facts.push(["RingCentral message id", input.rcMessageId]);

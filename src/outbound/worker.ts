@@ -482,6 +482,7 @@ export class OutboundWorker {
       workDir,
       envelope: job,
       config: this.#deps.config.fax,
+      timeZone: this.#deps.config.mail.timeZone,
       now: new Date(this.#now()),
       log,
     });
@@ -958,6 +959,7 @@ export class OutboundWorker {
     const composed = composeReport(this.#reportInput(job, data, meta, from === "failed" ? "failed" : "final"), {
       from: config.mail.from,
       attachDocuments: config.fax.reportAttachDocuments,
+      timeZone: config.mail.timeZone,
     });
     try {
       await mail.send(composed.mail);
@@ -1017,7 +1019,7 @@ export class OutboundWorker {
         log.info({ event: "report.suppressed", kind: "accepted", reason: suppressed }, "no acceptance notice for this sender (loop safety)");
         return;
       }
-      const composed = composeReport(this.#reportInput(job, data, meta, "accepted"), { from: this.#deps.config.mail.from, attachDocuments: false });
+      const composed = composeReport(this.#reportInput(job, data, meta, "accepted"), { from: this.#deps.config.mail.from, attachDocuments: false, timeZone: this.#deps.config.mail.timeZone });
       await this.#deps.mail.send(composed.mail);
       log.info({ event: "report.accepted_sent", to: job.reportTo, messageId: composed.mail.messageId }, "acceptance notice sent");
     } catch (err) {

@@ -431,6 +431,20 @@ describe("inbound: routing and modes", () => {
     await waitFor(async () => (await x.client.getMessage(fax.id)).readStatus === "Read", 3000, "read status");
   });
 
+  it("shows the received time in mail.timeZone, to the second (issue 12)", async () => {
+    const x = await harness({ config: { mail: { timeZone: "Asia/Tokyo" } }, inbound: { subjectTemplate: "Fax at {received}" } });
+    const svc = x.service();
+    await svc.start();
+    await svc.syncNow();
+    const fax = await x.inject();
+    await svc.syncNow();
+    const m = await oneMail(x, fax);
+    const d = new Date(Date.parse(fax.creationTime) + 9 * 3_600_000);
+    const local = `${d.toISOString().slice(0, 19).replace("T", " ")} GMT+9`;
+    expect(m.parsed.subject).toBe(`Fax at ${local}`);
+    expect(m.parsed.text).toContain(local);
+  });
+
   it("a custom subject template fills every field", async () => {
     const x = await harness({ inbound: { subjectTemplate: "[fax] {from} → {to}, {pages}p at {received}" } });
     const svc = x.service();
@@ -439,7 +453,7 @@ describe("inbound: routing and modes", () => {
     const fax = await x.inject({ pages: 2 });
     await svc.syncNow();
     const m = await oneMail(x, fax);
-    expect(m.parsed.subject).toMatch(/^\[fax\] \+1 555-123-4567 → \+1 650-555-0100, 2p at \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC$/);
+    expect(m.parsed.subject).toMatch(/^\[fax\] \+1 555-123-4567 → \+1 650-555-0100, 2p at \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC$/);
   });
 
 });

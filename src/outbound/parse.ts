@@ -395,10 +395,11 @@ async function finish(
   const fullBody = plain !== "" ? plain : text?.html ? normaliseBody(htmlToPlainText(text.html)) : "";
   // Quoted replies and signatures are not faxed (fax.stripQuotes, default on).
   const body = config.stripQuotes === false ? fullBody : stripQuotedReply(fullBody);
+  const skipped: { filename: string; reason: string }[] = [];
+  if (body !== fullBody) skipped.push({ filename: "quoted reply and signature in the email text", reason: "removed (fax.stripQuotes)" });
 
   // Inline images of an HTML body are faxed unless they look like signature art (src/outbound/inline-images.ts).
   const cids = referencedCids(text?.html);
-  const skipped: { filename: string; reason: string }[] = [];
   const documents: FaxDocumentFile[] = [];
   for (const doc of extracted) {
     const belongsToHtml = doc.related || (doc.cid !== undefined && cids.has(doc.cid));

@@ -55,6 +55,8 @@ export interface ReportInput {
   /** Scheduled sending time (X-Fax-Send-Time), ISO 8601. */
   readonly sendTime?: string;
   readonly documents: readonly ReportDocument[];
+  /** Parts of the mail that were not faxed, and why (inline signature art, quoted replies …). */
+  readonly notFaxed?: readonly { readonly name: string; readonly reason: string }[];
   readonly forwardOf?: string;
   /** The mail was refused before any fax was sent. */
   readonly refusal?: { readonly rule: string; readonly message: string; readonly filename?: string };
@@ -315,6 +317,12 @@ export function composeReport(input: ReportInput, opts: ReportOptions): Composed
     for (const d of docs) text.push(`  ${d}`);
     text.push("");
   }
+  const notFaxed = (input.notFaxed ?? []).slice(0, MAX_LISTED_DOCUMENTS).map((n) => `${clip(n.name, FILE_NAME_CHARS)}: ${n.reason}`);
+  if (notFaxed.length > 0) {
+    text.push("Not faxed:");
+    for (const n of notFaxed) text.push(`  ${n}`);
+    text.push("");
+  }
   const width = Math.max(...facts.map(([k]) => k.length));
   for (const [k, v] of facts) text.push(`${`${k}:`.padEnd(width + 2)}${v}`);
   text.push("", "This is an automatic message from the fax gateway.");
@@ -331,6 +339,7 @@ export function composeReport(input: ReportInput, opts: ReportOptions): Composed
   if (docs.length > 0) {
     html.push(`<p>${input.refusal === undefined ? "Documents faxed" : "Documents"}:</p><ul>${docs.map((d) => `<li>${escapeHtml(d)}</li>`).join("")}</ul>`);
   }
+  if (notFaxed.length > 0) html.push(`<p>Not faxed:</p><ul>${notFaxed.map((n) => `<li>${escapeHtml(n)}</li>`).join("")}</ul>`);
   html.push(`<table cellpadding="2">${facts.map(([k, v]) => `<tr><td>${escapeHtml(k)}:</td><td>${escapeHtml(v)}</td></tr>`).join("")}</table>`);
   html.push("<p><small>This is an automatic message from the fax gateway.</small></p>");
 

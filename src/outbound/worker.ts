@@ -909,6 +909,7 @@ export class OutboundWorker {
       recipients,
       receivedAt: job.receivedAt,
       documents: (data?.documents ?? []).map((d) => ({ name: d.originalFilename ?? d.filename, size: d.size, path: d.path, contentType: d.contentType })),
+      notFaxed: (data?.skipped ?? []).map((s) => ({ name: s.filename, reason: s.reason })),
       original: {
         references: meta?.references ?? [],
         ...(meta?.messageId !== undefined && { messageId: meta.messageId }),

@@ -2,6 +2,7 @@
  * Issue 12, sender experience, end to end: nodemailer → our SMTP listener →
  * worker → RingCentral emulator, and the sender report → SMTP sink.
  */
+import { randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import { waitFor } from "../helpers/wait.js";
 import { makePdf, OutboundHarness, type HarnessOptions } from "./outbound-harness.js";
@@ -18,7 +19,65 @@ afterEach(async () => {
   h = undefined;
 });
 
+/** A JPEG whose SOF0 header says width × height, padded to `bytes` (a pasted scan). */
+function jpeg(width: number, height: number, bytes: number): Buffer {
+  const app0 = Buffer.from([0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0x00, 0x01, 0x01, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00]);
+  const sof = Buffer.from([0xff, 0xc0, 0x00, 0x11, 0x08, height >> 8, height & 0xff, width >> 8, width & 0xff, 0x03, 0x01, 0x22, 0x00, 0x02, 0x11, 0x01, 0x03, 0x11, 0x01]);
+  const head = Buffer.concat([Buffer.from([0xff, 0xd8]), app0, sof]);
+  const pad = randomBytes(bytes - head.length - 2).map((b) => (b === 0xff ? 0x00 : b));
+  return Buffer.concat([head, pad, Buffer.from([0xff, 0xd9])]);
+}
+
+/** A 1×1 PNG (a signature logo). */
+const LOGO = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==", "base64");
+
 describe("sender experience (issue 12)", () => {
+  it("faxes a pasted inline scan, skips the signature logo, and the report lists what was not faxed and why", async () => {
+    const t = await harness();
+    const scan = jpeg(1700, 2200, 217 * 1024);
+    const id = await t.send({
+      to: "15551234567@fax.local",
+      subject: "Scan",
+      text: "Scan below.\n\n-- \nAlice",
+      html: '<p>Scan below.</p><img src="cid:image001.jpg@01DA"><p>-- <br>Alice <img src="cid:image002.png@01DA"></p>',
+      attachments: [
+        { filename: "image001.jpg", content: scan, cid: "image001.jpg@01DA", contentType: "image/jpeg" },
+        { filename: "image002.png", content: LOGO, cid: "image002.png@01DA", contentType: "image/png" },
+      ],
+    });
+    await t.waitState(id, "notified");
+    const faxes = await t.sentFaxes();
+    expect(faxes[0]?.attachments.map((a) => [a.filename, a.size])).toEqual([["image001.jpg", scan.length]]);
+    expect(faxes[0]?.coverPageText).toBe("Scan\n\nScan below.");
+    await waitFor(() => t.sink.messages.length === 1, 5000, "the report");
+    const text = t.sink.messages[0]?.parsed.text ?? "";
+    expect(text).toMatch(/Documents faxed:\n\s+image001\.jpg/);
+    expect(text).toContain("Not faxed:");
+    expect(text).toMatch(/image002\.png: inline image of the HTML body that looks like signature art \(1×1 pixels, \d+ bytes;/);
+    expect(text).toContain("quoted reply and signature in the email text: removed (fax.stripQuotes)");
+  });
+
+  it("a reply without attachments faxes a page named by its subject, without the quoted thread; report times in mail.timeZone", async () => {
+    const t = await harness({ mail: { timeZone: "America/New_York" } });
+    const id = await t.send({
+      to: "15551234567@fax.local",
+      subject: "Re: Lab order 42",
+      text:
+        "Approved, please proceed.\n\nDr. Roe\n\nOn Tue, Dec 1, 2026 at 10:00 AM Fax Gateway <faxbridge@gw.test> wrote:\n" +
+        "> You received a fax from +1 555-123-4567\n> Patient: J. Doe, DOB 1970-01-01\n",
+    });
+    await t.waitState(id, "notified");
+    const faxes = await t.sentFaxes();
+    expect(faxes[0]?.attachments.map((a) => a.filename)).toEqual(["Re_Lab_order_42.txt"]);
+    // Small: the header block and two lines, not the quoted thread.
+    expect(faxes[0]?.attachments[0]?.size).toBeLessThan(200);
+    await waitFor(() => t.sink.messages.length === 1, 5000, "the report");
+    const text = t.sink.messages[0]?.parsed.text ?? "";
+    expect(text).toMatch(/Documents faxed:\n\s+Re_ Lab order 42\.txt/);
+    expect(text).toMatch(/Received:\s+\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} EST/);
+    expect(text).not.toContain("UTC");
+  });
+
   it("sends X-Fax-Iso-Code as isoCode in RingCentral's multipart/mixed layout (ringcentral.faxLayout: mixed)", async () => {
     const t = await harness({ faxLayout: "mixed", fax: { isoCode: "US" } });
     const id = await t.send({

@@ -168,7 +168,10 @@ describe("parseFaxMail: documents", () => {
   it("skips the inline logo of a multipart/related HTML body and records it (fixture)", async () => {
     const mail = await parseOk(join(FIXTURES, "related-inline-logo.eml"));
     expect(mail.documents.map((d) => d.filename)).toEqual(["results.pdf"]);
-    expect(mail.meta.skipped).toEqual([{ filename: "logo.png", reason: expect.stringContaining("inline image of the HTML body that looks like signature art") }]);
+    expect(mail.meta.skipped).toEqual([
+      { filename: "quoted reply and signature in the email text", reason: "removed (fax.stripQuotes)" },
+      { filename: "logo.png", reason: expect.stringContaining("inline image of the HTML body that looks like signature art") },
+    ]);
     // The skipped file is not left behind.
     expect((await readdir(workDir)).sort()).toEqual([expect.stringMatching(/results\.pdf$/)]);
     // The signature is stripped from the cover text (fax.stripQuotes).
@@ -176,7 +179,7 @@ describe("parseFaxMail: documents", () => {
   });
 
   it("keeps inline images when skipInlineImages is off", async () => {
-    const mail = await parseOk(join(FIXTURES, "related-inline-logo.eml"), { config: { ...config, skipInlineImages: false } });
+    const mail = await parseOk(join(FIXTURES, "related-inline-logo.eml"), { config: { ...config, skipInlineImages: false, stripQuotes: false } });
     expect(mail.documents.map((d) => d.filename)).toEqual(["logo.png", "results.pdf"]);
     expect(mail.meta.skipped).toEqual([]);
   });

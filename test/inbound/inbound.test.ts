@@ -259,6 +259,26 @@ describe("inbound: durability", () => {
     expect(x.sink.messages).toHaveLength(2);
   });
 
+  it("honours inbound.lookbackHours after a sync-token reset: faxes older than the lookback are not mailed (issue 12)", async () => {
+    const x = await harness({ inbound: { lookbackHours: 1 } });
+    const first = x.service();
+    await first.start();
+    await first.syncNow();
+    await first.stop();
+    const old = await x.inject();
+    await x.control("POST", "/emulator/sync/invalidate");
+    // The daemon comes back three hours later: the fax is now older than the one-hour lookback.
+    const later = x.service({}, x.config, () => Date.now() + 3 * 3_600_000);
+    await later.start();
+    await later.syncNow();
+    const reset = x.events("inbound.sync_reset");
+    expect(reset).toHaveLength(1);
+    expect(Date.parse(String(reset[0]?.["dateFrom"]))).toBeGreaterThan(Date.parse(old.creationTime));
+    await later.syncNow();
+    expect(x.mailsFor(old.id)).toHaveLength(0);
+    expect(x.sink.messages).toHaveLength(0);
+  });
+
   it("still delivers when webhook notifications are lost (the periodic sync is the safety net)", async () => {
     const x = await harness({ webhook: true });
     const svc = x.service({ syncIntervalMs: 300, subscriptionCheckMs: 3_600_000 });

@@ -644,6 +644,7 @@ export class OutboundWorker {
     try {
       await hooks?.beforeRecordSubmit?.(job.id, res.id);
       await store.transition(job.id, "submitting", "submitted", {
+        lastError: null,
         rcMessageId: res.id,
         status: statuses,
         faxRequest: { ...data, submittedAt: now },
@@ -774,6 +775,7 @@ export class OutboundWorker {
       const created = Date.parse(found.creationTime ?? "");
       const statuses = recipientStatuses(job.rcptTo.map((r) => r.e164), found);
       await store.transition(job.id, "submitting", "submitted", {
+        lastError: null,
         rcMessageId: found.id,
         status: statuses,
         ...(data !== undefined && { faxRequest: { ...data, submittedAt: Number.isFinite(created) ? created : now } }),

@@ -97,6 +97,16 @@ describe("sender experience (issue 12)", () => {
     expect((await t.sentFaxes())[1]).toMatchObject({ layout: "mixed", isoCode: "US" });
   });
 
+  it("clears the stale error text of a deferred attempt once a later attempt succeeds (queue show)", async () => {
+    const t = await harness();
+    await t.fault({ group: "Heavy", count: 1, kind: "status", status: 503 });
+    const id = await t.send({ to: "15551234567@fax.local", attachments: [{ filename: "a.pdf", content: makePdf() }] });
+    const job = await t.waitState(id, "notified", 15_000);
+    expect(t.events("fax.deferred").length).toBeGreaterThanOrEqual(1);
+    expect(job.lastError).toBeNull();
+    expect(job.errorText).toBeNull();
+  });
+
   it("refuses a malformed X-Fax-Iso-Code with a notice naming the header", async () => {
     const t = await harness();
     const id = await t.send({ to: "15551234567@fax.local", headers: { "X-Fax-Iso-Code": "Britain" }, attachments: [{ filename: "a.pdf", content: makePdf() }] });

@@ -427,6 +427,23 @@ describe("inbound: routing and modes", () => {
     await oneMail(x, fax);
   });
 
+  it("clears the stale error text once a later delivery succeeds (inbound list shows no old error; issue 12)", async () => {
+    const x = await harness({ inbound: { retrySchedule: "50ms,50ms,50ms" } });
+    const svc = x.service();
+    await svc.start();
+    await svc.syncNow();
+    x.sink.failNext(1, 451);
+    const fax = await x.inject();
+    await svc.syncNow();
+    await oneMail(x, fax);
+    expect(x.events("inbound.deferred")).toHaveLength(1);
+    const row = await waitFor(async () => {
+      const r = await x.store.findByRcId(EXT, fax.id);
+      return r?.state === "delivered" ? r : undefined;
+    }, 5000, "delivered row");
+    expect(row.lastError).toBeNull();
+  });
+
   it("gives up after the retry schedule on temporary failures", async () => {
     const x = await harness({ inbound: { retrySchedule: "50ms,50ms" } });
     const svc = x.service();

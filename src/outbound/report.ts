@@ -31,7 +31,7 @@ import { describeFaxError } from "./fax-errors.js";
 export type ReportKind = "final" | "failed" | "accepted";
 
 /** X-Faxbridge-Status values. */
-export type ReportStatus = "delivered" | "partial" | "failed" | "refused" | "unknown" | "accepted" | "scheduled";
+export type ReportStatus = "delivered" | "partial" | "failed" | "refused" | "unknown" | "accepted" | "scheduled" | "cancelled";
 
 export interface ReportDocument {
   /** The name the sender gave the file (or the name it was faxed under). */
@@ -57,6 +57,8 @@ export interface ReportInput {
   readonly documents: readonly ReportDocument[];
   /** Parts of the mail that were not faxed, and why (inline signature art, quoted replies …). */
   readonly notFaxed?: readonly { readonly name: string; readonly reason: string }[];
+  /** A scheduled fax deleted from RingCentral's message store before its send time (`faxbridge queue cancel`). */
+  readonly cancelled?: boolean;
   readonly forwardOf?: string;
   /** The mail was refused before any fax was sent. */
   readonly refusal?: { readonly rule: string; readonly message: string; readonly filename?: string };
@@ -232,6 +234,13 @@ function summarise(input: ReportInput, timeZone: string): { status: ReportStatus
   const target = single !== undefined ? formatNumber(single.e164) : `${rs.length} recipients`;
   const pages = pagesText(input.pages);
 
+  if (input.cancelled === true) {
+    return {
+      status: "cancelled",
+      subject: `Fax to ${target} cancelled`,
+      headline: `Your scheduled fax to ${target} was cancelled at the gateway operator's request before it was sent: RingCentral deleted it and nothing was faxed.`,
+    };
+  }
   if (input.kind === "accepted") {
     const when = isoString(input.sendTime, timeZone);
     if (when !== undefined) {
@@ -304,7 +313,7 @@ export function composeReport(input: ReportInput, opts: ReportOptions): Composed
   if (input.documents.length > MAX_LISTED_DOCUMENTS) docs.push(`… and ${input.documents.length - MAX_LISTED_DOCUMENTS} more`);
 
   const text: string[] = [headline, ""];
-  if (lines.length > 0 && input.refusal === undefined) {
+  if (lines.length > 0 && input.refusal === undefined && input.cancelled !== true) {
     text.push("Recipients:");
     for (const l of lines) {
       text.push(`  ${l.number}: ${l.state}`);
@@ -328,7 +337,7 @@ export function composeReport(input: ReportInput, opts: ReportOptions): Composed
   text.push("", "This is an automatic message from the fax gateway.");
 
   const html: string[] = [`<p>${escapeHtml(headline)}</p>`];
-  if (lines.length > 0 && input.refusal === undefined) {
+  if (lines.length > 0 && input.refusal === undefined && input.cancelled !== true) {
     html.push("<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\"><tr><th align=\"left\">Recipient</th><th align=\"left\">Status</th></tr>");
     for (const l of lines) {
       const advice = l.advice !== undefined && input.kind !== "accepted" ? `<br><small>${escapeHtml(l.advice)}</small>` : "";

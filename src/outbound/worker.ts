@@ -64,6 +64,7 @@ import { normaliseAddress } from "../policy/identity.js";
 import { QuotaTracker } from "../policy/quota.js";
 import { PageBudget, type CostVerdict } from "./cost.js";
 import type { FaxDocument, MessageInfo, RingCentralClient, SendFaxRequest } from "../rc/client.js";
+import { cancelScheduledFax } from "./cancel.js";
 import { RcApiError } from "../rc/errors.js";
 import type { Spool } from "../spool/spool.js";
 import { StateConflictError, recipientKey, type JobState, type OutboundJob, type OutboundStore, type RecipientStatus } from "../store/outbound.js";
@@ -78,7 +79,7 @@ import { composeReport, suppressReason, type ReportInput, type ReportKind } from
 type Lane = "work" | "send" | "poll";
 
 /** The RingCentral calls the worker makes (RingCentralClient satisfies it). */
-export type FaxApi = Pick<RingCentralClient, "sendFax" | "resendFax" | "getMessage" | "listMessages" | "rateLimitState">;
+export type FaxApi = Pick<RingCentralClient, "sendFax" | "resendFax" | "getMessage" | "listMessages" | "rateLimitState" | "deleteMessage">;
 
 export interface WorkerTuning {
   /** How often the queue is looked at when nothing wakes the worker. */
@@ -838,6 +839,10 @@ export class OutboundWorker {
       await store.transition(job.id, "submitted", "failed", { errorCode: "internal", errorText: "the gateway lost the RingCentral message id", nextAttemptAt: this.#now() });
       return;
     }
+    if (data.cancel !== undefined && data.cancel.outcome === undefined) {
+      await this.#cancelAtRingCentral(job, data, rcId, log);
+      return;
+    }
     const polls = data.polls + 1;
     let info: MessageInfo;
     try {
@@ -887,6 +892,37 @@ export class OutboundWorker {
     await store.transition(job.id, "submitted", "submitted", { status: statuses, faxRequest: next, nextAttemptAt: Math.max(nextAt, now + 1) });
   }
 
+  /** An operator cancelled a scheduled fax RingCentral holds: delete it there (src/outbound/cancel.ts), then report. */
+  async #cancelAtRingCentral(job: OutboundJob, data: JobData, rcId: string, log: Logger): Promise<void> {
+    const cancel = data.cancel ?? { requestedAt: this.#now() };
+    let outcome;
+    try {
+      outcome = await cancelScheduledFax(this.#deps.client, rcId);
+    } catch (err) {
+      const delay = pollDelay(this.#pollSchedule, 1);
+      log.warn({ event: "fax.cancel_failed", err, delayMs: delay }, "could not cancel the scheduled fax at RingCentral yet; will try again");
+      await this.#deps.store.transition(job.id, "submitted", "submitted", { lastError: `cancel: ${errorMessage(err)}`, nextAttemptAt: this.#now() + delay });
+      return;
+    }
+    if (outcome.cancelled) {
+      log.info({ event: "fax.cancelled" }, "scheduled fax deleted from RingCentral's message store before its send time");
+      const now = this.#now();
+      await this.#deps.store.transition(job.id, "submitted", "final", {
+        status: job.rcptTo.map((r) => ({ e164: r.e164, status: "Unknown" as const })),
+        faxRequest: { ...data, cancel: { ...cancel, outcome: "cancelled" }, completedAt: now },
+        errorCode: "cancelled",
+        errorText: "cancelled by the operator before its send time",
+        nextAttemptAt: now,
+      });
+      return;
+    }
+    log.warn({ event: "fax.cancel_too_late", reason: outcome.reason }, "the scheduled fax could not be cancelled; following it to its final status");
+    await this.#deps.store.transition(job.id, "submitted", "submitted", {
+      faxRequest: { ...data, cancel: { ...cancel, outcome: "too-late", reason: outcome.reason } },
+      nextAttemptAt: this.#now(),
+    });
+  }
+
   async #finalize(job: OutboundJob, data: JobData, statuses: RecipientStatus[], log: Logger): Promise<void> {
     const now = this.#now();
     await this.#deps.store.transition(job.id, "submitted", "final", {
@@ -912,6 +948,7 @@ export class OutboundWorker {
       receivedAt: job.receivedAt,
       documents: (data?.documents ?? []).map((d) => ({ name: d.originalFilename ?? d.filename, size: d.size, path: d.path, contentType: d.contentType })),
       notFaxed: (data?.skipped ?? []).map((s) => ({ name: s.filename, reason: s.reason })),
+      ...(data?.cancel?.outcome === "cancelled" && { cancelled: true }),
       original: {
         references: meta?.references ?? [],
         ...(meta?.messageId !== undefined && { messageId: meta.messageId }),

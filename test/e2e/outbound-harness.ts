@@ -43,6 +43,7 @@ export interface SentFax {
   originalMessageId: string | null;
   coverPageText: string | null;
   isoCode?: string | null;
+  cancelledAt?: string | null;
   attachments: { filename: string; contentType: string; size: number; sha256: string }[];
   receivedAt: string;
 }

@@ -4,6 +4,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
+import { cancelJob } from "../../src/cli/queue.js";
+import type { Stores } from "../../src/cli/common.js";
 import { waitFor } from "../helpers/wait.js";
 import { makePdf, OutboundHarness, type HarnessOptions } from "./outbound-harness.js";
 
@@ -105,6 +107,25 @@ describe("sender experience (issue 12)", () => {
     expect(t.events("fax.deferred").length).toBeGreaterThanOrEqual(1);
     expect(job.lastError).toBeNull();
     expect(job.errorText).toBeNull();
+  });
+
+  it("queue cancel of a scheduled fax deletes it at RingCentral before its send time, confirms it, and reports 'cancelled'", async () => {
+    const t = await harness();
+    const sendTime = new Date(Date.now() + 120_000).toISOString().replace(/\.\d{3}Z$/, "Z");
+    const id = await t.send({ to: "15551234567@fax.local", headers: { "X-Fax-Send-Time": sendTime }, attachments: [{ filename: "a.pdf", content: makePdf() }] });
+    const submitted = await t.waitState(id, "submitted");
+    const stores = { outbound: t.store, dataDir: t.dir.path } as unknown as Stores;
+    const result = await cancelJob(stores, id);
+    expect(result.message).toContain(`RingCentral deleted the scheduled fax ${submitted.rcMessageId ?? ""} before its send time (confirmed)`);
+    const job = await t.waitState(id, "notified");
+    expect(job.errorCode).toBe("cancelled");
+    const faxes = await t.sentFaxes();
+    expect(faxes[0]?.cancelledAt).not.toBeNull();
+    await waitFor(() => t.sink.messages.length === 1, 5000, "the report");
+    expect(t.sink.messages[0]?.parsed.subject).toBe("Fax to +1 555-123-4567 cancelled");
+    expect(t.sink.messages[0]?.parsed.text).toContain("nothing was faxed");
+    expect(t.sink.messages[0]?.parsed.headers.get("x-faxbridge-status")).toBe("cancelled");
+    expect(t.events("fax.cancelled")).toHaveLength(1);
   });
 
   it("refuses a malformed X-Fax-Iso-Code with a notice naming the header", async () => {

@@ -71,6 +71,7 @@ const LEAVES: ReadonlyArray<readonly [path: string, kind: SettingKind, secret?: 
   ["fax.statusTimeoutHours", "int"],
   ["fax.notifyOnAccept", "bool"],
   ["fax.reportAttachDocuments", "bool"],
+  ["fax.reportTransmittedCopy", "string"],
   ["mail.url", "string", true],
   ["mail.from", "string"],
   ["mail.timeZone", "string"],

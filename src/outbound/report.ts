@@ -75,6 +75,8 @@ export interface ReportOptions {
   readonly attachDocuments: boolean;
   /** `mail.timeZone`: the zone of every time shown (default UTC). */
   readonly timeZone?: string;
+  /** The fax as RingCentral transmitted it (fax.reportTransmittedCopy), attached to final reports. */
+  readonly transmittedCopy?: { readonly filename: string; readonly content: Buffer; readonly contentType: string };
 }
 
 export interface ComposedReport {
@@ -380,6 +382,10 @@ export function composeReport(input: ReportInput, opts: ReportOptions): Composed
   }
   if (opts.attachDocuments && input.kind !== "accepted" && input.documents.length > 0) {
     mail.attachments = input.documents.map((d) => ({ filename: d.name || basename(d.path), path: d.path, contentType: d.contentType }));
+  }
+  if (opts.transmittedCopy !== undefined && input.kind === "final") {
+    const c = opts.transmittedCopy;
+    mail.attachments = [...(mail.attachments ?? []), { filename: c.filename, content: c.content, contentType: c.contentType }];
   }
   return { mail, status, subject };
 }

@@ -64,6 +64,7 @@ import { normaliseAddress } from "../policy/identity.js";
 import { QuotaTracker } from "../policy/quota.js";
 import { PageBudget, type CostVerdict } from "./cost.js";
 import type { FaxDocument, MessageInfo, RingCentralClient, SendFaxRequest } from "../rc/client.js";
+import { fetchTransmittedCopy, type TransmittedCopy } from "./transmitted.js";
 import { cancelScheduledFax } from "./cancel.js";
 import { RcApiError } from "../rc/errors.js";
 import type { Spool } from "../spool/spool.js";
@@ -79,7 +80,7 @@ import { composeReport, suppressReason, type ReportInput, type ReportKind } from
 type Lane = "work" | "send" | "poll";
 
 /** The RingCentral calls the worker makes (RingCentralClient satisfies it). */
-export type FaxApi = Pick<RingCentralClient, "sendFax" | "resendFax" | "getMessage" | "listMessages" | "rateLimitState" | "deleteMessage">;
+export type FaxApi = Pick<RingCentralClient, "sendFax" | "resendFax" | "getMessage" | "listMessages" | "rateLimitState" | "deleteMessage" | "downloadContent">;
 
 export interface WorkerTuning {
   /** How often the queue is looked at when nothing wakes the worker. */
@@ -121,7 +122,7 @@ export interface WorkerHooks {
 
 export interface OutboundWorkerDeps {
   readonly config: Pick<Config, "fax" | "mail"> &
-    Partial<Pick<Config, "retention">> & {
+    Partial<Pick<Config, "retention" | "inbound">> & {
       readonly policy?: {
         readonly abuse: Pick<Config["policy"]["abuse"], "noticesPerAddressPerHour">;
         readonly quotas: Pick<Config["policy"]["quotas"], "pagesPerSenderPerHour" | "pagesGlobalPerHour">;
@@ -996,10 +997,12 @@ export class OutboundWorker {
       await this.#finish(job, from, { ...base, report: { outcome: "suppressed", at: this.#now(), detail: "notice rate limit" } }, log);
       return;
     }
+    const transmittedCopy = from === "final" ? await this.#transmittedCopy(job, data, log) : undefined;
     const composed = composeReport(this.#reportInput(job, data, meta, from === "failed" ? "failed" : "final"), {
       from: config.mail.from,
       attachDocuments: config.fax.reportAttachDocuments,
       timeZone: config.mail.timeZone,
+      ...(transmittedCopy !== undefined && { transmittedCopy }),
     });
     try {
       await mail.send(composed.mail);
@@ -1020,6 +1023,20 @@ export class OutboundWorker {
     }
     log.info({ event: "report.sent", to: job.reportTo, status: composed.status, messageId: composed.mail.messageId }, "sender report sent");
     await this.#finish(job, from, { ...base, report: { outcome: "sent", at: this.#now() } }, log);
+  }
+
+  /** The fax as RingCentral transmitted it, for a report of a fax that went out to someone; undefined when off or unavailable. */
+  async #transmittedCopy(job: OutboundJob, data: JobData | undefined, log: Logger): Promise<TransmittedCopy | undefined> {
+    const { config, client } = this.#deps;
+    const mode = config.fax.reportTransmittedCopy ?? (config.inbound?.delivery === "link" ? "none" : "first-page");
+    const wentOut = (job.status ?? []).some((s) => s.status === "Sent" || s.status === "Delivered");
+    if (mode === "none" || job.rcMessageId === null || !wentOut || data?.cancel?.outcome === "cancelled") return undefined;
+    try {
+      return await fetchTransmittedCopy(client, job.rcMessageId, mode);
+    } catch (err) {
+      log.warn({ event: "report.transmitted_copy_failed", err }, "could not fetch the transmitted copy; the report goes without it");
+      return undefined;
+    }
   }
 
   /** final/failed → notified: record the outcome, write the audit line, remove the job's documents. */

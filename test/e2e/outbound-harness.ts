@@ -177,6 +177,7 @@ export class OutboundHarness {
       retry: { baseDelayMs: 20, maxDelayMs: 100 },
       onCall: (c) => this.metrics.recordRcCall(c),
       faxLayout: this.config.ringcentral.faxLayout,
+      mediaOrigins: [this.emu.mediaUrl],
     });
     this.mail = createMailSender(this.config.mail.url, `${this.dir.path}/mailbox`, this.logger);
     const policy = this.opts.policy === undefined ? undefined : await createSmtpPolicy({ config: this.config, logger: this.logger, metrics: this.metrics, store: this.store });

@@ -3,6 +3,7 @@
  * worker → RingCentral emulator, and the sender report → SMTP sink.
  */
 import { randomBytes } from "node:crypto";
+import { PDFDocument } from "pdf-lib";
 import { afterEach, describe, expect, it } from "vitest";
 import { cancelJob } from "../../src/cli/queue.js";
 import type { Stores } from "../../src/cli/common.js";
@@ -126,6 +127,32 @@ describe("sender experience (issue 12)", () => {
     expect(t.sink.messages[0]?.parsed.text).toContain("nothing was faxed");
     expect(t.sink.messages[0]?.parsed.headers.get("x-faxbridge-status")).toBe("cancelled");
     expect(t.events("fax.cancelled")).toHaveLength(1);
+  });
+
+  it("attaches the first page of the fax as RingCentral transmitted it (fax.reportTransmittedCopy default), or all of it", async () => {
+    const three = Buffer.from(
+      "%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n2 0 obj << /Type /Pages /Kids [3 0 R 4 0 R 5 0 R] /Count 3 >> endobj\n" +
+        "3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >> endobj\n4 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >> endobj\n" +
+        "5 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n",
+      "latin1",
+    );
+    const pagesOf = async (b: Buffer): Promise<number> => (await PDFDocument.load(b)).getPageCount();
+    for (const [mode, name] of [
+      [undefined, "transmitted-fax-page-1.pdf"],
+      ["all", "transmitted-fax.pdf"],
+    ] as const) {
+      const t = await harness(mode === undefined ? {} : { fax: { reportTransmittedCopy: mode } });
+      const id = await t.send({ to: "15551234567@fax.local", attachments: [{ filename: "three.pdf", content: three }] });
+      await t.waitState(id, "notified");
+      await waitFor(() => t.sink.messages.length === 1, 5000, "the report");
+      const atts = t.sink.messages[0]?.parsed.attachments ?? [];
+      expect(atts.map((a) => a.filename)).toEqual([name]);
+      const rendered = (await t.job(id)).status;
+      expect(rendered?.[0]?.status).toBe("Sent");
+      expect(await pagesOf(atts[0]?.content as Buffer)).toBe(mode === "all" ? 3 : 1);
+      await t.close();
+      h = undefined;
+    }
   });
 
   it("refuses a malformed X-Fax-Iso-Code with a notice naming the header", async () => {

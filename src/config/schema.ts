@@ -172,8 +172,8 @@ export const configSchema = z
         notifyOnAccept: z.boolean().default(false),
         /** Attach the original documents to the sender report (off: documents may be PHI). */
         reportAttachDocuments: z.boolean().default(false),
-        /** Attach the fax as RingCentral transmitted it: none, its first page, or all of it; default first-page, none when inbound.delivery is link (PHI). */
-        reportTransmittedCopy: z.enum(["none", "first-page", "all"]).optional(),
+        /** Attach the fax as RingCentral transmitted it: none, its first page, or all of it; auto = first-page, or none when inbound.delivery is link (PHI). */
+        reportTransmittedCopy: z.enum(["auto", "none", "first-page", "all"]).default("auto"),
       })
       .prefault({}),
     mail: z

@@ -1028,7 +1028,8 @@ export class OutboundWorker {
   /** The fax as RingCentral transmitted it, for a report of a fax that went out to someone; undefined when off or unavailable. */
   async #transmittedCopy(job: OutboundJob, data: JobData | undefined, log: Logger): Promise<TransmittedCopy | undefined> {
     const { config, client } = this.#deps;
-    const mode = config.fax.reportTransmittedCopy ?? (config.inbound?.delivery === "link" ? "none" : "first-page");
+    const setting = config.fax.reportTransmittedCopy;
+    const mode = setting === "auto" ? (config.inbound?.delivery === "link" ? "none" : "first-page") : setting;
     const wentOut = (job.status ?? []).some((s) => s.status === "Sent" || s.status === "Delivered");
     if (mode === "none" || job.rcMessageId === null || !wentOut || data?.cancel?.outcome === "cancelled") return undefined;
     try {

@@ -10,6 +10,7 @@
  *   block, then the text, named by its subject.
  */
 import EmailReplyParser from "email-reply-parser";
+import type { Headers } from "mailparser";
 import { formatTime } from "../util/time.js";
 
 const parser = new EmailReplyParser();
@@ -31,9 +32,7 @@ export function stripQuotedReply(body: string): string {
 }
 
 export interface BodyPageInput {
-  from?: string | undefined;
-  date?: Date | undefined;
-  subject?: string | undefined;
+  headers: Headers;
   body: string;
   timeZone: string;
 }
@@ -41,9 +40,12 @@ export interface BodyPageInput {
 /** The text of the page faxed for a mail without attachments: a header block, a rule, then the text. */
 export function renderBodyPage(input: BodyPageInput): string {
   const lines: string[] = [];
-  if (input.from) lines.push(`From:    ${oneLine(input.from)}`);
-  if (input.date && !Number.isNaN(input.date.getTime())) lines.push(`Date:    ${formatTime(input.date, input.timeZone)}`);
-  if (input.subject) lines.push(`Subject: ${oneLine(input.subject)}`);
+  const from = fromText(input.headers);
+  const date = dateHeader(input.headers);
+  const subject = input.headers.get("subject");
+  if (from) lines.push(`From:    ${oneLine(from)}`);
+  if (date && !Number.isNaN(date.getTime())) lines.push(`Date:    ${formatTime(date, input.timeZone)}`);
+  if (typeof subject === "string" && subject.trim() !== "") lines.push(`Subject: ${oneLine(subject)}`);
   if (lines.length === 0) return input.body;
   const width = Math.min(72, Math.max(...lines.map((l) => l.length)));
   return `${lines.join("\n")}\n${"=".repeat(width)}\n\n${input.body}`;
@@ -51,4 +53,17 @@ export function renderBodyPage(input: BodyPageInput): string {
 
 function oneLine(s: string): string {
   return s.replace(/\s+/g, " ").trim().slice(0, 200);
+}
+
+/** The From header as written (display name and address), for the body page. */
+function fromText(headers: Headers): string | undefined {
+  const v = headers.get("from");
+  if (v === undefined || typeof v !== "object" || v instanceof Date || Array.isArray(v) || !("value" in v) || !Array.isArray(v.value)) return undefined;
+  const shown = v.value.map((a: { name?: string; address?: string }) => (a.name ? `${a.name} <${a.address ?? ""}>` : (a.address ?? ""))).filter((s: string) => s !== "");
+  return shown.length > 0 ? shown.join(", ") : undefined;
+}
+
+function dateHeader(headers: Headers): Date | undefined {
+  const v = headers.get("date");
+  return v instanceof Date ? v : undefined;
 }

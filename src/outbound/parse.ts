@@ -440,7 +440,7 @@ async function finish(
         },
       };
     }
-    const page = renderBodyPage({ from: fromText(h), date: dateHeader(h), subject: headerStrings(h, "subject")[0], body, timeZone: input.timeZone ?? "UTC" });
+    const page = renderBodyPage({ headers: h, body, timeZone: input.timeZone ?? "UTC" });
     documents.push(await writeBodyDocument(input.workDir, page, headerStrings(h, "subject")[0]));
     bodyIsDocument = true;
   }
@@ -509,19 +509,6 @@ function rawDate(lines: HeaderLines): string | undefined {
 }
 
 /** The body as a UTF-8 text document; a BOM marks it as UTF-8 when it is not plain ASCII. */
-/** The From header as written (display name and address), for the body page. */
-function fromText(headers: Headers): string | undefined {
-  const v = headers.get("from");
-  if (v === undefined || typeof v !== "object" || v instanceof Date || Array.isArray(v) || !("value" in v) || !Array.isArray(v.value)) return undefined;
-  const shown = v.value.map((a: { name?: string; address?: string }) => (a.name ? `${a.name} <${a.address ?? ""}>` : (a.address ?? ""))).filter((s: string) => s !== "");
-  return shown.length > 0 ? shown.join(", ") : undefined;
-}
-
-function dateHeader(headers: Headers): Date | undefined {
-  const v = headers.get("date");
-  return v instanceof Date ? v : undefined;
-}
-
 /** The body page is named by the mail's subject ("Invoice 42.txt"); message.txt without one. */
 async function writeBodyDocument(workDir: string, body: string, subject?: string): Promise<FaxDocumentFile> {
   const path = join(workDir, "000-message.txt");

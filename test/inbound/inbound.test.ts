@@ -113,7 +113,8 @@ describe("inbound: discovery paths", () => {
     const mail = await oneMail(x, fax);
     expect(mail.parsed.subject).toBe("Fax from +44 20 7183 8750 (2 pages)");
     // A non-US sender keeps its + so the reply is not read as a US number.
-    expect(mail.parsed.replyTo?.value[0]?.address).toBe("+442071838750@fax.example.test");
+    // Digits that are no US number are read with their country code (issue 12): no "+" needed.
+    expect(mail.parsed.replyTo?.value[0]?.address).toBe("442071838750@fax.example.test");
     expect(sha256(mail.parsed.attachments[0]?.content ?? Buffer.alloc(0))).toBe(sha256(fax.pdf));
     expect(x.events("ws.notification").length).toBeGreaterThanOrEqual(1);
     expect(x.events("inbound.discovered").map((l) => l["via"])).toEqual(["ISync"]);

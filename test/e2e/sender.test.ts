@@ -155,6 +155,16 @@ describe("sender experience (issue 12)", () => {
     }
   });
 
+  it("attaches no transmitted copy by default when inbound.delivery is link (PHI)", async () => {
+    const t = await harness({ startWorker: false });
+    t.config = { ...t.config, inbound: { ...t.config.inbound, delivery: "link" } };
+    await t.startWorker();
+    const id = await t.send({ to: "15551234567@fax.local", attachments: [{ filename: "a.pdf", content: makePdf() }] });
+    await t.waitState(id, "notified");
+    await waitFor(() => t.sink.messages.length === 1, 5000, "the report");
+    expect(t.sink.messages[0]?.parsed.attachments).toHaveLength(0);
+  });
+
   it("refuses a malformed X-Fax-Iso-Code with a notice naming the header", async () => {
     const t = await harness();
     const id = await t.send({ to: "15551234567@fax.local", headers: { "X-Fax-Iso-Code": "Britain" }, attachments: [{ filename: "a.pdf", content: makePdf() }] });

@@ -149,6 +149,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
           details: { status: result.status, error: result.errorCode, server: config.ringcentral.serverUrl },
         });
       },
+      faxLayout: config.ringcentral.faxLayout,
       mediaOrigins,
       onCall: (call) => {
         lastRcCall = { at: Date.now(), status: call.status };

@@ -405,6 +405,8 @@ export async function cancelJob(stores: Stores, id: string): Promise<CancelResul
   if (!CANCELLABLE.includes(job.state)) {
     throw new CommandError(`job ${id} cannot be cancelled: it is ${job.state} (${STATE_WORDS[job.state]}).`);
   }
+  const scheduled = job.state === "submitted" ? scheduledAtRingCentral(job) : undefined;
+  if (scheduled !== undefined) return requestRingCentralCancel(stores, job, scheduled);
   let cancelled: OutboundJob;
   try {
     cancelled = await stores.outbound.transition(id, job.state, "cancelled", {
@@ -432,6 +434,53 @@ export async function cancelJob(stores: Stores, id: string): Promise<CancelResul
       : `job ${id} cancelled before it was sent; no fax goes out and the sender gets no report.`;
   return { id, state: cancelled.state, previousState: job.state, message };
 }
+
+/** The job's data when RingCentral holds it as a scheduled fax whose send time is still ahead. */
+function scheduledAtRingCentral(job: OutboundJob): JobData | undefined {
+  const read = readJobData(job.faxRequest);
+  const data = read.ok ? read.data : undefined;
+  const sendAt = Date.parse(data?.request?.sendTime ?? "");
+  return data !== undefined && job.rcMessageId !== null && Number.isFinite(sendAt) && sendAt > Date.now() ? data : undefined;
+}
+
+/**
+ * A scheduled fax RingCentral holds is cancelled by deleting it from the
+ * message store before its send time. The daemon's worker does that (it holds
+ * the RingCentral session), confirms it, and sends the sender a "cancelled"
+ * report; here the request is recorded and, when the daemon runs, awaited.
+ */
+async function requestRingCentralCancel(stores: Stores, job: OutboundJob, data: JobData): Promise<CancelResult> {
+  const id = job.id;
+  if (data.cancel === undefined) {
+    try {
+      await stores.outbound.transition(id, "submitted", "submitted", { faxRequest: { ...data, cancel: { requestedAt: Date.now() } }, nextAttemptAt: Date.now() });
+    } catch (err) {
+      conflict(err, id);
+    }
+  }
+  const deadline = Date.now() + CANCEL_WAIT_MS;
+  for (let wait = 100; Date.now() < deadline; wait = Math.min(wait * 2, 1000)) {
+    const now = await getJob(stores, id);
+    const read = readJobData(now.faxRequest);
+    const outcome = read.ok ? read.data?.cancel?.outcome : undefined;
+    if (outcome === "cancelled") {
+      return { id, state: now.state, previousState: job.state, message: `job ${id} cancelled: RingCentral deleted the scheduled fax ${job.rcMessageId ?? "?"} before its send time (confirmed); the sender gets a "cancelled" report.` };
+    }
+    if (outcome === "too-late") {
+      throw new CommandError(`job ${id} could not be cancelled: ${read.ok ? (read.data?.cancel?.reason ?? "too late") : "too late"}. faxbridge follows it to its final status and reports it.`);
+    }
+    await new Promise((r) => setTimeout(r, wait));
+  }
+  return {
+    id,
+    state: "submitted",
+    previousState: job.state,
+    message: `job ${id}: cancel requested. The daemon deletes the scheduled fax ${job.rcMessageId ?? "?"} from RingCentral's message store before its send time and sends the sender a "cancelled" report (run "faxbridge queue show ${id}" to see it done).`,
+  };
+}
+
+/** How long `queue cancel` waits for the daemon to confirm a RingCentral-side cancel. */
+const CANCEL_WAIT_MS = 15_000;
 
 async function queueCancel(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, COMMON_OPTIONS, true);

@@ -112,6 +112,8 @@ export const configSchema = z
           .prefault({}),
         /** Per-request timeout, milliseconds. */
         requestTimeoutMs: positiveInt.default(60_000),
+        /** Body layout of a fax send: multipart/form-data (RingCentral's SDKs) or multipart/mixed (RingCentral's API guide). */
+        faxLayout: z.enum(["form-data", "mixed"]).default("form-data"),
         /**
          * Extra origins (scheme://host[:port]) attachment content may be downloaded from with the
          * access token, besides the API server's own origin and https *.ringcentral.com (the media host).
@@ -167,6 +169,13 @@ export const configSchema = z
         coverIndex: z.number().int().min(-1).max(28).default(-1),
         /** What goes into the cover page text. */
         coverText: z.enum(["body", "subject", "subject+body", "none"]).default("subject+body"),
+        /** Strip quoted replies and signatures from the cover page text. */
+        stripQuotes: z.boolean().default(true),
+        /** Country (ISO 3166) RingCentral uses to read the recipient numbers (the send's isoCode); empty = RingCentral's default. Header X-Fax-Iso-Code overrides. */
+        isoCode: z
+          .string()
+          .regex(/^([A-Z]{2})?$/, { message: "expected a two-letter ISO 3166 country code such as GB, or empty" })
+          .default(""),
         /** Skip inline images that belong to an HTML body (signature logos). */
         skipInlineImages: z.boolean().default(true),
         /** Same Message-ID to the same recipients within this many seconds is not faxed twice. */
@@ -183,6 +192,8 @@ export const configSchema = z
         notifyOnAccept: z.boolean().default(false),
         /** Attach the original documents to the sender report (off: documents may be PHI). */
         reportAttachDocuments: z.boolean().default(false),
+        /** Attach the fax as RingCentral transmitted it: none, its first page, or all of it; auto = first-page, or none when inbound.delivery is link (PHI). */
+        reportTransmittedCopy: z.enum(["auto", "none", "first-page", "all"]).default("auto"),
       })
       .prefault({}),
     mail: z
@@ -192,6 +203,12 @@ export const configSchema = z
         from: z.string().min(3).default("faxbridge <faxbridge@localhost>"),
         /** Administrators told about dead-lettered received faxes, failed jobs, refused credentials and lost subscriptions (one mail per event, a digest at most every 15 minutes per kind); empty = nobody. */
         adminTo: z.array(z.string().min(3)).default([]),
+        /** IANA time zone for every time shown in reports and received-fax mails, e.g. Europe/London. */
+        timeZone: z
+          .string()
+          .min(1)
+          .refine((tz) => isTimeZone(tz), { message: "expected an IANA time zone name such as UTC or America/New_York" })
+          .default("UTC"),
       })
       .prefault({}),
     inbound: z
@@ -375,4 +392,14 @@ export function credentialProblems(config: Pick<Config, "ringcentral">): { path:
     source: "missing",
     message: `${env} (or ${env}_FILE) is not set, but ${set.join(" and ")} ${set.length === 1 ? "is" : "are"}: RingCentral credentials are all or nothing (none at all = sandbox mode, no real faxes)`,
   }));
+}
+
+/** True when Intl knows the IANA time zone name. */
+export function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -3,6 +3,7 @@
  * its file (streamed by nodemailer, never buffered here), a stable Message-ID,
  * a Reply-To that faxes the sender back, and X-Faxbridge-* headers.
  */
+import { formatTime } from "../util/time.js";
 import type { OutgoingMail } from "../mail/transport.js";
 import { formatNumber, parseFaxAddress } from "../smtp/address.js";
 import type { InboundFax } from "../store/inbound.js";
@@ -19,6 +20,8 @@ export interface ComposeSettings {
   readonly defaultCountry: string;
   readonly subjectTemplate: string;
   readonly delivery: "attachment" | "link";
+  /** `mail.timeZone` for the times shown (default UTC), to the second. */
+  readonly timeZone?: string;
 }
 
 /** "2026-11-22T14:05:09.000Z" → "2026-11-22T1405Z" (file names). */
@@ -29,11 +32,11 @@ function compactUtc(iso: string): string {
   return `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())}T${p(d.getUTCHours())}${p(d.getUTCMinutes())}Z`;
 }
 
-/** "2026-11-22 14:05 UTC" (people). */
-export function readableUtc(iso: string): string {
+/** "2026-11-22 14:05:09 UTC" (people), in `timeZone`. */
+export function readableUtc(iso: string, timeZone = "UTC"): string {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
-  return `${d.toISOString().slice(0, 16).replace("T", " ")} UTC`;
+  return formatTime(d, timeZone);
 }
 
 function digits(n: string): string {
@@ -76,14 +79,14 @@ function shownNumber(n: string): string {
   return n === "" ? "unknown sender" : formatNumber(n);
 }
 
-export function renderSubject(template: string, fax: InboundFax): string {
+export function renderSubject(template: string, fax: InboundFax, timeZone = "UTC"): string {
   const m = fax.message;
   const pages = m.pages !== undefined && m.pages > 0 ? String(m.pages) : "?";
   const text = (m.pages === 1 ? template.replace("{pages} pages", "1 page") : template)
     .replaceAll("{from}", shownNumber(m.from))
     .replaceAll("{to}", m.to.map(formatNumber).join(", "))
     .replaceAll("{pages}", pages)
-    .replaceAll("{received}", readableUtc(m.creationTime));
+    .replaceAll("{received}", readableUtc(m.creationTime, timeZone));
   // A header line: no control characters.
   return text.replace(/[\r\n\t]+/g, " ").trim();
 }
@@ -105,13 +108,13 @@ export interface ComposeInput {
 export function composeInboundMail(input: ComposeInput, settings: ComposeSettings): OutgoingMail {
   const { fax, files } = input;
   const m = fax.message;
-  const subject = renderSubject(settings.subjectTemplate, fax);
+  const subject = renderSubject(settings.subjectTemplate, fax, settings.timeZone);
   const replyTo = replyToAddress(m.from, settings.faxDomain, settings.defaultCountry);
   const rows: [string, string][] = [
     ["From", m.fromName !== undefined && m.fromName !== "" ? `${shownNumber(m.from)} (${m.fromName})` : shownNumber(m.from)],
     ["To", m.to.length > 0 ? m.to.map(formatNumber).join(", ") : "unknown"],
     ["Pages", m.pages !== undefined && m.pages > 0 ? String(m.pages) : "unknown"],
-    ["Received", readableUtc(m.creationTime)],
+    ["Received", readableUtc(m.creationTime, settings.timeZone)],
     ["Resolution", m.resolution ?? "unknown"],
     ["RingCentral message id", fax.rcMessageId],
   ];

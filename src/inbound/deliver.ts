@@ -256,6 +256,7 @@ export class InboundDelivery {
           defaultCountry: cfg.fax.defaultCountry,
           subjectTemplate: cfg.inbound.subjectTemplate,
           delivery: cfg.inbound.delivery,
+          timeZone: cfg.mail.timeZone,
         },
       );
       const sent = await this.#deps.mail.send(mail);

@@ -173,11 +173,13 @@ export class InboundSync {
     } catch (err) {
       if (!isSyncTokenInvalid(err)) throw err;
       const last = cursor.syncTime !== null ? Date.parse(cursor.syncTime) : Number.NaN;
-      const base = Number.isNaN(last) ? this.#deps.now() - this.#deps.lookbackMs : last;
-      const from = base - this.#deps.resetMarginMs;
+      const floor = this.#deps.now() - this.#deps.lookbackMs;
+      const base = Number.isNaN(last) ? floor : last;
+      // inbound.lookbackHours holds after a reset too: a long outage does not mail faxes older than that.
+      const from = Math.max(base - this.#deps.resetMarginMs, floor);
       this.#log.warn(
         { event: "inbound.sync_reset", extension, dateFrom: new Date(from).toISOString() },
-        "sync token no longer valid (MSG-333): full sync from the last sync time",
+        "sync token no longer valid (MSG-333): full sync from the last sync time (at most inbound.lookbackHours back)",
       );
       return this.#full(extension, from, "reset");
     }

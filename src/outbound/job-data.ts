@@ -34,6 +34,7 @@ const requestSchema = z.object({
   coverIndex: z.number().int().optional(),
   coverPageText: z.string().optional(),
   sendTime: z.string().optional(),
+  isoCode: z.string().optional(),
 });
 
 export const jobDataSchema = z.object({
@@ -59,6 +60,10 @@ export const jobDataSchema = z.object({
   completedAt: z.number().optional(),
   /** Status polling gave up (fax.statusTimeoutHours) or the fax vanished from the message store. */
   statusProblem: z.string().optional(),
+  /** `faxbridge queue cancel` of a scheduled fax RingCentral holds: the worker deletes it, then records the outcome. */
+  cancel: z
+    .object({ requestedAt: z.number(), outcome: z.enum(["cancelled", "too-late"]).optional(), reason: z.string().optional() })
+    .optional(),
   acceptedNotice: z.enum(["sent", "suppressed", "failed"]).optional(),
   report: z
     .object({

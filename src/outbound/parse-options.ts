@@ -8,6 +8,7 @@ import type { FaxEnvelope, FaxRefusal } from "./parse.js";
  * | `X-Fax-Resolution` | `high` or `low` (any case) | `High` = 200 dpi, `Low` = 100 dpi. Default: `fax.resolution`. |
  * | `X-Fax-Cover` | an integer `0`–`28` | RingCentral cover page template; `0` = no cover page. Default: `fax.coverIndex` (`-1` = the extension's own default). |
  * | `X-Fax-Send-Time` | ISO 8601 date-time with a time zone, e.g. `2026-09-01T08:30:00Z` or `2026-09-01T10:30+02:00` | Schedule the fax. Must be in the future and at most 366 days ahead. |
+ * | `X-Fax-Iso-Code` | a two-letter ISO 3166 country code, e.g. `GB` | The country RingCentral reads the recipient numbers in (the send's `isoCode`). Default: `fax.isoCode`. |
  * | `X-Fax-Forward-Of` | a RingCentral message id (digits only) | Resend that existing fax to this mail's recipients instead of uploading documents; the mail must then carry no attachments. |
  *
  * Options written into a recipient address (resolution, cover, name; parsed
@@ -24,6 +25,7 @@ export interface HeaderOptions {
   coverIndex?: number;
   sendTime?: string;
   forwardOf?: string;
+  isoCode?: string;
 }
 
 /** Longest a scheduled fax may be put off, in milliseconds (RingCentral documents no limit; HylaFAX uses a year). */
@@ -126,6 +128,13 @@ export function parseHeaderOptions(
       return refuse("X-Fax-Send-Time", sendTime.value, "a fax can be scheduled at most 366 days ahead.");
     }
     options.sendTime = date.toISOString();
+  }
+
+  const iso = single(lookup, "X-Fax-Iso-Code");
+  if (!iso.ok) return iso;
+  if (iso.value !== undefined) {
+    if (!/^[A-Za-z]{2}$/.test(iso.value)) return refuse("X-Fax-Iso-Code", iso.value, "use a two-letter ISO 3166 country code such as GB or US.");
+    options.isoCode = iso.value.toUpperCase();
   }
 
   const forward = single(lookup, "X-Fax-Forward-Of");

@@ -10,6 +10,8 @@ import { silentLogger, type Logger } from "../log.js";
 import { errorMessage } from "../errors.js";
 import { mergeAddressOptions, parseHeaderOptions, type HeaderOptions } from "./parse-options.js";
 import { extensionForMime, faxTypeForExtension } from "./preflight-filetypes.js";
+import { renderBodyPage, stripQuotedReply } from "./cover.js";
+import { signatureArtReason } from "./inline-images.js";
 import { buildCoverText, extensionOf, htmlToPlainText, normaliseBody, safeFilename } from "./text.js";
 
 /**
@@ -46,6 +48,7 @@ export interface FaxRequest {
   coverIndex?: number;
   coverPageText?: string;
   sendTime?: string;
+  isoCode?: string;
 }
 
 export interface ParsedFaxMail {
@@ -138,7 +141,9 @@ export interface ParseInput {
    */
   workDir: string;
   envelope: FaxEnvelope;
-  config: Pick<Config["fax"], "coverText" | "coverIndex" | "resolution" | "skipInlineImages">;
+  config: Pick<Config["fax"], "coverText" | "coverIndex" | "resolution" | "skipInlineImages"> & Partial<Pick<Config["fax"], "isoCode" | "stripQuotes">>;
+  /** `mail.timeZone`, for the Date on the body page (default UTC). */
+  timeZone?: string;
   /** The current time, for X-Fax-Send-Time checks (tests pass a fixed one). */
   now?: Date;
   log?: Logger;
@@ -387,16 +392,20 @@ async function finish(
 
   // Body: the plain text part, or the HTML converted when there is no plain text.
   const plain = normaliseBody(text?.text ?? "");
-  const body = plain !== "" ? plain : text?.html ? normaliseBody(htmlToPlainText(text.html)) : "";
-
-  // Inline images of an HTML body are signature logos and the like, not documents.
-  const cids = referencedCids(text?.html);
+  const fullBody = plain !== "" ? plain : text?.html ? normaliseBody(htmlToPlainText(text.html)) : "";
+  // Quoted replies and signatures are not faxed (fax.stripQuotes, default on).
+  const body = config.stripQuotes === false ? fullBody : stripQuotedReply(fullBody);
   const skipped: { filename: string; reason: string }[] = [];
+  if (body !== fullBody) skipped.push({ filename: "quoted reply and signature in the email text", reason: "removed (fax.stripQuotes)" });
+
+  // Inline images of an HTML body are faxed unless they look like signature art (src/outbound/inline-images.ts).
+  const cids = referencedCids(text?.html);
   const documents: FaxDocumentFile[] = [];
   for (const doc of extracted) {
     const belongsToHtml = doc.related || (doc.cid !== undefined && cids.has(doc.cid));
-    if (config.skipInlineImages && doc.isImage && belongsToHtml) {
-      skipped.push({ filename: doc.originalFilename ?? doc.filename, reason: "inline image of the HTML body" });
+    const artReason = config.skipInlineImages && doc.isImage && belongsToHtml ? await signatureArtReason(doc) : undefined;
+    if (artReason !== undefined) {
+      skipped.push({ filename: doc.originalFilename ?? doc.filename, reason: artReason });
       try {
         await rm(doc.path, { force: true });
       } catch (err) {
@@ -431,7 +440,8 @@ async function finish(
         },
       };
     }
-    documents.push(await writeBodyDocument(input.workDir, body));
+    const page = renderBodyPage({ headers: h, body, timeZone: input.timeZone ?? "UTC" });
+    documents.push(await writeBodyDocument(input.workDir, page, headerStrings(h, "subject")[0]));
     bodyIsDocument = true;
   }
 
@@ -452,6 +462,8 @@ async function finish(
   if (cover !== undefined) request.coverIndex = cover;
   if (coverText !== undefined) request.coverPageText = coverText;
   if (headerOptions.options.sendTime !== undefined) request.sendTime = headerOptions.options.sendTime;
+  const isoCode = headerOptions.options.isoCode ?? (config.isoCode ? config.isoCode : undefined);
+  if (isoCode !== undefined) request.isoCode = isoCode;
 
   const mail: ParsedFaxMail = {
     request,
@@ -497,7 +509,8 @@ function rawDate(lines: HeaderLines): string | undefined {
 }
 
 /** The body as a UTF-8 text document; a BOM marks it as UTF-8 when it is not plain ASCII. */
-async function writeBodyDocument(workDir: string, body: string): Promise<FaxDocumentFile> {
+/** The body page is named by the mail's subject ("Invoice 42.txt"); message.txt without one. */
+async function writeBodyDocument(workDir: string, body: string, subject?: string): Promise<FaxDocumentFile> {
   const path = join(workDir, "000-message.txt");
   // eslint-disable-next-line no-control-regex
   const bom = /[^\x00-\x7f]/.test(body) ? "\uFEFF" : "";
@@ -509,7 +522,7 @@ async function writeBodyDocument(workDir: string, body: string): Promise<FaxDocu
   }
   return {
     path,
-    filename: "message.txt",
+    filename: subject !== undefined && /[\p{L}\p{N}]/u.test(subject) ? safeFilename(`${subject.replace(/[./\\]/g, " ").trim()}.txt`, 0, "txt") : "message.txt",
     contentType: "text/plain; charset=utf-8",
     size: bytes.length,
     sha256: createHash("sha256").update(bytes).digest("hex"),

@@ -21,6 +21,7 @@
  *   ORIGINAL_SUBJECT_CHARS of the original subject and bounded file names,
  *   enough for the sender to recognise the mail.
  */
+import { formatTime } from "../util/time.js";
 import { basename } from "node:path";
 import type { OutgoingMail } from "../mail/transport.js";
 import { formatNumber } from "../smtp/address.js";
@@ -30,7 +31,7 @@ import { describeFaxError } from "./fax-errors.js";
 export type ReportKind = "final" | "failed" | "accepted";
 
 /** X-Faxbridge-Status values. */
-export type ReportStatus = "delivered" | "partial" | "failed" | "refused" | "unknown" | "accepted" | "scheduled";
+export type ReportStatus = "delivered" | "partial" | "failed" | "refused" | "unknown" | "accepted" | "scheduled" | "cancelled";
 
 export interface ReportDocument {
   /** The name the sender gave the file (or the name it was faxed under). */
@@ -54,6 +55,10 @@ export interface ReportInput {
   /** Scheduled sending time (X-Fax-Send-Time), ISO 8601. */
   readonly sendTime?: string;
   readonly documents: readonly ReportDocument[];
+  /** Parts of the mail that were not faxed, and why (inline signature art, quoted replies …). */
+  readonly notFaxed?: readonly { readonly name: string; readonly reason: string }[];
+  /** A scheduled fax deleted from RingCentral's message store before its send time (`faxbridge queue cancel`). */
+  readonly cancelled?: boolean;
   readonly forwardOf?: string;
   /** The mail was refused before any fax was sent. */
   readonly refusal?: { readonly rule: string; readonly message: string; readonly filename?: string };
@@ -68,6 +73,10 @@ export interface ReportOptions {
   /** `mail.from`: the From header of reports. */
   readonly from: string;
   readonly attachDocuments: boolean;
+  /** `mail.timeZone`: the zone of every time shown (default UTC). */
+  readonly timeZone?: string;
+  /** The fax as RingCentral transmitted it (fax.reportTransmittedCopy), attached to final reports. */
+  readonly transmittedCopy?: { readonly filename: string; readonly content: Buffer; readonly contentType: string };
 }
 
 export interface ComposedReport {
@@ -178,15 +187,15 @@ export function reportMessageId(queueId: string, kind: ReportKind, from: string)
   return `<faxbridge.${k}.${queueId}@${domainOf(from)}>`;
 }
 
-function isoMinute(ms: number | undefined): string | undefined {
+function isoMinute(ms: number | undefined, timeZone: string): string | undefined {
   if (ms === undefined || !Number.isFinite(ms)) return undefined;
-  return `${new Date(ms).toISOString().replace("T", " ").replace(/\.\d{3}Z$/, "")} UTC`;
+  return formatTime(ms, timeZone);
 }
 
-function isoString(value: string | undefined): string | undefined {
+function isoString(value: string | undefined, timeZone: string): string | undefined {
   if (value === undefined) return undefined;
   const ms = Date.parse(value);
-  return Number.isNaN(ms) ? value : isoMinute(ms);
+  return Number.isNaN(ms) ? value : isoMinute(ms, timeZone);
 }
 
 function sizeText(bytes: number): string {
@@ -221,14 +230,21 @@ function recipientLine(r: RecipientStatus): RecipientLine {
   }
 }
 
-function summarise(input: ReportInput): { status: ReportStatus; subject: string; headline: string } {
+function summarise(input: ReportInput, timeZone: string): { status: ReportStatus; subject: string; headline: string } {
   const rs = input.recipients;
   const single = rs.length === 1 ? rs[0] : undefined;
   const target = single !== undefined ? formatNumber(single.e164) : `${rs.length} recipients`;
   const pages = pagesText(input.pages);
 
+  if (input.cancelled === true) {
+    return {
+      status: "cancelled",
+      subject: `Fax to ${target} cancelled`,
+      headline: `Your scheduled fax to ${target} was cancelled at the gateway operator's request before it was sent: RingCentral deleted it and nothing was faxed.`,
+    };
+  }
   if (input.kind === "accepted") {
-    const when = isoString(input.sendTime);
+    const when = isoString(input.sendTime, timeZone);
     if (when !== undefined) {
       return { status: "scheduled", subject: `Fax to ${target} scheduled for ${when}`, headline: `Your fax to ${target} was accepted by RingCentral and will be sent at ${when}.` };
     }
@@ -277,16 +293,17 @@ function summarise(input: ReportInput): { status: ReportStatus; subject: string;
 
 /** Build the report email for a job. Pure apart from reading nothing: attachments are streamed by the transport. */
 export function composeReport(input: ReportInput, opts: ReportOptions): ComposedReport {
-  const { status, subject, headline } = summarise(input);
+  const tz = opts.timeZone ?? "UTC";
+  const { status, subject, headline } = summarise(input, tz);
   const lines = input.recipients.map(recipientLine);
   const facts: [string, string][] = [];
   if (input.pages !== undefined) facts.push(["Pages", String(input.pages)]);
-  facts.push(["Received", isoMinute(input.receivedAt) ?? ""]);
-  const submitted = isoMinute(input.submittedAt);
+  facts.push(["Received", isoMinute(input.receivedAt, tz) ?? ""]);
+  const submitted = isoMinute(input.submittedAt, tz);
   if (submitted !== undefined) facts.push(["Submitted to RingCentral", submitted]);
-  const scheduled = isoString(input.sendTime);
+  const scheduled = isoString(input.sendTime, tz);
   if (scheduled !== undefined) facts.push(["Scheduled for", scheduled]);
-  const completed = isoMinute(input.completedAt);
+  const completed = isoMinute(input.completedAt, tz);
   if (completed !== undefined && input.kind !== "accepted") facts.push(["Completed", completed]);
   facts.push(["Queue id", input.queueId]);
   if (input.rcMessageId !== undefined) facts.push(["RingCentral message id", input.rcMessageId]);
@@ -298,7 +315,7 @@ export function composeReport(input: ReportInput, opts: ReportOptions): Composed
   if (input.documents.length > MAX_LISTED_DOCUMENTS) docs.push(`… and ${input.documents.length - MAX_LISTED_DOCUMENTS} more`);
 
   const text: string[] = [headline, ""];
-  if (lines.length > 0 && input.refusal === undefined) {
+  if (lines.length > 0 && input.refusal === undefined && input.cancelled !== true) {
     text.push("Recipients:");
     for (const l of lines) {
       text.push(`  ${l.number}: ${l.state}`);
@@ -311,12 +328,18 @@ export function composeReport(input: ReportInput, opts: ReportOptions): Composed
     for (const d of docs) text.push(`  ${d}`);
     text.push("");
   }
+  const notFaxed = (input.notFaxed ?? []).slice(0, MAX_LISTED_DOCUMENTS).map((n) => `${clip(n.name, FILE_NAME_CHARS)}: ${n.reason}`);
+  if (notFaxed.length > 0) {
+    text.push("Not faxed:");
+    for (const n of notFaxed) text.push(`  ${n}`);
+    text.push("");
+  }
   const width = Math.max(...facts.map(([k]) => k.length));
   for (const [k, v] of facts) text.push(`${`${k}:`.padEnd(width + 2)}${v}`);
   text.push("", "This is an automatic message from the fax gateway.");
 
   const html: string[] = [`<p>${escapeHtml(headline)}</p>`];
-  if (lines.length > 0 && input.refusal === undefined) {
+  if (lines.length > 0 && input.refusal === undefined && input.cancelled !== true) {
     html.push("<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\"><tr><th align=\"left\">Recipient</th><th align=\"left\">Status</th></tr>");
     for (const l of lines) {
       const advice = l.advice !== undefined && input.kind !== "accepted" ? `<br><small>${escapeHtml(l.advice)}</small>` : "";
@@ -327,6 +350,7 @@ export function composeReport(input: ReportInput, opts: ReportOptions): Composed
   if (docs.length > 0) {
     html.push(`<p>${input.refusal === undefined ? "Documents faxed" : "Documents"}:</p><ul>${docs.map((d) => `<li>${escapeHtml(d)}</li>`).join("")}</ul>`);
   }
+  if (notFaxed.length > 0) html.push(`<p>Not faxed:</p><ul>${notFaxed.map((n) => `<li>${escapeHtml(n)}</li>`).join("")}</ul>`);
   html.push(`<table cellpadding="2">${facts.map(([k, v]) => `<tr><td>${escapeHtml(k)}:</td><td>${escapeHtml(v)}</td></tr>`).join("")}</table>`);
   html.push("<p><small>This is an automatic message from the fax gateway.</small></p>");
 
@@ -358,6 +382,10 @@ export function composeReport(input: ReportInput, opts: ReportOptions): Composed
   }
   if (opts.attachDocuments && input.kind !== "accepted" && input.documents.length > 0) {
     mail.attachments = input.documents.map((d) => ({ filename: d.name || basename(d.path), path: d.path, contentType: d.contentType }));
+  }
+  if (opts.transmittedCopy !== undefined && input.kind === "final") {
+    const c = opts.transmittedCopy;
+    mail.attachments = [...(mail.attachments ?? []), { filename: c.filename, content: c.content, contentType: c.contentType }];
   }
   return { mail, status, subject };
 }

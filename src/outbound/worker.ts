@@ -65,6 +65,8 @@ import { normaliseAddress } from "../policy/identity.js";
 import { QuotaTracker } from "../policy/quota.js";
 import { PageBudget, type CostVerdict } from "./cost.js";
 import type { FaxDocument, MessageInfo, RingCentralClient, SendFaxRequest } from "../rc/client.js";
+import { fetchTransmittedCopy, type TransmittedCopy } from "./transmitted.js";
+import { cancelScheduledFax } from "./cancel.js";
 import { RcApiError } from "../rc/errors.js";
 import type { Spool } from "../spool/spool.js";
 import { StateConflictError, recipientKey, type JobState, type OutboundJob, type OutboundStore, type RecipientStatus } from "../store/outbound.js";
@@ -79,7 +81,7 @@ import { composeReport, suppressReason, type ReportInput, type ReportKind } from
 type Lane = "work" | "send" | "poll";
 
 /** The RingCentral calls the worker makes (RingCentralClient satisfies it). */
-export type FaxApi = Pick<RingCentralClient, "sendFax" | "resendFax" | "getMessage" | "listMessages" | "rateLimitState">;
+export type FaxApi = Pick<RingCentralClient, "sendFax" | "resendFax" | "getMessage" | "listMessages" | "rateLimitState" | "deleteMessage" | "downloadContent">;
 
 export interface WorkerTuning {
   /** How often the queue is looked at when nothing wakes the worker. */
@@ -121,7 +123,7 @@ export interface WorkerHooks {
 
 export interface OutboundWorkerDeps {
   readonly config: Pick<Config, "fax" | "mail"> &
-    Partial<Pick<Config, "retention">> & {
+    Partial<Pick<Config, "retention" | "inbound">> & {
       readonly policy?: {
         readonly abuse: Pick<Config["policy"]["abuse"], "noticesPerAddressPerHour">;
         readonly quotas: Pick<Config["policy"]["quotas"], "pagesPerSenderPerHour" | "pagesGlobalPerHour">;
@@ -161,6 +163,7 @@ function toSendRequest(req: NonNullable<JobData["request"]>): SendFaxRequest {
   if (req.coverIndex !== undefined) out.coverIndex = req.coverIndex;
   if (req.coverPageText !== undefined) out.coverPageText = req.coverPageText;
   if (req.sendTime !== undefined) out.sendTime = req.sendTime;
+  if (req.isoCode !== undefined) out.isoCode = req.isoCode;
   return out;
 }
 
@@ -484,6 +487,7 @@ export class OutboundWorker {
       workDir,
       envelope: job,
       config: this.#deps.config.fax,
+      timeZone: this.#deps.config.mail.timeZone,
       now: new Date(this.#now()),
       log,
     });
@@ -645,6 +649,7 @@ export class OutboundWorker {
     try {
       await hooks?.beforeRecordSubmit?.(job.id, res.id);
       await store.transition(job.id, "submitting", "submitted", {
+        lastError: null,
         rcMessageId: res.id,
         status: statuses,
         faxRequest: { ...data, submittedAt: now },
@@ -785,6 +790,7 @@ export class OutboundWorker {
       const created = Date.parse(found.creationTime ?? "");
       const statuses = recipientStatuses(job.rcptTo.map((r) => r.e164), found);
       await store.transition(job.id, "submitting", "submitted", {
+        lastError: null,
         rcMessageId: found.id,
         status: statuses,
         ...(data !== undefined && { faxRequest: { ...data, submittedAt: Number.isFinite(created) ? created : now } }),
@@ -847,6 +853,10 @@ export class OutboundWorker {
       await store.transition(job.id, "submitted", "failed", { errorCode: "internal", errorText: "the gateway lost the RingCentral message id", nextAttemptAt: this.#now() });
       return;
     }
+    if (data.cancel !== undefined && data.cancel.outcome === undefined) {
+      await this.#cancelAtRingCentral(job, data, rcId, log);
+      return;
+    }
     const polls = data.polls + 1;
     let info: MessageInfo;
     try {
@@ -896,6 +906,37 @@ export class OutboundWorker {
     await store.transition(job.id, "submitted", "submitted", { status: statuses, faxRequest: next, nextAttemptAt: Math.max(nextAt, now + 1) });
   }
 
+  /** An operator cancelled a scheduled fax RingCentral holds: delete it there (src/outbound/cancel.ts), then report. */
+  async #cancelAtRingCentral(job: OutboundJob, data: JobData, rcId: string, log: Logger): Promise<void> {
+    const cancel = data.cancel ?? { requestedAt: this.#now() };
+    let outcome;
+    try {
+      outcome = await cancelScheduledFax(this.#deps.client, rcId);
+    } catch (err) {
+      const delay = pollDelay(this.#pollSchedule, 1);
+      log.warn({ event: "fax.cancel_failed", err, delayMs: delay }, "could not cancel the scheduled fax at RingCentral yet; will try again");
+      await this.#deps.store.transition(job.id, "submitted", "submitted", { lastError: `cancel: ${errorMessage(err)}`, nextAttemptAt: this.#now() + delay });
+      return;
+    }
+    if (outcome.cancelled) {
+      log.info({ event: "fax.cancelled" }, "scheduled fax deleted from RingCentral's message store before its send time");
+      const now = this.#now();
+      await this.#deps.store.transition(job.id, "submitted", "final", {
+        status: job.rcptTo.map((r) => ({ e164: r.e164, status: "Unknown" as const })),
+        faxRequest: { ...data, cancel: { ...cancel, outcome: "cancelled" }, completedAt: now },
+        errorCode: "cancelled",
+        errorText: "cancelled by the operator before its send time",
+        nextAttemptAt: now,
+      });
+      return;
+    }
+    log.warn({ event: "fax.cancel_too_late", reason: outcome.reason }, "the scheduled fax could not be cancelled; following it to its final status");
+    await this.#deps.store.transition(job.id, "submitted", "submitted", {
+      faxRequest: { ...data, cancel: { ...cancel, outcome: "too-late", reason: outcome.reason } },
+      nextAttemptAt: this.#now(),
+    });
+  }
+
   async #finalize(job: OutboundJob, data: JobData, statuses: RecipientStatus[], log: Logger): Promise<void> {
     const now = this.#now();
     await this.#deps.store.transition(job.id, "submitted", "final", {
@@ -920,6 +961,8 @@ export class OutboundWorker {
       recipients,
       receivedAt: job.receivedAt,
       documents: (data?.documents ?? []).map((d) => ({ name: d.originalFilename ?? d.filename, size: d.size, path: d.path, contentType: d.contentType })),
+      notFaxed: (data?.skipped ?? []).map((s) => ({ name: s.filename, reason: s.reason })),
+      ...(data?.cancel?.outcome === "cancelled" && { cancelled: true }),
       original: {
         references: meta?.references ?? [],
         ...(meta?.messageId !== undefined && { messageId: meta.messageId }),
@@ -967,9 +1010,12 @@ export class OutboundWorker {
       await this.#finish(job, from, { ...base, report: { outcome: "suppressed", at: this.#now(), detail: "notice rate limit" } }, log);
       return;
     }
+    const transmittedCopy = from === "final" ? await this.#transmittedCopy(job, data, log) : undefined;
     const composed = composeReport(this.#reportInput(job, data, meta, from === "failed" ? "failed" : "final"), {
       from: config.mail.from,
       attachDocuments: config.fax.reportAttachDocuments,
+      timeZone: config.mail.timeZone,
+      ...(transmittedCopy !== undefined && { transmittedCopy }),
     });
     try {
       await mail.send(composed.mail);
@@ -990,6 +1036,21 @@ export class OutboundWorker {
     }
     log.info({ event: "report.sent", to: job.reportTo, status: composed.status, messageId: composed.mail.messageId }, "sender report sent");
     await this.#finish(job, from, { ...base, report: { outcome: "sent", at: this.#now() } }, log);
+  }
+
+  /** The fax as RingCentral transmitted it, for a report of a fax that went out to someone; undefined when off or unavailable. */
+  async #transmittedCopy(job: OutboundJob, data: JobData | undefined, log: Logger): Promise<TransmittedCopy | undefined> {
+    const { config, client } = this.#deps;
+    const setting = config.fax.reportTransmittedCopy;
+    const mode = setting === "auto" ? (config.inbound?.delivery === "link" ? "none" : "first-page") : setting;
+    const wentOut = (job.status ?? []).some((s) => s.status === "Sent" || s.status === "Delivered");
+    if (mode === "none" || job.rcMessageId === null || !wentOut || data?.cancel?.outcome === "cancelled") return undefined;
+    try {
+      return await fetchTransmittedCopy(client, job.rcMessageId, mode);
+    } catch (err) {
+      log.warn({ event: "report.transmitted_copy_failed", err }, "could not fetch the transmitted copy; the report goes without it");
+      return undefined;
+    }
   }
 
   /** final/failed → notified: record the outcome, write the audit line, remove the job's documents. */
@@ -1029,7 +1090,7 @@ export class OutboundWorker {
         log.info({ event: "report.suppressed", kind: "accepted", reason: suppressed }, "no acceptance notice for this sender (loop safety)");
         return;
       }
-      const composed = composeReport(this.#reportInput(job, data, meta, "accepted"), { from: this.#deps.config.mail.from, attachDocuments: false });
+      const composed = composeReport(this.#reportInput(job, data, meta, "accepted"), { from: this.#deps.config.mail.from, attachDocuments: false, timeZone: this.#deps.config.mail.timeZone });
       await this.#deps.mail.send(composed.mail);
       log.info({ event: "report.accepted_sent", to: job.reportTo, messageId: composed.mail.messageId }, "acceptance notice sent");
     } catch (err) {

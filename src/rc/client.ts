@@ -26,7 +26,7 @@ import {
 import { OPERATION_GROUPS, parseGroupHeader, type Operation, type RateGroup } from "./groups.js";
 import { DEFAULT_RATE_LIMITS, RateLimiters, type GroupState, type RateLimitConfig } from "./limiter.js";
 import type { StoredToken, TokenStore } from "./token-file.js";
-import { buildFaxBody, type FaxDocument, type FaxRecipient, type SendFaxRequest } from "./multipart.js";
+import { buildFaxBody, type FaxDocument, type FaxLayout, type FaxRecipient, type SendFaxRequest } from "./multipart.js";
 import {
   coverPageListSchema,
   faxResponseSchema,
@@ -78,6 +78,8 @@ export interface RcClientOptions {
   rateLimits?: RateLimitConfig;
   /** Header and idle-body timeout per request (default 60 s). */
   requestTimeoutMs?: number;
+  /** Body layout of a fax send (default form-data). */
+  faxLayout?: FaxLayout;
   /** For metrics and call counting; called once per HTTP exchange. */
   onCall?: (call: RcCall) => void;
   /** undici dispatcher. When given, it stays the caller's (close() does not close it). */
@@ -351,7 +353,7 @@ export class RingCentralClient {
       documents.map(async (d) => (d.size !== undefined ? d : { ...d, size: (await fs.promises.stat(d.path)).size })),
     );
     return this.postFax(async () => {
-      const built = await buildFaxBody(req, docs);
+      const built = await buildFaxBody(req, docs, this.opts.faxLayout);
       return { body: built.body, contentType: built.contentType, contentLength: built.contentLength, destroy: built.destroy };
     }, opts.signal);
   }

@@ -6,7 +6,8 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { PassThrough, type Readable } from "node:stream";
+import { randomBytes } from "node:crypto";
+import { PassThrough, Readable } from "node:stream";
 import FormData from "form-data";
 
 export interface FaxRecipient {
@@ -131,11 +132,12 @@ export interface BuiltFaxBody {
  * Build the body. File sizes come from `doc.size` or fs.stat, so Content-Length
  * is always known; files are streamed, never buffered whole.
  */
-export async function buildFaxBody(req: SendFaxRequest, docs: readonly FaxDocument[]): Promise<BuiltFaxBody> {
+export async function buildFaxBody(req: SendFaxRequest, docs: readonly FaxDocument[], layout: FaxLayout = "form-data"): Promise<BuiltFaxBody> {
   const sizes = await Promise.all(
     docs.map(async (d) => (d.size !== undefined ? d.size : (await fs.promises.stat(d.path)).size)),
   );
   const filenames = safeFilenames(docs);
+  if (layout === "mixed") return buildMixedBody(req, docs, sizes, filenames);
   const form = new FormData();
   form.append("json", faxRequestJson(req), { filename: "request.json", contentType: "application/json" });
   const files: fs.ReadStream[] = [];
@@ -170,6 +172,52 @@ export async function buildFaxBody(req: SendFaxRequest, docs: readonly FaxDocume
     destroy: () => {
       for (const f of files) f.destroy();
       pass.destroy();
+    },
+  };
+}
+
+/** form-data: multipart/form-data as RingCentral's SDKs send it; mixed: multipart/mixed as RingCentral's API guide shows it. */
+export type FaxLayout = "form-data" | "mixed";
+
+/**
+ * multipart/mixed: the request JSON as the first part (application/json, no
+ * name), then each document with `Content-Disposition: attachment; filename=…`.
+ * Streamed from disk part by part; the length is known up front.
+ */
+function buildMixedBody(req: SendFaxRequest, docs: readonly FaxDocument[], sizes: number[], filenames: string[]): BuiltFaxBody {
+  const boundary = `faxbridge-${randomBytes(16).toString("hex")}`;
+  const json = Buffer.from(faxRequestJson(req), "utf8");
+  const head = Buffer.from(`--${boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n`, "utf8");
+  const partHeads = docs.map((d, i) =>
+    Buffer.from(
+      `\r\n--${boundary}\r\nContent-Type: ${d.contentType.replace(/[\r\n]/g, "")}\r\n` +
+        `Content-Disposition: attachment; filename="${filenames[i] ?? "document"}"\r\n\r\n`,
+      "utf8",
+    ),
+  );
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`, "utf8");
+  const contentLength = head.length + json.length + partHeads.reduce((n, b) => n + b.length, 0) + sizes.reduce((n, s) => n + s, 0) + tail.length;
+  const files: fs.ReadStream[] = [];
+  async function* parts(): AsyncGenerator<Buffer> {
+    yield head;
+    yield json;
+    for (const [i, d] of docs.entries()) {
+      yield partHeads[i] as Buffer;
+      const stream = fs.createReadStream(d.path);
+      files.push(stream);
+      for await (const chunk of stream) yield chunk as Buffer;
+    }
+    yield tail;
+  }
+  const body = Readable.from(parts(), { objectMode: false });
+  return {
+    body,
+    contentType: `multipart/mixed; boundary=${boundary}`,
+    contentLength,
+    filenames,
+    destroy: () => {
+      for (const f of files) f.destroy();
+      body.destroy();
     },
   };
 }

@@ -7,6 +7,8 @@ import { parsePhoneNumberFromString, type CountryCode } from "libphonenumber-js/
  *     15551234567@fax.local
  *     +44 20 7183 8750@fax.local            (quoted local part; spaces, - . ( ) allowed)
  *     (555) 123-4567@fax.local              (national number, fax.defaultCountry)
+ *     442079460000@fax.local                (digits with a leading country code,
+ *                                            used when not a national number)
  *     15551234567/res=low/cover=2/name=Dr_Jane_Roe@fax.local
  *
  * Options: `res=high|low` (fax resolution), `cover=0..28` (RingCentral cover
@@ -47,15 +49,41 @@ export function parseFaxAddress(localPart: string, defaultCountry: string, check
   if (!/^\+?\d+$/.test(compact)) {
     return { ok: false, reason: `"${numberPart}" is not a fax number (use digits, optionally with + and - . ( ) separators)` };
   }
-  const phone = parsePhoneNumberFromString(compact, defaultCountry as CountryCode);
-  const shown = compact.startsWith("+") ? compact : `${compact} (read as a ${defaultCountry} number)`;
+  const reading = readNumber(compact, defaultCountry, check);
+  return reading.ok ? { ok: true, e164: reading.e164, options } : reading;
+}
+
+type Reading = { ok: true; e164: string } | { ok: false; reason: string };
+
+/**
+ * Digits-only numbers have two readings: national for fax.defaultCountry, and
+ * international (the digits start with a country code, as `442079460000`;
+ * `00…` and the country's own exit code such as `011…` mean the same). The
+ * national reading wins when it is good; otherwise the international one is
+ * used when it is good. A refusal names each reading tried and what was wrong.
+ */
+function readNumber(compact: string, defaultCountry: string, check: NumberCheck): Reading {
+  if (compact.startsWith("+")) return judge(compact, undefined, compact, "", check);
+  const national = judge(compact, defaultCountry, compact, ` (read as a ${defaultCountry} number)`, check);
+  if (national.ok) return national;
+  const intlDigits = compact.startsWith("00") ? compact.slice(2) : compact;
+  if (intlDigits.length < 2) return national;
+  const intl = judge(`+${intlDigits}`, undefined, `+${intlDigits}`, " (read with a leading country code)", check);
+  if (intl.ok) return intl;
+  const intlPhone = parsePhoneNumberFromString(`+${intlDigits}`);
+  if (!intlPhone || intlPhone.number === parsePhoneNumberFromString(compact, defaultCountry as CountryCode)?.number) return national;
+  return { ok: false, reason: `${national.reason}; ${intl.reason}` };
+}
+
+function judge(input: string, country: string | undefined, shown: string, how: string, check: NumberCheck): Reading {
+  const phone = parsePhoneNumberFromString(input, country as CountryCode | undefined);
   if (!phone || !phone.isPossible()) {
-    return { ok: false, reason: `${shown} is not a dialable fax number: wrong length for its country` };
+    return { ok: false, reason: `${shown}${how} is not a dialable fax number: wrong length for its country` };
   }
   if (check === "valid" && !phone.isValid()) {
-    return { ok: false, reason: `${phone.number} is not a valid fax number: it is not assigned in its country's numbering plan` };
+    return { ok: false, reason: `${phone.number}${how} is not a valid fax number: it is not assigned in its country's numbering plan` };
   }
-  return { ok: true, e164: phone.number, options };
+  return { ok: true, e164: phone.number };
 }
 
 function parseOption(raw: string): FaxAddressOptions | string {

@@ -295,7 +295,7 @@ export class SqliteInboundStore implements InboundStore {
         "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until, 0))) AS at FROM inbound_faxes WHERE state = 'discovered'",
       ),
       delivered: db.prepare<[string, number, number, string]>(
-        `UPDATE inbound_faxes SET state = 'delivered', route = ?, delivered_at = ?, lease_until = NULL, updated_at = ?
+        `UPDATE inbound_faxes SET state = 'delivered', route = ?, delivered_at = ?, last_error = NULL, lease_until = NULL, updated_at = ?
          WHERE id = ? AND state = 'discovered'`,
       ),
       defer: db.prepare<[number, string, number, string]>(

@@ -132,6 +132,8 @@ export interface JobPatch {
   status?: readonly RecipientStatus[] | null;
   errorCode?: string | null;
   errorText?: string | null;
+  /** The last transient error; cleared (null) once a later attempt succeeds. */
+  lastError?: string | null;
   notifiedAt?: number | null;
   nextAttemptAt?: number;
   /** Keep (or take) a lease through the transition; by default a transition releases it. */
@@ -335,6 +337,7 @@ const PATCH_COLUMNS: { readonly [K in keyof JobPatch]-?: { column: string; json:
   status: { column: "status", json: true },
   errorCode: { column: "error_code", json: false },
   errorText: { column: "error_text", json: false },
+  lastError: { column: "last_error", json: false },
   notifiedAt: { column: "notified_at", json: false },
   nextAttemptAt: { column: "next_attempt_at", json: false },
   leaseUntil: { column: "lease_until", json: false },

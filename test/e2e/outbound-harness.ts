@@ -42,6 +42,8 @@ export interface SentFax {
   sendTime: string | null;
   originalMessageId: string | null;
   coverPageText: string | null;
+  isoCode?: string | null;
+  cancelledAt?: string | null;
   attachments: { filename: string; contentType: string; size: number; sha256: string }[];
   receivedAt: string;
 }
@@ -65,6 +67,10 @@ export interface HarnessOptions {
   hooks?: WorkerHooks;
   /** Start the worker right away (default true). */
   startWorker?: boolean;
+  /** ringcentral.faxLayout (default form-data). */
+  faxLayout?: Config["ringcentral"]["faxLayout"];
+  /** mail.* values besides the transport (e.g. timeZone). */
+  mail?: { timeZone?: string };
 }
 
 export interface WorkerOverrides {
@@ -145,6 +151,7 @@ export class OutboundHarness {
         serverUrl: this.emu.url,
         clientId: "id",
         jwt: "jwt",
+        ...(this.opts.faxLayout !== undefined && { faxLayout: this.opts.faxLayout }),
         rateLimits: {
           ...(heavy !== undefined && { heavy }),
           ...(windowSeconds !== undefined && { windowSeconds }),
@@ -152,7 +159,7 @@ export class OutboundHarness {
         },
       },
       fax: { retrySchedule: "50ms,100ms,150ms,200ms", statusPollSchedule: "50ms,100ms", statusTimeoutHours: 1, numberCheck: "possible", ...this.opts.fax },
-      mail: { url: this.sink.url, from: "Fax Gateway <faxbridge@gw.test>" },
+      mail: { url: this.sink.url, from: "Fax Gateway <faxbridge@gw.test>", ...this.opts.mail },
       ...(this.opts.policy !== undefined && { policy: this.opts.policy }),
     });
     this.db = openDatabase(`${this.dir.path}/faxbridge.db`, [outboundMigration]);
@@ -169,6 +176,8 @@ export class OutboundHarness {
       requestTimeoutMs: 10_000,
       retry: { baseDelayMs: 20, maxDelayMs: 100 },
       onCall: (c) => this.metrics.recordRcCall(c),
+      faxLayout: this.config.ringcentral.faxLayout,
+      mediaOrigins: [this.emu.mediaUrl],
     });
     this.mail = createMailSender(this.config.mail.url, `${this.dir.path}/mailbox`, this.logger);
     const policy = this.opts.policy === undefined ? undefined : await createSmtpPolicy({ config: this.config, logger: this.logger, metrics: this.metrics, store: this.store });

@@ -67,7 +67,8 @@ describe("email → fax", () => {
     expect(header(t, 0, "x-faxbridge-status")).toBe("delivered");
     expect(header(t, 0, "x-faxbridge-rc-message-id")).toBe(job.rcMessageId);
     expect(report?.parsed.text).toContain("a.pdf");
-    expect(report?.parsed.attachments).toHaveLength(0);
+    // Only the transmitted copy's first page (fax.reportTransmittedCopy default), not the documents.
+    expect(report?.parsed.attachments.map((a) => a.filename)).toEqual(["transmitted-fax-page-1.pdf"]);
 
     // the spool is cleaned once notified (right after the report went out, so wait for it)
     await waitFor(() => !existsSync(t.spool.messagePath(id)) && !existsSync(join(t.spool.workDir, id)), 5000, "spool cleanup");

@@ -166,9 +166,10 @@ export class Harness {
     });
   }
 
-  service(tuning: Partial<InboundTuning> = {}, config: Config = this.config): InboundService {
+  service(tuning: Partial<InboundTuning> = {}, config: Config = this.config, now?: () => number): InboundService {
     const s = new InboundService({
       config,
+      ...(now !== undefined && { now }),
       client: this.client,
       store: this.store,
       mail: this.mail,

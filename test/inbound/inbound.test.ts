@@ -113,7 +113,8 @@ describe("inbound: discovery paths", () => {
     const mail = await oneMail(x, fax);
     expect(mail.parsed.subject).toBe("Fax from +44 20 7183 8750 (2 pages)");
     // A non-US sender keeps its + so the reply is not read as a US number.
-    expect(mail.parsed.replyTo?.value[0]?.address).toBe("+442071838750@fax.example.test");
+    // Digits that are no US number are read with their country code (issue 12): no "+" needed.
+    expect(mail.parsed.replyTo?.value[0]?.address).toBe("442071838750@fax.example.test");
     expect(sha256(mail.parsed.attachments[0]?.content ?? Buffer.alloc(0))).toBe(sha256(fax.pdf));
     expect(x.events("ws.notification").length).toBeGreaterThanOrEqual(1);
     expect(x.events("inbound.discovered").map((l) => l["via"])).toEqual(["ISync"]);
@@ -257,6 +258,26 @@ describe("inbound: durability", () => {
     await svc.syncNow();
     expect(x.mailsFor(a.id)).toHaveLength(1);
     expect(x.sink.messages).toHaveLength(2);
+  });
+
+  it("honours inbound.lookbackHours after a sync-token reset: faxes older than the lookback are not mailed (issue 12)", async () => {
+    const x = await harness({ inbound: { lookbackHours: 1 } });
+    const first = x.service();
+    await first.start();
+    await first.syncNow();
+    await first.stop();
+    const old = await x.inject();
+    await x.control("POST", "/emulator/sync/invalidate");
+    // The daemon comes back three hours later: the fax is now older than the one-hour lookback.
+    const later = x.service({}, x.config, () => Date.now() + 3 * 3_600_000);
+    await later.start();
+    await later.syncNow();
+    const reset = x.events("inbound.sync_reset");
+    expect(reset).toHaveLength(1);
+    expect(Date.parse(String(reset[0]?.["dateFrom"]))).toBeGreaterThan(Date.parse(old.creationTime));
+    await later.syncNow();
+    expect(x.mailsFor(old.id)).toHaveLength(0);
+    expect(x.sink.messages).toHaveLength(0);
   });
 
   it("still delivers when webhook notifications are lost (the periodic sync is the safety net)", async () => {
@@ -407,6 +428,23 @@ describe("inbound: routing and modes", () => {
     await oneMail(x, fax);
   });
 
+  it("clears the stale error text once a later delivery succeeds (inbound list shows no old error; issue 12)", async () => {
+    const x = await harness({ inbound: { retrySchedule: "50ms,50ms,50ms" } });
+    const svc = x.service();
+    await svc.start();
+    await svc.syncNow();
+    x.sink.failNext(1, 451);
+    const fax = await x.inject();
+    await svc.syncNow();
+    await oneMail(x, fax);
+    expect(x.events("inbound.deferred")).toHaveLength(1);
+    const row = await waitFor(async () => {
+      const r = await x.store.findByRcId(EXT, fax.id);
+      return r?.state === "delivered" ? r : undefined;
+    }, 5000, "delivered row");
+    expect(row.lastError).toBeNull();
+  });
+
   it("gives up after the retry schedule on temporary failures", async () => {
     const x = await harness({ inbound: { retrySchedule: "50ms,50ms" } });
     const svc = x.service();
@@ -431,6 +469,20 @@ describe("inbound: routing and modes", () => {
     await waitFor(async () => (await x.client.getMessage(fax.id)).readStatus === "Read", 3000, "read status");
   });
 
+  it("shows the received time in mail.timeZone, to the second (issue 12)", async () => {
+    const x = await harness({ config: { mail: { timeZone: "Asia/Tokyo" } }, inbound: { subjectTemplate: "Fax at {received}" } });
+    const svc = x.service();
+    await svc.start();
+    await svc.syncNow();
+    const fax = await x.inject();
+    await svc.syncNow();
+    const m = await oneMail(x, fax);
+    const d = new Date(Date.parse(fax.creationTime) + 9 * 3_600_000);
+    const local = `${d.toISOString().slice(0, 19).replace("T", " ")} GMT+9`;
+    expect(m.parsed.subject).toBe(`Fax at ${local}`);
+    expect(m.parsed.text).toContain(local);
+  });
+
   it("a custom subject template fills every field", async () => {
     const x = await harness({ inbound: { subjectTemplate: "[fax] {from} → {to}, {pages}p at {received}" } });
     const svc = x.service();
@@ -439,7 +491,7 @@ describe("inbound: routing and modes", () => {
     const fax = await x.inject({ pages: 2 });
     await svc.syncNow();
     const m = await oneMail(x, fax);
-    expect(m.parsed.subject).toMatch(/^\[fax\] \+1 555-123-4567 → \+1 650-555-0100, 2p at \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC$/);
+    expect(m.parsed.subject).toMatch(/^\[fax\] \+1 555-123-4567 → \+1 650-555-0100, 2p at \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC$/);
   });
 
 });

@@ -156,7 +156,8 @@ describe("composition", () => {
 
   it("builds Reply-To addresses that fax the sender back", () => {
     expect(replyToAddress("+15551234567", "fax.local", "US")).toBe("15551234567@fax.local");
-    expect(replyToAddress("+442071838750", "fax.local", "US")).toBe("+442071838750@fax.local");
+    // Digits that are no US number read with their country code (issue 12), so no "+" is needed.
+    expect(replyToAddress("+442071838750", "fax.local", "US")).toBe("442071838750@fax.local");
     expect(replyToAddress("+442071838750", "fax.local", "GB")).toBe("442071838750@fax.local");
     expect(replyToAddress("", "fax.local", "US")).toBeUndefined();
     expect(replyToAddress("Anonymous", "fax.local", "US")).toBeUndefined();

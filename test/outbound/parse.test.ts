@@ -126,19 +126,23 @@ describe("parseFaxMail: documents", () => {
     expect(mail.documents[0]?.sha256).toBe(sha256(content));
   });
 
-  it("faxes the body as message.txt when there is no attachment, without repeating it on the cover", async () => {
-    const raw = await compose({ subject: "Note for Dr. Roe", text: "Line one\nLine two: größer\n\n-- \nAlice" });
-    const mail = await parseOk(raw);
+  it("faxes the body as a page named by the subject (From/Date/Subject block, then the text) when there is no attachment, without repeating it on the cover", async () => {
+    const raw = await compose({ subject: "Note for Dr. Roe", text: "Line one\nLine two: größer\n\n-- \nAlice", date: new Date("2026-12-01T14:05:09Z") });
+    const mail = await parseOk(raw, { config: { ...config, stripQuotes: false }, timeZone: "Europe/Berlin" });
     expect(mail.documents).toHaveLength(1);
     const doc = mail.documents[0];
-    expect(doc?.filename).toBe("message.txt");
+    expect(doc?.filename).toBe("Note for Dr Roe.txt");
     expect(doc?.contentType).toBe("text/plain; charset=utf-8");
     const bytes = await readFile(doc?.path ?? "");
     expect(doc?.size).toBe(bytes.length);
     expect(doc?.sha256).toBe(sha256(bytes));
     const text = bytes.toString("utf8");
     expect(text.startsWith("\uFEFF")).toBe(true);
-    expect(text.replace(/^\uFEFF/, "").replace(/\r\n/g, "\n")).toBe("Line one\nLine two: größer\n\n-- \nAlice\n");
+    expect(text.replace(/^\uFEFF/, "").replace(/\r\n/g, "\n")).toBe(
+      "From:    Alice <alice@example.com>\nDate:    2026-12-01 15:05:09 GMT+1\nSubject: Note for Dr. Roe\n" +
+        "=".repeat(34) +
+        "\n\nLine one\nLine two: größer\n\n-- \nAlice\n",
+    );
     expect(mail.request.coverPageText).toBe("Note for Dr. Roe");
   });
 
@@ -151,26 +155,31 @@ describe("parseFaxMail: documents", () => {
 
   it("converts an HTML-only body with html-to-text (fixture)", async () => {
     const mail = await parseOk(join(FIXTURES, "html-only.eml"), { config: { ...config, coverText: "body" } });
-    expect(mail.documents.map((d) => d.filename)).toEqual(["message.txt"]);
+    expect(mail.documents.map((d) => d.filename)).toEqual(["HTML only.txt"]);
     const text = (await readFile(mail.documents[0]?.path ?? "", "utf8")).replace(/\r\n/g, "\n");
+    expect(text).toMatch(/^\uFEFF?From: {4}.+\nDate: {4}.+\nSubject: HTML only\n=+\n\n/);
     expect(text).toContain("Order confirmation");
     expect(text).toContain("Dear Dr. Roe,");
     expect(text).toContain("Item one");
-    expect(text).not.toMatch(/<[a-z]/i);
+    expect(text.slice(text.indexOf("\n\n"))).not.toMatch(/<[a-z]/i);
     expect(text).not.toContain("color: red");
   });
 
   it("skips the inline logo of a multipart/related HTML body and records it (fixture)", async () => {
     const mail = await parseOk(join(FIXTURES, "related-inline-logo.eml"));
     expect(mail.documents.map((d) => d.filename)).toEqual(["results.pdf"]);
-    expect(mail.meta.skipped).toEqual([{ filename: "logo.png", reason: "inline image of the HTML body" }]);
+    expect(mail.meta.skipped).toEqual([
+      { filename: "quoted reply and signature in the email text", reason: "removed (fax.stripQuotes)" },
+      { filename: "logo.png", reason: expect.stringContaining("inline image of the HTML body that looks like signature art") },
+    ]);
     // The skipped file is not left behind.
     expect((await readdir(workDir)).sort()).toEqual([expect.stringMatching(/results\.pdf$/)]);
-    expect(mail.request.coverPageText).toBe("Lab results\n\nResults attached.\n--\nClinic Example");
+    // The signature is stripped from the cover text (fax.stripQuotes).
+    expect(mail.request.coverPageText).toBe("Lab results\n\nResults attached.");
   });
 
   it("keeps inline images when skipInlineImages is off", async () => {
-    const mail = await parseOk(join(FIXTURES, "related-inline-logo.eml"), { config: { ...config, skipInlineImages: false } });
+    const mail = await parseOk(join(FIXTURES, "related-inline-logo.eml"), { config: { ...config, skipInlineImages: false, stripQuotes: false } });
     expect(mail.documents.map((d) => d.filename)).toEqual(["logo.png", "results.pdf"]);
     expect(mail.meta.skipped).toEqual([]);
   });
@@ -198,7 +207,7 @@ describe("parseFaxMail: documents", () => {
       attachments: [{ filename: "logo.png", content: png(), cid: "logo" }],
     });
     const mail = await parseOk(raw);
-    expect(mail.documents.map((d) => d.filename)).toEqual(["message.txt"]);
+    expect(mail.documents.map((d) => d.filename)).toEqual(["Just text.txt"]);
   });
 
   it("refuses winmail.dat (TNEF) with an explanation and leaves no files behind (fixture)", async () => {
@@ -246,7 +255,7 @@ describe("parseFaxMail: documents", () => {
 
   it("parses a body with an unknown charset instead of failing (fixture)", async () => {
     const mail = await parseOk(join(FIXTURES, "broken-charset.eml"), { config: { ...config, coverText: "body" } });
-    expect(mail.documents.map((d) => d.filename)).toEqual(["message.txt"]);
+    expect(mail.documents.map((d) => d.filename)).toEqual(["Broken charset.txt"]);
     const text = await readFile(mail.documents[0]?.path ?? "", "utf8");
     expect(text).toContain("order: 3 boxes");
     expect(text).toContain("bytes that are not UTF-8");
@@ -271,10 +280,21 @@ describe("parseFaxMail: cover page text", () => {
     ["subject", "Referral"],
     ["body", "Please see the referral.\n\n> quoted reply\n-- \nAlice"],
     ["none", undefined],
-  ] as const)("mode %s", async (mode, expected) => {
+  ] as const)("mode %s (stripQuotes off)", async (mode, expected) => {
     const raw = await withDoc("Referral", "  Please see the referral.\n\n> quoted reply\n-- \nAlice\n\n");
-    const mail = await parseOk(raw, { config: { ...config, coverText: mode } });
+    const mail = await parseOk(raw, { config: { ...config, coverText: mode, stripQuotes: false } });
     expect(mail.request.coverPageText).toBe(expected);
+  });
+
+  it("strips quoted replies and signatures from the cover text by default (fax.stripQuotes)", async () => {
+    const reply =
+      "Signed copy attached.\n\nThanks,\nBob\n-- \nBob Smith | ACME Ltd\n+1 555 0100\n\n" +
+      "On Tue, Dec 1, 2026 at 10:00 AM Fax Gateway <faxbridge@gw.test> wrote:\n> You received a fax from +1 555-123-4567\n> Patient: J. Doe\n";
+    const mail = await parseOk(await withDoc("Re: Fax from +1 555-123-4567", reply), { config: { ...config, coverText: "body" } });
+    expect(mail.request.coverPageText).toBe("Signed copy attached.\n\nThanks,\nBob");
+    const outlook = "See attached.\n\n-----Original Message-----\nFrom: Fax Gateway\nSent: Tuesday\nSubject: Fax\n\nPatient: J. Doe\n";
+    const mail2 = await parseOk(await withDoc("RE: Fax", outlook), { config: { ...config, coverText: "body" } });
+    expect(mail2.request.coverPageText).toBe("See attached.");
   });
 
   it("omits the cover text when subject and body are empty", async () => {

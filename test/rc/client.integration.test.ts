@@ -364,6 +364,29 @@ describe("RingCentralClient against the emulator", () => {
     expect(final.id).toBe(res.id);
   });
 
+  it("sends the multipart/mixed layout of RingCentral's guide (faxLayout: mixed) with isoCode, byte-identical", async () => {
+    const { client, emu, dir } = await setup({}, { faxLayout: "mixed" });
+    const a = path.join(dir, "scan.pdf");
+    const aBytes = Buffer.concat([pdf("mixed"), crypto.randomBytes(200_000)]);
+    await fs.promises.writeFile(a, aBytes);
+    const res = await client.sendFax(
+      { to: [{ phoneNumber: "+442079460000" }], faxResolution: "Low", isoCode: "GB", coverPageText: "Mixed" },
+      [{ path: a, filename: "scan.pdf", contentType: "application/pdf" }],
+    );
+    expect(res.messageStatus).toBe("Queued");
+    const sent = await control<{ layout: string; isoCode: string | null; coverPageText: string | null; attachments: { filename: string; size: number; sha256: string }[] }[]>(
+      emu,
+      "GET",
+      "/emulator/sent-faxes",
+    );
+    expect(sent[0]).toMatchObject({
+      layout: "mixed",
+      isoCode: "GB",
+      coverPageText: "Mixed",
+      attachments: [{ filename: "scan.pdf", size: aBytes.length, sha256: crypto.createHash("sha256").update(aBytes).digest("hex") }],
+    });
+  });
+
   it("resends by originalMessageId", async () => {
     const { client, emu, dir } = await setup();
     const file = path.join(dir, "r.pdf");

@@ -19,7 +19,7 @@ describe("parseFaxAddress", () => {
 
   it("refuses fictional numbers unless the check is 'possible'", () => {
     const strict = parseFaxAddress("15551234567", "US");
-    expect(strict).toEqual({ ok: false, reason: "+15551234567 is not a valid fax number: it is not assigned in its country's numbering plan" });
+    expect(strict).toEqual({ ok: false, reason: "+15551234567 (read as a US number) is not a valid fax number: it is not assigned in its country's numbering plan" });
     expect(parseFaxAddress("15551234567", "US", "possible")).toMatchObject({ ok: true, e164: "+15551234567" });
   });
 
@@ -30,6 +30,26 @@ describe("parseFaxAddress", () => {
     });
     expect(parseFaxAddress("12", "US")).toEqual({ ok: false, reason: "12 (read as a US number) is not a dialable fax number: wrong length for its country" });
     expect(parseFaxAddress("", "US")).toEqual({ ok: false, reason: "the address has no fax number before the @" });
+  });
+
+  it("reads digits-only numbers with a leading country code when they are not national numbers", () => {
+    expect(parseFaxAddress("442079460000", "US")).toMatchObject({ ok: true, e164: "+442079460000" });
+    expect(parseFaxAddress("00442079460000", "US")).toMatchObject({ ok: true, e164: "+442079460000" });
+    expect(parseFaxAddress("011442079460000", "US")).toMatchObject({ ok: true, e164: "+442079460000" });
+    expect(parseFaxAddress("00442079460000", "GB")).toMatchObject({ ok: true, e164: "+442079460000" });
+    // A good national reading wins over the international one.
+    expect(parseFaxAddress("2125551234", "US")).toMatchObject({ ok: true, e164: "+12125551234" });
+    expect(parseFaxAddress("15551234567", "US", "possible")).toMatchObject({ ok: true, e164: "+15551234567" });
+  });
+
+  it("names both readings when neither is a number", () => {
+    const r = parseFaxAddress("4420794600", "US");
+    expect(r).toEqual({
+      ok: false,
+      reason:
+        "+14420794600 (read as a US number) is not a valid fax number: it is not assigned in its country's numbering plan; " +
+        "+4420794600 (read with a leading country code) is not a dialable fax number: wrong length for its country",
+    });
   });
 
   it("parses options after the number", () => {

@@ -127,9 +127,27 @@ describe("SMTP intake", () => {
   it("refuses a bad fax number with 550 and the parser's reason", async () => {
     const { port } = await start();
     const err = await failure(transport(port).sendMail({ envelope: { from: "a@example.com", to: ["123@fax.local"] }, raw: MESSAGE }));
-    expect(err.response).toBe("550 5.1.1 123 (read as a US number) is not a dialable fax number: wrong length for its country");
+    expect(err.response).toBe(
+      "550 5.1.1 123 (read as a US number) is not a dialable fax number: wrong length for its country; " +
+        "+123 (read with a leading country code) is not a dialable fax number: wrong length for its country",
+    );
     const err2 = await failure(transport(port).sendMail({ envelope: { from: "a@example.com", to: ["12025550143/cover=99@fax.local"] }, raw: MESSAGE }));
     expect(err2.response).toBe("550 5.1.1 address option cover=99 is not allowed: use a cover page number from 0 (none) to 28");
+  });
+
+  it("takes digits-only international numbers (442079460000, 00…, 011…) and names both readings when refusing", async () => {
+    const { port, store } = await start();
+    const info = await transport(port).sendMail({
+      envelope: { from: "a@example.com", to: ["442079460000@fax.local", "011442079460011@fax.local"] },
+      raw: MESSAGE,
+    });
+    const id = /Queued as (\S+)/.exec(info.response)?.[1] as string;
+    expect((await store.get(id))?.rcptTo.map((r) => r.e164)).toEqual(["+442079460000", "+442079460011"]);
+    const err = await failure(transport(port).sendMail({ envelope: { from: "a@example.com", to: ["44207946@fax.local"] }, raw: MESSAGE }));
+    expect(err.response).toBe(
+      "550 5.1.1 44207946 (read as a US number) is not a dialable fax number: wrong length for its country; " +
+        "+44207946 (read with a leading country code) is not a dialable fax number: wrong length for its country",
+    );
   });
 
   it("refuses recipients past smtp.maxRecipients with 452 and keeps the others", async () => {

@@ -67,6 +67,7 @@ const LEAVES: ReadonlyArray<readonly [path: string, kind: SettingKind, secret?: 
   ["fax.duplicateWindowSeconds", "int"],
   ["fax.maxPages", "int"],
   ["fax.retrySchedule", "string"],
+  ["fax.redial", "string"],
   ["fax.statusPollSchedule", "string"],
   ["fax.statusTimeoutHours", "int"],
   ["fax.notifyOnAccept", "bool"],

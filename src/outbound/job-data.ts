@@ -64,6 +64,23 @@ export const jobDataSchema = z.object({
   cancel: z
     .object({ requestedAt: z.number(), outcome: z.enum(["cancelled", "too-late"]).optional(), reason: z.string().optional() })
     .optional(),
+  /** Redials of busy / no-answer recipients (src/outbound/redial.ts). */
+  redial: z
+    .object({
+      /** The first fax's RingCentral message id: every redial resends it (originalMessageId, no new upload). */
+      originalMessageId: z.string(),
+      /** Redials made so far (the index into fax.redial). */
+      round: z.number().int().nonnegative(),
+      /** Attempts made per recipient (E.164 → count). */
+      attempts: z.record(z.string(), z.number().int().positive()),
+      /** The recipients the current attempt goes to. */
+      pending: z.array(z.string()),
+      /** Final statuses of the recipients not in the current attempt. */
+      settled: z.array(z.object({ e164: z.string(), status: z.string(), faxErrorCode: z.string().optional() })),
+      /** Why a recipient was not redialled (e.g. the page quota), by E.164. */
+      notes: z.record(z.string(), z.string()).default({}),
+    })
+    .optional(),
   acceptedNotice: z.enum(["sent", "suppressed", "failed"]).optional(),
   report: z
     .object({

@@ -64,6 +64,8 @@ export interface ReportInput {
   readonly refusal?: { readonly rule: string; readonly message: string; readonly filename?: string };
   /** The fax failed permanently without a per-recipient status (an API error, lost spool file …). */
   readonly failure?: { readonly code: string; readonly reason: string; readonly advice?: string };
+  /** Per recipient: how many times it was dialled (fax.redial) and why a redial was not made. */
+  readonly attempts?: readonly { readonly e164: string; readonly attempts: number; readonly note?: string }[];
   /** Status tracking ended without a final status (timeout, fax vanished). */
   readonly statusProblem?: string;
   readonly original: { readonly messageId?: string; readonly references: readonly string[]; readonly subject?: string };
@@ -214,6 +216,20 @@ interface RecipientLine {
   readonly advice?: string;
 }
 
+/** " after 3 attempts" when the recipient was redialled (fax.redial), else "". */
+function attemptsText(input: Pick<ReportInput, "attempts">, e164: string): string {
+  const n = input.attempts?.find((a) => a.e164 === e164)?.attempts ?? 1;
+  return n > 1 ? ` after ${n} attempts` : "";
+}
+
+function withAttempts(input: ReportInput, r: RecipientStatus): RecipientLine {
+  const line = recipientLine(r);
+  const a = input.attempts?.find((x) => x.e164 === r.e164);
+  const state = `${line.state}${attemptsText(input, r.e164)}`;
+  const advice = a?.note !== undefined ? `${a.note}${line.advice !== undefined ? ` ${line.advice}` : ""}` : line.advice;
+  return advice !== undefined ? { number: line.number, state, advice } : { number: line.number, state };
+}
+
 function recipientLine(r: RecipientStatus): RecipientLine {
   const number = formatNumber(r.e164);
   switch (outcomeOf(r)) {
@@ -273,10 +289,11 @@ function summarise(input: ReportInput, timeZone: string): { status: ReportStatus
     switch (outcomeOf(single)) {
       case "delivered":
       case "sent":
-        return { status, subject: `Fax to ${target} ${line.state}${pages}`, headline: `Your fax to ${target} was ${line.state}${pages}.` };
+        return { status, subject: `Fax to ${target} ${line.state}${pages}`, headline: `Your fax to ${target} was ${line.state}${pages}${attemptsText(input, single.e164)}.` };
       case "failed": {
         const e = describeFaxError(single.faxErrorCode);
-        return { status, subject: `Fax to ${target} failed: ${e.short}`, headline: `Your fax to ${target} failed: ${e.short}. ${e.advice}` };
+        const tries = attemptsText(input, single.e164);
+        return { status, subject: `Fax to ${target} failed: ${e.short}${tries}`, headline: `Your fax to ${target} failed: ${e.short}${tries}. ${e.advice}` };
       }
       case "unknown":
         return {
@@ -295,7 +312,7 @@ function summarise(input: ReportInput, timeZone: string): { status: ReportStatus
 export function composeReport(input: ReportInput, opts: ReportOptions): ComposedReport {
   const tz = opts.timeZone ?? "UTC";
   const { status, subject, headline } = summarise(input, tz);
-  const lines = input.recipients.map(recipientLine);
+  const lines = input.recipients.map((r) => withAttempts(input, r));
   const facts: [string, string][] = [];
   if (input.pages !== undefined) facts.push(["Pages", String(input.pages)]);
   facts.push(["Received", isoMinute(input.receivedAt, tz) ?? ""]);

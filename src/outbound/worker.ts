@@ -77,6 +77,7 @@ import { readMailMeta } from "./mail-meta.js";
 import { ExtractError, parseFaxMail, type FaxRefusal, type ParsedFaxMail } from "./parse.js";
 import { preflight } from "./preflight.js";
 import { composeReport, suppressReason, type ReportInput, type ReportKind } from "./report.js";
+import { attemptTargets, mergeStatuses, planRedial, redialAttempts, redialResend } from "./redial.js";
 
 type Lane = "work" | "send" | "poll";
 
@@ -204,6 +205,7 @@ export class OutboundWorker {
   readonly #tuning: WorkerTuning;
   readonly #retrySchedule: readonly number[];
   readonly #pollSchedule: readonly number[];
+  readonly #redialSchedule: readonly number[];
   /** Jobs being worked on in this process, by id, with their recipient key. */
   readonly #inFlight = new Map<string, { promise: Promise<void>; lane: Lane; key: string }>();
   /** Jobs whose failed step could not be rescheduled (database unwritable), still leased to this process. */
@@ -234,6 +236,7 @@ export class OutboundWorker {
     this.#tuning = { ...DEFAULT_TUNING, ...(deps.tuning ?? {}) };
     this.#retrySchedule = parseSchedule(deps.config.fax.retrySchedule);
     this.#pollSchedule = parseSchedule(deps.config.fax.statusPollSchedule);
+    this.#redialSchedule = deps.config.fax.redial.trim() === "" ? [] : parseSchedule(deps.config.fax.redial);
     this.#pages = new PageBudget(deps.config, this.#now);
     this.#notices = new QuotaTracker({ perSenderPerHour: deps.config.policy?.abuse.noticesPerAddressPerHour ?? 0, globalPerHour: 0 }, { now: this.#now });
   }
@@ -609,7 +612,7 @@ export class OutboundWorker {
       await store.transition(job.id, "parsed", "failed", { errorCode: "internal", errorText: "the gateway lost the fax request", nextAttemptAt: this.#now() });
       return;
     }
-    if (data.forwardOf === undefined && !(await this.#documentsPresent(data))) {
+    if (data.forwardOf === undefined && data.redial === undefined && !(await this.#documentsPresent(data))) {
       // The work directory was lost (e.g. a restored volume): extract again from the raw message.
       log.warn({ event: "fax.documents_missing" }, "extracted documents missing; parsing the mail again");
       const again = await this.#parseMail(job, log);
@@ -627,10 +630,13 @@ export class OutboundWorker {
       faxRequest: data,
       leaseUntil: startedAt + this.#tuning.submitLeaseMs,
     });
-    log.info({ event: "fax.submitting", attempt: job.attempts + 1, recipients: request.to.length, documents: data.documents.length, forwardOf: data.forwardOf }, "sending fax");
+    log.info({ event: "fax.submitting", attempt: job.attempts + 1, redial: data.redial?.round, recipients: attemptTargets(job, data).length, documents: data.documents.length, forwardOf: data.forwardOf }, "sending fax");
     let res;
+    const redial = redialResend(data);
     try {
-      if (data.forwardOf !== undefined) {
+      if (redial !== undefined) {
+        res = await client.resendFax(redial);
+      } else if (data.forwardOf !== undefined) {
         res = await client.resendFax({
           originalMessageId: data.forwardOf,
           to: toSendRequest(request).to,
@@ -645,7 +651,7 @@ export class OutboundWorker {
       return;
     }
     const now = this.#now();
-    const statuses = recipientStatuses(job.rcptTo.map((r) => r.e164), res);
+    const statuses = mergeStatuses(job, data, recipientStatuses(attemptTargets(job, data), res));
     try {
       await hooks?.beforeRecordSubmit?.(job.id, res.id);
       await store.transition(job.id, "submitting", "submitted", {
@@ -766,7 +772,7 @@ export class OutboundWorker {
   async #reconcile(job: OutboundJob, notFound: "parsed" | "failed", cause?: Classification): Promise<void> {
     const { store } = this.#deps;
     const log = this.#log.child({ queueId: job.id });
-    const key = recipientKey(job.rcptTo.map((r) => r.e164));
+    const key = recipientKey(attemptTargets(job, this.#data(job)));
     for (const [id, f] of this.#inFlight) {
       if (id !== job.id && f.lane === "send" && f.key === key) {
         // A send to the same numbers is in flight here: its fax could be mistaken for ours. Look again shortly.
@@ -788,7 +794,7 @@ export class OutboundWorker {
     const now = this.#now();
     if (found !== undefined) {
       const created = Date.parse(found.creationTime ?? "");
-      const statuses = recipientStatuses(job.rcptTo.map((r) => r.e164), found);
+      const statuses = mergeStatuses(job, data, recipientStatuses(attemptTargets(job, data), found));
       await store.transition(job.id, "submitting", "submitted", {
         lastError: null,
         rcMessageId: found.id,
@@ -848,7 +854,7 @@ export class OutboundWorker {
     const log = this.#log.child({ queueId: job.id, rcMessageId: job.rcMessageId });
     const data = this.#data(job) ?? emptyJobData({ references: [], isReport: false });
     const rcId = job.rcMessageId;
-    const e164s = job.rcptTo.map((r) => r.e164);
+    const e164s = attemptTargets(job, data);
     if (rcId === null) {
       await store.transition(job.id, "submitted", "failed", { errorCode: "internal", errorText: "the gateway lost the RingCentral message id", nextAttemptAt: this.#now() });
       return;
@@ -874,7 +880,7 @@ export class OutboundWorker {
       return;
     }
     const now = this.#now();
-    const statuses = recipientStatuses(e164s, info);
+    const statuses = mergeStatuses(job, data, recipientStatuses(e164s, info));
     // Pages not counted before sending (other types, forwards) are charged when RingCentral reports them.
     // RingCentral says 0 pages while the fax is still being rendered: only a positive count is the fax's page count.
     const pageCount = info.faxPageCount !== undefined && info.faxPageCount > 0 ? info.faxPageCount : undefined;
@@ -937,8 +943,16 @@ export class OutboundWorker {
     });
   }
 
-  async #finalize(job: OutboundJob, data: JobData, statuses: RecipientStatus[], log: Logger): Promise<void> {
+  async #finalize(job: OutboundJob, given: JobData, current: RecipientStatus[], log: Logger): Promise<void> {
     const now = this.#now();
+    const statuses = mergeStatuses(job, given, current);
+    const plan = planRedial({ schedule: this.#redialSchedule, job, data: given, statuses, pages: this.#pages, now });
+    if (plan.redial) {
+      await this.#deps.store.transition(job.id, "submitted", "parsed", { status: statuses, faxRequest: plan.data, nextAttemptAt: plan.at });
+      log.info({ event: "fax.redial_scheduled", numbers: plan.numbers, round: plan.data.redial?.round, at: isoTime(plan.at) }, "redialling busy / no-answer recipients");
+      return;
+    }
+    const data = plan.data;
     await this.#deps.store.transition(job.id, "submitted", "final", {
       status: statuses,
       faxRequest: { ...data, completedAt: now },
@@ -975,6 +989,7 @@ export class OutboundWorker {
       ...(data?.request?.sendTime !== undefined && { sendTime: data.request.sendTime }),
       ...(data?.forwardOf !== undefined && { forwardOf: data.forwardOf }),
       ...(data?.statusProblem !== undefined && { statusProblem: data.statusProblem }),
+      ...(kind !== "accepted" && data?.redial !== undefined && { attempts: redialAttempts(job, data) ?? [] }),
     };
     if (kind === "failed") {
       const r = data?.refusal;

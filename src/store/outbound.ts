@@ -18,6 +18,7 @@
  *               crash may or may not have reached RingCentral: reconcile, never blindly resubmit
  *               (see findInterruptedSubmissions).
  * - submitted:  RingCentral accepted it; `rcMessageId` is its message id. Status polling patches `status`.
+ *               Back to parsed when busy / no-answer recipients are redialled (fax.redial).
  * - final:      every recipient has a final status (Sent/Delivered/SendingFailed/DeliveryFailed).
  * - failed:     permanent failure before/without a fax (`errorCode` + `errorText`); the sender still gets a notice.
  * - notified:   the sender report was sent (`notifiedAt`). Terminal.
@@ -40,7 +41,8 @@ export const TRANSITIONS: Readonly<Record<JobState, readonly JobState[]>> = {
   received: ["parsed", "failed", "cancelled"],
   parsed: ["parsed", "submitting", "failed", "cancelled"],
   submitting: ["submitted", "parsed", "failed"],
-  submitted: ["submitted", "final", "failed", "cancelled"],
+  // submitted → parsed: a redial of busy / no-answer recipients (src/outbound/redial.ts).
+  submitted: ["submitted", "final", "failed", "cancelled", "parsed"],
   final: ["notified"],
   failed: ["notified", "parsed"],
   notified: [],

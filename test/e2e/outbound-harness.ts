@@ -158,7 +158,7 @@ export class OutboundHarness {
           ...this.opts.rateLimits,
         },
       },
-      fax: { retrySchedule: "50ms,100ms,150ms,200ms", statusPollSchedule: "50ms,100ms", statusTimeoutHours: 1, numberCheck: "possible", ...this.opts.fax },
+      fax: { retrySchedule: "50ms,100ms,150ms,200ms", statusPollSchedule: "50ms,100ms", statusTimeoutHours: 1, numberCheck: "possible", redial: "", ...this.opts.fax },
       mail: { url: this.sink.url, from: "Fax Gateway <faxbridge@gw.test>", ...this.opts.mail },
       ...(this.opts.policy !== undefined && { policy: this.opts.policy }),
     });

@@ -23,14 +23,13 @@ const FaultSchema = z.object({
 });
 
 /** Per-recipient final statuses by number; a failure needs a faxErrorCode from the spec's FaxErrorCodeEnum. */
-const OutcomesSchema = z.record(
-  z.string().regex(E164),
-  z
-    .strictObject({ messageStatus: z.enum(RECIPIENT_FINAL_STATUSES), faxErrorCode: z.enum(FAX_ERROR_CODES as [string, ...string[]]).optional() })
-    .refine((o) => (o.messageStatus === "SendingFailed" || o.messageStatus === "DeliveryFailed") === (o.faxErrorCode !== undefined), {
-      message: "faxErrorCode is required for SendingFailed/DeliveryFailed and not allowed otherwise",
-    }),
-);
+const OutcomeSchema = z
+  .strictObject({ messageStatus: z.enum(RECIPIENT_FINAL_STATUSES), faxErrorCode: z.enum(FAX_ERROR_CODES as [string, ...string[]]).optional() })
+  .refine((o) => (o.messageStatus === "SendingFailed" || o.messageStatus === "DeliveryFailed") === (o.faxErrorCode !== undefined), {
+    message: "faxErrorCode is required for SendingFailed/DeliveryFailed and not allowed otherwise",
+  });
+/** One outcome per number, or a sequence: one entry per fax to that number, the last repeating. */
+const OutcomesSchema = z.record(z.string().regex(E164), z.union([OutcomeSchema, z.array(OutcomeSchema).min(1).max(100)]));
 
 export interface ControlDeps {
   store: MessageStore;
@@ -41,7 +40,7 @@ export interface ControlDeps {
   calls: CallCounter;
   filesDir: string;
   log: Logger;
-  setOutcomes: (o: Record<string, FaxOutcome>) => void;
+  setOutcomes: (o: Record<string, FaxOutcome | FaxOutcome[]>) => void;
   baseUrl: () => string;
   ownFaxNumber: string;
 }
@@ -111,10 +110,10 @@ export async function handleControl(deps: ControlDeps, req: IncomingMessage, res
   } else if (method === "PUT" && path === "/emulator/fax-outcomes") {
     const parsed = OutcomesSchema.safeParse(await readJson(req));
     if (!parsed.success) throw bad(`invalid outcomes: ${parsed.error.message}`);
-    const outcomes: Record<string, FaxOutcome> = {};
-    for (const [n, o] of Object.entries(parsed.data)) {
-      outcomes[n] = o.faxErrorCode === undefined ? { messageStatus: o.messageStatus } : { messageStatus: o.messageStatus, faxErrorCode: o.faxErrorCode };
-    }
+    const one = (o: z.infer<typeof OutcomeSchema>): FaxOutcome =>
+      o.faxErrorCode === undefined ? { messageStatus: o.messageStatus } : { messageStatus: o.messageStatus, faxErrorCode: o.faxErrorCode };
+    const outcomes: Record<string, FaxOutcome | FaxOutcome[]> = {};
+    for (const [n, o] of Object.entries(parsed.data)) outcomes[n] = Array.isArray(o) ? o.map(one) : one(o);
     deps.setOutcomes(outcomes);
     sendEmpty(res, 204);
   } else if (method === "GET" && path === "/emulator/subscriptions") {

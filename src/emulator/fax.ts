@@ -47,6 +47,8 @@ export interface FaxDeps {
   /** The format sent faxes are stored in (the extension's fax file format setting). */
   renderFormat: RenderFormat;
   outcomes: () => Readonly<Record<string, FaxOutcome>>;
+  /** Told which number's scripted outcome a transmission used (a scripted sequence moves on to its next entry). */
+  outcomeUsed?: (phoneNumber: string) => void;
   log: Logger;
 }
 
@@ -301,6 +303,7 @@ export class FaxService {
       for (const r of m.to) {
         const outcome = outcomes[r.phoneNumber];
         r.messageStatus = outcome?.messageStatus ?? "Sent";
+        if (outcome !== undefined) this.deps.outcomeUsed?.(r.phoneNumber);
         if (outcome?.faxErrorCode !== undefined && (outcome.messageStatus === "SendingFailed" || outcome.messageStatus === "DeliveryFailed")) {
           r.faxErrorCode = outcome.faxErrorCode;
         }

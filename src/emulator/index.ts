@@ -71,8 +71,17 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   const filesDir = await mkdtemp(join(tmpdir(), "rc-emulator-"));
   let baseUrl = "";
   const base = (): string => baseUrl;
-  let extraOutcomes: Record<string, FaxOutcome> = {};
-  const outcomes = (): Record<string, FaxOutcome> => ({ ...DEFAULT_FAX_OUTCOMES, ...(opts.faxOutcomes ?? {}), ...extraOutcomes });
+  // Scripted outcomes (PUT /emulator/fax-outcomes): one outcome, or a sequence taken one per transmission (the last repeats).
+  let extraOutcomes: Record<string, FaxOutcome[]> = {};
+  const outcomes = (): Record<string, FaxOutcome> => {
+    const heads: Record<string, FaxOutcome> = {};
+    for (const [n, seq] of Object.entries(extraOutcomes)) if (seq[0] !== undefined) heads[n] = seq[0];
+    return { ...DEFAULT_FAX_OUTCOMES, ...(opts.faxOutcomes ?? {}), ...heads };
+  };
+  const outcomeUsed = (phoneNumber: string): void => {
+    const seq = extraOutcomes[phoneNumber];
+    if (seq !== undefined && seq.length > 1) seq.shift();
+  };
 
   let mediaUrl = "";
   const store = new MessageStore(Date.now, () => mediaUrl);
@@ -88,7 +97,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     penaltySeconds: opts.penaltySeconds ?? 60,
   });
   const timings: FaxTimings = { queuedMs: 1500, pageMs: 0, ...opts.faxTimings };
-  const fax = new FaxService({ store, filesDir, timings, renderFormat: opts.faxFormat ?? "pdf", outcomes, log });
+  const fax = new FaxService({ store, filesDir, timings, renderFormat: opts.faxFormat ?? "pdf", outcomes, outcomeUsed, log });
   store.on("change", (msg) => fax.onChange(msg));
   const sync = new SyncService(store);
   const subs = new SubscriptionService({ log, blacklistAfter: opts.webhookBlacklistAfter ?? 3 });
@@ -101,7 +110,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     {
       auth, limiter, ws, store, fax, sync, subs, faults, calls, filesDir, log,
       setOutcomes: (o) => {
-        extraOutcomes = o;
+        extraOutcomes = Object.fromEntries(Object.entries(o).map(([n, v]) => [n, Array.isArray(v) ? [...v] : [v]]));
       },
       baseUrl: base,
       ownFaxNumber: OWN_FAX_NUMBER,

@@ -428,7 +428,10 @@ export async function cancelJob(stores: Stores, id: string): Promise<CancelResul
     process.stderr.write(`faxbridge queue cancel: job cancelled, but its spool files could not be removed: ${errorMessage(err)}\n`);
   }
   const message =
-    job.state === "submitted"
+    job.state === "parsed" && job.rcMessageId !== null
+      ? `job ${id} cancelled while it waited to redial busy / no-answer recipients (fax.redial): the attempts already made (last RingCentral message id ${job.rcMessageId}) stand; ` +
+        "no more redials, and the sender gets no report."
+      : job.state === "submitted"
       ? `job ${id} cancelled. RingCentral had already accepted it (message id ${job.rcMessageId ?? "?"}): the fax may already be on its way or delivered; ` +
         "faxbridge stops following it and sends no report."
       : `job ${id} cancelled before it was sent; no fax goes out and the sender gets no report.`;

@@ -13,7 +13,8 @@
  *   submitting → (found after a crash, or after an answer that may have been
  *                processed) reconcile with the message store → submitted, or
  *                back to parsed when RingCentral has no such fax
- *   submitted  → poll getMessage per fax.statusPollSchedule → final
+ *   submitted  → poll getMessage per fax.statusPollSchedule → final, or back
+ *                to parsed to redial busy / no-answer recipients (redial.ts)
  *   final / failed → sender report → notified (spool files removed)
  *
  * Decisions worth knowing:

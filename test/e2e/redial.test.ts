@@ -140,7 +140,8 @@ describe("redial on busy / no answer (fax.redial)", () => {
       return redialOf(j)?.round === 1 && j.state === "parsed" ? j : undefined;
     }, 10_000, "the redial to be scheduled");
     const stores = { outbound: t.store, dataDir: t.dir.path } as unknown as Stores;
-    await cancelJob(stores, id);
+    const result = await cancelJob(stores, id);
+    expect(result.message).toContain("cancelled while it waited to redial busy / no-answer recipients");
     expect((await t.job(id)).state).toBe("cancelled");
     // Past the redial's due time, and the worker has finished another job since: still one fax to the busy number.
     await waitFor(() => Date.now() > waiting.nextAttemptAt, 5000, "the redial's due time");

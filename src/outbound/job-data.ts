@@ -77,6 +77,8 @@ export const jobDataSchema = z.object({
       pending: z.array(z.string()),
       /** Final statuses of the recipients not in the current attempt. */
       settled: z.array(z.object({ e164: z.string(), status: z.string(), faxErrorCode: z.string().optional() })),
+      /** RingCentral message ids of the attempts made before the current one (reconciliation never adopts them). */
+      messageIds: z.array(z.string()).default([]),
       /** Why a recipient was not redialled (e.g. the page quota), by E.164. */
       notes: z.record(z.string(), z.string()).default({}),
     })

@@ -55,6 +55,16 @@ export function redialResend(data: JobData): { originalMessageId: string; to: { 
   return { originalMessageId: r.originalMessageId, to: to.length > 0 ? to : r.pending.map((phoneNumber) => ({ phoneNumber })) };
 }
 
+function earlierAttempts(state: RedialState, last: string | null): string[] {
+  return last === null || state.messageIds.includes(last) ? [...state.messageIds] : [...state.messageIds, last];
+}
+
+/** A message of an earlier attempt of this job: never the fax a redial's interrupted submission created. */
+export function isEarlierAttempt(data: JobData | undefined, rcMessageId: string): boolean {
+  const r = data?.redial;
+  return r !== undefined && r.round > 0 && (r.originalMessageId === rcMessageId || r.messageIds.includes(rcMessageId));
+}
+
 export type RedialPlan = { readonly redial: true; readonly data: JobData; readonly at: number; readonly numbers: string[] } | { readonly redial: false; readonly data: JobData };
 
 export interface PlanInput {
@@ -84,6 +94,7 @@ export function planRedial(input: PlanInput): RedialPlan {
     attempts: Object.fromEntries(job.rcptTo.map((r) => [r.e164, 1])),
     pending: job.rcptTo.map((r) => r.e164),
     settled: [],
+    messageIds: [],
     notes: {},
   };
   const wait = schedule[state.round];
@@ -106,7 +117,7 @@ export function planRedial(input: PlanInput): RedialPlan {
   const next: JobData = {
     ...data,
     ...(charged > 0 && { chargedPages: (data.chargedPages ?? 0) + charged }),
-    redial: { ...state, round: state.round + 1, attempts, pending: numbers, settled },
+    redial: { ...state, round: state.round + 1, attempts, pending: numbers, settled, messageIds: earlierAttempts(state, job.rcMessageId) },
   };
   return { redial: true, data: next, at: now + wait, numbers };
 }

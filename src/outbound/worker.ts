@@ -78,7 +78,7 @@ import { readMailMeta } from "./mail-meta.js";
 import { ExtractError, parseFaxMail, type FaxRefusal, type ParsedFaxMail } from "./parse.js";
 import { preflight } from "./preflight.js";
 import { composeReport, suppressReason, type ReportInput, type ReportKind } from "./report.js";
-import { attemptTargets, mergeStatuses, planRedial, redialAttempts, redialResend } from "./redial.js";
+import { attemptTargets, isEarlierAttempt, mergeStatuses, planRedial, redialAttempts, redialResend } from "./redial.js";
 
 type Lane = "work" | "send" | "poll";
 
@@ -821,6 +821,7 @@ export class OutboundWorker {
     for await (const m of this.#deps.client.listMessages({ messageType: ["Fax"], direction: ["Outbound"], dateFrom: isoTime(since), perPage: 250 })) {
       if (m.direction !== undefined && m.direction !== "Outbound") continue;
       if (m.type !== undefined && m.type !== "Fax") continue;
+      if (isEarlierAttempt(data, m.id)) continue;
       const created = Date.parse(m.creationTime ?? "");
       if (Number.isFinite(created) && created < since) continue;
       if (recipientKey((m.to ?? []).map((t) => normaliseNumber(t.phoneNumber))) !== key) continue;

@@ -132,6 +132,41 @@ describe("redial on busy / no answer (fax.redial)", () => {
     expect(await t.sentFaxes()).toHaveLength(2);
   });
 
+  it("a crash after RingCentral accepted a redial but before it was recorded: the next worker adopts the resend, never resends again", async () => {
+    const t = await harness({ fax: { redial: "100ms" }, startWorker: false });
+    await t.control("PUT", "/emulator/fax-outcomes", { "+15550000001": [BUSY, SENT] });
+    let crashed: () => void = () => undefined;
+    const crash = new Promise<void>((resolve) => (crashed = resolve));
+    let submits = 0;
+    await t.startWorker({
+      hooks: {
+        beforeRecordSubmit: () => {
+          submits++;
+          if (submits < 2) return;
+          crashed();
+          throw new Error("simulated crash before the redial's RingCentral id was recorded");
+        },
+      },
+      tuning: { submitLeaseMs: 300 },
+    });
+    const id = await t.send({ to: "15550000001@fax.local", attachments: [{ filename: "a.pdf", content: makePdf() }] });
+    await crash;
+    await t.stopWorker();
+    const stuck = await t.job(id);
+    expect(stuck.state).toBe("submitting");
+    const faxes = await t.sentFaxes();
+    expect(faxes).toHaveLength(2);
+    await waitFor(() => Date.now() > (stuck.leaseUntil ?? 0), 5000, "the lease to expire");
+    await t.startWorker();
+    const done = await t.waitState(id, "notified");
+    expect(done.rcMessageId).toBe(faxes[1]?.id);
+    expect(done.status).toEqual([{ e164: "+15550000001", status: "Sent" }]);
+    expect(await t.sentFaxes()).toHaveLength(2);
+    expect(t.events("fax.reconciled").map((l) => l["outcome"])).toEqual(["adopted"]);
+    await waitFor(() => t.sink.messages.length === 1, 5000, "the report");
+    expect(t.sink.messages[0]?.parsed.text).toContain("after 2 attempts");
+  });
+
   it("queue cancel while a redial waits stops the redialling", async () => {
     const t = await harness({ fax: { redial: "500ms*2" } });
     const id = await t.send({ to: "15550000001@fax.local", attachments: [{ filename: "a.pdf", content: makePdf() }] });

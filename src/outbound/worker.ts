@@ -671,7 +671,8 @@ export class OutboundWorker {
     }
     this.#deps.metrics.faxesSubmitted.inc();
     log.info({ event: "fax.submitted", rcMessageId: res.id, messageStatus: res.messageStatus, sendTime: request.sendTime }, "fax accepted by RingCentral");
-    if (this.#deps.config.fax.notifyOnAccept) {
+    // A redial is not news to the sender: the acceptance notice went with the first attempt.
+    if (this.#deps.config.fax.notifyOnAccept && redial === undefined) {
       const notice = this.#acceptedNotice(job.id).finally(() => this.#side.delete(notice));
       this.#side.add(notice);
     }

@@ -58,6 +58,19 @@ describe("redial on busy / no answer (fax.redial)", () => {
     expect(t.sink.messages).toHaveLength(1);
   });
 
+  it("with fax.notifyOnAccept the sender gets one acceptance notice and one report, not one per redial", async () => {
+    const t = await harness({ fax: { redial: "100ms*2", notifyOnAccept: true } });
+    const id = await t.send({ to: "15550000001@fax.local", attachments: [{ filename: "a.pdf", content: makePdf() }] });
+    await t.waitState(id, "notified");
+    expect(await t.sentFaxes()).toHaveLength(3);
+    await waitFor(() => t.sink.messages.length === 2, 5000, "the notice and the report");
+    const subjects = t.sink.messages.map((m) => m.parsed.subject);
+    expect(subjects).toContain("Fax to +1 555-000-0001 accepted, sending");
+    expect(subjects).toContain("Fax to +1 555-000-0001 failed: line busy after 3 attempts");
+    await t.stopWorker();
+    expect(t.sink.messages).toHaveLength(2);
+  });
+
   it("always busy: three attempts (the schedule's two redials), then one report saying busy after 3 attempts", async () => {
     const t = await harness({ fax: { redial: "100ms*2" } });
     const id = await t.send({ to: "15550000001@fax.local", attachments: [{ filename: "a.pdf", content: makePdf() }] });

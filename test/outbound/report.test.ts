@@ -74,6 +74,27 @@ describe("composeReport", () => {
     expect(parsed.text).toContain(FAX_ERROR_TEXT.LineBusy.advice);
   });
 
+  it("redialled recipients (fax.redial): attempts per recipient, and why a redial was not made, in text and HTML", () => {
+    const { mail, subject } = composeReport(
+      {
+        ...base,
+        recipients: [
+          { e164: "+15551234567", status: "Sent" },
+          { e164: "+15550000001", status: "SendingFailed", faxErrorCode: "LineBusy" },
+        ],
+        attempts: [
+          { e164: "+15551234567", attempts: 2 },
+          { e164: "+15550000001", attempts: 2, note: "not redialled: over the hourly page quota." },
+        ],
+      },
+      { from: FROM, attachDocuments: false },
+    );
+    expect(subject).toBe("Fax to 2 recipients: 1 sent, 1 failed");
+    expect(mail.text).toContain("+1 555-123-4567: sent after 2 attempts");
+    expect(mail.text).toContain("+1 555-000-0001: failed: line busy (LineBusy) after 2 attempts\n    not redialled: over the hourly page quota. The receiving fax line was busy.");
+    expect(mail.html).toContain("failed: line busy (LineBusy) after 2 attempts<br><small>not redialled: over the hourly page quota.");
+  });
+
   it("several recipients: counts in the subject, one line each", async () => {
     const { mail, status, subject } = composeReport(
       {

@@ -184,11 +184,11 @@ export const configSchema = z
         maxPages: positiveInt.default(200),
         /** When RingCentral answers 429/5xx or the network fails: wait this long between attempts. */
         retrySchedule: schedule.default("30s,1m,2m,5m,10m,30m,1h*4"),
-        /** Redial recipients whose fax failed busy / no answer / line trouble (src/outbound/redial.ts): waits before each redial; empty = off. */
+        /** Redial recipients whose fax failed busy / no answer / line trouble (src/outbound/redial.ts): waits before each redial; empty or "off" = no redials. */
         redial: z
           .string()
-          .regex(/^(\s*\d+(ms|s|m|h|d)(\*\d+)?(\s*,\s*\d+(ms|s|m|h|d)(\*\d+)?)*)?\s*$/, {
-            message: 'expected a schedule like "5m*2" (units ms, s, m, h, d; *N repeats), or empty for no redials',
+          .regex(/^(\s*\d+(ms|s|m|h|d)(\*\d+)?(\s*,\s*\d+(ms|s|m|h|d)(\*\d+)?)*|\s*off)?\s*$/i, {
+            message: 'expected a schedule like "5m*2" (units ms, s, m, h, d; *N repeats), or "off" (or empty) for no redials',
           })
           .default("5m*2"),
         /** How often to poll a submitted fax for its final status. */

@@ -15,6 +15,7 @@
  * the quota is not made and the report says why.
  */
 import type { OutboundJob, RecipientStatus } from "../store/outbound.js";
+import { parseSchedule } from "../util/schedule.js";
 import type { PageBudget } from "./cost.js";
 import type { JobData } from "./job-data.js";
 
@@ -26,6 +27,12 @@ import type { JobData } from "./job-data.js";
  * and permission problems, rendering errors (a redial cannot fix them).
  */
 export const REDIAL_CODES: ReadonlySet<string> = new Set(["LineBusy", "NoAnswer", "AllLinesInUse", "TooManyCallsPerLine", "CallerHungUp", "CallFailed"]);
+
+/** fax.redial as waits in ms; "" or "off" (an empty environment variable counts as unset, so "off" is how the env turns it off) = none. */
+export function redialSchedule(text: string): readonly number[] {
+  const t = text.trim();
+  return t === "" || t.toLowerCase() === "off" ? [] : parseSchedule(t);
+}
 
 export type RedialState = NonNullable<JobData["redial"]>;
 

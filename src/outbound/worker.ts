@@ -78,7 +78,7 @@ import { readMailMeta } from "./mail-meta.js";
 import { ExtractError, parseFaxMail, type FaxRefusal, type ParsedFaxMail } from "./parse.js";
 import { preflight } from "./preflight.js";
 import { composeReport, suppressReason, type ReportInput, type ReportKind } from "./report.js";
-import { attemptTargets, isEarlierAttempt, mergeStatuses, planRedial, redialAttempts, redialResend } from "./redial.js";
+import { attemptTargets, isEarlierAttempt, mergeStatuses, planRedial, redialAttempts, redialResend, redialSchedule } from "./redial.js";
 
 type Lane = "work" | "send" | "poll";
 
@@ -237,7 +237,7 @@ export class OutboundWorker {
     this.#tuning = { ...DEFAULT_TUNING, ...(deps.tuning ?? {}) };
     this.#retrySchedule = parseSchedule(deps.config.fax.retrySchedule);
     this.#pollSchedule = parseSchedule(deps.config.fax.statusPollSchedule);
-    this.#redialSchedule = deps.config.fax.redial.trim() === "" ? [] : parseSchedule(deps.config.fax.redial);
+    this.#redialSchedule = redialSchedule(deps.config.fax.redial);
     this.#pages = new PageBudget(deps.config, this.#now);
     this.#notices = new QuotaTracker({ perSenderPerHour: deps.config.policy?.abuse.noticesPerAddressPerHour ?? 0, globalPerHour: 0 }, { now: this.#now });
   }

@@ -24,6 +24,13 @@ function leaves(obj: unknown, prefix = ""): string[] {
 }
 
 describe("loadConfig", () => {
+  it("fax.redial: default 5m*2; FAXBRIDGE_FAX_REDIAL=off turns redials off; a bad schedule is refused", () => {
+    expect(loadConfig({ env: {} }).fax.redial).toBe("5m*2");
+    expect(loadConfig({ env: { FAXBRIDGE_FAX_REDIAL: "off" } }).fax.redial).toBe("off");
+    expect(loadConfig({ env: { FAXBRIDGE_FAX_REDIAL: "1m,10m" } }).fax.redial).toBe("1m,10m");
+    expect(() => loadConfig({ env: { FAXBRIDGE_FAX_REDIAL: "soon" } })).toThrow(/fax\.redial/);
+  });
+
   it("names the line of a YAML syntax error", () => {
     const dir = mkdtempSync(join(tmpdir(), "faxbridge-yaml-"));
     const file = join(dir, "bad.yaml");

@@ -105,8 +105,8 @@ describe("redial on busy / no answer (fax.redial)", () => {
     expect(t.sink.messages[0]?.parsed.headers.get("x-faxbridge-status")).toBe("partial");
   });
 
-  it("redial off (fax.redial empty): a busy number is reported at once after one attempt", async () => {
-    const t = await harness({ fax: { redial: "" } });
+  it("redial off (fax.redial off): a busy number is reported at once after one attempt", async () => {
+    const t = await harness({ fax: { redial: "off" } });
     const id = await t.send({ to: "15550000001@fax.local", attachments: [{ filename: "a.pdf", content: makePdf() }] });
     const job = await t.waitState(id, "notified");
     expect(redialOf(job)).toBeUndefined();

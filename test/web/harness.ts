@@ -9,30 +9,12 @@ import { hashPassword } from "../../src/smtp/password.js";
 import { OPENAPI } from "../../src/web/openapi.js";
 import { SmtpSink } from "../helpers/smtp-sink.js";
 import { tempDir } from "../helpers/tmp.js";
+import { renderablePdf as renderPdf } from "../helpers/pdf.js";
 
 export const PDF = Buffer.from("%PDF-1.4\n1 0 obj<</Type /Page>>endobj\ntrailer<<>>\n%%EOF\n");
 
-/** A well-formed one-page PDF (with an xref table) that real renderers draw: for thumbnails. */
-export function renderablePdf(text = "Referral: J. Doe"): Buffer {
-  const stream = `BT /F1 24 Tf 72 700 Td (${text.replace(/[()\\]/g, "")}) Tj ET`;
-  const objects = [
-    "<< /Type /Catalog /Pages 2 0 R >>",
-    "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-    "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
-    `<< /Length ${stream.length} >>\nstream\n${stream}\nendstream`,
-    "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-  ];
-  let out = "%PDF-1.4\n";
-  const offsets: number[] = [];
-  objects.forEach((o, i) => {
-    offsets.push(out.length);
-    out += `${i + 1} 0 obj\n${o}\nendobj\n`;
-  });
-  const xref = out.length;
-  out += `xref\n0 ${objects.length + 1}\n0000000000 65535 f \n${offsets.map((o) => `${String(o).padStart(10, "0")} 00000 n \n`).join("")}`;
-  out += `trailer\n<< /Size ${objects.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
-  return Buffer.from(out, "latin1");
-}
+/** A well-formed one-page PDF that real renderers draw: for thumbnails. */
+export const renderablePdf = (text = "Referral: J. Doe"): Buffer => renderPdf(text);
 
 export const TOKENS = { ehr: "ehr-token-0123456789abcdef", billing: "billing-token-fedcba9876543210" } as const;
 export const PASSWORDS = { admin: "admin-pass-1234", alice: "alice-pass-1234", bob: "bob-pass-1234" } as const;

@@ -13,6 +13,7 @@ import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Config } from "../config/schema.js";
 import { errorMessage } from "../errors.js";
+import { failureOf, isTransient, type Failure } from "../failure.js";
 import type { Logger } from "../log.js";
 import type { AuditSink } from "../ops/audit.js";
 import type { MailSender } from "../mail/transport.js";
@@ -69,31 +70,24 @@ export class NoDocumentError extends Error {
   }
 }
 
-export interface FailureClass {
-  readonly retry: boolean;
-  /** Server-requested least wait. */
-  readonly retryAfterMs?: number;
-  readonly reason: string;
-}
-
-/** Temporary or permanent? Pure, so it can be tested table-style. */
-export function classifyDeliveryError(err: unknown): FailureClass {
+/** Transient or permanent? Pure, so it can be tested table-style. */
+export function classifyDeliveryError(err: unknown): Failure {
   if (err instanceof MailDeliveryError) {
     const code = err.responseCode !== undefined ? `mail ${err.responseCode}` : "mail";
-    return { retry: err.temporary, reason: code };
+    return { kind: failureOf(err).kind, reason: code };
   }
   if (err instanceof RcApiError) {
     const reason = `ringcentral ${err.status}${err.errorCode !== undefined ? ` ${err.errorCode}` : ""}`;
     // The message or its document is gone, or RingCentral refuses the request as malformed: retrying cannot help.
-    if (err.status === 404 || err.status === 410 || err.status === 400) return { retry: false, reason };
-    return err.retryAfterMs !== undefined ? { retry: true, retryAfterMs: err.retryAfterMs, reason } : { retry: true, reason };
+    if (err.status === 404 || err.status === 410 || err.status === 400) return { kind: "permanent", reason };
+    return err.retryAfterMs !== undefined ? { kind: "transient", retryAfterMs: err.retryAfterMs, reason } : { kind: "transient", reason };
   }
-  if (err instanceof RcNetworkError) return { retry: true, reason: "ringcentral network" };
-  if (err instanceof RcProtocolError) return { retry: true, reason: "ringcentral protocol" };
-  if (err instanceof DownloadMismatchError) return { retry: true, reason: "download size mismatch" };
-  if (err instanceof NoDocumentError) return { retry: true, reason: "no document yet" };
+  if (err instanceof RcNetworkError) return { kind: "transient", reason: "ringcentral network" };
+  if (err instanceof RcProtocolError) return { kind: "transient", reason: "ringcentral protocol" };
+  if (err instanceof DownloadMismatchError) return { kind: "transient", reason: "download size mismatch" };
+  if (err instanceof NoDocumentError) return { kind: "transient", reason: "no document yet" };
   // Local trouble (disk full, permissions) or something unforeseen: worth another try.
-  return { retry: true, reason: "local" };
+  return { kind: "transient", reason: "local" };
 }
 
 class ByteCounter extends Transform {
@@ -295,7 +289,8 @@ export class InboundDelivery {
     const c = classifyDeliveryError(err);
     const now = this.#deps.now();
     const attempt = fax.attempts + 1;
-    const delay = c.retry ? delayFor(this.#schedule, attempt, this.#deps.jitter) : undefined;
+    const retry = isTransient(c);
+    const delay = retry ? delayFor(this.#schedule, attempt, this.#deps.jitter) : undefined;
     const text = `${c.reason}: ${errorMessage(err)}`;
     if (delay !== undefined) {
       const wait = Math.max(delay, c.retryAfterMs ?? 0);
@@ -308,8 +303,8 @@ export class InboundDelivery {
     this.#audit(fax, "dead", [], text);
     this.#deps.metrics.inboundFailed.inc();
     log.error(
-      { event: "inbound.dead", attempt, reason: c.reason, permanent: !c.retry, err, alert: true },
-      c.retry ? "fax delivery gave up after every retry" : "fax delivery failed permanently",
+      { event: "inbound.dead", attempt, reason: c.reason, permanent: !retry, err, alert: true },
+      retry ? "fax delivery gave up after every retry" : "fax delivery failed permanently",
     );
     this.#deps.alerts?.({
       kind: "inbound_dead",

@@ -1,10 +1,11 @@
 /**
  * What to do about an error from a fax submission (sendFax / resendFax) or a
- * status poll: retry from the durable queue, or fail the job permanently with
- * the RingCentral error code translated into words. Pure; the retry schedule
- * itself is data (`fax.retrySchedule`) applied by the worker.
+ * status poll: transient (retry from the durable queue) or permanent (fail the
+ * job with the RingCentral error code translated into words), in the one
+ * Failure type of src/failure.ts. Pure; the retry schedule itself is data
+ * (`fax.retrySchedule`) applied by the worker (retry-policy.ts).
  *
- * | Error | Action |
+ * | Error | Verdict (transient = retry, permanent = fail) |
  * |---|---|
  * | 429 (any code) | retry, honouring Retry-After; nothing was processed |
  * | 5xx | retry; `maybeSent`: RingCentral may have created the fax, reconcile before resending |

@@ -17,7 +17,7 @@ import { createSmtpPolicy } from "./policy/index.js";
 import { receivedFaxMailedTo } from "./policy/forwarding.js";
 import { RingCentralClient } from "./rc/client.js";
 import { tokenFileStore } from "./rc/token-file.js";
-import type { NumberCheck } from "./smtp/address.js";
+import type { NumberCheck } from "./fax/number.js";
 import { createSmtpServer, type FaxSmtpServer } from "./smtp/server.js";
 import { Spool } from "./spool/spool.js";
 import { openDatabase, type Db } from "./store/db.js";

@@ -20,7 +20,7 @@ import { silentLogger } from "../log.js";
 import { RingCentralClient } from "../rc/client.js";
 import { tokenFileStore } from "../rc/token-file.js";
 import { RcApiError, RcNetworkError, RcProtocolError } from "../rc/errors.js";
-import { createCidrMatcher, isLoopback } from "../smtp/cidr.js";
+import { createCidrMatcher, isLoopback } from "../net/cidr.js";
 import { openDatabase } from "../store/db.js";
 import { inboundMigration, SqliteInboundStore } from "../store/inbound.js";
 import { outboundMigration, SqliteOutboundStore } from "../store/outbound.js";

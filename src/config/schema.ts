@@ -136,7 +136,7 @@ export const configSchema = z
         /** Paths of a PEM key and certificate; both set enables STARTTLS. */
         tlsKey: z.string().default(""),
         tlsCert: z.string().default(""),
-        /** Users allowed to authenticate (AUTH PLAIN/LOGIN, only over TLS unless the client is local: see isLocalClient in src/smtp/cidr.ts). */
+        /** Users allowed to authenticate (AUTH PLAIN/LOGIN, only over TLS unless the client is local: see isLocalClient in src/net/cidr.ts). */
         users: z.array(smtpUser).default([]),
         /** Client networks (CIDR) that may send without AUTH. Everyone else must authenticate. */
         allowUnauthenticatedFrom: z.array(z.string().min(1)).default(["127.0.0.0/8", "::1/128"]),

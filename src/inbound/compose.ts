@@ -5,7 +5,7 @@
  */
 import { formatTime } from "../util/time.js";
 import type { OutgoingMail } from "../mail/transport.js";
-import { formatNumber, parseFaxAddress } from "../smtp/address.js";
+import { formatNumber, parseFaxAddress } from "../fax/number.js";
 import type { InboundFax } from "../store/inbound.js";
 
 export interface DownloadedFile {

@@ -8,6 +8,7 @@ import { MailParser, type AttachmentStream, type HeaderLines, type Headers, type
 import type { Config } from "../config/schema.js";
 import { silentLogger, type Logger } from "../log.js";
 import { errorMessage } from "../errors.js";
+import type { FaxDocumentFile, FaxEnvelope, FaxRecipient, FaxRefusal, FaxRequest } from "../fax/model.js";
 import { mergeAddressOptions, parseHeaderOptions, type HeaderOptions } from "./parse-options.js";
 import { extensionForMime, faxTypeForExtension } from "./preflight-filetypes.js";
 import { renderBodyPage, stripQuotedReply } from "./cover.js";
@@ -24,32 +25,16 @@ import { buildCoverText, extensionOf, htmlToPlainText, normaliseBody, safeFilena
  * Run `preflight()` (./preflight.ts) on the result before calling the API.
  */
 
-/** One document extracted into the working directory, in message order. */
-export interface FaxDocumentFile {
-  path: string;
-  /** Safe file name to upload under (RingCentral rejects `&@#$%^*` and paths). */
-  filename: string;
-  /** The file name as the sender wrote it, for the report; absent when the part had none. */
-  originalFilename?: string;
-  contentType: string;
-  size: number;
-  /** sha256 of the bytes written, lower-case hex. */
-  sha256: string;
-}
-
-export interface FaxRecipient {
-  phoneNumber: string;
-  name?: string;
-}
-
-export interface FaxRequest {
-  to: FaxRecipient[];
-  faxResolution: "High" | "Low";
-  coverIndex?: number;
-  coverPageText?: string;
-  sendTime?: string;
-  isoCode?: string;
-}
+export type {
+  FaxAddressOptions,
+  FaxDocumentFile,
+  FaxEnvelope,
+  FaxEnvelopeRecipient,
+  FaxRecipient,
+  FaxRefusal,
+  FaxRequest,
+  RefusalRule,
+} from "../fax/model.js";
 
 export interface ParsedFaxMail {
   /** The JSON part of RingCentral's fax request (createFaxMessage). */
@@ -77,60 +62,7 @@ export interface ParsedFaxMail {
   };
 }
 
-/** Stable names of the rules a mail can break; the worker may key metrics or tests on them. */
-export type RefusalRule =
-  | "nothing-to-fax"
-  | "tnef"
-  | "embedded-message"
-  | "invalid-header"
-  | "invalid-address-option"
-  | "conflicting-address-options"
-  | "forward-with-attachments"
-  | "no-recipients"
-  | "malformed-message"
-  | "unsupported-type"
-  | "mislabeled-type"
-  | "empty-file"
-  | "too-large"
-  | "encrypted-pdf"
-  | "cover-text-too-long"
-  /** Over fax.maxPages (src/outbound/cost.ts). */
-  | "too-many-pages"
-  /** Over an hourly page quota (src/outbound/cost.ts). */
-  | "page-quota";
-
-export interface FaxRefusal {
-  rule: RefusalRule;
-  /** A sentence for the sender notice. */
-  message: string;
-  /** The offending file, as the sender named it, when the rule is about one. */
-  filename?: string;
-}
-
 export type ParseResult = { ok: true; mail: ParsedFaxMail } | { ok: false; refusal: FaxRefusal };
-
-/** Per-address options the SMTP side parsed out of a recipient address (same shape as the job store's RecipientOptions). */
-export interface FaxAddressOptions {
-  readonly resolution?: "High" | "Low";
-  readonly coverIndex?: number;
-  /** Recipient name printed on the cover page. */
-  readonly name?: string;
-}
-
-/** One envelope recipient; an outbound job's `rcptTo` entry fits as is. */
-export interface FaxEnvelopeRecipient {
-  /** The address as written in RCPT TO, for messages. */
-  readonly address: string;
-  /** Recipient number, E.164 with "+". */
-  readonly e164: string;
-  readonly options?: FaxAddressOptions;
-}
-
-/** The SMTP envelope; an OutboundJob (src/store/outbound.ts) fits as is. */
-export interface FaxEnvelope {
-  readonly mailFrom: string;
-  readonly rcptTo: readonly FaxEnvelopeRecipient[];
-}
 
 export interface ParseInput {
   rawPath: string;

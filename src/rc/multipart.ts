@@ -10,19 +10,9 @@ import { randomBytes } from "node:crypto";
 import { PassThrough, Readable } from "node:stream";
 import FormData from "form-data";
 
-export interface FaxRecipient {
-  phoneNumber: string;
-  name?: string;
-}
+import type { SendFaxRequest } from "../fax/model.js";
 
-export interface SendFaxRequest {
-  to: FaxRecipient[];
-  faxResolution?: "High" | "Low";
-  coverIndex?: number;
-  coverPageText?: string;
-  sendTime?: string;
-  isoCode?: string;
-}
+export type { FaxRecipient, SendFaxRequest } from "../fax/model.js";
 
 /** A document streamed from disk with fs.createReadStream. */
 export interface FaxDocument {

@@ -49,18 +49,8 @@ export const TRANSITIONS: Readonly<Record<JobState, readonly JobState[]>> = {
   cancelled: [],
 };
 
-export interface RecipientOptions {
-  resolution?: "High" | "Low";
-  coverIndex?: number;
-  name?: string;
-}
-
-export interface JobRecipient {
-  /** The envelope address as the client sent it. */
-  readonly address: string;
-  readonly e164: string;
-  readonly options: RecipientOptions;
-}
+import type { JobRecipient } from "../fax/model.js";
+export type { JobRecipient, RecipientOptions } from "../fax/model.js";
 
 export interface JobClient {
   readonly ip: string;

@@ -29,7 +29,7 @@ import { accept, IntakeError, type IntakeSender } from "../intake/accept.js";
 import type { Logger } from "../log.js";
 import { senderIdentity } from "../policy/identity.js";
 import type { SmtpPolicy } from "../policy/index.js";
-import { parseFaxAddress, type NumberCheck } from "../smtp/address.js";
+import { parseFaxAddress, type NumberCheck } from "../fax/number.js";
 import { SpoolError, type Spool } from "../spool/spool.js";
 import type { JobRecipient, OutboundStore } from "../store/outbound.js";
 import { newId } from "../util/ids.js";

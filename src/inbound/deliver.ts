@@ -13,6 +13,7 @@ import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Config } from "../config/schema.js";
 import { errorMessage } from "../errors.js";
+import { extensionForMime } from "../fax/files.js";
 import type { Logger } from "../log.js";
 import type { AuditSink } from "../ops/audit.js";
 import type { MailSender } from "../mail/transport.js";
@@ -102,13 +103,6 @@ class ByteCounter extends Transform {
     this.bytes += chunk.length;
     cb(null, chunk);
   }
-}
-
-function fileExtension(contentType: string | undefined): string {
-  const t = (contentType ?? "").split(";")[0]?.trim().toLowerCase();
-  if (t === "application/pdf") return "pdf";
-  if (t === "image/tiff") return "tif";
-  return "bin";
 }
 
 /** The documents of a fax: its rendered documents, or every attachment when none is typed so. */
@@ -356,7 +350,7 @@ export class InboundDelivery {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const out: DownloadedFile[] = [];
     for (const [i, att] of docs.entries()) {
-      const final = join(dir, `${i + 1}-${att.id.replace(/[^A-Za-z0-9_-]/g, "_")}.${fileExtension(att.contentType)}`);
+      const final = join(dir, `${i + 1}-${att.id.replace(/[^A-Za-z0-9_-]/g, "_")}.${extensionForMime(att.contentType ?? "")}`);
       if (att.size !== undefined) {
         // Kept from an earlier attempt whose mail failed: complete files only ever exist under the final name.
         const existing = await stat(final).catch(() => undefined);

@@ -10,10 +10,10 @@ import { silentLogger, type Logger } from "../log.js";
 import { errorMessage } from "../errors.js";
 import type { FaxDocumentFile, FaxEnvelope, FaxRecipient, FaxRefusal, FaxRequest } from "../fax/model.js";
 import { mergeAddressOptions, parseHeaderOptions, type HeaderOptions } from "./parse-options.js";
-import { extensionForMime, faxTypeForExtension } from "./preflight-filetypes.js";
+import { distinctFilenames, extensionForMime, extensionOf, faxTypeForExtension, safeFilename } from "../fax/files.js";
 import { renderBodyPage, stripQuotedReply } from "./cover.js";
 import { signatureArtReason } from "./inline-images.js";
-import { buildCoverText, extensionOf, htmlToPlainText, normaliseBody, safeFilename } from "./text.js";
+import { buildCoverText, htmlToPlainText, normaliseBody } from "./text.js";
 
 /**
  * Mail → fax request: stream a spooled RFC 5322 message through mailparser,
@@ -348,6 +348,10 @@ async function finish(
     const { cid: _cid, related: _related, isImage: _isImage, ...file } = doc;
     documents.push(file);
   }
+  // The names are the ones uploaded and the ones the report lists: distinct, as RingCentral shows documents by name.
+  distinctFilenames(documents.map((d) => d.filename)).forEach((name, i) => {
+    (documents[i] as FaxDocumentFile).filename = name;
+  });
 
   const forwardOf = headerOptions.options.forwardOf;
   if (forwardOf !== undefined && documents.length > 0) {

@@ -977,7 +977,7 @@ export class OutboundWorker {
       to: job.reportTo,
       recipients,
       receivedAt: job.receivedAt,
-      documents: (data?.documents ?? []).map((d) => ({ name: d.originalFilename ?? d.filename, size: d.size, path: d.path, contentType: d.contentType })),
+      documents: (data?.documents ?? []).map((d) => ({ name: d.filename, size: d.size, path: d.path, contentType: d.contentType })),
       notFaxed: (data?.skipped ?? []).map((s) => ({ name: s.filename, reason: s.reason })),
       ...(data?.cancel?.outcome === "cancelled" && { cancelled: true }),
       original: {

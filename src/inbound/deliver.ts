@@ -18,7 +18,7 @@ import type { AuditSink } from "../ops/audit.js";
 import type { MailSender } from "../mail/transport.js";
 import { MailDeliveryError } from "../mail/transport.js";
 import type { Metrics } from "../metrics.js";
-import type { RingCentralClient } from "../rc/client.js";
+import type { MessageApi, SessionApi } from "../rc/api.js";
 import { RcApiError, RcNetworkError, RcProtocolError } from "../rc/errors.js";
 import type { InboundAttachment, InboundFax, InboundStore } from "../store/inbound.js";
 import { delayFor, parseSchedule } from "../util/schedule.js";
@@ -26,7 +26,7 @@ import { composeInboundMail, type DownloadedFile } from "./compose.js";
 import { routeFax } from "./route.js";
 import { toNewFax } from "./sync.js";
 
-export type DeliveryClient = Pick<RingCentralClient, "downloadContent" | "getMessage" | "setReadStatus" | "ownerId">;
+export type DeliveryClient = Pick<MessageApi, "downloadContent" | "getMessage" | "setReadStatus"> & Pick<SessionApi, "ownerId">;
 
 export interface InboundDeliveryDeps {
   readonly config: Config;

@@ -16,7 +16,7 @@ import type { Logger } from "../log.js";
 import type { AuditSink } from "../ops/audit.js";
 import type { MailSender } from "../mail/transport.js";
 import type { Metrics } from "../metrics.js";
-import type { RingCentralClient } from "../rc/client.js";
+import type { MessageApi, SessionApi, SubscriptionApi, WsTokenApi } from "../rc/api.js";
 import type { InboundStore } from "../store/inbound.js";
 import { InboundDelivery } from "./deliver.js";
 import { faxEventFilter, WebhookSubscriptionManager } from "./subscription.js";
@@ -44,7 +44,7 @@ export interface InboundTuning {
 
 export interface InboundServiceDeps {
   readonly config: Config;
-  readonly client: RingCentralClient;
+  readonly client: MessageApi & SubscriptionApi & WsTokenApi & Pick<SessionApi, "ownerId">;
   readonly store: InboundStore;
   readonly mail: MailSender;
   readonly http: HttpServer;

@@ -6,9 +6,9 @@
  * then read again to confirm it is gone.
  */
 import { RcApiError } from "../rc/errors.js";
-import type { RingCentralClient } from "../rc/client.js";
+import type { MessageApi } from "../rc/api.js";
 
-export type CancelApi = Pick<RingCentralClient, "deleteMessage" | "getMessage">;
+export type CancelApi = Pick<MessageApi, "deleteMessage" | "getMessage">;
 
 export type CancelOutcome =
   | { readonly cancelled: true }

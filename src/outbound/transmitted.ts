@@ -7,10 +7,10 @@
  */
 import type { Readable } from "node:stream";
 import { PDFDocument } from "pdf-lib";
-import type { RingCentralClient } from "../rc/client.js";
+import type { MessageApi } from "../rc/api.js";
 
 export type TransmittedCopyMode = "none" | "first-page" | "all";
-export type TransmittedApi = Pick<RingCentralClient, "getMessage" | "downloadContent">;
+export type TransmittedApi = Pick<MessageApi, "getMessage" | "downloadContent">;
 
 /** Larger rendered faxes are not attached (mail servers refuse big mail). */
 export const TRANSMITTED_COPY_MAX_BYTES = 10 * 1024 * 1024;

@@ -65,7 +65,8 @@ import type { Metrics } from "../metrics.js";
 import { normaliseAddress } from "../policy/identity.js";
 import { QuotaTracker } from "../policy/quota.js";
 import { PageBudget, type CostVerdict } from "./cost.js";
-import type { FaxDocument, MessageInfo, RingCentralClient, SendFaxRequest } from "../rc/client.js";
+import type { FaxDocument, MessageInfo, SendFaxRequest } from "../rc/client.js";
+import type { FaxApi as RcFaxApi, MessageApi, PacingApi } from "../rc/api.js";
 import { fetchTransmittedCopy, type TransmittedCopy } from "./transmitted.js";
 import { cancelScheduledFax } from "./cancel.js";
 import { RcApiError } from "../rc/errors.js";
@@ -82,8 +83,8 @@ import { attemptTargets, isEarlierAttempt, mergeStatuses, planRedial, redialAtte
 
 type Lane = "work" | "send" | "poll";
 
-/** The RingCentral calls the worker makes (RingCentralClient satisfies it). */
-export type FaxApi = Pick<RingCentralClient, "sendFax" | "resendFax" | "getMessage" | "listMessages" | "rateLimitState" | "deleteMessage" | "downloadContent">;
+/** The RingCentral calls the worker makes (RingCentralClient and RcPool satisfy it). */
+export type FaxApi = Pick<RcFaxApi, "sendFax" | "resendFax"> & Pick<MessageApi, "getMessage" | "listMessages" | "deleteMessage" | "downloadContent"> & PacingApi;
 
 export interface WorkerTuning {
   /** How often the queue is looked at when nothing wakes the worker. */

@@ -10,6 +10,8 @@ export interface ResendFaxRequest {
   originalMessageId: string;
   to?: FaxRecipient[];
   sendTime?: string;
+  /** The extension that sent the original (routing in an extension pool; not sent to RingCentral). */
+  extensionId?: string | undefined;
 }
 
 export class RcFax {

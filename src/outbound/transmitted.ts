@@ -22,9 +22,9 @@ export interface TransmittedCopy {
 }
 
 /** The copy to attach, or undefined when the mode is none or the fax has no content; throws on RingCentral failures. */
-export async function fetchTransmittedCopy(client: TransmittedApi, rcMessageId: string, mode: TransmittedCopyMode): Promise<TransmittedCopy | undefined> {
+export async function fetchTransmittedCopy(client: TransmittedApi, rcMessageId: string, mode: TransmittedCopyMode, extensionId?: string): Promise<TransmittedCopy | undefined> {
   if (mode === "none") return undefined;
-  const msg = await client.getMessage(rcMessageId);
+  const msg = await client.getMessage(rcMessageId, extensionId);
   const att = msg.attachments?.find((a) => a.type === "RenderedDocument") ?? msg.attachments?.[0];
   if (att === undefined) return undefined;
   const res = await client.downloadContent(att.uri);

@@ -637,7 +637,7 @@ export class OutboundWorker {
     const redial = redialResend(data);
     try {
       if (redial !== undefined) {
-        res = await client.resendFax(redial);
+        res = await client.resendFax({ ...redial, ...(job.rcExtensionId !== null && { extensionId: job.rcExtensionId }) });
       } else if (data.forwardOf !== undefined) {
         res = await client.resendFax({
           originalMessageId: data.forwardOf,
@@ -659,6 +659,7 @@ export class OutboundWorker {
       await store.transition(job.id, "submitting", "submitted", {
         lastError: null,
         rcMessageId: res.id,
+        rcExtensionId: res.extensionId ?? null,
         status: statuses,
         faxRequest: { ...data, submittedAt: now },
         nextAttemptAt: this.#firstPollAt(now, request.sendTime),
@@ -801,6 +802,7 @@ export class OutboundWorker {
       await store.transition(job.id, "submitting", "submitted", {
         lastError: null,
         rcMessageId: found.id,
+        rcExtensionId: found.extensionId ?? null,
         status: statuses,
         ...(data !== undefined && { faxRequest: { ...data, submittedAt: Number.isFinite(created) ? created : now } }),
         nextAttemptAt: now,
@@ -870,7 +872,7 @@ export class OutboundWorker {
     const polls = data.polls + 1;
     let info: MessageInfo;
     try {
-      info = await client.getMessage(rcId);
+      info = await client.getMessage(rcId, job.rcExtensionId ?? undefined);
     } catch (err) {
       const now = this.#now();
       if (err instanceof RcApiError && err.status === 404) {
@@ -921,7 +923,7 @@ export class OutboundWorker {
     const cancel = data.cancel ?? { requestedAt: this.#now() };
     let outcome;
     try {
-      outcome = await cancelScheduledFax(this.#deps.client, rcId);
+      outcome = await cancelScheduledFax(this.#deps.client, rcId, job.rcExtensionId ?? undefined);
     } catch (err) {
       const delay = pollDelay(this.#pollSchedule, 1);
       log.warn({ event: "fax.cancel_failed", err, delayMs: delay }, "could not cancel the scheduled fax at RingCentral yet; will try again");
@@ -1065,7 +1067,7 @@ export class OutboundWorker {
     const wentOut = (job.status ?? []).some((s) => s.status === "Sent" || s.status === "Delivered");
     if (mode === "none" || job.rcMessageId === null || !wentOut || data?.cancel?.outcome === "cancelled") return undefined;
     try {
-      return await fetchTransmittedCopy(client, job.rcMessageId, mode);
+      return await fetchTransmittedCopy(client, job.rcMessageId, mode, job.rcExtensionId ?? undefined);
     } catch (err) {
       log.warn({ event: "report.transmitted_copy_failed", err }, "could not fetch the transmitted copy; the report goes without it");
       return undefined;

@@ -125,11 +125,25 @@ export class RcPool implements RingCentralApi {
     return this.tagged(i, () => (this.members[i] as RcMember).sendFax(req, documents, opts));
   }
 
-  /** Resend through the member that owns the original (req.extensionId, else the first). */
+  /** Resend through the member that owns the original: req.extensionId's, else the one whose message store has it. */
   async resendFax(req: ResendFaxRequest): Promise<FaxResponse> {
     if (this.members.length === 1) return this.primary.resendFax(req);
-    const r = await this.route(req.extensionId);
-    return this.tagged(r.index, () => r.member.resendFax(req));
+    let index = (await this.route(req.extensionId)).index;
+    if (req.extensionId === undefined) index = await this.ownerOf(req.originalMessageId);
+    return this.tagged(index, () => (this.members[index] as RcMember).resendFax(req));
+  }
+
+  /** The member whose message store has the message (the first when none has: its error then says why). */
+  private async ownerOf(messageId: string): Promise<number> {
+    for (const [i, m] of this.members.entries()) {
+      try {
+        await m.getMessage(messageId);
+        return i;
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    return 0;
   }
 
   private async tagged(i: number, send: () => Promise<FaxResponse>): Promise<FaxResponse> {
@@ -160,8 +174,7 @@ export class RcPool implements RingCentralApi {
   /** Which member handles a call about `extensionId` (a member's id, "~", or another extension). */
   async route(extensionId: string | undefined): Promise<Route> {
     const ext = extensionId ?? "~";
-    if (this.members.length === 1) return { member: this.primary, index: 0, ext, search: false };
-    if (ext === "~") return { member: this.primary, index: 0, ext: "~", search: true };
+    if (ext === "~") return { member: this.primary, index: 0, ext: "~", search: this.members.length > 1 };
     let i = this.members.findIndex((m) => m.ownerId === ext);
     if (i < 0 && this.members.some((m) => m.ownerId === undefined)) {
       await this.identify();

@@ -59,5 +59,11 @@ export interface PacingApi {
   rateLimitState(): Record<RateGroup, GroupState>;
 }
 
+/** The sending extensions of an extension pool (RcPool). */
+export interface PoolApi {
+  /** The extension id of every pool member but the first ("~"), logging in those not yet; members that cannot log in are left out. */
+  otherMemberIds(): Promise<string[]>;
+}
+
 /** Everything one RingCentral session offers. */
 export type RingCentralApi = FaxApi & MessageApi & SubscriptionApi & WsTokenApi & SessionApi & PacingApi;

@@ -11,7 +11,7 @@
  * - With one JWT the pool passes every call through unchanged.
  */
 import type { Logger } from "../log.js";
-import type { RingCentralApi } from "./api.js";
+import type { PoolApi, RingCentralApi } from "./api.js";
 import { RcApiError } from "./errors.js";
 import type { ResendFaxRequest } from "./fax.js";
 import { RATE_GROUPS, type RateGroup } from "./groups.js";
@@ -53,7 +53,7 @@ function isAuthRefused(err: unknown): boolean {
   return err instanceof RcApiError && (err.status === 401 || err.status === 403 || err.operation === "getToken");
 }
 
-export class RcPool implements RingCentralApi {
+export class RcPool implements RingCentralApi, PoolApi {
   readonly members: readonly RcMember[];
   private readonly log: Logger;
   private readonly now: () => number;
@@ -81,6 +81,14 @@ export class RcPool implements RingCentralApi {
 
   private get primary(): RcMember {
     return this.members[0] as RcMember;
+  }
+
+  async otherMemberIds(): Promise<string[]> {
+    if (this.members.length === 1) return [];
+    await this.identify();
+    const first = this.primary.ownerId;
+    const ids = this.members.slice(1).map((m) => m.ownerId);
+    return [...new Set(ids.filter((id): id is string => id !== undefined && id !== first))];
   }
 
   /** The extension id of each member (undefined until it logged in). */
@@ -250,9 +258,11 @@ export class RcPool implements RingCentralApi {
   /** Media URLs name the extension that owns the message: its member fetches it. */
   async downloadContent(uri: string, opts: { signal?: AbortSignal } = {}): Promise<DownloadedContent> {
     if (this.members.length === 1) return this.primary.downloadContent(uri, opts);
+    // a URI naming no member's extension: the first member, then the others when it may not read it
     const ext = MEDIA_EXTENSION.exec(uri)?.[1];
     const r = await this.route(ext);
-    return r.member.downloadContent(uri, opts);
+    if (r.index !== 0 || ext !== undefined && this.members.some((m) => m.ownerId === ext)) return r.member.downloadContent(uri, opts);
+    return this.routed(undefined, (m) => m.downloadContent(uri, opts));
   }
 
   deleteMessage(messageId: string, opts: { purge?: boolean; extensionId?: string } = {}): Promise<void> {

@@ -1,6 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { credentialProblems, hasCredentials, type Config } from "./config/schema.js";
+import { credentialProblems, hasCredentials, splitJwts, type Config } from "./config/schema.js";
 import { ConfigError, errorMessage } from "./errors.js";
 import { HttpServer } from "./http/server.js";
 import type { Logger } from "./log.js";
@@ -16,8 +16,7 @@ import { retryJob } from "./outbound/operator.js";
 import { OutboundWorker } from "./outbound/worker.js";
 import { createSmtpPolicy } from "./policy/index.js";
 import { receivedFaxMailedTo } from "./policy/forwarding.js";
-import { RingCentralClient } from "./rc/client.js";
-import { tokenFileStore } from "./rc/token-file.js";
+import { openRcPool } from "./rc/open-pool.js";
 import type { NumberCheck } from "./fax/number.js";
 import { createSmtpServer, type FaxSmtpServer } from "./smtp/server.js";
 import { Spool } from "./spool/spool.js";
@@ -133,28 +132,32 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     });
     steps.push({ name: "alerts", close: () => adminAlerts.close() });
     const alerts: AlertSink = adminAlerts.sink;
-    const client = new RingCentralClient({
-      ...rc,
+    // One session per JWT (RC_JWT may list several: the extension pool); one JWT is a pool of one.
+    const { pool: client } = openRcPool({
+      serverUrl: rc.serverUrl,
+      clientId: rc.clientId,
+      clientSecret: rc.clientSecret,
+      jwts: splitJwts(rc.jwt),
       logger: log,
       // The token pair outlives restarts (the emulator of sandbox mode does not).
-      ...(sandbox ? {} : { tokenStore: tokenFileStore(dataDir, rc) }),
+      ...(sandbox ? {} : { tokenDir: dataDir }),
       rateLimits: config.ringcentral.rateLimits,
       requestTimeoutMs: config.ringcentral.requestTimeoutMs,
-      onAuthResult: (result) => {
+      onAuthResult: (result, member) => {
         if (result.ok) return;
-        metrics.rcAuthFailures.inc({ status: String(result.status) });
+        metrics.rcAuthFailures.inc({ status: String(result.status), extension: member.extension });
         alerts({
           kind: "rc_auth_refused",
           summary: "RingCentral refused faxbridge's credentials",
-          details: { status: result.status, error: result.errorCode, server: config.ringcentral.serverUrl },
+          details: { status: result.status, error: result.errorCode, server: config.ringcentral.serverUrl, ...(member.index > 0 && { poolMember: member.index + 1 }) },
         });
       },
       faxLayout: config.ringcentral.faxLayout,
       mediaOrigins,
-      onCall: (call) => {
+      onCall: (call, member) => {
         lastRcCall = { at: Date.now(), status: call.status };
-        metrics.recordRcCall(call);
-        metrics.rcRemaining.set({ group: call.group }, client.rateLimitState()[call.group].remaining);
+        metrics.recordRcCall(call, member.extension);
+        metrics.rcRemaining.set({ group: call.group, extension: member.extension }, member.client.rateLimitState()[call.group].remaining);
       },
     });
     steps.push({ name: "ringcentral", close: () => client.close() });

@@ -9,7 +9,7 @@ import type { AlertSink } from "../ops/alerts.js";
 import { createWriteStream } from "node:fs";
 import { mkdir, rename, rm, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { Transform, type Readable, type TransformCallback } from "node:stream";
+import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Config } from "../config/schema.js";
 import { errorMessage } from "../errors.js";
@@ -20,7 +20,7 @@ import type { AuditSink } from "../ops/audit.js";
 import type { MailSender } from "../mail/transport.js";
 import { MailDeliveryError } from "../mail/transport.js";
 import type { Metrics } from "../metrics.js";
-import type { MessageInfo } from "../rc/client.js";
+import type { MessageApi, SessionApi } from "../rc/api.js";
 import { RcApiError, RcNetworkError, RcProtocolError } from "../rc/errors.js";
 import type { InboundAttachment, InboundFax, InboundStore } from "../store/inbound.js";
 import { ClaimLoop } from "../pipeline/claim-loop.js";
@@ -29,14 +29,7 @@ import { composeInboundMail, type DownloadedFile } from "./compose.js";
 import { routeFax } from "./route.js";
 import { toNewFax } from "./sync.js";
 
-/** The RingCentral calls inbound delivery makes (the RingCentral client satisfies it). */
-export interface DeliveryClient {
-  /** The JWT owner's extension id, once known. */
-  readonly ownerId: string | undefined;
-  getMessage(messageId: string, extensionId?: string): Promise<MessageInfo>;
-  downloadContent(uri: string): Promise<{ body: Readable; contentType: string; contentLength: number | undefined }>;
-  setReadStatus(messageId: string, readStatus: "Read" | "Unread", extensionId?: string): Promise<void>;
-}
+export type DeliveryClient = Pick<MessageApi, "downloadContent" | "getMessage" | "setReadStatus"> & Pick<SessionApi, "ownerId">;
 
 export interface InboundDeliveryDeps {
   readonly config: Config;

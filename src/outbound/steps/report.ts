@@ -117,7 +117,7 @@ async function fetchCopy(ctx: StepContext, job: OutboundJob, data: JobData | und
   const wentOut = (job.status ?? []).some((s) => s.status === "Sent" || s.status === "Delivered");
   if (mode === "none" || job.rcMessageId === null || !wentOut || data?.cancel?.outcome === "cancelled") return undefined;
   try {
-    return await fetchTransmittedCopy(client, job.rcMessageId, mode);
+    return await fetchTransmittedCopy(client, job.rcMessageId, mode, job.rcExtensionId ?? undefined);
   } catch (err) {
     log.warn({ event: "report.transmitted_copy_failed", err }, "could not fetch the transmitted copy; the report goes without it");
     return undefined;

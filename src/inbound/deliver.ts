@@ -9,17 +9,18 @@ import type { AlertSink } from "../ops/alerts.js";
 import { createWriteStream } from "node:fs";
 import { mkdir, rename, rm, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { Transform, type Readable, type TransformCallback } from "node:stream";
+import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Config } from "../config/schema.js";
 import { errorMessage } from "../errors.js";
+import { extensionForMime } from "../fax/files.js";
 import { failureOf, isTransient, type Failure } from "../failure.js";
 import type { Logger } from "../log.js";
 import type { AuditSink } from "../ops/audit.js";
 import type { MailSender } from "../mail/transport.js";
 import { MailDeliveryError } from "../mail/transport.js";
 import type { Metrics } from "../metrics.js";
-import type { MessageInfo } from "../rc/client.js";
+import type { MessageApi, SessionApi } from "../rc/api.js";
 import { RcApiError, RcNetworkError, RcProtocolError } from "../rc/errors.js";
 import type { InboundAttachment, InboundFax, InboundStore } from "../store/inbound.js";
 import { ClaimLoop } from "../pipeline/claim-loop.js";
@@ -28,14 +29,7 @@ import { composeInboundMail, type DownloadedFile } from "./compose.js";
 import { routeFax } from "./route.js";
 import { toNewFax } from "./sync.js";
 
-/** The RingCentral calls inbound delivery makes (the RingCentral client satisfies it). */
-export interface DeliveryClient {
-  /** The JWT owner's extension id, once known. */
-  readonly ownerId: string | undefined;
-  getMessage(messageId: string, extensionId?: string): Promise<MessageInfo>;
-  downloadContent(uri: string): Promise<{ body: Readable; contentType: string; contentLength: number | undefined }>;
-  setReadStatus(messageId: string, readStatus: "Read" | "Unread", extensionId?: string): Promise<void>;
-}
+export type DeliveryClient = Pick<MessageApi, "downloadContent" | "getMessage" | "setReadStatus"> & Pick<SessionApi, "ownerId">;
 
 export interface InboundDeliveryDeps {
   readonly config: Config;
@@ -104,13 +98,6 @@ class ByteCounter extends Transform {
     this.bytes += chunk.length;
     cb(null, chunk);
   }
-}
-
-function fileExtension(contentType: string | undefined): string {
-  const t = (contentType ?? "").split(";")[0]?.trim().toLowerCase();
-  if (t === "application/pdf") return "pdf";
-  if (t === "image/tiff") return "tif";
-  return "bin";
 }
 
 /** The documents of a fax: its rendered documents, or every attachment when none is typed so. */
@@ -310,7 +297,7 @@ export class InboundDelivery {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const out: DownloadedFile[] = [];
     for (const [i, att] of docs.entries()) {
-      const final = join(dir, `${i + 1}-${att.id.replace(/[^A-Za-z0-9_-]/g, "_")}.${fileExtension(att.contentType)}`);
+      const final = join(dir, `${i + 1}-${att.id.replace(/[^A-Za-z0-9_-]/g, "_")}.${extensionForMime(att.contentType ?? "")}`);
       if (att.size !== undefined) {
         // Kept from an earlier attempt whose mail failed: complete files only ever exist under the final name.
         const existing = await stat(final).catch(() => undefined);

@@ -14,6 +14,7 @@
  * recipients, src/outbound/cost.ts) before it is scheduled; a redial over
  * the quota is not made and the report says why.
  */
+import { isFailedStatus } from "../fax/status.js";
 import type { OutboundJob, RecipientStatus } from "../store/outbound.js";
 import { parseSchedule } from "../util/schedule.js";
 import type { PageBudget } from "./cost.js";
@@ -84,7 +85,7 @@ export function planRedial(input: PlanInput): RedialPlan {
   if (originalMessageId === null) return { redial: false, data };
   const targets = new Set(attemptTargets(job, data));
   const failed = statuses.filter(
-    (s) => targets.has(s.e164) && (s.status === "SendingFailed" || s.status === "DeliveryFailed") && faxErrorKind(s.faxErrorCode) === "transient",
+    (s) => targets.has(s.e164) && isFailedStatus(s.status) && faxErrorKind(s.faxErrorCode) === "transient",
   );
   if (failed.length === 0) return { redial: false, data };
   const state: RedialState = data.redial ?? {

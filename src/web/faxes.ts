@@ -2,6 +2,7 @@ import { createReadStream } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
+import { mimeForFilename } from "../fax/files.js";
 import type { InboundFax, InboundState } from "../store/inbound.js";
 import { CANCELLABLE, withdrawJob } from "../outbound/operator.js";
 import type { JobState, OutboundJob } from "../store/outbound.js";
@@ -108,7 +109,7 @@ export async function localDocument(ctx: WebContext, fax: InboundFax): Promise<{
   const names = await readdir(dir).catch(() => [] as string[]);
   const local = names.filter((n) => /^\d+-/.test(n) && !n.endsWith(".part")).sort()[0];
   if (local === undefined) return undefined;
-  return { path: join(dir, local), contentType: local.endsWith(".pdf") ? "application/pdf" : local.endsWith(".tif") || local.endsWith(".tiff") ? "image/tiff" : "application/octet-stream" };
+  return { path: join(dir, local), contentType: mimeForFilename(local) };
 }
 
 /** The received fax's PDF, streamed: the kept copy when there is one, else straight from RingCentral. */

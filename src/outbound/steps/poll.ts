@@ -40,7 +40,7 @@ export async function pollStep(ctx: StepContext, job: OutboundJob): Promise<void
   const polls = data.polls + 1;
   let info: MessageInfo;
   try {
-    info = await client.getMessage(rcId);
+    info = await client.getMessage(rcId, job.rcExtensionId ?? undefined);
   } catch (err) {
     const now = ctx.now();
     if (err instanceof RcApiError && err.status === 404) {
@@ -92,7 +92,7 @@ async function cancelAtRingCentral(ctx: StepContext, job: OutboundJob, data: Job
   const cancel = data.cancel ?? { requestedAt: ctx.now() };
   let outcome;
   try {
-    outcome = await cancelScheduledFax(ctx.deps.client, rcId);
+    outcome = await cancelScheduledFax(ctx.deps.client, rcId, job.rcExtensionId ?? undefined);
   } catch (err) {
     const delay = ctx.retry.pollDelay(1);
     log.warn({ event: "fax.cancel_failed", err, delayMs: delay }, "could not cancel the scheduled fax at RingCentral yet; will try again");

@@ -61,6 +61,7 @@ export async function reconcileStep(ctx: StepContext, job: OutboundJob, notFound
     await store.transition(job.id, "submitting", "submitted", {
       lastError: null,
       rcMessageId: found.id,
+      rcExtensionId: found.extensionId ?? null,
       status: statuses,
       ...(data !== undefined && { faxRequest: { ...data, submittedAt: Number.isFinite(created) ? created : now } }),
       nextAttemptAt: now,

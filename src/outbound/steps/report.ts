@@ -30,7 +30,7 @@ function reportInput(job: OutboundJob, data: JobData | undefined, meta: MailMeta
     to: job.reportTo,
     recipients,
     receivedAt: job.receivedAt,
-    documents: (data?.documents ?? []).map((d) => ({ name: d.originalFilename ?? d.filename, size: d.size, path: d.path, contentType: d.contentType })),
+    documents: (data?.documents ?? []).map((d) => ({ name: d.filename, size: d.size, path: d.path, contentType: d.contentType })),
     notFaxed: (data?.skipped ?? []).map((s) => ({ name: s.filename, reason: s.reason })),
     ...(data?.cancel?.outcome === "cancelled" && { cancelled: true }),
     original: {
@@ -117,7 +117,7 @@ async function fetchCopy(ctx: StepContext, job: OutboundJob, data: JobData | und
   const wentOut = (job.status ?? []).some((s) => s.status === "Sent" || s.status === "Delivered");
   if (mode === "none" || job.rcMessageId === null || !wentOut || data?.cancel?.outcome === "cancelled") return undefined;
   try {
-    return await fetchTransmittedCopy(client, job.rcMessageId, mode);
+    return await fetchTransmittedCopy(client, job.rcMessageId, mode, job.rcExtensionId ?? undefined);
   } catch (err) {
     log.warn({ event: "report.transmitted_copy_failed", err }, "could not fetch the transmitted copy; the report goes without it");
     return undefined;

@@ -76,7 +76,7 @@ export async function submitStep(ctx: StepContext, job: OutboundJob): Promise<vo
   const redial = redialResend(data);
   try {
     if (redial !== undefined) {
-      res = await client.resendFax(redial);
+      res = await client.resendFax({ ...redial, ...(job.rcExtensionId !== null && { extensionId: job.rcExtensionId }) });
     } else if (data.forwardOf !== undefined) {
       res = await client.resendFax({
         originalMessageId: data.forwardOf,
@@ -97,6 +97,7 @@ export async function submitStep(ctx: StepContext, job: OutboundJob): Promise<vo
     await store.transition(job.id, "submitting", "submitted", {
       lastError: null,
       rcMessageId: res.id,
+      rcExtensionId: res.extensionId ?? null,
       status: statuses,
       faxRequest: { ...data, submittedAt: now },
       nextAttemptAt: ctx.retry.firstPollAt(now, request.sendTime),

@@ -45,8 +45,9 @@ interface Route {
 
 const MEDIA_EXTENSION = /\/extension\/(\d+)\//;
 
+/** The member does not have the message (404), or may not read another extension's (403 CMN-408). */
 function isNotFound(err: unknown): boolean {
-  return err instanceof RcApiError && err.status === 404;
+  return err instanceof RcApiError && (err.status === 404 || (err.status === 403 && err.errorCode === "CMN-408"));
 }
 
 function isAuthRefused(err: unknown): boolean {

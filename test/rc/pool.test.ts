@@ -13,6 +13,8 @@ import { openRcPool } from "../../src/rc/open-pool.js";
 import type { RcPool } from "../../src/rc/pool.js";
 import type { RcCall } from "../../src/rc/transport.js";
 import { RcApiError } from "../../src/rc/errors.js";
+import { runDoctor } from "../../src/cli/doctor.js";
+import { loadConfig } from "../../src/config/load.js";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { renderablePdf } from "../helpers/pdf.js";
@@ -169,5 +171,26 @@ describe("RC_JWT with several JWTs", () => {
     expect(empty.success).toBe(false);
     expect(JSON.stringify(empty.error?.issues)).not.toContain("a.b.c");
     expect(jwtOf("a.b.c,a.b.c").success).toBe(false);
+  });
+});
+
+describe("doctor with an extension pool", () => {
+  it("logs each member in and names the one whose JWT is refused, without secrets", async () => {
+    const good = "eyJ.doctor-pool-good.sig";
+    const bad = "eyJ.doctor-pool-refused.sig";
+    emu = await startEmulator({ strictAuth: { ...CLIENT, jwt: good } });
+    const dir = tempDir("rc-pool-doctor-");
+    dirs.push(dir);
+    const config = loadConfig({
+      env: { FAXBRIDGE_DATA_DIR: dir.path, RC_SERVER_URL: emu.url, RC_CLIENT_ID: CLIENT.clientId, RC_CLIENT_SECRET: CLIENT.clientSecret, RC_JWT: `${good},${bad}` },
+    });
+    const checks = await runDoctor(config, { timeoutMs: 5_000 });
+    const logins = checks.filter((c) => c.name === "ringcentral login");
+    expect(logins.map((c) => c.status)).toEqual(["ok", "FAIL"]);
+    expect(logins[0]?.message).toMatch(/^pool extension 1 of 2 .*logged in/);
+    expect(logins[1]?.message).toMatch(/^pool extension 2 of 2 \(JWT #2 of RC_JWT\)/);
+    expect(checks.filter((c) => c.name === "ringcentral api").map((c) => c.status)).toEqual(["ok"]);
+    const text = JSON.stringify(checks);
+    for (const secret of [good, bad, CLIENT.clientSecret]) expect(text).not.toContain(secret);
   });
 });

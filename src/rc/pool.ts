@@ -50,8 +50,9 @@ function isNotFound(err: unknown): boolean {
   return err instanceof RcApiError && (err.status === 404 || (err.status === 403 && err.errorCode === "CMN-408"));
 }
 
+/** RingCentral refused this member's credentials (login refused) or its right to send (401/403). */
 function isAuthRefused(err: unknown): boolean {
-  return err instanceof RcApiError && (err.status === 401 || err.status === 403 || err.operation === "getToken");
+  return err instanceof RcApiError && (err.status === 401 || err.status === 403 || (err.operation === "getToken" && err.status === 400));
 }
 
 export class RcPool implements RingCentralApi, PoolApi {

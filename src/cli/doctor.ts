@@ -12,16 +12,16 @@ import { constants } from "node:fs";
 import { access, stat, statfs } from "node:fs/promises";
 import { isIP } from "node:net";
 import { dirname, join, resolve } from "node:path";
+import { notificationMode, type NotificationMode } from "../config/resolve.js";
 import { hasCredentials, splitJwts, type Config } from "../config/schema.js";
 import { ConfigError, errorMessage } from "../errors.js";
-import { notificationMode, type NotificationMode } from "../inbound/service.js";
 import { WEBHOOK_PATH } from "../inbound/webhook.js";
 import { silentLogger } from "../log.js";
 import { RingCentralClient } from "../rc/client.js";
 import { tokenFileStore } from "../rc/token-file.js";
 import { memberTokenFile } from "../rc/open-pool.js";
 import { RcApiError, RcNetworkError, RcProtocolError } from "../rc/errors.js";
-import { createCidrMatcher, isLoopback } from "../smtp/cidr.js";
+import { createCidrMatcher, isLoopback } from "../net/cidr.js";
 import { openDatabase } from "../store/db.js";
 import { inboundMigration, SqliteInboundStore } from "../store/inbound.js";
 import { outboundMigration, SqliteOutboundStore } from "../store/outbound.js";
@@ -252,13 +252,8 @@ export function permissionNeeds(config: Readonly<Config>): PermissionNeed[] {
     { anyOf: ["Faxes"], why: "to send faxes", required: true },
     { anyOf: ["ReadMessages"], why: "to follow sent faxes and find received ones", required: true },
   ];
-  let mode: NotificationMode | undefined;
-  try {
-    mode = notificationMode(config as Config);
-  } catch {
-    // "webhook" without a URL: reported by the webhook check.
-    mode = undefined;
-  }
+  // loadConfig refuses "webhook" without a URL (src/config/resolve.ts).
+  const mode: NotificationMode = notificationMode(config);
   const explicit = config.inbound.notifications !== "auto";
   if (mode === "webhook") needs.push({ anyOf: ["SubscriptionWebhook", "WebhookSubscriptions"], why: "for webhook notifications of received faxes", required: explicit });
   if (mode === "websocket") needs.push({ anyOf: ["WebSocketsSubscription", "WebSocket"], why: "for WebSocket notifications of received faxes", required: explicit });
@@ -366,9 +361,6 @@ export function checkWebhook(config: Readonly<Config>): Check | undefined {
   const name = "webhook";
   const { notifications, webhookUrl, verificationToken } = config.inbound;
   const sandbox = !hasCredentials(config as Config);
-  if (notifications === "webhook" && webhookUrl === "") {
-    return fail(name, 'inbound.notifications is "webhook" but inbound.webhookUrl is empty; the daemon will not start', `set inbound.webhookUrl to the public https URL ending in ${WEBHOOK_PATH}, or use notifications "websocket"`);
-  }
   if (webhookUrl === "" || notifications === "websocket" || notifications === "none") return undefined;
   let u: URL;
   try {
@@ -433,8 +425,8 @@ export function checkSmtpExposure(config: Readonly<Config>): Check[] {
 
 async function checkTlsFiles(config: Readonly<Config>): Promise<Check | undefined> {
   const { tlsKey, tlsCert } = config.smtp;
-  if (tlsKey === "" && tlsCert === "") return undefined;
-  if (tlsKey === "" || tlsCert === "") return fail("smtp tls", "only one of smtp.tlsKey and smtp.tlsCert is set; STARTTLS needs both", "set both, or neither");
+  // Half a pair is a configuration error (src/config/resolve.ts).
+  if (tlsKey === "" || tlsCert === "") return undefined;
   for (const [what, path] of [
     ["smtp.tlsKey", tlsKey],
     ["smtp.tlsCert", tlsCert],

@@ -10,6 +10,7 @@
  */
 import type { AlertSink } from "../ops/alerts.js";
 import { randomBytes } from "node:crypto";
+import { notificationMode, type NotificationMode } from "../config/resolve.js";
 import type { Config } from "../config/schema.js";
 import type { HttpServer } from "../http/server.js";
 import type { Logger } from "../log.js";
@@ -60,19 +61,10 @@ export interface InboundServiceDeps {
   readonly alerts?: AlertSink;
 }
 
-export type NotificationMode = "webhook" | "websocket" | "none";
+/** Decided with the rest of the configuration (src/config/resolve.ts); exported here as before. */
+export { notificationMode, type NotificationMode };
 
 const VERIFICATION_KEY = "webhook.verificationToken";
-
-/** Which transport `inbound.notifications` means with the given webhook URL. */
-export function notificationMode(config: Config): NotificationMode {
-  const n = config.inbound.notifications;
-  if (n === "auto") return config.inbound.webhookUrl !== "" ? "webhook" : "websocket";
-  if (n === "webhook" && config.inbound.webhookUrl === "") {
-    throw new Error('inbound.notifications is "webhook" but inbound.webhookUrl is empty');
-  }
-  return n;
-}
 
 export class InboundService {
   readonly #deps: InboundServiceDeps;

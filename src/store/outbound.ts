@@ -49,18 +49,9 @@ export const TRANSITIONS: Readonly<Record<JobState, readonly JobState[]>> = {
   cancelled: [],
 };
 
-export interface RecipientOptions {
-  resolution?: "High" | "Low";
-  coverIndex?: number;
-  name?: string;
-}
-
-export interface JobRecipient {
-  /** The envelope address as the client sent it. */
-  readonly address: string;
-  readonly e164: string;
-  readonly options: RecipientOptions;
-}
+import type { JobRecipient } from "../fax/model.js";
+import type { RecipientStatus } from "../fax/status.js";
+export type { JobRecipient, RecipientOptions } from "../fax/model.js";
 
 export interface JobClient {
   readonly ip: string;
@@ -68,13 +59,7 @@ export interface JobClient {
   readonly user?: string;
 }
 
-export type FinalFaxStatus = "Sent" | "Delivered" | "SendingFailed" | "DeliveryFailed";
-
-export interface RecipientStatus {
-  readonly e164: string;
-  readonly status: FinalFaxStatus | "Queued" | "Unknown";
-  readonly faxErrorCode?: string;
-}
+export type { FinalFaxStatus, RecipientStatus } from "../fax/status.js";
 
 /** What a new job needs; the rest is filled in as the job moves. */
 export interface NewJob {

@@ -27,7 +27,7 @@ export interface WebContext {
   readonly uploadDir: string;
   /** Key for session cookies and signed links. */
   readonly key: Buffer;
-  /** `faxbridge queue retry` for one job (its rules live in src/cli/queue.ts); rejects with the reason it cannot. */
+  /** `faxbridge queue retry` for one job (its rules live in src/outbound/operator.ts); rejects with the reason it cannot. */
   readonly retry: (id: string) => Promise<{ message: string }>;
   /** Wake inbound delivery after a redeliver. */
   readonly wakeInbound: () => void;

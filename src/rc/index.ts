@@ -3,3 +3,5 @@ export * from "./errors.js";
 export { OPERATION_GROUPS, RATE_GROUPS, parseGroupHeader, type Operation } from "./groups.js";
 export { safeFilename, safeFilenames, faxRequestJson } from "./multipart.js";
 export type { FaxApi, MessageApi, SubscriptionApi, WsTokenApi, SessionApi, PacingApi, RingCentralApi } from "./api.js";
+export { RcPool, type RcMember } from "./pool.js";
+export { openRcPool, memberTokenFile } from "./open-pool.js";

@@ -45,12 +45,19 @@ interface Route {
 
 const MEDIA_EXTENSION = /\/extension\/(\d+)\//;
 
+/** The member does not have the message (404), or may not read another extension's (403 CMN-408). */
 function isNotFound(err: unknown): boolean {
-  return err instanceof RcApiError && err.status === 404;
+  return err instanceof RcApiError && (err.status === 404 || (err.status === 403 && err.errorCode === "CMN-408"));
 }
 
+/** RingCentral answered that it did not take the fax: over the rate limit, or this member may not send. */
+function notTaken(err: unknown): boolean {
+  return err instanceof RcApiError && (err.status === 429 || isAuthRefused(err));
+}
+
+/** RingCentral refused this member's credentials (login refused) or its right to send (401/403). */
 function isAuthRefused(err: unknown): boolean {
-  return err instanceof RcApiError && (err.status === 401 || err.status === 403 || err.operation === "getToken");
+  return err instanceof RcApiError && (err.status === 401 || err.status === 403 || (err.operation === "getToken" && err.status === 400));
 }
 
 export class RcPool implements RingCentralApi, PoolApi {
@@ -103,7 +110,7 @@ export class RcPool implements RingCentralApi, PoolApi {
    * (the most free, less the sends already handed to it; round robin among
    * equals), else a healthy one that is not held, else the one whose hold ends first.
    */
-  pickForSend(): number {
+  pickForSend(exclude: ReadonlySet<number> = new Set()): number {
     const n = this.members.length;
     if (n === 1) return 0;
     const now = this.now();
@@ -111,6 +118,7 @@ export class RcPool implements RingCentralApi, PoolApi {
     let bestKey: [number, number] = [Infinity, Infinity];
     for (let k = 0; k < n; k++) {
       const i = (this.next + k) % n;
+      if (exclude.has(i)) continue;
       const st = (this.members[i] as RcMember).rateLimitState().Heavy;
       const pending = this.pending[i] ?? 0;
       const free = st.remaining - Math.max(pending, st.waiting);
@@ -127,10 +135,40 @@ export class RcPool implements RingCentralApi, PoolApi {
     return best;
   }
 
+  /**
+   * Send through the member with a free Heavy slot. An answer that says
+   * RingCentral did not take the fax (429, refused credentials) moves the send
+   * to another member that is free now, at most once per member: a held
+   * member does not stall the job.
+   */
   async sendFax(req: SendFaxRequest, documents: FaxDocument[], opts: { signal?: AbortSignal } = {}): Promise<FaxResponse> {
     if (this.members.length === 1) return this.primary.sendFax(req, documents, opts);
-    const i = this.pickForSend();
-    return this.tagged(i, () => (this.members[i] as RcMember).sendFax(req, documents, opts));
+    const tried = new Set<number>();
+    for (;;) {
+      const i = this.pickForSend(tried);
+      tried.add(i);
+      try {
+        return await this.tagged(i, () => (this.members[i] as RcMember).sendFax(req, documents, opts));
+      } catch (err) {
+        const next = notTaken(err) && !opts.signal?.aborted ? this.freeMember(tried) : undefined;
+        if (next === undefined) throw err;
+        this.log.info(
+          { event: "rc.pool.send_moved", from: i + 1, to: next + 1, status: err instanceof RcApiError ? err.status : undefined },
+          `pool extension ${i + 1} could not take the fax now; sending it through extension ${next + 1}`,
+        );
+      }
+    }
+  }
+
+  /** A member not yet tried that is healthy, not held and has a free Heavy slot. */
+  private freeMember(tried: ReadonlySet<number>): number | undefined {
+    const now = this.now();
+    for (const [i, m] of this.members.entries()) {
+      if (tried.has(i) || (this.sickUntil[i] ?? 0) > now) continue;
+      const st = m.rateLimitState().Heavy;
+      if (st.heldUntil <= now && st.remaining - Math.max(this.pending[i] ?? 0, st.waiting) > 0) return i;
+    }
+    return undefined;
   }
 
   /** Resend through the member that owns the original: req.extensionId's, else the one whose message store has it. */

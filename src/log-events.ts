@@ -158,6 +158,7 @@ export const LOG_EVENTS = {
   "smtp.no_progress": "session closed: too many commands without progress",
   "smtp.policy_failed": "the policy check of a mail failed with an error; answered 451",
   "smtp.rcpt_refused": "recipient refused",
+  "smtp.refused": "a mail was refused at SMTP time for a reason with no event of its own (shutting down)",
   "smtp.statfs_failed": "cannot read the free space of the data directory; answering 451",
   "smtp.store_failed": "recording an accepted mail's job failed; answered 451",
   "smtp.too_big": "message over the size limit refused",

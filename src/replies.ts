@@ -75,6 +75,23 @@ export const REPLIES = {
   forwardNotAllowed: (why: string) => spec(550, why, "5.7.1"),
 } as const satisfies Readonly<Record<string, (...args: never[]) => ReplySpec>>;
 
+/** Why writing a message into the spool failed (src/spool SpoolError kinds, "io" for any other error). */
+export type SpoolFailureKind = "too_big" | "no_space" | "aborted" | "io";
+
+/** The refusal for a failed spool write, by kind: reason, reply, and how it is logged. */
+export function spoolFailure(kind: SpoolFailureKind, maxBytes: number): { reason: SmtpRefusalReason; reply: ReplySpec; log: RefusalLog & { msg: string } } {
+  switch (kind) {
+    case "too_big":
+      return { reason: "too_big", reply: REPLIES.tooBig(maxBytes), log: { event: "smtp.too_big", msg: "message over the size limit refused", fields: { limit: maxBytes } } };
+    case "no_space":
+      return { reason: "no_space", reply: REPLIES.noSpace(), log: { event: "spool.no_space", level: "error", msg: "spool out of space; answering 452" } };
+    case "aborted":
+      return { reason: "aborted", reply: REPLIES.incomplete(), log: { event: "smtp.aborted", msg: "client went away during DATA" } };
+    case "io":
+      return { reason: "local_error", reply: REPLIES.localError(), log: { event: "spool.write_failed", level: "error", msg: "spool write failed; answering 451" } };
+  }
+}
+
 /** Build the SmtpReply of a spec (the error smtp-server reads `responseCode` from). */
 export function smtpReply(s: ReplySpec, cause?: unknown): SmtpReply {
   const options: ErrorOptions & { enhanced?: string } = {};
@@ -83,9 +100,8 @@ export function smtpReply(s: ReplySpec, cause?: unknown): SmtpReply {
   return new SmtpReply(s.code, s.text, options);
 }
 
-/** Why a mail, recipient, login or connection was refused: the closed label set of faxbridge_mails_refused_total. */
-export type RefusalReason =
-  // the SMTP server
+/** Refusals the SMTP server makes itself. */
+export type SmtpRefusalReason =
   | "shutdown"
   | "auth_required"
   | "auth_failed"
@@ -99,8 +115,10 @@ export type RefusalReason =
   | "disk_floor"
   | "no_progress"
   | "aborted"
-  | "local_error"
-  // the security policy (src/policy)
+  | "local_error";
+
+/** Refusals of the security policy (src/policy). */
+export type PolicyRefusalReason =
   | "connection_rate"
   | "connections_per_ip"
   | "auth_locked"
@@ -118,6 +136,9 @@ export type RefusalReason =
   | "bad_sender_address"
   | "from_ambiguous"
   | "forward_not_allowed";
+
+/** Why a mail, recipient, login or connection was refused: the closed label set of faxbridge_mails_refused_total. */
+export type RefusalReason = SmtpRefusalReason | PolicyRefusalReason;
 
 /** Where refusals are counted and logged. */
 export interface RefusalSink {

@@ -6,7 +6,7 @@ import { ConfigError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
 import { createCidrMatcher, type AddressMatcher } from "../net/cidr.js";
-import { REPLIES, refuse as refuseReply, type RefusalReason, type ReplySpec } from "../replies.js";
+import { REPLIES, refuse as refuseReply, type PolicyRefusalReason, type ReplySpec } from "../replies.js";
 import type { OutboundStore } from "../store/outbound.js";
 import { AuthLockout, ConnectionRate } from "./abuse.js";
 import { createDestinationPolicy, type DestinationPolicy } from "./destination.js";
@@ -41,27 +41,7 @@ import { createSenderVerifier, type SenderVerifier } from "./verify.js";
  * handed back with the reservation; the server stores it on the job row.
  */
 
-/** The policy's refusal reasons (a part of the one label set in src/replies.ts). */
-export type PolicyRefusalReason = Extract<
-  RefusalReason,
-  | "connection_rate"
-  | "connections_per_ip"
-  | "auth_locked"
-  | "auth_required_for_domain"
-  | "user_sender_mismatch"
-  | "sender_not_allowed"
-  | "sender_unverified"
-  | "verify_unavailable"
-  | "destination_denied"
-  | "destination_type"
-  | "destination_international"
-  | "quota_sender"
-  | "quota_client"
-  | "quota_global"
-  | "bad_sender_address"
-  | "from_ambiguous"
-  | "forward_not_allowed"
->;
+export type { PolicyRefusalReason } from "../replies.js";
 
 export interface SmtpPolicy extends IntakePolicy {
   /** At connect, with how many connections this client IP has open including this one; a reply refuses the connection. */

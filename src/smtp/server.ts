@@ -14,7 +14,7 @@ import { accept as acceptIntake, belowDiskFloor, IntakeError, type IntakeSender 
 import { senderIdentity } from "../policy/identity.js";
 import { parseFaxAddress, splitAddress, type NumberCheck } from "../fax/number.js";
 import { createCidrMatcher, isLocalClient } from "../net/cidr.js";
-import { countRefusal, refuse, REPLIES, replyLine, smtpReply, type RefusalReason, type RefusalSink, type ReplySpec } from "../replies.js";
+import { countRefusal, refuse, REPLIES, replyLine, smtpReply, spoolFailure, type RefusalReason, type RefusalSink, type ReplySpec } from "../replies.js";
 import { usePreciseEnhancedCodes } from "./enhanced.js";
 import { verifyPassword } from "./password.js";
 import { guardSessions } from "./session-guard.js";
@@ -345,18 +345,9 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
 
   /** The spool write failed: refuse with what went wrong (too big, out of space, client gone, I/O). */
   function spoolRefusal(tx: Transaction, err: unknown): SmtpReply {
-    const kind = err instanceof SpoolError ? err.kind : "io";
-    const to = sink(tx.log);
-    switch (kind) {
-      case "too_big":
-        return refuse(to, "too_big", REPLIES.tooBig(smtp.maxMessageBytes), { event: "smtp.too_big", msg: "message over the size limit refused", fields: { limit: smtp.maxMessageBytes }, cause: err });
-      case "no_space":
-        return refuse(to, "no_space", REPLIES.noSpace(), { event: "spool.no_space", level: "error", msg: "spool out of space; answering 452", fields: { err }, cause: err });
-      case "aborted":
-        return refuse(to, "aborted", REPLIES.incomplete(), { event: "smtp.aborted", msg: "client went away during DATA", cause: err });
-      case "io":
-        return refuse(to, "local_error", REPLIES.localError(), { event: "spool.write_failed", level: "error", msg: "spool write failed; answering 451", fields: { err }, cause: err });
-    }
+    const failure = spoolFailure(err instanceof SpoolError ? err.kind : "io", smtp.maxMessageBytes);
+    const withErr = failure.log.level === "error" ? { ...failure.log.fields, err } : failure.log.fields;
+    return refuse(sink(tx.log), failure.reason, failure.reply, { ...failure.log, ...(withErr !== undefined && { fields: withErr }), cause: err });
   }
 
   return {

@@ -12,6 +12,7 @@ import { describeFaxError } from "../outbound/fax-errors.js";
 import { readJobData, type JobData } from "../outbound/job-data.js";
 import { Spool } from "../spool/spool.js";
 import { JOB_STATES, StateConflictError, type JobState, type OutboundJob } from "../store/outbound.js";
+import { CANCEL_WAIT_MS } from "../tunables.js";
 import {
   cell,
   COMMON_OPTIONS,
@@ -483,7 +484,6 @@ async function requestRingCentralCancel(stores: Stores, job: OutboundJob, data: 
 }
 
 /** How long `queue cancel` waits for the daemon to confirm a RingCentral-side cancel. */
-const CANCEL_WAIT_MS = 15_000;
 
 async function queueCancel(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, COMMON_OPTIONS, true);

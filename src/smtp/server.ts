@@ -18,6 +18,7 @@ import { countRefusal, refuse, REPLIES, replyLine, smtpReply, spoolFailure, type
 import { usePreciseEnhancedCodes } from "./enhanced.js";
 import { verifyPassword } from "./password.js";
 import { guardSessions } from "./session-guard.js";
+import { SMTP_CLOSE_DEADLINE_MS } from "../tunables.js";
 
 /**
  * The SMTP intake. Hooks are thin: policy at AUTH and MAIL, one parse of the
@@ -56,7 +57,6 @@ interface Transaction {
   readonly recipients: Map<string, JobRecipient>;
 }
 
-const DEFAULT_CLOSE_DEADLINE_MS = 30_000;
 
 function readTlsFile(path: string, key: string): Buffer {
   try {
@@ -368,7 +368,7 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
       });
     },
 
-    close(deadlineMs = DEFAULT_CLOSE_DEADLINE_MS) {
+    close(deadlineMs = SMTP_CLOSE_DEADLINE_MS) {
       if (closed !== undefined) return closed;
       closing = true;
       log.info({ event: "smtp.closing", deadlineMs, connections: server.connections.size }, "SMTP server closing");

@@ -77,6 +77,8 @@ export const LOG_EVENTS = {
   "inbound.mark_read_failed": "could not mark the fax as read at RingCentral (it was delivered)",
   "inbound.marked_read": "fax marked as read at RingCentral",
   "inbound.notifications_failed": "could not start notifications; the periodic sync still finds every fax",
+  "inbound.pool_extensions": "watching the received faxes of the pool's other extensions",
+  "inbound.pool_extensions_failed": "could not learn the pool's extensions; the next start tries again",
   "inbound.purged": "finished inbound faxes past retention deleted",
   "inbound.redeliver": "fax queued for redelivery",
   "inbound.started": "inbound fax delivery started",
@@ -125,6 +127,7 @@ export const LOG_EVENTS = {
   "rc.call": "one RingCentral API call (operation, status, duration)",
   "rc.error_body_unreadable": "error body unreadable",
   "rc.on_call_failed": "onCall hook threw",
+  "rc.pool.member_refused": "RingCentral refused a pool extension's credentials; sends go to the other extensions for now",
   "rc.rate_group_learned": "operation belongs to another rate-limit group",
   "rc.rate_limit_exhausted": "a RingCentral rate-limit window is used up: calls in that group wait",
   "rc.rate_limit_wait": "a RingCentral call waits for its rate-limit group",
@@ -225,7 +228,6 @@ export const LOG_EVENTS = {
   "ws.subscribe_timeout": "no subscription answer on the WebSocket in time",
   "ws.subscribed": "WebSocket subscription created",
   "ws.unknown_frame": "unknown WebSocket frame ignored",
-
 } as const satisfies Readonly<Record<string, string>>;
 
 export type LogEvent = keyof typeof LOG_EVENTS;

@@ -5,17 +5,16 @@
  * RingCentral emulator, and reports arrive at an SmtpSink.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { Writable } from "node:stream";
 import nodemailer from "nodemailer";
 import type Mail from "nodemailer/lib/mailer/index.js";
 import { Agent, request } from "undici";
 import type { z } from "zod";
 import { configSchema, type Config } from "../../src/config/schema.js";
 import { startEmulator, type Emulator, type EmulatorOptions } from "../../src/emulator/index.js";
-import { createLogger, type Logger } from "../../src/log.js";
+import { type Logger } from "../../src/log.js";
 import { createMailSender, type MailSender } from "../../src/mail/transport.js";
 import { Metrics } from "../../src/metrics.js";
-import { OutboundWorker, type WorkerHooks, type WorkerTuning } from "../../src/outbound/worker.js";
+import { OutboundWorker, type WorkerTuning } from "../../src/outbound/worker.js";
 import { createSmtpPolicy } from "../../src/policy/index.js";
 import { RingCentralClient } from "../../src/rc/client.js";
 import { createSmtpServer, type FaxSmtpServer } from "../../src/smtp/server.js";
@@ -23,17 +22,14 @@ import { Spool } from "../../src/spool/spool.js";
 import { openDatabase, type Db } from "../../src/store/db.js";
 import { outboundMigration, SqliteOutboundStore, type JobState, type OutboundJob } from "../../src/store/outbound.js";
 import { SmtpSink } from "../helpers/smtp-sink.js";
+import { withStoreHooks, type WorkerHooks } from "../helpers/store-hooks.js";
 import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
+import { capturingLogger, type LogLine } from "../helpers/log.js";
 
 type ConfigInput = z.input<typeof configSchema>;
 
-export interface LogLine {
-  level: string;
-  event?: string;
-  msg?: string;
-  [key: string]: unknown;
-}
+export type { LogLine };
 
 export interface SentFax {
   id: string;
@@ -125,21 +121,7 @@ export class OutboundHarness {
   }
 
   async start(): Promise<this> {
-    const lines = this.logs;
-    const dest = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        for (const text of chunk.toString("utf8").split("\n")) {
-          if (text.trim() === "") continue;
-          try {
-            lines.push(JSON.parse(text) as LogLine);
-          } catch {
-            lines.push({ level: "raw", msg: text });
-          }
-        }
-        cb();
-      },
-    });
-    this.logger = createLogger({ level: "debug", destination: dest });
+    this.logger = capturingLogger("debug", { lines: this.logs });
     await this.sink.start();
     this.emu = await startEmulator({ faxTimings: { queuedMs: 60, pageMs: 60 }, ...this.opts.emulator });
     const heavy = this.opts.emulator?.limits?.Heavy;
@@ -198,14 +180,14 @@ export class OutboundHarness {
   newWorker(opts: WorkerOverrides = {}): OutboundWorker {
     return new OutboundWorker({
       config: opts.fax === undefined ? this.config : { ...this.config, fax: { ...this.config.fax, ...opts.fax } },
-      store: this.store,
+      // Test hooks run in a store decorator (test/helpers/store-hooks.ts), not in the worker.
+      store: opts.hooks !== undefined ? withStoreHooks(this.store, opts.hooks) : this.store,
       spool: this.spool,
       client: this.client,
       mail: this.mail,
       metrics: this.metrics,
       logger: this.logger,
       tuning: { ...FAST_TUNING, ...this.opts.tuning, ...opts.tuning },
-      ...(opts.hooks !== undefined && { hooks: opts.hooks }),
       ...(opts.now !== undefined && { now: opts.now }),
     });
   }

@@ -1,48 +1,25 @@
-import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFile, readdir, rm, writeFile } from "node:fs/promises";
 import nodemailer from "nodemailer";
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { configSchema, type Config } from "../../src/config/schema.js";
-import { silentLogger } from "../../src/log.js";
+import type { Config } from "../../src/config/schema.js";
 import { Metrics } from "../../src/metrics.js";
 import { hashPassword } from "../../src/smtp/password.js";
-import { createSmtpServer, type FaxSmtpServer } from "../../src/smtp/server.js";
-import { Spool } from "../../src/spool/spool.js";
-import { openDatabase, type Db } from "../../src/store/db.js";
-import { SqliteOutboundStore, outboundMigration } from "../../src/store/outbound.js";
 import { failure, type SmtpFailure } from "../helpers/smtp-failure.js";
+import { startIntake, type Intake } from "../helpers/smtp-intake.js";
 
 const MESSAGE = "From: alice@example.com\r\nTo: fax\r\nSubject: invoice\r\nMessage-ID: <m1@example.com>\r\n\r\nPlease fax this.\r\n";
 
-interface Harness {
-  dir: string;
-  db: Db;
-  store: SqliteOutboundStore;
-  spool: Spool;
-  server: FaxSmtpServer;
-  port: number;
-  accepted: string[];
-  metrics: Metrics;
-}
+type Harness = Intake & { accepted: string[] };
 
 describe("SMTP intake", () => {
   let h: Harness | undefined;
   const clients: { close(): void }[] = [];
 
   async function start(smtp: Partial<Config["smtp"]> = {}): Promise<Harness> {
-    const dir = await mkdtemp(join(tmpdir(), "faxbridge-smtp-"));
-    const logger = silentLogger();
-    const db = openDatabase(join(dir, "faxbridge.db"), [outboundMigration]);
-    const store = new SqliteOutboundStore(db, { logger });
-    const spool = await Spool.open({ dataDir: dir, logger });
-    const config = configSchema.parse({ dataDir: dir, smtp: { port: 0, hostname: "fax.test", ...smtp }, fax: { domains: ["fax.local"], defaultCountry: "US" } });
     const accepted: string[] = [];
-    const metrics = new Metrics();
-    const server = createSmtpServer({ config, spool, store, logger, numberCheck: "possible", metrics, onAccepted: (id) => accepted.push(id) });
-    const { port } = await server.listen();
-    h = { dir, db, store, spool, server, port, accepted, metrics };
+    const intake = await startIntake({ smtp, policy: false, metrics: new Metrics(), onAccepted: (id) => accepted.push(id) });
+    h = { ...intake, accepted };
     return h;
   }
 
@@ -82,10 +59,7 @@ describe("SMTP intake", () => {
   afterEach(async () => {
     for (const c of clients.splice(0)) c.close();
     if (h !== undefined) {
-      await h.server.close(100);
-      await h.spool.close();
-      await h.store.close();
-      h.db.close();
+      await h.close();
       await rm(h.dir, { recursive: true, force: true });
     }
   });

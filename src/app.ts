@@ -30,9 +30,9 @@ import { webSecret } from "./web/auth.js";
 import { createWebApp } from "./web/index.js";
 import { linkBuilder } from "./web/links.js";
 import { WebStore, webMigration } from "./web/store.js";
+import { DOCTOR_TIMEOUT_MS, SHUTDOWN_DEADLINE_MS, SMTP_SHUTDOWN_MS } from "./tunables.js";
 
 /** How long a graceful shutdown may take before the process exits anyway. */
-export const SHUTDOWN_DEADLINE_MS = 25_000;
 
 /** Credentials the built-in emulator accepts in sandbox mode (it accepts any). */
 const SANDBOX_CREDENTIALS = { clientId: "sandbox-client", clientSecret: "sandbox-secret", jwt: "sandbox-jwt" } as const;
@@ -234,7 +234,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
         await Promise.all([run("store", async () => db.prepare("SELECT 1").get()), run("ringcentral", () => client.ensureAuthenticated()), run("mail", () => mail.verify())]);
         return out;
       },
-      doctor: () => runDoctor(config, { timeoutMs: 15_000 }),
+      doctor: () => runDoctor(config, { timeoutMs: DOCTOR_TIMEOUT_MS }),
       now: Date.now,
     });
     steps.push({ name: "web", close: () => web.close() });
@@ -252,7 +252,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
 
     const smtpAddress = await smtp.listen();
     smtpListening = true;
-    steps.push({ name: "smtp", close: () => smtp.close(10_000) });
+    steps.push({ name: "smtp", close: () => smtp.close(SMTP_SHUTDOWN_MS) });
     const httpAddress = await http.listen();
     steps.push({ name: "http", close: () => http.close() });
     await worker.start();

@@ -162,6 +162,7 @@ export const LOG_EVENTS = {
   "smtp.no_progress": "session closed: too many commands without progress",
   "smtp.policy_failed": "the policy check of a mail failed with an error; answered 451",
   "smtp.rcpt_refused": "recipient refused",
+  "smtp.refused": "a mail was refused at SMTP time for a reason with no event of its own (shutting down)",
   "smtp.statfs_failed": "cannot read the free space of the data directory; answering 451",
   "smtp.store_failed": "recording an accepted mail's job failed; answered 451",
   "smtp.too_big": "message over the size limit refused",
@@ -228,7 +229,6 @@ export const LOG_EVENTS = {
   "ws.subscribe_timeout": "no subscription answer on the WebSocket in time",
   "ws.subscribed": "WebSocket subscription created",
   "ws.unknown_frame": "unknown WebSocket frame ignored",
-
 } as const satisfies Readonly<Record<string, string>>;
 
 export type LogEvent = keyof typeof LOG_EVENTS;

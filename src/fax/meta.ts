@@ -58,3 +58,15 @@ export function mailMetaOf(headers: Headers): MailMeta {
   if (suppress) meta.xAutoResponseSuppress = suppress;
   return meta;
 }
+
+/** Only the MailMeta fields of a wider record (the parser's meta also has Reply-To, Date and skipped parts), for storing. */
+export function mailMetaFields(m: MailMeta): MailMeta {
+  const meta: MailMeta = { references: m.references, isReport: m.isReport };
+  if (m.messageId !== undefined) meta.messageId = m.messageId;
+  if (m.subject !== undefined) meta.subject = m.subject;
+  if (m.from !== undefined) meta.from = m.from;
+  if (m.autoSubmitted !== undefined) meta.autoSubmitted = m.autoSubmitted;
+  if (m.precedence !== undefined) meta.precedence = m.precedence;
+  if (m.xAutoResponseSuppress !== undefined) meta.xAutoResponseSuppress = m.xAutoResponseSuppress;
+  return meta;
+}

@@ -4,6 +4,7 @@ import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
 import { errorMessage } from "../errors.js";
 import { withTimeout, type DependencyState } from "../ops/dependencies.js";
+import { HTTP_HEADERS_TIMEOUT_MS, HTTP_REQUEST_TIMEOUT_MS, READINESS_CHECK_TIMEOUT_MS } from "../tunables.js";
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
 
@@ -107,8 +108,8 @@ export class HttpServer {
       });
     });
     // Long enough for a 50 MB fax upload to the web API on a slow uplink; headersTimeout still stops slow-header clients.
-    server.requestTimeout = 600_000;
-    server.headersTimeout = 10_000;
+    server.requestTimeout = HTTP_REQUEST_TIMEOUT_MS;
+    server.headersTimeout = HTTP_HEADERS_TIMEOUT_MS;
     await new Promise<void>((resolve, reject) => {
       server.once("error", (err: NodeJS.ErrnoException) =>
         reject(err.code === "EADDRINUSE" ? new Error(`HTTP port ${this.#deps.port} on ${this.#deps.host} is already in use (set FAXBRIDGE_HTTP_PORT)`, { cause: err }) : err),
@@ -147,7 +148,7 @@ export class HttpServer {
     await Promise.all(
       [...this.#checks].map(async ([name, check]) => {
         try {
-          await withTimeout(check(), 5_000);
+          await withTimeout(check(), READINESS_CHECK_TIMEOUT_MS);
           results[name] = "ok";
         } catch (err) {
           ok = false;

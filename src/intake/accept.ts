@@ -1,5 +1,6 @@
 import { statfs } from "node:fs/promises";
 import { SmtpReply } from "../errors.js";
+import { REPLIES, smtpReply } from "../replies.js";
 import type { Logger } from "../log.js";
 import type { QuotaReservation } from "../policy/quota.js";
 import type { MessageStream, Spool, SpooledMessage } from "../spool/spool.js";
@@ -116,10 +117,14 @@ export interface Accepted {
  * client learns it before sending the message.
  */
 export async function diskFloorReply(floor: IntakeDeps["diskFloor"]): Promise<SmtpReply | undefined> {
-  if (floor === undefined || floor.minFreeBytes <= 0) return undefined;
+  return (await belowDiskFloor(floor)) ? smtpReply(REPLIES.diskFloor()) : undefined;
+}
+
+/** True while `dir` has less than `minFreeBytes` free (one statfs call); false without a floor. */
+export async function belowDiskFloor(floor: IntakeDeps["diskFloor"]): Promise<boolean> {
+  if (floor === undefined || floor.minFreeBytes <= 0) return false;
   const fs = await statfs(floor.dir, { bigint: true });
-  if (fs.bavail * fs.bsize >= BigInt(floor.minFreeBytes)) return undefined;
-  return new SmtpReply(452, "insufficient system storage, try again later", { enhanced: "4.3.1" });
+  return fs.bavail * fs.bsize < BigInt(floor.minFreeBytes);
 }
 
 /** Run one intake; resolves once the job row is committed. Throws SmtpReply (refused), SpoolError or IntakeError. */

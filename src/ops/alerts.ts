@@ -14,6 +14,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "../log.js";
 import type { MailSender } from "../mail/transport.js";
 import type { Metrics } from "../metrics.js";
+import { ALERT_WINDOW_MS } from "../tunables.js";
 
 export type AlertKind = "inbound_dead" | "job_failed" | "rc_auth_refused" | "subscription_lost";
 
@@ -28,7 +29,6 @@ export interface AdminAlert {
 /** Where the places that fail report to; a no-op when nobody is to be told. */
 export type AlertSink = (alert: AdminAlert) => void;
 
-export const ALERT_WINDOW_MS = 15 * 60_000;
 
 const TITLES: Record<AlertKind, string> = {
   inbound_dead: "received fax could not be mailed (dead letter)",

@@ -5,12 +5,12 @@ import type { Spool } from "../spool/spool.js";
 import type { InboundStore } from "../store/inbound.js";
 import type { OutboundStore } from "../store/outbound.js";
 import { isId } from "../util/ids.js";
+import { PURGE_BATCH } from "../tunables.js";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 /** Link-only inbound delivery points people at the stored PDF: keep it at least this long. */
 const LINK_MIN_KEEP_MS = 24 * HOUR;
-const PURGE_BATCH = 500;
 
 export interface JanitorDeps {
   readonly outbound: OutboundStore;

@@ -13,9 +13,9 @@ import type { Metrics } from "../metrics.js";
 import type { FaxApi, SessionApi } from "../rc/api.js";
 import type { Db } from "../store/db.js";
 import { DependencyMonitor } from "./dependencies.js";
+import { RC_RECENT_MS } from "../tunables.js";
 
 /** A successful RingCentral call this recent proves it is up without another call. */
-const RC_RECENT_MS = 30_000;
 
 export interface ReadinessDeps {
   http: HttpServer;

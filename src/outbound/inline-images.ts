@@ -12,12 +12,12 @@
 import { open } from "node:fs/promises";
 import { imageSize } from "image-size";
 
-export const SIGNATURE_MAX_BYTES = 24 * 1024;
-export const SIGNATURE_MAX_WIDTH = 400;
-export const SIGNATURE_MAX_HEIGHT = 200;
+import { IMAGE_HEAD_BYTES, SIGNATURE_MAX_BYTES, SIGNATURE_MAX_HEIGHT, SIGNATURE_MAX_WIDTH } from "../tunables.js";
+
+export { SIGNATURE_MAX_BYTES, SIGNATURE_MAX_HEIGHT, SIGNATURE_MAX_WIDTH };
 
 /** Enough of the file for image-size to find the dimensions of the usual formats. */
-const HEAD_BYTES = 64 * 1024;
+const HEAD_BYTES = IMAGE_HEAD_BYTES;
 
 export interface InlineImage {
   path: string;

@@ -12,6 +12,7 @@
 import { access } from "node:fs/promises";
 import { StateConflictError, type JobState, type OutboundJob, type OutboundStore } from "../store/outbound.js";
 import { readJobData, type JobData } from "./job-data.js";
+import { CANCEL_WAIT_MS } from "../tunables.js";
 
 /** The operation is refused (no such job, or the job's state does not allow it); the message says why and what to do. */
 export class OperatorRefusal extends Error {
@@ -42,7 +43,6 @@ export const STATE_WORDS: Readonly<Record<JobState, string>> = {
 export const CANCELLABLE: readonly JobState[] = ["received", "parsed", "submitted"];
 
 /** How long a cancel waits for the daemon to confirm a RingCentral-side cancel. */
-const CANCEL_WAIT_MS = 15_000;
 
 function iso(ms: number | null | undefined): string | null {
   return ms === null || ms === undefined ? null : new Date(ms).toISOString();

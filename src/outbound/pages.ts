@@ -3,6 +3,7 @@ import { open, readFile } from "node:fs/promises";
 import { extname } from "node:path";
 import { ParseSpeeds, PDFDocument } from "pdf-lib";
 import { faxTypeForExtension } from "../fax/files.js";
+import { MAX_TIFF_PAGES } from "../tunables.js";
 
 /**
  * How many fax pages a document makes, counted before it is sent so that
@@ -26,7 +27,6 @@ import { faxTypeForExtension } from "../fax/files.js";
 export const TEXT_LINES_PER_PAGE = 66;
 export const TEXT_COLUMNS = 80;
 /** More directories than this in one TIFF is treated as a loop or a hostile file: counting stops there. */
-const MAX_TIFF_PAGES = 100_000;
 
 const SINGLE_PAGE_GROUPS = new Set(["PNG", "JPEG", "GIF", "BMP", "PCX/TGA", "Photoshop (psd)"]);
 const PLAIN_TEXT = new Set(["txt", "log", "err", "csv", "c", "h", "cpp", "hpp"]);

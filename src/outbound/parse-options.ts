@@ -1,4 +1,5 @@
 import type { FaxEnvelope, FaxRefusal } from "../fax/model.js";
+import { MAX_SCHEDULE_AHEAD_MS } from "../tunables.js";
 
 /**
  * Per-message fax options a sender can set in mail headers.
@@ -28,8 +29,7 @@ export interface HeaderOptions {
   isoCode?: string;
 }
 
-/** Longest a scheduled fax may be put off, in milliseconds (RingCentral documents no limit; HylaFAX uses a year). */
-export const MAX_SCHEDULE_AHEAD_MS = 366 * 24 * 60 * 60 * 1000;
+export { MAX_SCHEDULE_AHEAD_MS };
 
 export const COVER_INDEX_MAX = 28;
 

@@ -1,4 +1,5 @@
 import { convert } from "html-to-text";
+import { HTML_CONVERT_MAX_CHARS } from "../tunables.js";
 
 /**
  * Text helpers for turning a mail into a fax request: the body as plain text,
@@ -12,7 +13,6 @@ export const COVER_TEXT_MAX = 1024;
 export const TRUNCATION_MARKER = "… [truncated]";
 
 /** HTML longer than this is cut before conversion, so a pathological body cannot stall the worker. */
-const HTML_CONVERT_MAX_CHARS = 8 * 1024 * 1024;
 
 /**
  * Convert an HTML body to plain text for the cover page or the body document.

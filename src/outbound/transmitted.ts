@@ -8,12 +8,13 @@
 import type { Readable } from "node:stream";
 import { PDFDocument } from "pdf-lib";
 import type { MessageApi } from "../rc/api.js";
+import { TRANSMITTED_COPY_MAX_BYTES } from "../tunables.js";
 
 export type TransmittedCopyMode = "none" | "first-page" | "all";
 export type TransmittedApi = Pick<MessageApi, "getMessage" | "downloadContent">;
 
 /** Larger rendered faxes are not attached (mail servers refuse big mail). */
-export const TRANSMITTED_COPY_MAX_BYTES = 10 * 1024 * 1024;
+export { TRANSMITTED_COPY_MAX_BYTES };
 
 export interface TransmittedCopy {
   filename: string;

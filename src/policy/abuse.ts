@@ -1,10 +1,12 @@
+import { ABUSE_MAX_TRACKED } from "../tunables.js";
+
 /**
  * Abuse limits kept in memory (they protect the process, a restart may
  * forget them): new connections per client IP per minute, and failed AUTH
  * attempts per client IP with a lockout and a growing reply delay.
  */
 
-const MAX_TRACKED = 10_000;
+const MAX_TRACKED = ABUSE_MAX_TRACKED;
 
 /** Sliding-window count of connections per IP. */
 export class ConnectionRate {

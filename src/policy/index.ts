@@ -2,11 +2,12 @@ import type { SMTPServerSession } from "smtp-server";
 import type { DNSResolver } from "mailauth";
 import { policyProblems } from "../config/resolve.js";
 import type { Config } from "../config/schema.js";
-import { ConfigError, SmtpReply, errorMessage } from "../errors.js";
+import type { SmtpReply} from "../errors.js";
+import { ConfigError, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
 import { createCidrMatcher, type AddressMatcher } from "../net/cidr.js";
-import { BAD_SENDER_TEXT } from "../smtp/enhanced.js";
+import { REPLIES, refuse as refuseReply, type PolicyRefusalReason, type ReplySpec } from "../replies.js";
 import type { OutboundStore } from "../store/outbound.js";
 import { AuthLockout, ConnectionRate } from "./abuse.js";
 import { createDestinationPolicy, type DestinationPolicy } from "./destination.js";
@@ -41,24 +42,7 @@ import { createSenderVerifier, type SenderVerifier } from "./verify.js";
  * handed back with the reservation; the server stores it on the job row.
  */
 
-export type PolicyRefusalReason =
-  | "connection_rate"
-  | "connections_per_ip"
-  | "auth_locked"
-  | "auth_required_for_domain"
-  | "user_sender_mismatch"
-  | "sender_not_allowed"
-  | "sender_unverified"
-  | "verify_unavailable"
-  | "destination_denied"
-  | "destination_type"
-  | "destination_international"
-  | "quota_sender"
-  | "quota_client"
-  | "quota_global"
-  | "bad_sender_address"
-  | "from_ambiguous"
-  | "forward_not_allowed";
+export type { PolicyRefusalReason } from "../replies.js";
 
 export interface SmtpPolicy extends IntakePolicy {
   /** At connect, with how many connections this client IP has open including this one; a reply refuses the connection. */
@@ -171,25 +155,20 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
   /** The failure delay of each session's AUTH attempt in flight (counted when it started). */
   const authDelays = new WeakMap<object, number>();
 
-  function refuse(session: SMTPServerSession, reason: PolicyRefusalReason, reply: SmtpReply, extra: Record<string, unknown> = {}): SmtpReply {
-    return refuseIntake({ queueId: "", sessionId: session.id, client: session.remoteAddress }, reason, reply, extra);
+  function refuse(session: SMTPServerSession, reason: PolicyRefusalReason, reply: ReplySpec, extra: Record<string, unknown> = {}, cause?: unknown): SmtpReply {
+    return refuseIntake({ queueId: "", sessionId: session.id, client: session.remoteAddress }, reason, reply, extra, cause);
   }
 
-  function refuseIntake(context: IntakeContext, reason: PolicyRefusalReason, reply: SmtpReply, extra: Record<string, unknown> = {}): SmtpReply {
-    deps.metrics?.mailsRefused.inc({ reason });
-    log.info(
-      {
-        event: "policy.refused",
-        reason,
-        code: reply.responseCode,
-        ...(context.sessionId !== undefined && { sessionId: context.sessionId }),
-        ...(context.queueId !== "" && { queueId: context.queueId }),
-        client: context.client,
-        ...extra,
-      },
-      `${reply.responseCode} ${reply.message}`,
-    );
-    return reply;
+  function refuseIntake(context: IntakeContext, reason: PolicyRefusalReason, reply: ReplySpec, extra: Record<string, unknown> = {}, cause?: unknown): SmtpReply {
+    const fields = {
+      reason,
+      code: reply.code,
+      ...(context.sessionId !== undefined && { sessionId: context.sessionId }),
+      ...(context.queueId !== "" && { queueId: context.queueId }),
+      client: context.client,
+      ...extra,
+    };
+    return refuseReply({ logger: log, metrics: deps.metrics }, reason, reply, { event: "policy.refused", fields, cause });
   }
 
   function userOf(session: SMTPServerSession): string | undefined {
@@ -209,12 +188,12 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
     return tx;
   }
 
-  function quotaReply(keys: readonly string[], v: Exclude<QuotaVerdict, { ok: true }>): SmtpReply {
+  function quotaReply(keys: readonly string[], v: Exclude<QuotaVerdict, { ok: true }>): ReplySpec {
     const t = now();
     const when = `try again in ${minutesUntil(v.freeAt, t)} (after ${clock(v.freeAt)})`;
-    if (v.scope === "sender") return new SmtpReply(452, `hourly fax quota of ${v.limit} for ${identityLabel(keys[0] ?? "")} reached; ${when}`);
-    if (v.scope === "client") return new SmtpReply(452, `hourly fax quota of ${v.limit} for unauthenticated mail from ${keys[1]?.slice(3) ?? "this client"} reached; ${when}`);
-    return new SmtpReply(452, `this gateway's hourly fax quota of ${v.limit} is reached; ${when}`);
+    if (v.scope === "sender") return REPLIES.quotaSender(v.limit, identityLabel(keys[0] ?? ""), when);
+    if (v.scope === "client") return REPLIES.quotaClient(v.limit, keys[1]?.slice(3) ?? "this client", when);
+    return REPLIES.quotaGlobal(v.limit, when);
   }
 
   function quotaRefusal(session: SMTPServerSession, keys: readonly string[], v: Exclude<QuotaVerdict, { ok: true }>): SmtpReply {
@@ -245,7 +224,7 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
   async function checkForward(session: SMTPServerSession, headers: readonly Header[], identity: SenderIdentity, reportTo: string): Promise<void> {
     const id = headers.length === 1 ? (headers[0] as Header).value.trim() : "";
     const deny = (why: string): SmtpReply =>
-      refuse(session, "forward_not_allowed", new SmtpReply(550, why, { enhanced: "5.7.1" }), { forwardOf: id.slice(0, 40), sender: identityLabel(identity.key) });
+      refuse(session, "forward_not_allowed", REPLIES.forwardNotAllowed(why), { forwardOf: id.slice(0, 40), sender: identityLabel(identity.key) });
     if (!/^\d{1,20}$/.test(id)) throw deny("X-Fax-Forward-Of must appear once and name the numeric id of a fax you sent or received");
     const sent = await deps.store?.findSentBy(id, identity.key);
     if (sent !== undefined) return;
@@ -262,17 +241,17 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
         return refuse(
           session,
           "connections_per_ip",
-          new SmtpReply(421, `too many open connections from ${session.remoteAddress} (at most ${max}), try again later`, { enhanced: "4.7.0" }),
+          REPLIES.connectionsPerIp(session.remoteAddress, max),
         );
       }
       if (connections.admit(session.remoteAddress)) return undefined;
-      return refuse(session, "connection_rate", new SmtpReply(421, `too many connections from ${session.remoteAddress}, try again in a minute`, { enhanced: "4.7.0" }));
+      return refuse(session, "connection_rate", REPLIES.connectionRate(session.remoteAddress));
     },
 
     checkAuth(session) {
       const until = auth.lockedUntil(session.remoteAddress);
       if (until !== undefined) {
-        return refuse(session, "auth_locked", new SmtpReply(454, `too many failed logins from ${session.remoteAddress}; AUTH refused until ${clock(until)}`));
+        return refuse(session, "auth_locked", REPLIES.authLocked(session.remoteAddress, clock(until)));
       }
       const r = auth.failed(session.remoteAddress);
       if (r.locked) {
@@ -293,7 +272,7 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
     checkMailFrom(session, mailFrom) {
       // Reports go to the envelope sender: a list or anything but one mailbox would make one mail several reports.
       if (mailFrom !== "" && !isSingleMailbox(mailFrom)) {
-        return refuse(session, "bad_sender_address", new SmtpReply(553, BAD_SENDER_TEXT), {
+        return refuse(session, "bad_sender_address", REPLIES.badSender(), {
           from: mailFrom.slice(0, 300),
         });
       }
@@ -301,7 +280,7 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
       if (user === undefined) return undefined;
       const binding = rules.userBinding(user);
       if (binding === undefined || binding(mailFrom)) return undefined;
-      return refuse(session, "user_sender_mismatch", new SmtpReply(550, `user ${user} may not send as ${shown(mailFrom)}`), { user, from: mailFrom });
+      return refuse(session, "user_sender_mismatch", REPLIES.userSenderMismatch(user, shown(mailFrom)), { user, from: mailFrom });
     },
 
     checkRecipient(session, rcpt) {
@@ -309,16 +288,16 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
       if (tx.recipients.has(rcpt.e164)) return undefined;
       const rule = rules.forDomain(rcpt.domain);
       if (rule.requireAuth && tx.user === undefined) {
-        return refuse(session, "auth_required_for_domain", new SmtpReply(530, `authentication required to fax via ${rcpt.domain}`), { domain: rcpt.domain });
+        return refuse(session, "auth_required_for_domain", REPLIES.authRequiredForDomain(rcpt.domain), { domain: rcpt.domain });
       }
       if (rule.restricted && !rule.matches(tx.mailFrom)) {
-        return refuse(session, "sender_not_allowed", new SmtpReply(550, `sender ${shown(tx.mailFrom)} is not allowed to fax via ${rcpt.domain}`), {
+        return refuse(session, "sender_not_allowed", REPLIES.senderNotAllowed(shown(tx.mailFrom), rcpt.domain), {
           from: tx.mailFrom,
           domain: rcpt.domain,
         });
       }
       const dest = destinations(rcpt.e164);
-      if (!dest.ok) return refuse(session, dest.reason, new SmtpReply(550, dest.message), { to: rcpt.e164 });
+      if (!dest.ok) return refuse(session, dest.reason, REPLIES.destinationRefused(dest.message), { to: rcpt.e164 });
       const q = quotas.check(tx.keys.slice(0, 1), tx.recipients.size);
       if (!q.ok) return quotaRefusal(session, tx.keys, q);
       const c = clientQuotas.check(tx.keys.slice(1), tx.recipients.size);
@@ -340,14 +319,14 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
         const from = fromAddress(headers);
         if (!from.ok) {
           const reason = binding !== undefined ? "user_sender_mismatch" : "sender_not_allowed";
-          throw refuse(session, reason, new SmtpReply(550, `${from.reason}; the sender rules need exactly one From address`, { enhanced: "5.7.1" }));
+          throw refuse(session, reason, REPLIES.fromRules(from.reason));
         }
         if (binding !== undefined && tx.user !== undefined && !binding(from.address)) {
-          throw refuse(session, "user_sender_mismatch", new SmtpReply(550, `user ${tx.user} may not send as ${from.address}`), { user: tx.user, from: from.address });
+          throw refuse(session, "user_sender_mismatch", REPLIES.userSenderMismatch(tx.user, from.address), { user: tx.user, from: from.address });
         }
         for (const [domain, rule] of restricted) {
           if (!rule.matches(from.address)) {
-            throw refuse(session, "sender_not_allowed", new SmtpReply(550, `sender ${from.address} is not allowed to fax via ${domain}`), { from: from.address, domain });
+            throw refuse(session, "sender_not_allowed", REPLIES.senderNotAllowed(from.address, domain), { from: from.address, domain });
           }
         }
         // SMTP AUTH proves the sender; only unauthenticated mail on an allowlist needs verifying.
@@ -370,13 +349,13 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
               });
             } catch (err) {
               log.error({ event: "policy.verify_error", sessionId: session.id, err }, "sender verification failed with an error");
-              throw refuse(session, "verify_unavailable", new SmtpReply(451, "could not verify the sender, try again later", { cause: err }));
+              throw refuse(session, "verify_unavailable", REPLIES.verifyUnavailable(), {}, err);
             }
             if (!outcome.ok) {
               throw refuse(
                 session,
                 outcome.ambiguous === true ? "from_ambiguous" : outcome.temporary ? "verify_unavailable" : "sender_unverified",
-                new SmtpReply(outcome.temporary ? 451 : 550, outcome.message, outcome.ambiguous === true ? { enhanced: "5.7.1" } : undefined),
+                REPLIES.senderUnverified(outcome.message, outcome.temporary, outcome.ambiguous === true),
                 { from: from.address, mode },
               );
             }
@@ -411,7 +390,7 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
     checkRecipients(sender: IntakeSender, recipients, context) {
       for (const r of recipients) {
         const dest = destinations(r.e164);
-        if (!dest.ok) return refuseIntake(context, dest.reason, new SmtpReply(550, dest.message), { to: r.e164 });
+        if (!dest.ok) return refuseIntake(context, dest.reason, REPLIES.destinationRefused(dest.message), { to: r.e164 });
       }
       const keys = intakeKeys(sender);
       const q = quotas.check(keys.slice(0, 1), 0, recipients.length);

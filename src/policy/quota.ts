@@ -1,4 +1,5 @@
 import type { OutboundJob, OutboundStore } from "../store/outbound.js";
+import { QUOTA_WINDOW_MS } from "../tunables.js";
 
 /**
  * Hourly quotas, per sender and for everyone together: counted in fax
@@ -13,7 +14,7 @@ import type { OutboundJob, OutboundStore } from "../store/outbound.js";
  * addresses from one client do not each get a fresh quota.
  */
 
-export const QUOTA_WINDOW_MS = 3_600_000;
+export { QUOTA_WINDOW_MS };
 
 interface Usage {
   readonly at: number;

@@ -1,4 +1,5 @@
 import type { SMTPServer } from "smtp-server";
+import { BAD_SENDER, OWN_ENHANCED_CODE, replyLine } from "../replies.js";
 
 /**
  * Precise enhanced status codes. smtp-server 3.21 derives the enhanced code
@@ -12,10 +13,6 @@ import type { SMTPServer } from "smtp-server";
  * Every other reply keeps smtp-server's behaviour.
  */
 
-/** A reply text that starts with its own enhanced status code (RFC 3463: class.subject.detail). */
-export const OWN_ENHANCED_CODE = /^[245]\.\d{1,3}\.\d{1,3} /;
-
-export const BAD_SENDER_TEXT = "5.1.7 the sender address must be exactly one valid mailbox";
 
 type Send = (code: number, data?: unknown, context?: unknown) => void;
 
@@ -26,7 +23,7 @@ export function usePreciseEnhancedCodes(server: SMTPServer): void {
     const send = connection.send.bind(connection);
     connection.send = (code, data, context) => {
       // context false: smtp-server adds no enhanced code of its own.
-      if (context === "SENDER_SYNTAX_ERROR") send(553, BAD_SENDER_TEXT, false);
+      if (context === "SENDER_SYNTAX_ERROR") send(BAD_SENDER.code, replyLine(BAD_SENDER), false);
       else if (context === undefined && typeof data === "string" && OWN_ENHANCED_CODE.test(data)) send(code, data, false);
       else send(code, data, context);
     };

@@ -10,13 +10,15 @@ import type { SmtpPolicy } from "../policy/index.js";
 import { SpoolError, type Spool } from "../spool/spool.js";
 import type { JobRecipient, OutboundStore } from "../store/outbound.js";
 import { newId } from "../util/ids.js";
-import { accept as acceptIntake, diskFloorReply, IntakeError, type IntakeSender } from "../intake/accept.js";
+import { accept as acceptIntake, belowDiskFloor, IntakeError, type IntakeSender } from "../intake/accept.js";
 import { senderIdentity } from "../policy/identity.js";
 import { parseFaxAddress, splitAddress, type NumberCheck } from "../fax/number.js";
 import { createCidrMatcher, isLocalClient } from "../net/cidr.js";
+import { countRefusal, refuse, REPLIES, replyLine, smtpReply, spoolFailure, type RefusalReason, type RefusalSink, type ReplySpec } from "../replies.js";
 import { usePreciseEnhancedCodes } from "./enhanced.js";
 import { verifyPassword } from "./password.js";
 import { guardSessions } from "./session-guard.js";
+import { SMTP_CLOSE_DEADLINE_MS } from "../tunables.js";
 
 /**
  * The SMTP intake. Hooks are thin: policy at AUTH and MAIL, one parse of the
@@ -40,23 +42,6 @@ export interface SmtpServerDeps {
   readonly policy?: SmtpPolicy;
 }
 
-/** Why a mail or recipient was refused: the closed label set of faxbridge_mails_refused_total. */
-type RefusalReason =
-  | "shutdown"
-  | "auth_required"
-  | "auth_failed"
-  | "auth_needs_tls"
-  | "malformed_address"
-  | "not_fax_domain"
-  | "bad_number"
-  | "too_many_recipients"
-  | "too_big"
-  | "no_space"
-  | "disk_floor"
-  | "no_progress"
-  | "aborted"
-  | "local_error";
-
 export interface FaxSmtpServer {
   listen(): Promise<{ host: string; port: number }>;
   /** Stop accepting, answer 421 to new transactions, let spool writes in flight finish; after `deadlineMs` remaining clients get 421 and are disconnected. Idempotent. */
@@ -72,7 +57,6 @@ interface Transaction {
   readonly recipients: Map<string, JobRecipient>;
 }
 
-const DEFAULT_CLOSE_DEADLINE_MS = 30_000;
 
 function readTlsFile(path: string, key: string): Buffer {
   try {
@@ -102,7 +86,7 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
   const inFlight = new Set<Promise<unknown>>();
   let closing = false;
   let closed: Promise<void> | undefined;
-  const refused = (reason: RefusalReason): void => deps.metrics?.mailsRefused.inc({ reason });
+  const sink = (logger: Logger = log): RefusalSink => ({ logger, metrics: deps.metrics });
 
   const server = new SMTPServer({
     name: smtp.hostname,
@@ -138,21 +122,23 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
     authRefusal: (session) => {
       const refusal = authRefusal(session);
       if (refusal !== undefined) {
-        log.info({ event: "smtp.auth_refused", sessionId: session.id, client: session.remoteAddress }, "AUTH refused without TLS");
-        refused("auth_needs_tls");
+        countRefusal(sink(), "auth_needs_tls", { event: "smtp.auth_refused", msg: "AUTH refused without TLS", fields: { sessionId: session.id, client: session.remoteAddress } });
       }
-      return refusal;
+      return refusal?.text;
     },
     onNoProgress: (session, commands) => {
-      log.info({ event: "smtp.no_progress", sessionId: session.id, client: session.remoteAddress, commands }, "session closed: too many commands without progress");
-      refused("no_progress");
+      countRefusal(sink(), "no_progress", {
+        event: "smtp.no_progress",
+        msg: "session closed: too many commands without progress",
+        fields: { sessionId: session.id, client: session.remoteAddress, commands },
+      });
     },
   });
 
   /** Why this session may not log in (538), or undefined: AUTH needs TLS unless the client is local (see isLocalClient). */
-  function authRefusal(session: SMTPServerSession): string | undefined {
+  function authRefusal(session: SMTPServerSession): ReplySpec | undefined {
     if (session.secure || isLocalClient(session.remoteAddress, session.localAddress)) return undefined;
-    return tls ? "Must issue a STARTTLS command first" : "Authentication requires TLS, which this server does not offer";
+    return REPLIES.authNeedsTls(tls);
   }
 
   /** Sessions that may not log in yet are not offered AUTH in EHLO (smtp-server reads session.disabledCommands). */
@@ -180,9 +166,8 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
   function onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, callback: (err: Error | null | undefined, response?: { user: unknown }) => void): void {
     const needsTls = authRefusal(session);
     if (needsTls !== undefined) {
-      log.info({ event: "smtp.auth_refused", sessionId: session.id, client: session.remoteAddress, user: auth.username }, "AUTH refused without TLS");
-      refused("auth_needs_tls");
-      callback(new SmtpReply(538, needsTls));
+      const fields = { sessionId: session.id, client: session.remoteAddress, user: auth.username };
+      callback(refuse(sink(), "auth_needs_tls", needsTls, { event: "smtp.auth_refused", msg: "AUTH refused without TLS", fields }));
       return;
     }
     const locked = deps.policy?.checkAuth(session);
@@ -199,18 +184,18 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
           guard.progress(session, "login");
           callback(null, { user: auth.username });
         } else {
-          log.warn({ event: "smtp.auth_failed", sessionId: session.id, client: session.remoteAddress, user: auth.username }, "authentication failed");
-          refused("auth_failed");
+          const fields = { sessionId: session.id, client: session.remoteAddress, user: auth.username };
+          const refusal = refuse(sink(), "auth_failed", REPLIES.authFailed(), { event: "smtp.auth_failed", level: "warn", msg: "authentication failed", fields });
           // Brute force: each failure is answered later than the one before (policy.abuse).
           const delayMs = deps.policy?.authFailed(session) ?? 0;
-          const reply = (): void => callback(new SmtpReply(535, "Authentication credentials invalid"));
+          const reply = (): void => callback(refusal);
           if (delayMs > 0) setTimeout(reply, delayMs).unref();
           else reply();
         }
       },
       (err: unknown) => {
         log.error({ event: "smtp.auth_error", sessionId: session.id, err }, "password check failed");
-        callback(new SmtpReply(454, "Temporary authentication failure"));
+        callback(smtpReply(REPLIES.authTemporary(), err));
       },
     );
   }
@@ -222,37 +207,31 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
 
   function onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
     if (closing) {
-      refused("shutdown");
-      callback(new SmtpReply(421, "Server shutting down, try again later"));
+      const fields = { sessionId: session.id, client: session.remoteAddress };
+      callback(refuse(sink(), "shutdown", REPLIES.shutdown(), { event: "smtp.refused", msg: "shutting down: new mail refused", fields }));
       return;
     }
     const user = authenticatedUser(session);
     if (user === undefined && !allowUnauthenticated(session.remoteAddress)) {
-      log.info({ event: "smtp.mail_refused", sessionId: session.id, client: session.remoteAddress }, "unauthenticated client outside allowUnauthenticatedFrom");
-      refused("auth_required");
-      callback(new SmtpReply(530, "Authentication required"));
+      const fields = { sessionId: session.id, client: session.remoteAddress };
+      callback(refuse(sink(), "auth_required", REPLIES.authRequired(), { event: "smtp.mail_refused", msg: "unauthenticated client outside allowUnauthenticatedFrom", fields }));
       return;
     }
-    freeSpaceReply().then(
+    belowDiskFloor(diskFloor).then(
       (full) => {
-        if (full !== undefined) {
-          log.warn({ event: "smtp.disk_floor", sessionId: session.id, client: session.remoteAddress, minFreeBytes: smtp.minFreeBytes }, "data directory below smtp.minFreeBytes; new mail refused");
-          refused("disk_floor");
-          callback(full);
+        if (full) {
+          const fields = { sessionId: session.id, client: session.remoteAddress, minFreeBytes: smtp.minFreeBytes };
+          const msg = "data directory below smtp.minFreeBytes; new mail refused";
+          callback(refuse(sink(), "disk_floor", REPLIES.diskFloor(), { event: "smtp.disk_floor", level: "warn", msg, fields }));
           return;
         }
         mailFromAccepted(address, session, user, callback);
       },
       (err: unknown) => {
         log.error({ event: "smtp.statfs_failed", err }, "cannot read the free space of the data directory; answering 451");
-        callback(new SmtpReply(451, "Local error in processing, try again later", { cause: err }));
+        callback(smtpReply(REPLIES.localError(), err));
       },
     );
-  }
-
-  /** 452 4.3.1 while the data directory has less than smtp.minFreeBytes free: at MAIL FROM, before the client sends the message (the intake checks again). */
-  function freeSpaceReply(): Promise<SmtpReply | undefined> {
-    return diskFloorReply(diskFloor);
   }
 
   function mailFromAccepted(address: SMTPServerAddress, session: SMTPServerSession, user: string | undefined, callback: (err?: Error | null) => void): void {
@@ -271,30 +250,29 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
   function onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
     const tx = transactions.get(session.envelope);
     if (tx === undefined) {
-      callback(new SmtpReply(451, "Transaction state lost, start again with MAIL FROM"));
+      callback(smtpReply(REPLIES.transactionLost()));
       return;
     }
-    const reject = (reply: SmtpReply, reason: RefusalReason): void => {
-      refused(reason);
-      tx.log.info({ event: "smtp.rcpt_refused", to: address.address, code: reply.responseCode, reason: reply.message }, "recipient refused");
-      callback(reply);
+    const reject = (reply: ReplySpec, reason: RefusalReason): void => {
+      const fields = { to: address.address, code: reply.code, reason: replyLine(reply) };
+      callback(refuse(sink(tx.log), reason, reply, { event: "smtp.rcpt_refused", msg: "recipient refused", fields }));
     };
     const parts = splitAddress(address.address);
     if (parts === undefined) {
-      reject(new SmtpReply(553, "malformed address"), "malformed_address");
+      reject(REPLIES.malformedAddress(), "malformed_address");
       return;
     }
     if (!faxDomains.has(parts.domain)) {
-      reject(new SmtpReply(550, `relay not permitted: ${parts.domain} is not a fax domain`), "not_fax_domain");
+      reject(REPLIES.notFaxDomain(parts.domain), "not_fax_domain");
       return;
     }
     const parsed = parseFaxAddress(parts.local, config.fax.defaultCountry, deps.numberCheck ?? "valid");
     if (!parsed.ok) {
-      reject(new SmtpReply(550, parsed.reason), "bad_number");
+      reject(REPLIES.badNumber(parsed.reason), "bad_number");
       return;
     }
     if (!tx.recipients.has(parsed.e164) && tx.recipients.size >= smtp.maxRecipients) {
-      reject(new SmtpReply(452, "too many recipients"), "too_many_recipients");
+      reject(REPLIES.tooManyRecipients(), "too_many_recipients");
       return;
     }
     const denied = deps.policy?.checkRecipient(session, { domain: parts.domain, e164: parsed.e164 });
@@ -312,7 +290,7 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
     const tx = transactions.get(session.envelope);
     if (tx === undefined || tx.recipients.size === 0) {
       stream.resume();
-      callback(new SmtpReply(451, "Transaction state lost, start again with MAIL FROM"));
+      callback(smtpReply(REPLIES.transactionLost()));
       return;
     }
     const work = accept(tx, stream, session).then(
@@ -321,7 +299,7 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
         guard.progress(session, "message");
         callback(null, `Queued as ${id}`);
       },
-      (err: unknown) => callback(err instanceof SmtpReply ? err : new SmtpReply(451, "Local error in processing, try again later")),
+      (err: unknown) => callback(err instanceof SmtpReply ? err : smtpReply(REPLIES.localError())),
     );
     inFlight.add(work);
     void work.finally(() => inFlight.delete(work));
@@ -356,32 +334,20 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
     } catch (err) {
       if (err instanceof SmtpReply) throw err;
       if (err instanceof IntakeError) {
-        if (err.step === "store") refused("local_error");
-        tx.log.error({ event: err.step === "store" ? "smtp.store_failed" : "smtp.policy_failed", err }, `${err.message}; answering 451`);
-        throw new SmtpReply(451, "Local error in processing, try again later", { cause: err });
+        const refusal = { level: "error", msg: `${err.message}; answering 451`, fields: { err }, cause: err } as const;
+        if (err.step === "store") throw refuse(sink(tx.log), "local_error", REPLIES.localError(), { event: "smtp.store_failed", ...refusal });
+        tx.log.error({ event: "smtp.policy_failed", err }, refusal.msg);
+        throw smtpReply(REPLIES.localError(), err);
       }
-      const reply = spoolReply(tx, err);
-      refused(reply.responseCode === 552 ? "too_big" : reply.responseCode === 452 ? "no_space" : err instanceof SpoolError && err.kind === "aborted" ? "aborted" : "local_error");
-      throw reply;
+      throw spoolRefusal(tx, err);
     }
   }
 
-  function spoolReply(tx: Transaction, err: unknown): SmtpReply {
-    const kind = err instanceof SpoolError ? err.kind : "io";
-    switch (kind) {
-      case "too_big":
-        tx.log.info({ event: "smtp.too_big", limit: smtp.maxMessageBytes }, "message over the size limit refused");
-        return new SmtpReply(552, `message exceeds fixed maximum message size ${smtp.maxMessageBytes}`, { cause: err });
-      case "no_space":
-        tx.log.error({ event: "spool.no_space", err }, "spool out of space; answering 452");
-        return new SmtpReply(452, "insufficient system storage", { cause: err });
-      case "aborted":
-        tx.log.info({ event: "smtp.aborted" }, "client went away during DATA");
-        return new SmtpReply(451, "Message incomplete", { cause: err });
-      case "io":
-        tx.log.error({ event: "spool.write_failed", err }, "spool write failed; answering 451");
-        return new SmtpReply(451, "Local error in processing, try again later", { cause: err });
-    }
+  /** The spool write failed: refuse with what went wrong (too big, out of space, client gone, I/O). */
+  function spoolRefusal(tx: Transaction, err: unknown): SmtpReply {
+    const failure = spoolFailure(err instanceof SpoolError ? err.kind : "io", smtp.maxMessageBytes);
+    const withErr = failure.log.level === "error" ? { ...failure.log.fields, err } : failure.log.fields;
+    return refuse(sink(tx.log), failure.reason, failure.reply, { ...failure.log, ...(withErr !== undefined && { fields: withErr }), cause: err });
   }
 
   return {
@@ -402,7 +368,7 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
       });
     },
 
-    close(deadlineMs = DEFAULT_CLOSE_DEADLINE_MS) {
+    close(deadlineMs = SMTP_CLOSE_DEADLINE_MS) {
       if (closed !== undefined) return closed;
       closing = true;
       log.info({ event: "smtp.closing", deadlineMs, connections: server.connections.size }, "SMTP server closing");

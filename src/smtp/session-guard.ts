@@ -1,4 +1,5 @@
 import type { SMTPServer, SMTPServerSession } from "smtp-server";
+import { REPLIES, replyLine } from "../replies.js";
 
 /**
  * What smtp-server 3.21 does not let its hooks do, done per connection
@@ -58,7 +59,7 @@ export function guardSessions(server: SMTPServer, opts: SessionGuardOptions): Se
       if (opts.maxCommandsWithoutProgress > 0 && state.n > opts.maxCommandsWithoutProgress) {
         opts.onNoProgress?.(c.session, state.n - 1);
         // As smtp-server does for its own 421s: the reply closes the connection, no further command is read.
-        c.send(421, "4.7.0 too many commands without progress, closing connection", false);
+        c.send(421, replyLine(REPLIES.noProgress()), false);
         return;
       }
       if (AUTH_COMMAND.test(command.toString("latin1"))) {

@@ -7,6 +7,7 @@ import type { Logger } from "../log.js";
 import type { OutboundStore } from "../store/outbound.js";
 import { errorMessage } from "../errors.js";
 import { isId } from "../util/ids.js";
+import { SPOOL_FREE_SLOTS, SPOOL_WRITER_THREADS, SPOOL_WRITE_CHUNK_BYTES } from "../tunables.js";
 
 /**
  * The durable spool for raw accepted messages, under `<dataDir>/spool/`:
@@ -58,8 +59,8 @@ export interface RecoveryReport {
 }
 
 /** Below this many buffered bytes a message is written in one go after DATA ends. */
-const WRITE_CHUNK_BYTES = 256 * 1024;
-const DEFAULT_WRITER_THREADS = 4;
+const WRITE_CHUNK_BYTES = SPOOL_WRITE_CHUNK_BYTES;
+const DEFAULT_WRITER_THREADS = SPOOL_WRITER_THREADS;
 /** States in which a job still needs its raw message to make progress. */
 const NEEDS_SPOOL = ["received", "parsed"] as const;
 
@@ -258,7 +259,7 @@ function copyChunks(chunks: readonly Buffer[], into: Buffer): void {
 
 /** Shared buffers that carry message bytes to the writer threads without allocating per message. */
 const SLOT_BYTES = WRITE_CHUNK_BYTES + 128 * 1024;
-const MAX_FREE_SLOTS = 16;
+const MAX_FREE_SLOTS = SPOOL_FREE_SLOTS;
 
 /**
  * Writer threads doing each message's open/write/fsync/close/rename/dir-fsync

@@ -8,6 +8,7 @@ import { newId } from "../util/ids.js";
 import { TokenAuth, type Identity } from "./auth.js";
 import type { WebContext } from "./context.js";
 import { ActionError, cancelFax, inboundDocument, listInbound, listJobs, redeliverInbound, visibleInbound, visibleJob } from "./faxes.js";
+import { REPLIES } from "../replies.js";
 import { IntakeRefusal, readUpload, removeUpload, submitFax, type UploadPart } from "./intake.js";
 import { OPENAPI } from "./openapi.js";
 import { faxView, inboundView } from "./views-data.js";
@@ -140,7 +141,7 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
         } catch (err) {
           if (err instanceof IntakeRefusal) throw err;
           const code = (err as { statusCode?: number }).statusCode;
-          if (code === 413) throw new IntakeRefusal(552, `message exceeds fixed maximum message size ${ctx.config.smtp.maxMessageBytes}`, 413);
+          if (code === 413) throw IntakeRefusal.of(REPLIES.tooBig(ctx.config.smtp.maxMessageBytes), 413);
           throw new IntakeRefusal(554, `malformed upload: ${(err as Error).message}`, 400);
         }
         const jobId = newId();

@@ -25,6 +25,7 @@ import type { SMTPServerSession } from "smtp-server";
 import MailComposer from "nodemailer/lib/mail-composer";
 import type { Config } from "../config/schema.js";
 import { SmtpReply } from "../errors.js";
+import { REPLIES, replyLine, spoolFailure, type ReplySpec } from "../replies.js";
 import { accept, IntakeError, type IntakeSender } from "../intake/accept.js";
 import type { Logger } from "../log.js";
 import { senderIdentity } from "../policy/identity.js";
@@ -78,6 +79,11 @@ export class IntakeRefusal extends Error {
     this.smtpCode = smtpCode;
     this.status = status ?? httpStatusOf(smtpCode, message);
   }
+
+  /** The refusal of a catalogued SMTP reply (src/replies.ts): the same code and words as over SMTP. */
+  static of(reply: ReplySpec, status?: number): IntakeRefusal {
+    return new IntakeRefusal(reply.code, replyLine(reply), status);
+  }
 }
 
 function httpStatusOf(code: number, message: string): number {
@@ -91,7 +97,7 @@ function httpStatusOf(code: number, message: string): number {
 function refusalOf(err: unknown): IntakeRefusal {
   if (err instanceof IntakeRefusal) return err;
   if (err instanceof SmtpReply) return new IntakeRefusal(err.responseCode, err.message);
-  return new IntakeRefusal(451, "Local error in processing, try again later");
+  return IntakeRefusal.of(REPLIES.localError());
 }
 
 const SIMPLE_EMAIL = /^[^\s@<>()",;]+@[^\s@<>()",;]+$/;
@@ -134,7 +140,7 @@ export async function submitFax(deps: IntakeDeps, who: Identity, ip: string, sub
     const parsed = parseFaxAddress(local, config.fax.defaultCountry, deps.numberCheck);
     if (!parsed.ok) throw new IntakeRefusal(550, `${local}: ${parsed.reason}`);
     if (recipients.has(parsed.e164)) continue;
-    if (recipients.size >= config.smtp.maxRecipients) throw new IntakeRefusal(452, "too many recipients", 422);
+    if (recipients.size >= config.smtp.maxRecipients) throw IntakeRefusal.of(REPLIES.tooManyRecipients(), 422);
     const rcptDenied = deps.policy?.checkRecipient(session, { domain, e164: parsed.e164 });
     if (rcptDenied !== undefined) throw refusalOf(rcptDenied);
     const needsQuotes = /[\s"(),:;<>@[\\\]]/.test(local);
@@ -190,10 +196,9 @@ export async function submitFax(deps: IntakeDeps, who: Identity, ip: string, sub
     spooledSize = accepted.size;
   } catch (err) {
     if (err instanceof SmtpReply) throw refusalOf(err);
-    if (err instanceof SpoolError && err.kind === "too_big") throw new IntakeRefusal(552, `message exceeds fixed maximum message size ${config.smtp.maxMessageBytes}`);
-    if (err instanceof SpoolError && err.kind === "no_space") throw new IntakeRefusal(452, "insufficient system storage");
+    if (err instanceof SpoolError && (err.kind === "too_big" || err.kind === "no_space")) throw IntakeRefusal.of(spoolFailure(err.kind, config.smtp.maxMessageBytes).reply);
     log.error({ event: err instanceof IntakeError ? "web.intake_failed" : "web.spool_failed", err }, "could not queue an upload");
-    throw new IntakeRefusal(451, "Local error in processing, try again later");
+    throw IntakeRefusal.of(REPLIES.localError());
   }
   log.info({ event: "web.accepted", recipients: recipients.size, documents: sub.files.length, size: spooledSize }, "fax accepted over HTTP");
   return { id, recipients: [...recipients.values()] };

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { Db, Migration } from "../store/db.js";
+import { IDEMPOTENCY_TTL_MS } from "../tunables.js";
 
 /**
  * What the web console and the API keep in the database: sign-in sessions
@@ -35,7 +36,7 @@ export const webMigration: Migration = {
 };
 
 /** How long an Idempotency-Key is remembered. */
-export const IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
+export { IDEMPOTENCY_TTL_MS };
 
 export type IdempotencyClaim =
   | { readonly kind: "new" }

@@ -4,6 +4,7 @@ import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { Readable } from "node:stream";
+import { THUMBNAILS_AT_ONCE } from "../tunables.js";
 
 /**
  * First-page thumbnails of received faxes, rendered by poppler's `pdftoppm`
@@ -34,7 +35,7 @@ export function pdftoppmAvailable(): Promise<boolean> {
 }
 
 /** Renderings at the same time: an Inbox page asks for up to 50 at once. */
-const MAX_RUNNING = 2;
+const MAX_RUNNING = THUMBNAILS_AT_ONCE;
 let running = 0;
 const queue: (() => void)[] = [];
 

@@ -5,6 +5,7 @@
  * per-recipient status of a RingCentral message).
  */
 import type { Config } from "../../config/schema.js";
+import { faxStatusOf, isFailedStatus } from "../../fax/status.js";
 import type { Logger } from "../../log.js";
 import type { MailSender } from "../../mail/transport.js";
 import type { Metrics } from "../../metrics.js";
@@ -100,8 +101,6 @@ export interface StepContext {
   readonly stopping: boolean;
 }
 
-const KNOWN_STATUSES = new Set(["Queued", "Sent", "Delivered", "SendingFailed", "DeliveryFailed"]);
-
 /** "+1 (555) 123-4567", "15551234567" → "+15551234567" for comparing RingCentral's numbers with ours. */
 export function normaliseNumber(n: string | undefined): string {
   const digits = (n ?? "").replace(/\D/g, "");
@@ -115,9 +114,9 @@ export function recipientStatuses(e164s: readonly string[], info: Pick<MessageIn
   return e164s.map((e164) => {
     const entry = byNumber.get(normaliseNumber(e164));
     const raw = entry?.messageStatus ?? info.messageStatus ?? "Queued";
-    const status = (KNOWN_STATUSES.has(raw) ? raw : "Unknown") as RecipientStatus["status"];
+    const status = faxStatusOf(raw);
     const code = entry?.faxErrorCode;
-    return code !== undefined && code !== "" && (status === "SendingFailed" || status === "DeliveryFailed") ? { e164, status, faxErrorCode: code } : { e164, status };
+    return code !== undefined && code !== "" && isFailedStatus(status) ? { e164, status, faxErrorCode: code } : { e164, status };
   });
 }
 

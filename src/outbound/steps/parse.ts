@@ -5,26 +5,15 @@
  * resending after a lost 250, and the sender gets the original job's report).
  */
 import { errorMessage } from "../../errors.js";
+import { mailMetaFields } from "../../fax/meta.js";
 import type { Logger } from "../../log.js";
 import { recipientKey, type OutboundJob } from "../../store/outbound.js";
 import type { CostVerdict } from "../cost.js";
 import { emptyJobData, type JobData, type MailMeta } from "../job-data.js";
-import { ExtractError, parseFaxMail, type FaxRefusal, type ParsedFaxMail } from "../parse.js";
+import { ExtractError, parseFaxMail, type FaxRefusal } from "../parse.js";
 import { preflight } from "../preflight.js";
 import { cleanup, freshWorkDir } from "./cleanup.js";
 import { jobData, mailMetaOf, type StepContext } from "./context.js";
-
-function metaFromParsed(mail: ParsedFaxMail): MailMeta {
-  const m = mail.meta;
-  const meta: MailMeta = { references: m.references, isReport: m.isReport };
-  if (m.messageId !== undefined) meta.messageId = m.messageId;
-  if (m.subject !== undefined) meta.subject = m.subject;
-  if (m.from !== undefined) meta.from = m.from;
-  if (m.autoSubmitted !== undefined) meta.autoSubmitted = m.autoSubmitted;
-  if (m.precedence !== undefined) meta.precedence = m.precedence;
-  if (m.xAutoResponseSuppress !== undefined) meta.xAutoResponseSuppress = m.xAutoResponseSuppress;
-  return meta;
-}
 
 /** Extract the job's mail into a fresh work directory (the submit step uses it too when the documents were lost). */
 export async function parseMail(ctx: StepContext, job: OutboundJob, log: Logger): Promise<Awaited<ReturnType<typeof parseFaxMail>>> {
@@ -70,7 +59,7 @@ export async function parseStep(ctx: StepContext, job: OutboundJob): Promise<voi
     return;
   }
   const mail = result.mail;
-  const meta = metaFromParsed(mail);
+  const meta = mailMetaFields(mail.meta);
   // Copies of one mail (a client resending after a lost 250) can be parsed at the same time; the duplicate check
   // only sees a Message-ID once its job is parsed, so check and record one Message-ID at a time.
   const release = meta.messageId === undefined ? undefined : await ctx.lock(`${meta.messageId}\n${job.identity}\n${recipientKey(job.rcptTo.map((r) => r.e164))}`);

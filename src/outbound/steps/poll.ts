@@ -12,6 +12,7 @@
  * and sendTime) a fax still Queued is final with what is known.
  */
 import { errorMessage } from "../../errors.js";
+import { isFinalStatus } from "../../fax/status.js";
 import type { Logger } from "../../log.js";
 import type { MessageInfo } from "../../rc/client.js";
 import { RcApiError } from "../../rc/errors.js";
@@ -20,8 +21,6 @@ import { cancelScheduledFax } from "../cancel.js";
 import { emptyJobData, type JobData } from "../job-data.js";
 import { attemptTargets, mergeStatuses, planRedial } from "../redial.js";
 import { isoTime, jobData, recipientStatuses, type StepContext } from "./context.js";
-
-const FINAL_STATUSES = new Set(["Sent", "Delivered", "SendingFailed", "DeliveryFailed"]);
 
 export async function pollStep(ctx: StepContext, job: OutboundJob): Promise<void> {
   const { store, client, config } = ctx.deps;
@@ -66,7 +65,7 @@ export async function pollStep(ctx: StepContext, job: OutboundJob): Promise<void
     ...(pageCount !== undefined && { pages: pageCount }),
     ...(reported !== undefined && { pagesSettled: true, chargedPages: (data.chargedPages ?? 0) + ctx.pages.chargeReported(job.identity, extra) }),
   };
-  const allFinal = statuses.every((s) => FINAL_STATUSES.has(s.status));
+  const allFinal = statuses.every((s) => isFinalStatus(s.status));
   if (allFinal) {
     await finalize(ctx, job, next, statuses, log);
     return;

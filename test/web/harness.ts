@@ -9,6 +9,7 @@ import { SmtpSink } from "../helpers/smtp-sink.js";
 import { tempDir } from "../helpers/tmp.js";
 import { renderablePdf as renderPdf } from "../helpers/pdf.js";
 import { capturingLogger } from "../helpers/log.js";
+import { EmulatorControl } from "../helpers/emulator-control.js";
 
 export const PDF = Buffer.from("%PDF-1.4\n1 0 obj<</Type /Page>>endobj\ntrailer<<>>\n%%EOF\n");
 
@@ -75,17 +76,12 @@ export class WebHarness {
     return this.daemon.emulatorUrl ?? "";
   }
 
-  async sentAtEmulator(): Promise<unknown[]> {
-    return (await (await fetch(`${this.emulator}/emulator/sent-faxes`)).json()) as unknown[];
+  sentAtEmulator(): Promise<unknown[]> {
+    return new EmulatorControl(this.emulator).sentFaxes();
   }
 
   async injectInbound(to = "+16505550100", from = "+12125550123", body: Buffer = PDF): Promise<void> {
-    const res = await fetch(`${this.emulator}/emulator/inbound-faxes?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`, {
-      method: "POST",
-      headers: { "content-type": "application/pdf" },
-      body,
-    });
-    if (res.status !== 200) throw new Error(`the emulator refused the inbound fax: ${res.status}`);
+    await new EmulatorControl(this.emulator).injectInbound({ body, from, to });
   }
 
   async stop(): Promise<void> {

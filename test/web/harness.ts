@@ -10,6 +10,7 @@ import { tempDir } from "../helpers/tmp.js";
 import { renderablePdf as renderPdf } from "../helpers/pdf.js";
 import { capturingLogger } from "../helpers/log.js";
 import { EmulatorControl } from "../helpers/emulator-control.js";
+import { sandboxEnv } from "../helpers/config.js";
 
 export const PDF = Buffer.from("%PDF-1.4\n1 0 obj<</Type /Page>>endobj\ntrailer<<>>\n%%EOF\n");
 
@@ -40,11 +41,7 @@ export class WebHarness {
     const h = await allHashes();
     this.sink = await new SmtpSink().start();
     const config = loadConfig({
-      env: {
-        FAXBRIDGE_DATA_DIR: this.dir.path,
-        FAXBRIDGE_SMTP_PORT: "0",
-        FAXBRIDGE_HTTP_PORT: "0",
-        FAXBRIDGE_EMULATOR_PORT: "0",
+      env: sandboxEnv(this.dir.path, {
         FAXBRIDGE_MAIL_URL: this.sink.url,
         FAXBRIDGE_FAX_STATUS_POLL_SCHEDULE: "200ms",
         FAXBRIDGE_INBOUND_NOTIFICATIONS: "none",
@@ -62,7 +59,7 @@ export class WebHarness {
         ]),
         FAXBRIDGE_LOG_LEVEL: "debug",
         ...env,
-      },
+      }),
     });
     this.daemon = await startDaemon(config, { logger: capturingLogger("debug", { raw: this.logs }), metrics: new Metrics({ defaultMetrics: false }) });
     return this;

@@ -1,3 +1,4 @@
+import { afterEach } from "vitest";
 /**
  * Email → fax end to end, every piece real on loopback: a nodemailer client
  * talks SMTP to createSmtpServer, which spools into a SQLite store in a temp
@@ -88,6 +89,22 @@ export function makePdf(label = "doc"): Buffer {
 
 export function sha256(b: Buffer): string {
   return createHash("sha256").update(b).digest("hex");
+}
+
+/**
+ * For a test file: `harness(opts)` starts a harness (over `defaults`), and
+ * every harness started in a test is closed after it.
+ */
+export function harnessPerTest(defaults: HarnessOptions = {}): (opts?: HarnessOptions) => Promise<OutboundHarness> {
+  const started: OutboundHarness[] = [];
+  afterEach(async () => {
+    for (const h of started.splice(0)) await h.close();
+  });
+  return (opts = {}) => {
+    const h = new OutboundHarness({ ...defaults, ...opts });
+    started.push(h);
+    return h.start();
+  };
 }
 
 export class OutboundHarness {

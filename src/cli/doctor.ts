@@ -13,14 +13,15 @@ import { access, stat, statfs } from "node:fs/promises";
 import { isIP } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { notificationMode, type NotificationMode } from "../config/resolve.js";
-import { hasCredentials, type Config } from "../config/schema.js";
+import { hasCredentials, splitJwts, type Config } from "../config/schema.js";
 import { ConfigError, errorMessage } from "../errors.js";
 import { WEBHOOK_PATH } from "../inbound/webhook.js";
 import { silentLogger } from "../log.js";
 import { RingCentralClient } from "../rc/client.js";
 import { tokenFileStore } from "../rc/token-file.js";
+import { memberTokenFile } from "../rc/open-pool.js";
 import { RcApiError, RcNetworkError, RcProtocolError } from "../rc/errors.js";
-import { createCidrMatcher, isLoopback } from "../smtp/cidr.js";
+import { createCidrMatcher, isLoopback } from "../net/cidr.js";
 import { openDatabase } from "../store/db.js";
 import { inboundMigration, SqliteInboundStore } from "../store/inbound.js";
 import { outboundMigration, SqliteOutboundStore } from "../store/outbound.js";
@@ -295,25 +296,45 @@ async function checkRingCentral(config: Readonly<Config>, timeoutMs: number, tok
   }
   const checks: Check[] = [];
   if (!set.RC_CLIENT_SECRET) checks.push(warn("ringcentral", "RC_CLIENT_SECRET is empty; RingCentral JWT apps normally need it", "set RC_CLIENT_SECRET from the app's credentials"));
+  const jwts = splitJwts(rc.jwt);
+  // Each pool member logs in with its own JWT (and token file); the API answers the same for all, so it is asked once.
+  const owners = new Map<string, number>();
+  for (const [index, jwt] of jwts.entries()) {
+    const r = await checkPoolMember(config, { jwt, index, count: jwts.length }, timeoutMs, tokenDir);
+    checks.push(...r.checks);
+    const first = r.ownerId !== undefined ? owners.get(r.ownerId) : undefined;
+    if (first !== undefined) {
+      checks.push(warn("ringcentral pool", `JWTs #${first + 1} and #${index + 1} of RC_JWT both log in as extension ${r.ownerId}: they share one rate limit, so the pool is smaller than it looks`, "give each pool member the JWT of a different user (extension)"));
+    } else if (r.ownerId !== undefined) {
+      owners.set(r.ownerId, index);
+    }
+  }
+  return checks;
+}
+
+async function checkPoolMember(config: Readonly<Config>, member: { jwt: string; index: number; count: number }, timeoutMs: number, tokenDir: string | undefined): Promise<{ checks: Check[]; ownerId: string | undefined }> {
+  const rc = config.ringcentral;
+  const checks: Check[] = [];
+  const creds = { serverUrl: rc.serverUrl, clientId: rc.clientId, clientSecret: rc.clientSecret, jwt: member.jwt };
   const client = new RingCentralClient({
-    serverUrl: rc.serverUrl,
-    clientId: rc.clientId,
-    clientSecret: rc.clientSecret,
-    jwt: rc.jwt,
+    ...creds,
     logger: silentLogger(),
     requestTimeoutMs: Math.min(rc.requestTimeoutMs, timeoutMs),
     retry: { attempts: 1 },
-    ...(tokenDir !== undefined ? { tokenStore: tokenFileStore(tokenDir, rc) } : {}),
+    ...(tokenDir !== undefined ? { tokenStore: tokenFileStore(tokenDir, creds, memberTokenFile(member.index)) } : {}),
   });
+  const which = member.count > 1 ? `pool extension ${member.index + 1} of ${member.count} (JWT #${member.index + 1} of RC_JWT): ` : "";
+  const named = (c: Check): Check => (which === "" ? c : { ...c, message: which + c.message });
   try {
     try {
       await withTimeout(client.ensureAuthenticated(), timeoutMs, "RingCentral login");
     } catch (err) {
-      checks.push(describeLoginFailure(err, rc.serverUrl));
-      return checks;
+      checks.push(named(describeLoginFailure(err, rc.serverUrl)));
+      return { checks, ownerId: undefined };
     }
-    checks.push(ok("ringcentral login", `logged in to ${rc.serverUrl}${client.ownerId !== undefined ? ` as extension ${client.ownerId}` : ""}`));
-    checks.push(checkPermissions(config, client.scopes));
+    checks.push(named(ok("ringcentral login", `logged in to ${rc.serverUrl}${client.ownerId !== undefined ? ` as extension ${client.ownerId}` : ""}`)));
+    checks.push(named(checkPermissions(config, client.scopes)));
+    if (member.index > 0) return { checks, ownerId: client.ownerId };
     try {
       const pages = await withTimeout(client.listCoverPages(), timeoutMs, "RingCentral API");
       checks.push(ok("ringcentral api", `the API answers (${pages.length} fax cover pages)`));
@@ -321,7 +342,7 @@ async function checkRingCentral(config: Readonly<Config>, timeoutMs: number, tok
       const failed = describeLoginFailure(err, rc.serverUrl);
       checks.push({ ...failed, name: "ringcentral api", message: failed.message.replace("the login", "an API call") });
     }
-    return checks;
+    return { checks, ownerId: client.ownerId };
   } finally {
     await client.close();
   }

@@ -18,7 +18,7 @@ import { accept, IntakeError, refusalText, type IntakeSender } from "../intake/a
 import { createSmtpPolicy } from "../policy/index.js";
 import { senderIdentity } from "../policy/identity.js";
 import { silentLogger } from "../log.js";
-import { parseFaxAddress, type NumberCheck } from "../smtp/address.js";
+import { parseFaxAddress, type NumberCheck } from "../fax/number.js";
 import { Spool, SpoolError } from "../spool/spool.js";
 import type { JobRecipient } from "../store/outbound.js";
 import { newId } from "../util/ids.js";

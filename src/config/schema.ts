@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { createCidrMatcher } from "../smtp/cidr.js";
+import { createCidrMatcher } from "../net/cidr.js";
 import { parseSchedule } from "../util/schedule.js";
 
 /**
@@ -124,7 +124,15 @@ export const configSchema = z
         serverUrl: z.url().default("https://platform.ringcentral.com"),
         clientId: z.string().default(""),
         clientSecret: z.string().default(""),
-        jwt: z.string().default(""),
+        /**
+         * JWT credential(s). Several, separated by commas (or lines, in RC_JWT_FILE), make an
+         * extension pool: each JWT is one sending extension with its own token and rate limits.
+         */
+        jwt: z
+          .string()
+          .default("")
+          .refine((v) => v.trim() === "" || splitJwts(v).every((j) => j !== ""), { message: "an empty entry in the comma-separated JWT list" })
+          .refine((v) => new Set(splitJwts(v)).size === splitJwts(v).length, { message: "the same JWT is listed twice in the extension pool" }),
         /** Extensions whose received faxes are delivered ("~" is the JWT owner's). */
         extensions: z.array(z.string().min(1)).min(1).default(["~"]),
         /** Assumed per-group limits (requests per window) until RingCentral's X-Rate-Limit-* headers say otherwise. */
@@ -163,7 +171,7 @@ export const configSchema = z
         /** Paths of a PEM key and certificate; both set enables STARTTLS. */
         tlsKey: z.string().default(""),
         tlsCert: z.string().default(""),
-        /** Users allowed to authenticate (AUTH PLAIN/LOGIN, only over TLS unless the client is local: see isLocalClient in src/smtp/cidr.ts). */
+        /** Users allowed to authenticate (AUTH PLAIN/LOGIN, only over TLS unless the client is local: see isLocalClient in src/net/cidr.ts). */
         users: z.array(smtpUser).default([]),
         /** Client networks (CIDR) that may send without AUTH. Everyone else must authenticate. */
         allowUnauthenticatedFrom: z.array(cidr).default(["127.0.0.0/8", "::1/128"]),
@@ -394,6 +402,15 @@ export type ApiToken = z.infer<typeof apiToken>;
 export type WebUser = z.infer<typeof webUser>;
 export type PolicyConfig = z.infer<typeof configSchema>["policy"];
 export type VerifySenderMode = z.infer<typeof verifySender>;
+
+/**
+ * The JWTs of `ringcentral.jwt`: one per pool extension, separated by commas
+ * (or line breaks). Empty entries stay empty strings (the schema refuses them).
+ */
+export function splitJwts(jwt: string): string[] {
+  if (jwt.trim() === "") return [];
+  return jwt.split(/,|\r?\n/).map((j) => j.trim());
+}
 
 /** True when RingCentral credentials are configured; otherwise the daemon runs in sandbox mode. Credentials are all or nothing (credentialProblems in ./resolve.ts). */
 export function hasCredentials(config: Config): boolean {

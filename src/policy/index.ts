@@ -5,7 +5,7 @@ import type { Config } from "../config/schema.js";
 import { ConfigError, SmtpReply, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
-import { createCidrMatcher, type AddressMatcher } from "../smtp/cidr.js";
+import { createCidrMatcher, type AddressMatcher } from "../net/cidr.js";
 import { BAD_SENDER_TEXT } from "../smtp/enhanced.js";
 import type { OutboundStore } from "../store/outbound.js";
 import { AuthLockout, ConnectionRate } from "./abuse.js";

@@ -49,18 +49,9 @@ export const TRANSITIONS: Readonly<Record<JobState, readonly JobState[]>> = {
   cancelled: [],
 };
 
-export interface RecipientOptions {
-  resolution?: "High" | "Low";
-  coverIndex?: number;
-  name?: string;
-}
-
-export interface JobRecipient {
-  /** The envelope address as the client sent it. */
-  readonly address: string;
-  readonly e164: string;
-  readonly options: RecipientOptions;
-}
+import type { JobRecipient } from "../fax/model.js";
+import type { RecipientStatus } from "../fax/status.js";
+export type { JobRecipient, RecipientOptions } from "../fax/model.js";
 
 export interface JobClient {
   readonly ip: string;
@@ -68,13 +59,7 @@ export interface JobClient {
   readonly user?: string;
 }
 
-export type FinalFaxStatus = "Sent" | "Delivered" | "SendingFailed" | "DeliveryFailed";
-
-export interface RecipientStatus {
-  readonly e164: string;
-  readonly status: FinalFaxStatus | "Queued" | "Unknown";
-  readonly faxErrorCode?: string;
-}
+export type { FinalFaxStatus, RecipientStatus } from "../fax/status.js";
 
 /** What a new job needs; the rest is filled in as the job moves. */
 export interface NewJob {
@@ -112,6 +97,8 @@ export interface OutboundJob {
   readonly nextAttemptAt: number;
   readonly leaseUntil: number | null;
   readonly rcMessageId: string | null;
+  /** The RingCentral extension (pool member) that sent the fax; null: the first (or only) one. */
+  readonly rcExtensionId: string | null;
   readonly submitStartedAt: number | null;
   /** JSON-serialisable fax request (recipients, options, documents), set when parsed. */
   readonly faxRequest: unknown;
@@ -129,6 +116,7 @@ export interface OutboundJob {
 export interface JobPatch {
   messageId?: string | null;
   rcMessageId?: string | null;
+  rcExtensionId?: string | null;
   submitStartedAt?: number | null;
   faxRequest?: unknown;
   status?: readonly RecipientStatus[] | null;
@@ -266,6 +254,8 @@ export const outboundMigration: Migration = {
     `ALTER TABLE outbound_jobs ADD COLUMN identity TEXT;
      ALTER TABLE outbound_jobs ADD COLUMN report_to TEXT;
      CREATE INDEX outbound_jobs_rc_message_id ON outbound_jobs (rc_message_id) WHERE rc_message_id IS NOT NULL;`,
+    // The pool extension that sent the fax (issue 11): polls, cancel and resend go through it.
+    `ALTER TABLE outbound_jobs ADD COLUMN rc_extension_id TEXT;`,
   ],
 };
 
@@ -287,6 +277,7 @@ interface Row {
   next_attempt_at: number;
   lease_until: number | null;
   rc_message_id: string | null;
+  rc_extension_id: string | null;
   submit_started_at: number | null;
   fax_request: string | null;
   status: string | null;
@@ -320,6 +311,7 @@ function fromRow(r: Row): OutboundJob {
     nextAttemptAt: r.next_attempt_at,
     leaseUntil: r.lease_until,
     rcMessageId: r.rc_message_id,
+    rcExtensionId: r.rc_extension_id ?? null,
     submitStartedAt: r.submit_started_at,
     faxRequest: r.fax_request === null ? null : (JSON.parse(r.fax_request) as unknown),
     status: r.status === null ? null : (JSON.parse(r.status) as RecipientStatus[]),
@@ -334,6 +326,7 @@ function fromRow(r: Row): OutboundJob {
 const PATCH_COLUMNS: { readonly [K in keyof JobPatch]-?: { column: string; json: boolean } } = {
   messageId: { column: "message_id", json: false },
   rcMessageId: { column: "rc_message_id", json: false },
+  rcExtensionId: { column: "rc_extension_id", json: false },
   submitStartedAt: { column: "submit_started_at", json: false },
   faxRequest: { column: "fax_request", json: true },
   status: { column: "status", json: true },
@@ -420,6 +413,7 @@ export class SqliteOutboundStore implements OutboundStore {
       nextAttemptAt: receivedAt,
       leaseUntil: null,
       rcMessageId: null,
+      rcExtensionId: null,
       submitStartedAt: null,
       faxRequest: null,
       status: null,

@@ -15,7 +15,7 @@ import { startEmulator, type Emulator, type EmulatorOptions } from "../../src/em
 import { type Logger } from "../../src/log.js";
 import { createMailSender, type MailSender } from "../../src/mail/transport.js";
 import { Metrics } from "../../src/metrics.js";
-import { OutboundWorker, type WorkerHooks, type WorkerTuning } from "../../src/outbound/worker.js";
+import { OutboundWorker, type WorkerTuning } from "../../src/outbound/worker.js";
 import { createSmtpPolicy } from "../../src/policy/index.js";
 import { RingCentralClient } from "../../src/rc/client.js";
 import { createSmtpServer, type FaxSmtpServer } from "../../src/smtp/server.js";
@@ -23,6 +23,7 @@ import { Spool } from "../../src/spool/spool.js";
 import { openDatabase, type Db } from "../../src/store/db.js";
 import { outboundMigration, SqliteOutboundStore, type JobState, type OutboundJob } from "../../src/store/outbound.js";
 import { SmtpSink } from "../helpers/smtp-sink.js";
+import { withStoreHooks, type WorkerHooks } from "../helpers/store-hooks.js";
 import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
 import { capturingLogger, type LogLine } from "../helpers/log.js";
@@ -192,14 +193,14 @@ export class OutboundHarness {
   newWorker(opts: WorkerOverrides = {}): OutboundWorker {
     return new OutboundWorker({
       config: opts.fax === undefined ? this.config : { ...this.config, fax: { ...this.config.fax, ...opts.fax } },
-      store: this.store,
+      // Test hooks run in a store decorator (test/helpers/store-hooks.ts), not in the worker.
+      store: opts.hooks !== undefined ? withStoreHooks(this.store, opts.hooks) : this.store,
       spool: this.spool,
       client: this.client,
       mail: this.mail,
       metrics: this.metrics,
       logger: this.logger,
       tuning: { ...FAST_TUNING, ...this.opts.tuning, ...opts.tuning },
-      ...(opts.hooks !== undefined && { hooks: opts.hooks }),
       ...(opts.now !== undefined && { now: opts.now }),
     });
   }

@@ -17,7 +17,7 @@ import { waitFor } from "../helpers/wait.js";
  *
  * "A network client" here is a loopback client that connects from another
  * loopback address than the listener's (127.0.0.2 → 127.0.0.1): by the rule
- * of isLocalClient (src/smtp/cidr.ts) only 127.0.0.1 → 127.0.0.1 is local.
+ * of isLocalClient (src/net/cidr.ts) only 127.0.0.1 → 127.0.0.1 is local.
  */
 
 const MESSAGE = "From: alice@example.com\r\nTo: fax\r\nSubject: contract\r\nMessage-ID: <edge@example.com>\r\n\r\nPlease fax this.\r\n.";

@@ -1,0 +1,28 @@
+/**
+ * Test hooks around an OutboundStore: a decorator that runs a test's code
+ * around the store calls a scenario needs (e.g. a "crash" after RingCentral
+ * accepted a fax but before its id is recorded), so production code carries
+ * no test hooks.
+ */
+import type { JobPatch, JobState, OutboundStore } from "../../src/store/outbound.js";
+
+export interface WorkerHooks {
+  /** Runs after RingCentral accepted a fax and before the id is recorded; a throw simulates a crash there. */
+  beforeRecordSubmit?: (jobId: string, rcMessageId: string) => Promise<void> | void;
+}
+
+/** The store with `hooks` run around its calls; every other member is the store's own. */
+export function withStoreHooks<S extends OutboundStore>(store: S, hooks: WorkerHooks): S {
+  const transition = async (id: string, from: JobState, to: JobState, patch?: JobPatch): ReturnType<OutboundStore["transition"]> => {
+    const rcMessageId = patch?.rcMessageId;
+    if (from === "submitting" && to === "submitted" && typeof rcMessageId === "string") await hooks.beforeRecordSubmit?.(id, rcMessageId);
+    return store.transition(id, from, to, patch);
+  };
+  return new Proxy(store, {
+    get(target, prop) {
+      if (prop === "transition") return transition;
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}

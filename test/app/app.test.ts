@@ -9,6 +9,7 @@ import { Metrics } from "../../src/metrics.js";
 import { SmtpSink } from "../helpers/smtp-sink.js";
 import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
+import { sandboxEnv } from "../helpers/config.js";
 
 const PDF = Buffer.from("%PDF-1.4\n1 0 obj<</Type /Page>>endobj\ntrailer<<>>\n%%EOF\n");
 
@@ -34,18 +35,14 @@ describe("the composed daemon (sandbox mode, in process)", () => {
     sink = await new SmtpSink().start();
     metrics = new Metrics({ defaultMetrics: false });
     const config = loadConfig({
-      env: {
-        FAXBRIDGE_DATA_DIR: dir.path,
-        FAXBRIDGE_SMTP_PORT: "0",
-        FAXBRIDGE_HTTP_PORT: "0",
-        FAXBRIDGE_EMULATOR_PORT: "0",
+      env: sandboxEnv(dir.path, {
         FAXBRIDGE_MAIL_URL: sink.url,
         FAXBRIDGE_FAX_STATUS_POLL_SCHEDULE: "200ms",
         FAXBRIDGE_INBOUND_NOTIFICATIONS: "none",
         FAXBRIDGE_INBOUND_SYNC_INTERVAL_SECONDS: "1",
         FAXBRIDGE_INBOUND_TO: "faxes@example.com",
         FAXBRIDGE_LOG_LEVEL: "silent",
-      },
+      }),
     });
     daemon = await startDaemon(config, { logger: silentLogger(), metrics });
   });

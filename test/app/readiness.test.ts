@@ -11,6 +11,7 @@ import { silentLogger } from "../../src/log.js";
 import { Metrics } from "../../src/metrics.js";
 import { SmtpSink } from "../helpers/smtp-sink.js";
 import { tempDir } from "../helpers/tmp.js";
+import { sandboxEnv } from "../helpers/config.js";
 
 interface Ready {
   status: string;
@@ -27,16 +28,12 @@ describe("/readyz and dependency states", () => {
     dir = tempDir();
     sink = await new SmtpSink().start();
     const config = loadConfig({
-      env: {
-        FAXBRIDGE_DATA_DIR: dir.path,
-        FAXBRIDGE_SMTP_PORT: "0",
-        FAXBRIDGE_HTTP_PORT: "0",
-        FAXBRIDGE_EMULATOR_PORT: "0",
+      env: sandboxEnv(dir.path, {
         FAXBRIDGE_MAIL_URL: sink.url,
         FAXBRIDGE_INBOUND_NOTIFICATIONS: "none",
         FAXBRIDGE_INBOUND_TO: "faxes@example.com",
         FAXBRIDGE_LOG_LEVEL: "silent",
-      },
+      }),
     });
     daemon = await startDaemon(config, { logger: silentLogger(), metrics: new Metrics({ defaultMetrics: false }) });
   });

@@ -13,6 +13,7 @@ import { SmtpSink } from "../helpers/smtp-sink.js";
 import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
 import { capturingLogger } from "../helpers/log.js";
+import { sandboxEnv } from "../helpers/config.js";
 
 const CREDS = { clientId: "startup-app", clientSecret: "startup-secret-value", jwt: "eyJ.startup-jwt.sig" };
 
@@ -71,7 +72,7 @@ describe("daemon startup with the Auth group held", () => {
       const lines: string[] = [];
       const logger = capturingLogger("info", { raw: lines });
       const config = loadConfig({
-        env: { FAXBRIDGE_DATA_DIR: dir.path, FAXBRIDGE_SMTP_PORT: "0", FAXBRIDGE_HTTP_PORT: "0", FAXBRIDGE_EMULATOR_PORT: "0", FAXBRIDGE_MAIL_URL: sink.url, FAXBRIDGE_INBOUND_NOTIFICATIONS: "none" },
+        env: sandboxEnv(dir.path, { FAXBRIDGE_MAIL_URL: sink.url, FAXBRIDGE_INBOUND_NOTIFICATIONS: "none" }),
       });
       daemon = await startDaemon(config, { logger, metrics: new Metrics({ defaultMetrics: false }) });
       const line = lines.find((l) => l.includes('"event":"daemon.local_addresses"')) ?? "";

@@ -4,6 +4,7 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ensureBuilt } from "../helpers/build.js";
 import { tempDir } from "../helpers/tmp.js";
 import { cli, type CliResult } from "./helpers.js";
+import { sandboxEnv } from "../helpers/config.js";
 
 /**
  * Issue 10, item 6: the configuration is resolved once. `run`, `doctor` and
@@ -32,7 +33,7 @@ describe("one configuration, one verdict", () => {
   beforeEach(() => {
     dir = tempDir();
     // Ports 0: should a defect let `run` start, it must not collide with anything.
-    env = { FAXBRIDGE_DATA_DIR: join(dir.path, "data"), FAXBRIDGE_SMTP_PORT: "0", FAXBRIDGE_HTTP_PORT: "0", FAXBRIDGE_EMULATOR_PORT: "0", FAXBRIDGE_LOG_LEVEL: "silent" };
+    env = sandboxEnv(join(dir.path, "data"), { FAXBRIDGE_LOG_LEVEL: "silent" });
   });
 
   afterEach(() => dir.cleanup());

@@ -11,6 +11,7 @@ import { SmtpSink } from "../helpers/smtp-sink.js";
 import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
 import { cli, sandboxConfig } from "./helpers.js";
+import { sandboxEnv } from "../helpers/config.js";
 
 /**
  * Issue 8, "fail closed": some but not all RingCentral credentials (or an
@@ -33,7 +34,7 @@ describe("fail closed on RingCentral credentials", () => {
   beforeEach(() => {
     dir = tempDir();
     // Ports 0: should a defect let `run` start, it must not collide with anything.
-    env = { FAXBRIDGE_DATA_DIR: join(dir.path, "data"), FAXBRIDGE_SMTP_PORT: "0", FAXBRIDGE_HTTP_PORT: "0", FAXBRIDGE_EMULATOR_PORT: "0" };
+    env = sandboxEnv(join(dir.path, "data"));
   });
 
   afterEach(() => dir.cleanup());

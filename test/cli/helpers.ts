@@ -1,7 +1,5 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { loadConfig } from "../../src/config/load.js";
-import type { Config } from "../../src/config/schema.js";
 import { silentLogger } from "../../src/log.js";
 import { openDatabase, type Db } from "../../src/store/db.js";
 import { inboundMigration, SqliteInboundStore } from "../../src/store/inbound.js";
@@ -50,16 +48,4 @@ export function openTestStores(dataDir: string): { db: Db; outbound: SqliteOutbo
   };
 }
 
-/** A sandbox daemon config on ephemeral ports. */
-export function sandboxConfig(dataDir: string, extra: Record<string, string> = {}): Readonly<Config> {
-  return loadConfig({
-    env: {
-      FAXBRIDGE_DATA_DIR: dataDir,
-      FAXBRIDGE_SMTP_PORT: "0",
-      FAXBRIDGE_HTTP_PORT: "0",
-      FAXBRIDGE_EMULATOR_PORT: "0",
-      FAXBRIDGE_LOG_LEVEL: "silent",
-      ...extra,
-    },
-  });
-}
+export { sandboxConfig } from "../helpers/config.js";

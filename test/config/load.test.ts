@@ -6,17 +6,7 @@ import { describe, expect, it } from "vitest";
 import { loadConfig, redactedConfig } from "../../src/config/load.js";
 import { configSchema } from "../../src/config/schema.js";
 import { SETTINGS } from "../../src/config/settings.js";
-import { ConfigError } from "../../src/errors.js";
-
-function problemsOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems.map((p) => `${p.path} (${p.source}): ${p.message}`);
-    throw err;
-  }
-  throw new Error("expected a ConfigError");
-}
+import { problemsOf } from "../helpers/config.js";
 
 function leaves(obj: unknown, prefix = ""): string[] {
   if (obj === null || typeof obj !== "object" || Array.isArray(obj)) return [prefix];

@@ -5,17 +5,7 @@ import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load.js";
 import { resolveConfig } from "../../src/config/resolve.js";
 import { configSchema } from "../../src/config/schema.js";
-import { ConfigError } from "../../src/errors.js";
-
-function problemsOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems.map((p) => `${p.path} (${p.source}): ${p.message}`);
-    throw err;
-  }
-  throw new Error("expected a ConfigError");
-}
+import { problemsOf } from "../helpers/config.js";
 
 describe("configuration resolved once", () => {
   it("reads schedules with the daemon's own parser: no empty repeat, no repeat that would fill memory", () => {

@@ -1,3 +1,4 @@
+import { afterEach } from "vitest";
 /**
  * Email → fax end to end, every piece real on loopback: a nodemailer client
  * talks SMTP to createSmtpServer, which spools into a SQLite store in a temp
@@ -7,7 +8,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import nodemailer from "nodemailer";
 import type Mail from "nodemailer/lib/mailer/index.js";
-import { Agent, request } from "undici";
+import { Agent } from "undici";
 import type { z } from "zod";
 import { configSchema, type Config } from "../../src/config/schema.js";
 import { startEmulator, type Emulator, type EmulatorOptions } from "../../src/emulator/index.js";
@@ -26,6 +27,7 @@ import { withStoreHooks, type WorkerHooks } from "../helpers/store-hooks.js";
 import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
 import { capturingLogger, type LogLine } from "../helpers/log.js";
+import { EmulatorControl, type CallsSnapshot, type FaultSpec } from "../helpers/emulator-control.js";
 
 type ConfigInput = z.input<typeof configSchema>;
 
@@ -44,13 +46,7 @@ export interface SentFax {
   receivedAt: string;
 }
 
-export interface CallSnapshot {
-  total: number;
-  byGroup: Record<string, number>;
-  byRoute: Record<string, number>;
-  byStatus: Record<string, number>;
-  byRouteStatus: Record<string, Record<string, number>>;
-}
+export type CallSnapshot = CallsSnapshot;
 
 export interface HarnessOptions {
   emulator?: EmulatorOptions;
@@ -96,6 +92,22 @@ export function sha256(b: Buffer): string {
   return createHash("sha256").update(b).digest("hex");
 }
 
+/**
+ * For a test file: `harness(opts)` starts a harness (over `defaults`), and
+ * every harness started in a test is closed after it.
+ */
+export function harnessPerTest(defaults: HarnessOptions = {}): (opts?: HarnessOptions) => Promise<OutboundHarness> {
+  const started: OutboundHarness[] = [];
+  afterEach(async () => {
+    for (const h of started.splice(0)) await h.close();
+  });
+  return (opts = {}) => {
+    const h = new OutboundHarness({ ...defaults, ...opts });
+    started.push(h);
+    return h.start();
+  };
+}
+
 export class OutboundHarness {
   readonly logs: LogLine[] = [];
   readonly dir = tempDir("faxbridge-e2e-");
@@ -114,6 +126,7 @@ export class OutboundHarness {
   config!: Config;
   logger!: Logger;
   readonly #agent = new Agent({ keepAliveTimeout: 10 });
+  readonly #control = new EmulatorControl(() => this.emu.url, { dispatcher: this.#agent });
   readonly #transports: ReturnType<typeof nodemailer.createTransport>[] = [];
 
   constructor(opts: HarnessOptions = {}) {
@@ -232,28 +245,20 @@ export class OutboundHarness {
     );
   }
 
-  async control<T>(method: "GET" | "POST" | "DELETE" | "PUT", path: string, body?: unknown): Promise<T> {
-    const res = await request(this.emu.url + path, {
-      method,
-      dispatcher: this.#agent,
-      headers: body === undefined ? {} : { "content-type": "application/json" },
-      body: body === undefined ? null : JSON.stringify(body),
-    });
-    const text = await res.body.text();
-    if (res.statusCode >= 300) throw new Error(`${method} ${path}: HTTP ${res.statusCode} ${text}`);
-    return (text === "" ? undefined : JSON.parse(text)) as T;
+  control<T>(method: "GET" | "POST" | "DELETE" | "PUT", path: string, body?: unknown): Promise<T> {
+    return this.#control.request<T>(method, path, body);
   }
 
   sentFaxes(): Promise<SentFax[]> {
-    return this.control<SentFax[]>("GET", "/emulator/sent-faxes");
+    return this.#control.sentFaxes<SentFax>();
   }
 
   calls(): Promise<CallSnapshot> {
-    return this.control<CallSnapshot>("GET", "/emulator/calls");
+    return this.#control.calls();
   }
 
-  fault(f: { group?: string; path?: string; count: number; kind: "latency" | "status" | "reset" | "429"; latencyMs?: number; status?: number; retryAfter?: number }): Promise<void> {
-    return this.control<void>("POST", "/emulator/faults", f);
+  fault(f: FaultSpec): Promise<void> {
+    return this.#control.fault(f);
   }
 
   events(name: string): LogLine[] {

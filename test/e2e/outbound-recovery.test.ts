@@ -3,22 +3,13 @@
  * finishes whatever the previous one left, and a crash between RingCentral
  * accepting a fax and us recording it never sends the fax twice.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { JobState } from "../../src/store/outbound.js";
 import { waitFor } from "../helpers/wait.js";
-import { makePdf, OutboundHarness, type HarnessOptions } from "./outbound-harness.js";
+import type { OutboundHarness } from "./outbound-harness.js";
+import { harnessPerTest, makePdf } from "./outbound-harness.js";
 
-let h: OutboundHarness | undefined;
-
-async function harness(opts: HarnessOptions = {}): Promise<OutboundHarness> {
-  h = await new OutboundHarness({ startWorker: false, ...opts }).start();
-  return h;
-}
-
-afterEach(async () => {
-  await h?.close();
-  h = undefined;
-});
+const harness = harnessPerTest({ startWorker: false });
 
 function pdfMail(number: string, extra: Record<string, unknown> = {}): Parameters<OutboundHarness["send"]>[0] {
   return { to: `${number}@fax.local`, attachments: [{ filename: `${number}.pdf`, content: makePdf(number) }], ...extra };

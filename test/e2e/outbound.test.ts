@@ -6,21 +6,12 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { waitFor } from "../helpers/wait.js";
-import { makePdf, OutboundHarness, sha256, type HarnessOptions } from "./outbound-harness.js";
+import type { OutboundHarness} from "./outbound-harness.js";
+import { harnessPerTest, makePdf, sha256 } from "./outbound-harness.js";
 
-let h: OutboundHarness | undefined;
-
-async function harness(opts: HarnessOptions = {}): Promise<OutboundHarness> {
-  h = await new OutboundHarness(opts).start();
-  return h;
-}
-
-afterEach(async () => {
-  await h?.close();
-  h = undefined;
-});
+const harness = harnessPerTest();
 
 function header(h: OutboundHarness, i: number, name: string): unknown {
   return h.sink.messages[i]?.parsed.headers.get(name);

@@ -4,21 +4,11 @@
  * emulator) and the sender gets a notice; uncountable types are charged by
  * RingCentral's faxPageCount.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { waitFor } from "../helpers/wait.js";
-import { OutboundHarness, type HarnessOptions } from "./outbound-harness.js";
+import { harnessPerTest } from "./outbound-harness.js";
 
-const harnesses: OutboundHarness[] = [];
-
-async function harness(opts: HarnessOptions = {}): Promise<OutboundHarness> {
-  const h = new OutboundHarness(opts);
-  harnesses.push(h);
-  return h.start();
-}
-
-afterEach(async () => {
-  for (const h of harnesses.splice(0)) await h.close();
-});
+const harness = harnessPerTest();
 
 /** A PDF whose page tree has `n` pages (one shared page object) while its /Count claims `claim`. */
 function pdfWithPages(n: number, claim = n): Buffer {

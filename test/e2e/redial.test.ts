@@ -4,23 +4,13 @@
  * +15550000001 with LineBusy and +15550000002 with NoAnswer, or follows a
  * scripted sequence) → one sender report at the SMTP sink.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Stores } from "../../src/cli/common.js";
 import { cancelJob } from "../../src/cli/queue.js";
 import { waitFor } from "../helpers/wait.js";
-import { makePdf, OutboundHarness, type HarnessOptions } from "./outbound-harness.js";
+import { harnessPerTest, makePdf } from "./outbound-harness.js";
 
-let h: OutboundHarness | undefined;
-
-async function harness(opts: HarnessOptions = {}): Promise<OutboundHarness> {
-  h = await new OutboundHarness(opts).start();
-  return h;
-}
-
-afterEach(async () => {
-  await h?.close();
-  h = undefined;
-});
+const harness = harnessPerTest();
 
 const BUSY = { messageStatus: "SendingFailed", faxErrorCode: "LineBusy" };
 const SENT = { messageStatus: "Sent" };

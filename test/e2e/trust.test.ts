@@ -4,22 +4,12 @@
  * reproduces an attack and checks what reached the emulator
  * (`/emulator/sent-faxes`) and the sink.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { failure } from "../helpers/smtp-failure.js";
 import { waitFor } from "../helpers/wait.js";
-import { makePdf, OutboundHarness, type HarnessOptions } from "./outbound-harness.js";
+import { harnessPerTest, makePdf } from "./outbound-harness.js";
 
-const harnesses: OutboundHarness[] = [];
-
-async function harness(opts: HarnessOptions = {}): Promise<OutboundHarness> {
-  const h = new OutboundHarness(opts);
-  harnesses.push(h);
-  return h.start();
-}
-
-afterEach(async () => {
-  for (const h of harnesses.splice(0)) await h.close();
-});
+const harness = harnessPerTest();
 
 const HEIC = Buffer.from("\0\0\0\x18ftypheic\0\0\0\0mif1heic");
 

@@ -12,6 +12,7 @@ import Database from "better-sqlite3";
 import { DaemonProcess } from "../helpers/daemon.js";
 import type { SmtpSink } from "../helpers/smtp-sink.js";
 import { waitFor } from "../helpers/wait.js";
+import { EmulatorControl, type CallsSnapshot, type FaultSpec } from "../helpers/emulator-control.js";
 
 export interface SentFax {
   id: string;
@@ -53,35 +54,26 @@ export class EmulatorProcess {
     return this;
   }
 
-  async sentFaxes(): Promise<SentFax[]> {
-    const res = await fetch(`${this.url}/emulator/sent-faxes`);
-    if (res.status !== 200) throw new Error(`sent-faxes: HTTP ${res.status}`);
-    return (await res.json()) as SentFax[];
+  readonly #control = new EmulatorControl(() => this.url);
+
+  sentFaxes(): Promise<SentFax[]> {
+    return this.#control.sentFaxes<SentFax>();
   }
 
   async injectInbound(pdf: Buffer, from = "+15557654321", to = "+15551230000"): Promise<string> {
-    const res = await fetch(`${this.url}/emulator/inbound-faxes?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`, {
-      method: "POST",
-      headers: { "content-type": "application/pdf" },
-      body: pdf,
-    });
-    if (res.status !== 200) throw new Error(`inbound-faxes: HTTP ${res.status} ${await res.text()}`);
-    return String(((await res.json()) as { id: unknown }).id);
+    return String((await this.#control.injectInbound({ body: pdf, from, to })).id);
   }
 
-  async fault(f: { group?: string; path?: string; count: number; kind: "latency" | "status" | "reset" | "429"; status?: number; retryAfter?: number; latencyMs?: number }): Promise<void> {
-    const res = await fetch(`${this.url}/emulator/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(f) });
-    if (res.status !== 204) throw new Error(`faults: HTTP ${res.status} ${await res.text()}`);
+  fault(f: FaultSpec): Promise<void> {
+    return this.#control.fault(f);
   }
 
-  async clearFaults(): Promise<void> {
-    const res = await fetch(`${this.url}/emulator/faults`, { method: "DELETE" });
-    if (res.status !== 204) throw new Error(`clear faults: HTTP ${res.status}`);
+  clearFaults(): Promise<void> {
+    return this.#control.clearFaults();
   }
 
-  async calls(): Promise<{ total: number; byStatus: Record<string, number> }> {
-    const res = await fetch(`${this.url}/emulator/calls`);
-    return (await res.json()) as { total: number; byStatus: Record<string, number> };
+  calls(): Promise<CallsSnapshot> {
+    return this.#control.calls();
   }
 
   async stop(): Promise<void> {

@@ -18,6 +18,7 @@ import { inboundMigration, SqliteInboundStore } from "../../src/store/inbound.js
 import { SmtpSink, type SinkMessage } from "../helpers/smtp-sink.js";
 import { tempDir } from "../helpers/tmp.js";
 import { capturingLogger, type LogLine } from "../helpers/log.js";
+import { EmulatorControl } from "../helpers/emulator-control.js";
 
 type ConfigInput = z.input<typeof configSchema>;
 export type InboundConfigInput = NonNullable<ConfigInput["inbound"]>;
@@ -78,6 +79,7 @@ export class Harness {
   config!: Config;
   readonly services: InboundService[] = [];
   readonly #opts: HarnessOptions;
+  readonly #control = new EmulatorControl(() => this.emulator.url);
 
   constructor(opts: HarnessOptions = {}) {
     this.#opts = opts;
@@ -174,26 +176,12 @@ export class Harness {
     const to = opts.to ?? "+16505550100";
     const pdf = opts.pdf ?? makePdf(opts.pages ?? 1);
     const at = Date.now();
-    const res = await fetch(`${this.emulator.url}/emulator/inbound-faxes?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`, {
-      method: "POST",
-      headers: { "content-type": opts.contentType ?? "application/pdf" },
-      body: pdf,
-    });
-    if (res.status !== 200) throw new Error(`inject failed: ${res.status} ${await res.text()}`);
-    const msg = (await res.json()) as { id: number | string; creationTime: string };
+    const msg = await this.#control.injectInbound({ body: pdf, from, to, ...(opts.contentType !== undefined && { contentType: opts.contentType }) });
     return { id: String(msg.id), pdf, from, to, creationTime: msg.creationTime, at };
   }
 
-  async control(method: string, path: string, body?: unknown): Promise<unknown> {
-    const init: RequestInit = { method };
-    if (body !== undefined) {
-      init.body = JSON.stringify(body);
-      init.headers = { "content-type": "application/json" };
-    }
-    const res = await fetch(`${this.emulator.url}${path}`, init);
-    if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-    const text = await res.text();
-    return text === "" ? undefined : (JSON.parse(text) as unknown);
+  control(method: "GET" | "POST" | "PUT" | "DELETE", path: string, body?: unknown): Promise<unknown> {
+    return this.#control.request(method, path, body);
   }
 
   /** Mails in the sink for a RingCentral message id. */

@@ -5,6 +5,7 @@ import { waitFor } from "../helpers/wait.js";
 import type { SinkMessage } from "../helpers/smtp-sink.js";
 import { renderTiff } from "../../src/emulator/render.js";
 import { Harness, headerText, sha256, type HarnessOptions, type InjectedFax } from "./harness.js";
+import type { CallsSnapshot as CallSnapshot } from "../helpers/emulator-control.js";
 
 const EXT = "200000001"; // the emulator's extension (what "~" resolves to)
 
@@ -19,11 +20,6 @@ afterEach(async () => {
   await h?.close();
   h = undefined;
 });
-
-interface CallSnapshot {
-  total: number;
-  byRoute: Record<string, number>;
-}
 
 async function calls(x: Harness): Promise<CallSnapshot> {
   return (await x.control("GET", "/emulator/calls")) as CallSnapshot;

@@ -13,6 +13,7 @@ import { AdminAlerts } from "../../src/ops/alerts.js";
 import { SmtpSink } from "../helpers/smtp-sink.js";
 import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
+import { sandboxEnv } from "../helpers/config.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -53,11 +54,7 @@ describe("admin alerts", () => {
     const dir = tempDir();
     cleanups.push(dir.cleanup);
     const config = loadConfig({
-      env: {
-        FAXBRIDGE_DATA_DIR: dir.path,
-        FAXBRIDGE_SMTP_PORT: "0",
-        FAXBRIDGE_HTTP_PORT: "0",
-        FAXBRIDGE_EMULATOR_PORT: "0",
+      env: sandboxEnv(dir.path, {
         FAXBRIDGE_MAIL_URL: sink.url,
         FAXBRIDGE_MAIL_FROM: "faxbridge <fax@example.com>",
         FAXBRIDGE_MAIL_ADMIN_TO: "it@example.com",
@@ -65,7 +62,7 @@ describe("admin alerts", () => {
         FAXBRIDGE_INBOUND_NOTIFICATIONS: "none",
         FAXBRIDGE_INBOUND_SYNC_INTERVAL_SECONDS: "1",
         FAXBRIDGE_LOG_LEVEL: "silent",
-      },
+      }),
     });
     const daemon: Daemon = await startDaemon(config, { logger: silentLogger(), metrics: new Metrics({ defaultMetrics: false }) });
     cleanups.push(() => daemon.close());

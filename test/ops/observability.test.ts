@@ -14,6 +14,7 @@ import { loadConfig } from "../../src/config/load.js";
 import { silentLogger } from "../../src/log.js";
 import { ROOT } from "../helpers/build.js";
 import { tempDir } from "../helpers/tmp.js";
+import { sandboxEnv } from "../helpers/config.js";
 
 const has = (cmd: string): boolean => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
 
@@ -44,14 +45,10 @@ describe("shipped Prometheus rules and Grafana dashboard", () => {
   beforeAll(async () => {
     dir = tempDir();
     const config = loadConfig({
-      env: {
-        FAXBRIDGE_DATA_DIR: dir.path,
-        FAXBRIDGE_SMTP_PORT: "0",
-        FAXBRIDGE_HTTP_PORT: "0",
-        FAXBRIDGE_EMULATOR_PORT: "0",
+      env: sandboxEnv(dir.path, {
         FAXBRIDGE_INBOUND_NOTIFICATIONS: "none",
         FAXBRIDGE_LOG_LEVEL: "silent",
-      },
+      }),
     });
     daemon = await startDaemon(config, { logger: silentLogger() });
     const text = await (await fetch(`http://127.0.0.1:${daemon.http.port}/metrics`)).text();

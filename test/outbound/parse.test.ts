@@ -62,6 +62,102 @@ const sha256 = (b: Buffer): string => createHash("sha256").update(b).digest("hex
 const pdf = (label: string): Buffer => Buffer.from(`%PDF-1.4\n% ${label}\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n`, "latin1");
 const png = (): Buffer => Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), randomBytes(300)]);
 
+/**
+ * Mails parseFaxMail refuses: what the sender is told (the rule, the file it
+ * concerns, words of the message) and that nothing extracted stays behind.
+ */
+interface RefusalCase {
+  name: string;
+  raw: () => Promise<string>;
+  overrides?: () => Partial<ParseInput>;
+  rule: string;
+  filename?: string;
+  message: (RegExp | string)[];
+  /** The work directory is left empty. */
+  cleansUp?: boolean;
+}
+
+const doc = { filename: "a.pdf", content: pdf("a") };
+
+const REFUSALS: RefusalCase[] = [
+  {
+    name: "a mail with neither body nor attachment",
+    raw: () => compose({ subject: "Empty", text: "   \n  " }),
+    rule: "nothing-to-fax",
+    message: [/nothing to fax/],
+  },
+  {
+    name: "winmail.dat (TNEF) with an explanation and leaves no files behind (fixture)",
+    raw: async () => join(FIXTURES, "tnef.eml"),
+    rule: "tnef",
+    filename: "winmail.dat",
+    message: [/Rich Text/, /HTML or plain text/],
+    cleansUp: true,
+  },
+  {
+    name: "a TNEF part even when it comes after a good document, and removes the extracted document",
+    raw: () =>
+      compose({
+        subject: "x",
+        text: "x",
+        attachments: [
+          { filename: "ok.pdf", content: pdf("ok") },
+          { filename: "winmail.dat", content: randomBytes(64), contentType: "application/ms-tnef" },
+        ],
+      }),
+    rule: "tnef",
+    message: [],
+    cleansUp: true,
+  },
+  {
+    name: "a forwarded message/rfc822 part and names it (fixture)",
+    raw: async () => join(FIXTURES, "forwarded-rfc822.eml"),
+    rule: "embedded-message",
+    filename: "Invoice 4711.eml",
+    message: ['"Invoice 4711.eml"', "a forwarded email (message/rfc822) cannot be faxed", /attach the document itself/],
+  },
+  {
+    name: "an inline message/rfc822 part too (never folded into the body)",
+    raw: () =>
+      compose({
+        subject: "fwd",
+        text: "see below",
+        attachments: [{ content: "From: a@b\nSubject: inner\n\ninner body\n", contentType: "message/rfc822", contentDisposition: "inline" }],
+      }),
+    rule: "embedded-message",
+    message: [/message\/rfc822/],
+  },
+  {
+    name: "recipients asking for different resolutions in one mail",
+    raw: () => compose({ subject: "s", text: "t", attachments: [doc] }),
+    overrides: () => ({
+      envelope: envelope(
+        { address: "1/res=high@fax.local", e164: "+15551234567", options: { resolution: "High" } },
+        { address: "2/res=low@fax.local", e164: "+15557654321", options: { resolution: "Low" } },
+      ),
+    }),
+    rule: "conflicting-address-options",
+    message: [/separate mail/],
+  },
+  {
+    name: "X-Fax-Forward-Of together with attachments",
+    raw: () => compose({ subject: "resend", text: "t", attachments: [doc], headers: { "X-Fax-Forward-Of": "1234567890" } }),
+    rule: "forward-with-attachments",
+    filename: "a.pdf",
+    message: [],
+  },
+];
+
+describe("parseFaxMail: refusals", () => {
+  it.each(REFUSALS.map((c) => [c.name, c] as const))("refuses %s", async (_name, c) => {
+    const refusal = await parseRefused(await c.raw(), c.overrides?.() ?? {});
+    expect(refusal).toMatchObject({ rule: c.rule, ...(c.filename !== undefined && { filename: c.filename }) });
+    // toMatch: a string is a part of the message, a RegExp a pattern in it.
+    for (const m of c.message) expect(refusal.message).toMatch(m);
+    expect(c.cleansUp === true ? await readdir(workDir) : []).toEqual([]);
+  });
+});
+
 describe("parseFaxMail: documents", () => {
   it("extracts attachments in message order, byte-identical, with safe names and upload types", async () => {
     const one = pdf("one");
@@ -146,13 +242,6 @@ describe("parseFaxMail: documents", () => {
     expect(mail.request.coverPageText).toBe("Note for Dr. Roe");
   });
 
-  it("refuses a mail with neither body nor attachment", async () => {
-    const raw = await compose({ subject: "Empty", text: "   \n  " });
-    const refusal = await parseRefused(raw);
-    expect(refusal.rule).toBe("nothing-to-fax");
-    expect(refusal.message).toMatch(/nothing to fax/);
-  });
-
   it("converts an HTML-only body with html-to-text (fixture)", async () => {
     const mail = await parseOk(join(FIXTURES, "html-only.eml"), { config: { ...config, coverText: "body" } });
     expect(mail.documents.map((d) => d.filename)).toEqual(["HTML only.txt"]);
@@ -208,49 +297,6 @@ describe("parseFaxMail: documents", () => {
     });
     const mail = await parseOk(raw);
     expect(mail.documents.map((d) => d.filename)).toEqual(["Just text.txt"]);
-  });
-
-  it("refuses winmail.dat (TNEF) with an explanation and leaves no files behind (fixture)", async () => {
-    const refusal = await parseRefused(join(FIXTURES, "tnef.eml"));
-    expect(refusal.rule).toBe("tnef");
-    expect(refusal.filename).toBe("winmail.dat");
-    expect(refusal.message).toMatch(/Rich Text/);
-    expect(refusal.message).toMatch(/HTML or plain text/);
-    expect(await readdir(workDir)).toEqual([]);
-  });
-
-  it("refuses a TNEF part even when it comes after a good document, and removes the extracted document", async () => {
-    const raw = await compose({
-      subject: "x",
-      text: "x",
-      attachments: [
-        { filename: "ok.pdf", content: pdf("ok") },
-        { filename: "winmail.dat", content: randomBytes(64), contentType: "application/ms-tnef" },
-      ],
-    });
-    const refusal = await parseRefused(raw);
-    expect(refusal.rule).toBe("tnef");
-    expect(await readdir(workDir)).toEqual([]);
-  });
-
-  it("refuses a forwarded message/rfc822 part and names it (fixture)", async () => {
-    const refusal = await parseRefused(join(FIXTURES, "forwarded-rfc822.eml"));
-    expect(refusal.rule).toBe("embedded-message");
-    expect(refusal.filename).toBe("Invoice 4711.eml");
-    expect(refusal.message).toContain('"Invoice 4711.eml"');
-    expect(refusal.message).toContain("a forwarded email (message/rfc822) cannot be faxed");
-    expect(refusal.message).toMatch(/attach the document itself/);
-  });
-
-  it("refuses an inline message/rfc822 part too (never folded into the body)", async () => {
-    const raw = await compose({
-      subject: "fwd",
-      text: "see below",
-      attachments: [{ content: "From: a@b\nSubject: inner\n\ninner body\n", contentType: "message/rfc822", contentDisposition: "inline" }],
-    });
-    const refusal = await parseRefused(raw);
-    expect(refusal.rule).toBe("embedded-message");
-    expect(refusal.message).toMatch(/message\/rfc822/);
   });
 
   it("parses a body with an unknown charset instead of failing (fixture)", async () => {
@@ -321,7 +367,6 @@ describe("parseFaxMail: cover page text", () => {
 });
 
 describe("parseFaxMail: options", () => {
-  const doc = { filename: "a.pdf", content: pdf("a") };
 
   it("takes resolution and cover from config; coverIndex -1 omits it", async () => {
     const raw = await compose({ subject: "s", text: "t", attachments: [doc] });
@@ -363,31 +408,12 @@ describe("parseFaxMail: options", () => {
     expect(mail.request.to).toEqual([{ phoneNumber: "+15551234567", name: "Dr Roe" }, { phoneNumber: "+15557654321" }]);
   });
 
-  it("refuses recipients asking for different resolutions in one mail", async () => {
-    const raw = await compose({ subject: "s", text: "t", attachments: [doc] });
-    const refusal = await parseRefused(raw, {
-      envelope: envelope(
-        { address: "1/res=high@fax.local", e164: "+15551234567", options: { resolution: "High" } },
-        { address: "2/res=low@fax.local", e164: "+15557654321", options: { resolution: "Low" } },
-      ),
-    });
-    expect(refusal.rule).toBe("conflicting-address-options");
-    expect(refusal.message).toMatch(/separate mail/);
-  });
-
   it("resends with X-Fax-Forward-Of: no documents, no body document", async () => {
     const raw = await compose({ subject: "resend", text: "please resend", headers: { "X-Fax-Forward-Of": "1234567890" } });
     const mail = await parseOk(raw);
     expect(mail.forwardOf).toBe("1234567890");
     expect(mail.documents).toEqual([]);
     expect(await readdir(workDir)).toEqual([]);
-  });
-
-  it("refuses X-Fax-Forward-Of together with attachments", async () => {
-    const raw = await compose({ subject: "resend", text: "t", attachments: [doc], headers: { "X-Fax-Forward-Of": "1234567890" } });
-    const refusal = await parseRefused(raw);
-    expect(refusal.rule).toBe("forward-with-attachments");
-    expect(refusal.filename).toBe("a.pdf");
   });
 
   it.each([

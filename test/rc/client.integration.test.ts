@@ -16,6 +16,7 @@ import { RingCentralClient, type RcCall, type RcClientOptions } from "../../src/
 import { RcApiError, isSyncTokenInvalid } from "../../src/rc/errors.js";
 import { waitFor } from "../helpers/wait.js";
 import { capturingLogger } from "../helpers/log.js";
+import { EmulatorControl, type CallsSnapshot } from "../helpers/emulator-control.js";
 
 const CREDS = { clientId: "test-client-id", clientSecret: "s3cret-client-secret", jwt: "eyJ.test-jwt-assertion.sig" };
 const FAX_TO = "+15551234567";
@@ -68,26 +69,10 @@ afterEach(async () => {
   for (const a of agents.splice(0)) await a.close();
 });
 
-async function control<T>(emu: Emulator, method: "GET" | "POST" | "PUT", p: string, body?: unknown, contentType?: string): Promise<T> {
-  const payload =
-    body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body), "utf8");
-  const res = await request(emu.url + p, {
-    method,
-    headers: payload ? { "content-type": contentType ?? "application/json" } : {},
-    body: payload ?? null,
-  });
-  const text = await res.body.text();
-  if (res.statusCode >= 300) throw new Error(`control ${method} ${p}: ${res.statusCode} ${text}`);
-  return (text === "" ? undefined : JSON.parse(text)) as T;
+function control<T>(emu: Emulator, method: "GET" | "POST" | "PUT", p: string, body?: unknown, contentType?: string): Promise<T> {
+  return new EmulatorControl(emu.url).request<T>(method, p, body, contentType);
 }
 
-interface CallsSnapshot {
-  total: number;
-  byGroup: Record<string, number>;
-  byRoute: Record<string, number>;
-  byStatus: Record<string, number>;
-  byRouteStatus: Record<string, Record<string, number>>;
-}
 const emuCalls = (emu: Emulator): Promise<CallsSnapshot> => control<CallsSnapshot>(emu, "GET", "/emulator/calls");
 
 function pdf(tag: string): Buffer {

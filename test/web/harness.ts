@@ -9,6 +9,8 @@ import { SmtpSink } from "../helpers/smtp-sink.js";
 import { tempDir } from "../helpers/tmp.js";
 import { renderablePdf as renderPdf } from "../helpers/pdf.js";
 import { capturingLogger } from "../helpers/log.js";
+import { EmulatorControl } from "../helpers/emulator-control.js";
+import { sandboxEnv } from "../helpers/config.js";
 
 export const PDF = Buffer.from("%PDF-1.4\n1 0 obj<</Type /Page>>endobj\ntrailer<<>>\n%%EOF\n");
 
@@ -39,11 +41,7 @@ export class WebHarness {
     const h = await allHashes();
     this.sink = await new SmtpSink().start();
     const config = loadConfig({
-      env: {
-        FAXBRIDGE_DATA_DIR: this.dir.path,
-        FAXBRIDGE_SMTP_PORT: "0",
-        FAXBRIDGE_HTTP_PORT: "0",
-        FAXBRIDGE_EMULATOR_PORT: "0",
+      env: sandboxEnv(this.dir.path, {
         FAXBRIDGE_MAIL_URL: this.sink.url,
         FAXBRIDGE_FAX_STATUS_POLL_SCHEDULE: "200ms",
         FAXBRIDGE_INBOUND_NOTIFICATIONS: "none",
@@ -61,7 +59,7 @@ export class WebHarness {
         ]),
         FAXBRIDGE_LOG_LEVEL: "debug",
         ...env,
-      },
+      }),
     });
     this.daemon = await startDaemon(config, { logger: capturingLogger("debug", { raw: this.logs }), metrics: new Metrics({ defaultMetrics: false }) });
     return this;
@@ -75,17 +73,12 @@ export class WebHarness {
     return this.daemon.emulatorUrl ?? "";
   }
 
-  async sentAtEmulator(): Promise<unknown[]> {
-    return (await (await fetch(`${this.emulator}/emulator/sent-faxes`)).json()) as unknown[];
+  sentAtEmulator(): Promise<unknown[]> {
+    return new EmulatorControl(this.emulator).sentFaxes();
   }
 
   async injectInbound(to = "+16505550100", from = "+12125550123", body: Buffer = PDF): Promise<void> {
-    const res = await fetch(`${this.emulator}/emulator/inbound-faxes?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`, {
-      method: "POST",
-      headers: { "content-type": "application/pdf" },
-      body,
-    });
-    if (res.status !== 200) throw new Error(`the emulator refused the inbound fax: ${res.status}`);
+    await new EmulatorControl(this.emulator).injectInbound({ body, from, to });
   }
 
   async stop(): Promise<void> {

@@ -9,6 +9,7 @@
  * error (`report.failed`) and the job still becomes notified, with the outcome
  * recorded in the job data.
  */
+import { transmittedCopyMode } from "../../config/resolve.js";
 import { errorMessage } from "../../errors.js";
 import { failureOf } from "../../failure.js";
 import type { Logger } from "../../log.js";
@@ -112,8 +113,7 @@ export async function reportStep(ctx: StepContext, job: OutboundJob): Promise<vo
 /** The fax as RingCentral transmitted it, for a report of a fax that went out to someone; undefined when off or unavailable. */
 async function fetchCopy(ctx: StepContext, job: OutboundJob, data: JobData | undefined, log: Logger): Promise<TransmittedCopy | undefined> {
   const { config, client } = ctx.deps;
-  const setting = config.fax.reportTransmittedCopy;
-  const mode = setting === "auto" ? (config.inbound?.delivery === "link" ? "none" : "first-page") : setting;
+  const mode = transmittedCopyMode(config);
   const wentOut = (job.status ?? []).some((s) => s.status === "Sent" || s.status === "Delivered");
   if (mode === "none" || job.rcMessageId === null || !wentOut || data?.cancel?.outcome === "cancelled") return undefined;
   try {

@@ -114,12 +114,13 @@ for (const backend of BACKENDS) {
     });
 
     it("refuses keys that are paths, not keys", async () => {
-      for (const bad of ["/etc/passwd", "../x", "msg/../../x", "msg//x", "", "msg/x y", "./msg"]) {
+      for (const bad of ["/etc/passwd", "../x", "msg/../../x", "msg//x", "", "msg/a\\b", "work/x/\u0000.pdf", "./msg", "msg/"]) {
         expect([bad, isDocumentKey(bad)]).toEqual([bad, false]);
         await expect(docs.put(bad, Readable.from([Buffer.from("x")]))).rejects.toMatchObject({ kind: "invalid_key" });
         await expect(docs.open(bad)).rejects.toMatchObject({ kind: "invalid_key" });
       }
       expect(isDocumentKey(mailKey(newId()))).toBe(true);
+      expect(isDocumentKey(`${workPrefix(newId())}/001-Rechnung März (2).pdf`)).toBe(true);
     });
   });
 }

@@ -18,9 +18,9 @@ describe("SQLite migration to document keys", () => {
   afterEach(() => dir.cleanup());
 
   it("turns an old row's absolute spool path into its key, keeps the job, and the spool still finds the mail", async () => {
-    // The schema as the previous version left it: outbound at version 2, inbound at 1.
+    // The schema as the previous version left it: outbound at version 3, inbound at 1.
     const old = openDatabase(join(dir.path, "faxbridge.db"), [
-      { module: "outbound", steps: outboundMigration.steps.slice(0, 2) },
+      { module: "outbound", steps: outboundMigration.steps.slice(0, 3) },
       { module: "inbound", steps: inboundMigration.steps.slice(0, 1) },
     ]);
     const id = newId();

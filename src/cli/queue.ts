@@ -211,7 +211,7 @@ export function jobDetails(job: OutboundJob): Record<string, unknown> {
     notifiedAt: iso(job.notifiedAt),
     leaseUntil: iso(job.leaseUntil),
     updatedAt: iso(job.updatedAt),
-    spoolPath: job.spoolPath,
+    mailKey: job.mailKey,
   };
 }
 
@@ -283,7 +283,7 @@ async function queueShow(argv: string[]): Promise<number> {
 export type { RetryResult };
 
 /** What `queue retry` does to one job (the rules: src/outbound/operator.ts). */
-export function retryJob(stores: Pick<Stores, "outbound">, id: string, now = Date.now()): Promise<RetryResult> {
+export function retryJob(stores: Pick<Stores, "outbound" | "documents">, id: string, now = Date.now()): Promise<RetryResult> {
   return operator(() => retryOutboundJob(stores, id, now));
 }
 
@@ -306,14 +306,7 @@ export type { CancelResult };
 export function cancelJob(stores: Stores, id: string): Promise<CancelResult> {
   return operator(() =>
     cancelOutboundJob(stores.outbound, id, {
-      removeFiles: async (jobId) => {
-        const spool = await Spool.open({ dataDir: stores.dataDir, logger: silentLogger() });
-        try {
-          await spool.remove(jobId);
-        } finally {
-          await spool.close();
-        }
-      },
+      removeFiles: (jobId) => new Spool({ documents: stores.documents, logger: silentLogger() }).remove(jobId),
       onRemoveFailed: (err) => process.stderr.write(`faxbridge queue cancel: job cancelled, but its spool files could not be removed: ${errorMessage(err)}\n`),
     }),
   );

@@ -18,7 +18,7 @@ import type { AuditSink } from "../ops/audit.js";
 import type { MailSender } from "../mail/transport.js";
 import type { Metrics } from "../metrics.js";
 import type { MessageApi, PoolApi, SessionApi, SubscriptionApi, WsTokenApi } from "../rc/api.js";
-import type { InboundStore } from "../store/inbound.js";
+import type { InboundStore } from "../store/ports.js";
 import { InboundDelivery } from "./deliver.js";
 import { faxEventFilter, WebhookSubscriptionManager } from "./subscription.js";
 import { InboundSync } from "./sync.js";

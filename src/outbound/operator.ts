@@ -9,8 +9,7 @@
  * never overwritten. A refusal is an OperatorRefusal with the reason in plain
  * words; callers show it as it is.
  */
-import { access } from "node:fs/promises";
-import { StateConflictError, type JobState, type OutboundJob, type OutboundStore } from "../store/outbound.js";
+import { StateConflictError, type DocumentStore, type JobState, type OutboundJob, type OutboundStore } from "../store/ports.js";
 import { readJobData, type JobData } from "./job-data.js";
 import { CANCEL_WAIT_MS } from "../tunables.js";
 
@@ -59,16 +58,6 @@ export async function getJob(store: Pick<OutboundStore, "get">, id: string): Pro
   return job;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    // Missing or unreadable: either way the worker could not use it.
-    return false;
-  }
-}
-
 function conflict(err: unknown, id: string): never {
   if (err instanceof StateConflictError) {
     throw new OperatorRefusal(
@@ -87,7 +76,7 @@ export interface RetryResult {
 }
 
 /** Retry one job: a deferred job becomes due now; a failed job that has a fax request goes back to the queue with a fresh retry schedule. */
-export async function retryJob(stores: { readonly outbound: OperatorStore }, id: string, now = Date.now()): Promise<RetryResult> {
+export async function retryJob(stores: { readonly outbound: OperatorStore; readonly documents: Pick<DocumentStore, "stat"> }, id: string, now = Date.now()): Promise<RetryResult> {
   const store = stores.outbound;
   const job = await getJob(store, id);
   const leased = job.leaseUntil !== null && job.leaseUntil > now;
@@ -126,8 +115,8 @@ export async function retryJob(stores: { readonly outbound: OperatorStore }, id:
         const why = job.errorText ?? "its mail could not be turned into a fax";
         return refuse(`job ${id} cannot be retried: it was refused before it became a fax request (${why}). Retrying would give the same answer; fix the mail and send it again.`);
       }
-      const usable = data.forwardOf !== undefined || (await exists(job.spoolPath));
-      if (!usable) return refuse(`job ${id} cannot be retried: its stored mail (${job.spoolPath}) is gone. Send it again.`);
+      const usable = data.forwardOf !== undefined || (await stores.documents.stat(job.mailKey)) !== undefined;
+      if (!usable) return refuse(`job ${id} cannot be retried: its stored mail (${job.mailKey}) is gone. Send it again.`);
       const { failureAdvice: _advice, report: _report, statusProblem: _problem, ...rest } = data;
       try {
         const moved = await store.transition(id, "failed", "parsed", {

@@ -8,7 +8,7 @@ import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
 import { createCidrMatcher, type AddressMatcher } from "../net/cidr.js";
 import { REPLIES, refuse as refuseReply, type PolicyRefusalReason, type ReplySpec } from "../replies.js";
-import type { OutboundStore } from "../store/outbound.js";
+import type { OutboundStore } from "../store/ports.js";
 import { AuthLockout, ConnectionRate } from "./abuse.js";
 import { createDestinationPolicy, type DestinationPolicy } from "./destination.js";
 import { fromAddress, readHeaders, type Header } from "./headers.js";
@@ -81,7 +81,7 @@ export interface SmtpPolicyDeps {
   readonly logger: Logger;
   readonly metrics?: Metrics;
   /** Accepted jobs of the last hour are counted against the quotas at start. */
-  readonly store?: Pick<OutboundStore, "list" | "findSentBy">;
+  readonly store?: Pick<OutboundStore, "receivedSince" | "findSentBy">;
   /** Forwarding rights for received faxes: was RingCentral message `rcMessageId` mailed to `address` by inbound routing? */
   readonly receivedBy?: (rcMessageId: string, address: string) => Promise<boolean>;
   /** DNS for sender verification (tests answer from a table); default: the system resolver. */

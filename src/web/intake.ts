@@ -33,7 +33,7 @@ import type { SmtpPolicy } from "../policy/index.js";
 import { extensionForMime, extensionOf, safeFilename } from "../fax/files.js";
 import { parseFaxAddress, type NumberCheck } from "../fax/number.js";
 import { SpoolError, type Spool } from "../spool/spool.js";
-import type { JobRecipient, OutboundStore } from "../store/outbound.js";
+import type { JobRecipient, OutboundStore } from "../store/ports.js";
 import { newId } from "../util/ids.js";
 import type { Identity } from "./auth.js";
 

@@ -19,9 +19,8 @@ import { OutboundWorker, type WorkerTuning } from "../../src/outbound/worker.js"
 import { createSmtpPolicy } from "../../src/policy/index.js";
 import { RingCentralClient } from "../../src/rc/client.js";
 import { createSmtpServer, type FaxSmtpServer } from "../../src/smtp/server.js";
-import { Spool } from "../../src/spool/spool.js";
-import { openDatabase, type Db } from "../../src/store/db.js";
-import { outboundMigration, SqliteOutboundStore, type JobState, type OutboundJob } from "../../src/store/outbound.js";
+import { type JobState, type OutboundJob, type OutboundStore } from "../../src/store/ports.js";
+import { openTestStores, type TestSpool, type TestStores } from "../helpers/stores.js";
 import { SmtpSink } from "../helpers/smtp-sink.js";
 import { withStoreHooks, type WorkerHooks } from "../helpers/store-hooks.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -116,9 +115,9 @@ export class OutboundHarness {
   readonly opts: HarnessOptions;
   emu!: Emulator;
   client!: RingCentralClient;
-  db!: Db;
-  store!: SqliteOutboundStore;
-  spool!: Spool;
+  stores!: TestStores;
+  store!: OutboundStore;
+  spool!: TestSpool;
   smtp!: FaxSmtpServer;
   smtpPort = 0;
   mail!: MailSender;
@@ -157,9 +156,9 @@ export class OutboundHarness {
       mail: { url: this.sink.url, from: "Fax Gateway <faxbridge@gw.test>", ...this.opts.mail },
       ...(this.opts.policy !== undefined && { policy: this.opts.policy }),
     });
-    this.db = openDatabase(`${this.dir.path}/faxbridge.db`, [outboundMigration]);
-    this.store = new SqliteOutboundStore(this.db, { logger: this.logger, groupCommit: "inline" });
-    this.spool = await Spool.open({ dataDir: this.dir.path, logger: this.logger });
+    this.stores = await openTestStores(this.dir.path, { logger: this.logger, groupCommit: "inline" });
+    this.store = this.stores.outbound;
+    this.spool = this.stores.spool;
     this.client = new RingCentralClient({
       serverUrl: this.emu.url,
       clientId: "id",
@@ -274,9 +273,7 @@ export class OutboundHarness {
       ["client", () => this.client?.close()],
       ["emulator", () => this.emu?.close()],
       ["sink", () => this.sink.close()],
-      ["spool", () => this.spool?.close()],
-      ["store", () => this.store?.close()],
-      ["db", () => this.db?.close()],
+      ["stores", () => this.stores?.close()],
       ["agent", () => this.#agent.close()],
     ];
     for (const [name, fn] of steps) {

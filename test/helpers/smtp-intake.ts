@@ -8,14 +8,12 @@ import { Metrics } from "../../src/metrics.js";
 import { receivedFaxMailedTo } from "../../src/policy/forwarding.js";
 import { createSmtpPolicy } from "../../src/policy/index.js";
 import { createSmtpServer, type FaxSmtpServer } from "../../src/smtp/server.js";
-import { Spool } from "../../src/spool/spool.js";
-import { openDatabase, type Db } from "../../src/store/db.js";
-import { SqliteInboundStore, inboundMigration } from "../../src/store/inbound.js";
-import { SqliteOutboundStore, outboundMigration } from "../../src/store/outbound.js";
+import type { InboundStore, OutboundStore } from "../../src/store/ports.js";
+import { openTestStores, type TestSpool, type TestStores } from "./stores.js";
 
 /**
  * SMTP intake on loopback as the daemon wires it (createSmtpServer with
- * createSmtpPolicy over a SQLite store and a spool in a temp directory), for
+ * createSmtpPolicy over the stores openStores gives and a spool, in a temp directory), for
  * the tests that drive the real listener byte for byte.
  */
 export interface IntakeOptions {
@@ -42,10 +40,10 @@ export interface IntakeOptions {
 export interface Intake {
   readonly dir: string;
   readonly config: Config;
-  readonly db: Db;
-  readonly store: SqliteOutboundStore;
-  readonly inbound: SqliteInboundStore | undefined;
-  readonly spool: Spool;
+  readonly stores: TestStores;
+  readonly store: OutboundStore;
+  readonly inbound: InboundStore | undefined;
+  readonly spool: TestSpool;
   readonly server: FaxSmtpServer;
   readonly port: number;
   readonly metrics: Metrics;
@@ -56,15 +54,10 @@ export interface Intake {
 export async function startIntake(opts: IntakeOptions = {}): Promise<Intake> {
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), opts.prefix ?? "faxbridge-smtp-")));
   const logger = opts.logger ?? silentLogger();
-  const db = openDatabase(join(dir, "faxbridge.db"), opts.inbound === true ? [outboundMigration, inboundMigration] : [outboundMigration]);
-  const store = new SqliteOutboundStore(db, { logger, ...(opts.groupCommit !== undefined && { groupCommit: opts.groupCommit }) });
-  const inbound = opts.inbound === true ? new SqliteInboundStore({ db, logger }) : undefined;
-  const spool = await Spool.open({ dataDir: dir, logger });
-  const closeStores = async (): Promise<void> => {
-    await spool.close();
-    await store.close();
-    db.close();
-  };
+  const stores = await openTestStores(dir, { logger, groupCommit: opts.groupCommit ?? "worker" });
+  const { outbound: store, spool } = stores;
+  const inbound = opts.inbound === true ? stores.inbound : undefined;
+  const closeStores = (): Promise<void> => stores.close();
   const p = opts.policy;
   const config = configSchema.parse({
     dataDir: dir,
@@ -103,7 +96,7 @@ export async function startIntake(opts: IntakeOptions = {}): Promise<Intake> {
   return {
     dir,
     config,
-    db,
+    stores,
     store,
     inbound,
     spool,

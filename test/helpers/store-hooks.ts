@@ -4,7 +4,7 @@
  * accepted a fax but before its id is recorded), so production code carries
  * no test hooks.
  */
-import type { JobPatch, JobState, OutboundStore } from "../../src/store/outbound.js";
+import type { JobPatch, JobState, OutboundStore, TransitionOptions } from "../../src/store/ports.js";
 
 export interface WorkerHooks {
   /** Runs after RingCentral accepted a fax and before the id is recorded; a throw simulates a crash there. */
@@ -13,10 +13,10 @@ export interface WorkerHooks {
 
 /** The store with `hooks` run around its calls; every other member is the store's own. */
 export function withStoreHooks<S extends OutboundStore>(store: S, hooks: WorkerHooks): S {
-  const transition = async (id: string, from: JobState, to: JobState, patch?: JobPatch): ReturnType<OutboundStore["transition"]> => {
+  const transition = async (id: string, from: JobState, to: JobState, patch?: JobPatch, opts?: TransitionOptions): ReturnType<OutboundStore["transition"]> => {
     const rcMessageId = patch?.rcMessageId;
     if (from === "submitting" && to === "submitted" && typeof rcMessageId === "string") await hooks.beforeRecordSubmit?.(id, rcMessageId);
-    return store.transition(id, from, to, patch);
+    return store.transition(id, from, to, patch, opts);
   };
   return new Proxy(store, {
     get(target, prop) {

@@ -76,7 +76,7 @@ describe("SMTP intake", () => {
       state: "received",
       mailFrom: "alice@example.com",
       rcptTo: [{ address: "+1-202-555-0143/res=low@fax.local", e164: "+12025550143", options: { resolution: "Low" } }],
-      spoolPath: spool.messagePath(id),
+      mailKey: `msg/${id}.eml`,
       size: Buffer.byteLength(MESSAGE),
       client: { ip: "127.0.0.1" },
     });

@@ -1,6 +1,6 @@
 import { readdir, rm } from "node:fs/promises";
 import { afterEach, describe, expect, it } from "vitest";
-import type { SqliteInboundStore } from "../../src/store/inbound.js";
+import type { InboundStore } from "../../src/store/ports.js";
 import { newId } from "../../src/util/ids.js";
 import { sendRaw, type SendOutcome } from "../fault/smtp-client.js";
 import { keyPair, signed, tableResolver } from "../helpers/dkim.js";
@@ -31,14 +31,14 @@ function message(from: string, extraHeaders = ""): string {
   return `${extraHeaders}From: ${from}\r\nTo: fax\r\nSubject: contract\r\nDate: Tue, 15 Jan 2030 11:00:00 +0000\r\nMessage-ID: <m-${Math.random().toString(36).slice(2)}@example.com>\r\n\r\nPlease fax this.\r\n`;
 }
 
-type Harness = Intake & { inbound: SqliteInboundStore };
+type Harness = Intake & { inbound: InboundStore };
 
 describe("trust boundary at SMTP time (issue 8)", () => {
   const harnesses: Harness[] = [];
 
   async function start(opts: { smtp?: Record<string, unknown>; policy?: Record<string, unknown> } = {}): Promise<Harness> {
     const intake = await startIntake({ ...opts, prefix: "faxbridge-trust-", resolver, inbound: true, groupCommit: "inline" });
-    const h = { ...intake, inbound: intake.inbound as SqliteInboundStore };
+    const h = { ...intake, inbound: intake.inbound as InboundStore };
     harnesses.push(h);
     return h;
   }
@@ -149,7 +149,7 @@ describe("trust boundary at SMTP time (issue 8)", () => {
         id: newId(),
         mailFrom,
         rcptTo: [{ address: "12025550199@fax.local", e164: "+12025550199", options: {} }],
-        spoolPath: "/nonexistent",
+        mailKey: "msg/nonexistent.eml",
         size: 1,
         client: { ip: "127.0.0.1" },
       });

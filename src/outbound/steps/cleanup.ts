@@ -3,15 +3,12 @@
  * documents, and removing them once the job is done (cancelled as a
  * duplicate, or notified).
  */
-import { rm } from "node:fs/promises";
-import { join } from "node:path";
 import type { Logger } from "../../log.js";
 import type { StepContext } from "./context.js";
 
 /** An empty work directory for the job's extracted documents. */
 export async function freshWorkDir(ctx: StepContext, id: string): Promise<string> {
-  await rm(join(ctx.deps.spool.workDir, id), { recursive: true, force: true });
-  return ctx.deps.spool.createWorkDir(id);
+  return ctx.deps.spool.freshWorkDir(id);
 }
 
 /** Remove the job's spool files (unless a retention period keeps them for the janitor). */

@@ -14,7 +14,7 @@ import type { AuditSink } from "../../ops/audit.js";
 import type { QuotaTracker } from "../../policy/quota.js";
 import type { MessageInfo } from "../../rc/client.js";
 import type { Spool } from "../../spool/spool.js";
-import { recipientKey, type OutboundJob, type OutboundStore, type RecipientStatus } from "../../store/outbound.js";
+import { recipientKey, type OutboundJob, type OutboundStore, type RecipientStatus } from "../../store/ports.js";
 import type { PageBudget } from "../cost.js";
 import { readJobData, type JobData, type MailMeta } from "../job-data.js";
 import { readMailMeta } from "../mail-meta.js";
@@ -142,7 +142,7 @@ export function jobData(ctx: StepContext, job: OutboundJob): JobData | undefined
 /** The original mail's headers from the spool, or undefined (logged) when they cannot be read. */
 export async function mailMetaOf(ctx: StepContext, job: OutboundJob): Promise<MailMeta | undefined> {
   try {
-    return await readMailMeta(job.spoolPath);
+    return await ctx.deps.spool.withLocalFile(job.mailKey, readMailMeta);
   } catch (err) {
     ctx.log.warn({ event: "job.meta_unreadable", queueId: job.id, err }, "could not read the original mail's headers");
     return undefined;

@@ -7,7 +7,7 @@
 import { errorMessage } from "../../errors.js";
 import { mailMetaFields } from "../../fax/meta.js";
 import type { Logger } from "../../log.js";
-import { recipientKey, type OutboundJob } from "../../store/outbound.js";
+import { DuplicateJobError, recipientKey, type DuplicateQuery, type OutboundJob } from "../../store/ports.js";
 import type { CostVerdict } from "../cost.js";
 import { emptyJobData, type JobData, type MailMeta } from "../job-data.js";
 import { ExtractError, parseFaxMail, type FaxRefusal } from "../parse.js";
@@ -18,15 +18,17 @@ import { jobData, mailMetaOf, type StepContext } from "./context.js";
 /** Extract the job's mail into a fresh work directory (the submit step uses it too when the documents were lost). */
 export async function parseMail(ctx: StepContext, job: OutboundJob, log: Logger): Promise<Awaited<ReturnType<typeof parseFaxMail>>> {
   const workDir = await freshWorkDir(ctx, job.id);
-  return parseFaxMail({
-    rawPath: job.spoolPath,
-    workDir,
-    envelope: job,
-    config: ctx.deps.config.fax,
-    timeZone: ctx.deps.config.mail.timeZone,
-    now: new Date(ctx.now()),
-    log,
-  });
+  return ctx.deps.spool.withLocalFile(job.mailKey, (rawPath) =>
+    parseFaxMail({
+      rawPath,
+      workDir,
+      envelope: job,
+      config: ctx.deps.config.fax,
+      timeZone: ctx.deps.config.mail.timeZone,
+      now: new Date(ctx.now()),
+      log,
+    }),
+  );
 }
 
 export async function parseStep(ctx: StepContext, job: OutboundJob): Promise<void> {
@@ -65,18 +67,19 @@ export async function parseStep(ctx: StepContext, job: OutboundJob): Promise<voi
   const release = meta.messageId === undefined ? undefined : await ctx.lock(`${meta.messageId}\n${job.identity}\n${recipientKey(job.rcptTo.map((r) => r.e164))}`);
   try {
     const windowMs = config.fax.duplicateWindowSeconds * 1000;
-    if (meta.messageId !== undefined && windowMs > 0) {
-      const dup = await store.findDuplicate({
-        messageId: meta.messageId,
-        identity: job.identity,
-        recipients: job.rcptTo.map((r) => r.e164),
-        since: job.receivedAt - windowMs,
-        excludeId: job.id,
-      });
+    const dupQuery: DuplicateQuery | undefined =
+      meta.messageId !== undefined && windowMs > 0
+        ? { messageId: meta.messageId, identity: job.identity, recipients: job.rcptTo.map((r) => r.e164), since: job.receivedAt - windowMs, excludeId: job.id }
+        : undefined;
+    const duplicate = async (dup: OutboundJob): Promise<void> => {
+      await store.transition(job.id, "received", "cancelled", { messageId: meta.messageId ?? null, errorCode: "duplicate", errorText: `duplicate of ${dup.id}` });
+      log.info({ event: "job.duplicate", duplicateOf: dup.id, messageId: meta.messageId }, "same Message-ID to the same recipients already queued; not faxed again");
+      await cleanup(ctx, job.id, log);
+    };
+    if (dupQuery !== undefined) {
+      const dup = await store.findDuplicate(dupQuery);
       if (dup !== undefined) {
-        await store.transition(job.id, "received", "cancelled", { messageId: meta.messageId, errorCode: "duplicate", errorText: `duplicate of ${dup.id}` });
-        log.info({ event: "job.duplicate", duplicateOf: dup.id, messageId: meta.messageId }, "same Message-ID to the same recipients already queued; not faxed again");
-        await cleanup(ctx, job.id, log);
+        await duplicate(dup);
         return;
       }
     }
@@ -101,10 +104,12 @@ export async function parseStep(ctx: StepContext, job: OutboundJob): Promise<voi
       ...(cost !== undefined && cost.charged > 0 && { chargedPages: cost.charged }),
     };
     try {
-      await store.transition(job.id, "received", "parsed", { messageId: meta.messageId ?? null, faxRequest: data, nextAttemptAt: ctx.now() });
+      // The duplicate check again, atomically with the transition: another instance may have parsed a copy meanwhile.
+      await store.transition(job.id, "received", "parsed", { messageId: meta.messageId ?? null, faxRequest: data, nextAttemptAt: ctx.now() }, dupQuery === undefined ? undefined : { unlessDuplicate: dupQuery });
     } catch (err) {
       if (cost?.ok === true) cost.release();
-      throw err;
+      if (!(err instanceof DuplicateJobError)) throw err;
+      await duplicate(err.duplicate);
     }
   } finally {
     release?.();

@@ -100,14 +100,7 @@ async function findFax(ctx: StepContext, job: OutboundJob, key: string, since: n
   return undefined;
 }
 
-/** The job that recorded this RingCentral message id, if any (a scan: reconciliation is rare). */
+/** The job that recorded this RingCentral message id, if any (an index lookup in the store). */
 async function ownerOf(ctx: StepContext, rcMessageId: string): Promise<string | undefined> {
-  let after: string | undefined;
-  for (;;) {
-    const page = await ctx.deps.store.list({ state: ["submitted", "final", "notified", "failed"], limit: 500, ...(after !== undefined && { after }) });
-    for (const j of page) if (j.rcMessageId === rcMessageId) return j.id;
-    const last = page.at(-1);
-    if (last === undefined || page.length < 500) return undefined;
-    after = last.id;
-  }
+  return (await ctx.deps.store.findByRcMessageId(rcMessageId, ["submitted", "final", "notified", "failed"]))?.id;
 }

@@ -69,7 +69,7 @@ export async function submitStep(ctx: StepContext, job: OutboundJob): Promise<vo
   const submitting = await store.transition(job.id, "parsed", "submitting", {
     submitStartedAt: startedAt,
     faxRequest: data,
-    leaseUntil: startedAt + ctx.tuning.submitLeaseMs,
+    leaseMs: ctx.tuning.submitLeaseMs,
   });
   log.info({ event: "fax.submitting", attempt: job.attempts + 1, redial: data.redial?.round, recipients: attemptTargets(job, data).length, documents: data.documents.length, forwardOf: data.forwardOf }, "sending fax");
   let res;

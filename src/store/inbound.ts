@@ -21,12 +21,12 @@
  *         │  └── deferred (attempts+1, next_attempt_at; still `discovered`)
  *         └────► dead ──(redeliver)──► discovered
  *
- * Workers claim due rows with an expiring lease (`lease_until`); finishing,
- * deferring or dying releases it. A crashed worker's lease simply expires.
+ * Workers claim due rows with an expiring lease (`lease_until`, the store's
+ * clock, held by the claiming store's owner); finishing, deferring or dying
+ * releases it. A crashed worker's lease simply expires; a store whose lease
+ * was taken over cannot finish the row (InboundStateError).
  */
-import type { Logger } from "../log.js";
-import { newId } from "../util/ids.js";
-import type { Db, Migration } from "./db.js";
+// The inbound fax model shared by every backend; the store interface is in ./ports.ts.
 
 export const INBOUND_STATES = ["discovered", "delivered", "dead"] as const;
 export type InboundState = (typeof INBOUND_STATES)[number];
@@ -77,6 +77,8 @@ export interface InboundFax {
   readonly attempts: number;
   readonly nextAttemptAt: number;
   readonly leaseUntil: number | null;
+  /** The store owner holding the lease (null when not leased). */
+  readonly leaseOwner: string | null;
   readonly message: InboundMessage;
   readonly route: InboundRouteResult | null;
   /** The Message-ID header of the mail, stable for this fax: `<fax-<extension>-<rcMessageId>@faxbridge>`. */
@@ -108,47 +110,10 @@ export interface ListInboundOptions {
 
 export interface ClaimInboundOptions {
   readonly limit: number;
+  /** The lease runs this long from the store's clock. */
   readonly leaseMs: number;
+  /** Due as of this time (the caller's clock). Leases are always timed by the store's clock. */
   readonly now: number;
-}
-
-/**
- * The narrow interface the inbound service and the CLI use. Async so a
- * PostgreSQL implementation can follow with the same shape.
- */
-export interface InboundStore {
-  getCursor(extension: string): Promise<SyncCursor | undefined>;
-  /**
-   * In one transaction: store the cursor and insert the faxes not seen before
-   * (by extension + RingCentral id). Resolves with the rows actually inserted.
-   */
-  recordSync(extension: string, cursor: SyncCursor, faxes: readonly NewInboundFax[], now: number): Promise<InboundFax[]>;
-  /** Forget the cursor (the next sync is a full one). */
-  clearCursor(extension: string): Promise<void>;
-  /** Claim due, unleased `discovered` rows with a lease, oldest due first. */
-  claimDue(opts: ClaimInboundOptions): Promise<InboundFax[]>;
-  /** The earliest next_attempt_at (or lease expiry) among `discovered` rows, for the delivery timer. */
-  nextWakeAt(): Promise<number | undefined>;
-  markDelivered(id: string, route: InboundRouteResult, now: number): Promise<InboundFax>;
-  /** attempts+1, next attempt time, last error; releases the lease. */
-  defer(id: string, nextAttemptAt: number, error: string, now: number): Promise<InboundFax>;
-  /** attempts+1, state dead, last error; releases the lease. */
-  markDead(id: string, error: string, now: number): Promise<InboundFax>;
-  /** Release a lease without counting an attempt (shutdown). */
-  release(id: string, now: number): Promise<void>;
-  get(id: string): Promise<InboundFax | undefined>;
-  findByRcId(extension: string, rcMessageId: string): Promise<InboundFax | undefined>;
-  /** The delivered faxes with this RingCentral message id, on any extension (forwarding rights). */
-  findDeliveredByRcId(rcMessageId: string): Promise<InboundFax[]>;
-  listInbound(opts?: ListInboundOptions): Promise<InboundFax[]>;
-  countByState(): Promise<Record<InboundState, number>>;
-  /** Put a delivered or dead fax back into the queue (operator command). Undefined when unknown. */
-  redeliver(id: string, now: number): Promise<InboundFax | undefined>;
-  /** Retention: delete up to `limit` delivered/dead faxes last changed before `before`; resolves with their ids. */
-  purgeFinished(before: number, limit: number): Promise<string[]>;
-  getValue(key: string): Promise<string | undefined>;
-  setValue(key: string, value: string, now: number): Promise<void>;
-  deleteValue(key: string): Promise<void>;
 }
 
 export class InboundStateError extends Error {
@@ -160,323 +125,8 @@ export class InboundStateError extends Error {
   }
 }
 
-export const inboundMigration: Migration = {
-  module: "inbound",
-  steps: [
-    `CREATE TABLE inbound_sync (
-       extension TEXT PRIMARY KEY,
-       sync_token TEXT NOT NULL,
-       sync_time TEXT,
-       last_full_sync_at INTEGER,
-       updated_at INTEGER NOT NULL
-     );
-     CREATE TABLE inbound_faxes (
-       id TEXT PRIMARY KEY,
-       extension TEXT NOT NULL,
-       rc_message_id TEXT NOT NULL,
-       state TEXT NOT NULL CHECK (state IN ('discovered','delivered','dead')),
-       attempts INTEGER NOT NULL DEFAULT 0,
-       next_attempt_at INTEGER NOT NULL,
-       lease_until INTEGER,
-       message TEXT NOT NULL,
-       route TEXT,
-       mail_message_id TEXT NOT NULL,
-       discovered_at INTEGER NOT NULL,
-       delivered_at INTEGER,
-       last_error TEXT,
-       updated_at INTEGER NOT NULL,
-       UNIQUE (extension, rc_message_id)
-     );
-     CREATE INDEX inbound_faxes_due ON inbound_faxes (state, next_attempt_at);
-     CREATE TABLE inbound_kv (
-       key TEXT PRIMARY KEY,
-       value TEXT NOT NULL,
-       updated_at INTEGER NOT NULL
-     );`,
-  ],
-};
-
 /** The Message-ID of the mail for a fax: stable, so a redelivery is the same message. */
 export function inboundMailMessageId(extension: string, rcMessageId: string): string {
   const safe = (s: string): string => s.replace(/[^A-Za-z0-9._-]/g, "_");
   return `<fax-${safe(extension)}-${safe(rcMessageId)}@faxbridge>`;
-}
-
-interface Row {
-  id: string;
-  extension: string;
-  rc_message_id: string;
-  state: InboundState;
-  attempts: number;
-  next_attempt_at: number;
-  lease_until: number | null;
-  message: string;
-  route: string | null;
-  mail_message_id: string;
-  discovered_at: number;
-  delivered_at: number | null;
-  last_error: string | null;
-  updated_at: number;
-}
-
-interface CursorRow {
-  sync_token: string;
-  sync_time: string | null;
-  last_full_sync_at: number | null;
-}
-
-function fromRow(r: Row): InboundFax {
-  return {
-    id: r.id,
-    extension: r.extension,
-    rcMessageId: r.rc_message_id,
-    state: r.state,
-    attempts: r.attempts,
-    nextAttemptAt: r.next_attempt_at,
-    leaseUntil: r.lease_until,
-    message: JSON.parse(r.message) as InboundMessage,
-    route: r.route === null ? null : (JSON.parse(r.route) as InboundRouteResult),
-    mailMessageId: r.mail_message_id,
-    discoveredAt: r.discovered_at,
-    deliveredAt: r.delivered_at,
-    lastError: r.last_error,
-    updatedAt: r.updated_at,
-  };
-}
-
-/** Errors stored for operators are kept short. */
-function clip(text: string): string {
-  return text.length > 1000 ? `${text.slice(0, 997)}...` : text;
-}
-
-export interface SqliteInboundStoreOptions {
-  readonly db: Db;
-  readonly logger: Logger;
-  /** Row ids; default src/util/ids.ts newId. */
-  readonly newId?: (now: number) => string;
-}
-
-/**
- * InboundStore on the SQLite database from openDatabase() (opened with
- * `inboundMigration`).
- */
-export class SqliteInboundStore implements InboundStore {
-  readonly #db: Db;
-  readonly #newId: (now: number) => string;
-  readonly #stmts;
-  readonly #log: Logger;
-
-  constructor(opts: SqliteInboundStoreOptions) {
-    const db = opts.db;
-    this.#db = db;
-    this.#log = opts.logger;
-    this.#newId = opts.newId ?? newId;
-    this.#stmts = {
-      getCursor: db.prepare<[string], CursorRow>("SELECT sync_token, sync_time, last_full_sync_at FROM inbound_sync WHERE extension = ?"),
-      putCursor: db.prepare<[string, string, string | null, number | null, number]>(
-        `INSERT INTO inbound_sync (extension, sync_token, sync_time, last_full_sync_at, updated_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT(extension) DO UPDATE SET sync_token = excluded.sync_token, sync_time = excluded.sync_time,
-           last_full_sync_at = excluded.last_full_sync_at, updated_at = excluded.updated_at`,
-      ),
-      clearCursor: db.prepare<[string]>("DELETE FROM inbound_sync WHERE extension = ?"),
-      insertFax: db.prepare<[string, string, string, number, string, string, number, number]>(
-        // Only the (extension, rc_message_id) conflict is ignored (INSERT OR IGNORE would also swallow NOT NULL violations).
-        `INSERT INTO inbound_faxes (id, extension, rc_message_id, state, attempts, next_attempt_at, message, mail_message_id, discovered_at, updated_at)
-         VALUES (?, ?, ?, 'discovered', 0, ?, ?, ?, ?, ?) ON CONFLICT (extension, rc_message_id) DO NOTHING`,
-      ),
-      get: db.prepare<[string], Row>("SELECT * FROM inbound_faxes WHERE id = ?"),
-      byRcId: db.prepare<[string, string], Row>("SELECT * FROM inbound_faxes WHERE extension = ? AND rc_message_id = ?"),
-      due: db.prepare<[number, number, number], Row>(
-        `SELECT * FROM inbound_faxes WHERE state = 'discovered' AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
-         ORDER BY next_attempt_at, id LIMIT ?`,
-      ),
-      lease: db.prepare<[number, number, string]>("UPDATE inbound_faxes SET lease_until = ?, updated_at = ? WHERE id = ?"),
-      nextWake: db.prepare<[], { at: number | null }>(
-        "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until, 0))) AS at FROM inbound_faxes WHERE state = 'discovered'",
-      ),
-      delivered: db.prepare<[string, number, number, string]>(
-        `UPDATE inbound_faxes SET state = 'delivered', route = ?, delivered_at = ?, last_error = NULL, lease_until = NULL, updated_at = ?
-         WHERE id = ? AND state = 'discovered'`,
-      ),
-      defer: db.prepare<[number, string, number, string]>(
-        `UPDATE inbound_faxes SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, lease_until = NULL, updated_at = ?
-         WHERE id = ? AND state = 'discovered'`,
-      ),
-      dead: db.prepare<[string, number, string]>(
-        `UPDATE inbound_faxes SET state = 'dead', attempts = attempts + 1, last_error = ?, lease_until = NULL, updated_at = ?
-         WHERE id = ? AND state = 'discovered'`,
-      ),
-      release: db.prepare<[number, string]>("UPDATE inbound_faxes SET lease_until = NULL, updated_at = ? WHERE id = ? AND state = 'discovered'"),
-      redeliver: db.prepare<[number, number, string]>(
-        `UPDATE inbound_faxes SET state = 'discovered', attempts = 0, next_attempt_at = ?, lease_until = NULL, delivered_at = NULL, updated_at = ?
-         WHERE id = ? AND state IN ('delivered','dead')`,
-      ),
-      count: db.prepare<[], { state: InboundState; n: number }>("SELECT state, COUNT(*) AS n FROM inbound_faxes GROUP BY state"),
-      getValue: db.prepare<[string], { value: string }>("SELECT value FROM inbound_kv WHERE key = ?"),
-      setValue: db.prepare<[string, string, number]>(
-        "INSERT INTO inbound_kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-      ),
-      deleteValue: db.prepare<[string]>("DELETE FROM inbound_kv WHERE key = ?"),
-    };
-  }
-
-  async getCursor(extension: string): Promise<SyncCursor | undefined> {
-    const r = this.#stmts.getCursor.get(extension);
-    return r === undefined ? undefined : { syncToken: r.sync_token, syncTime: r.sync_time, lastFullSyncAt: r.last_full_sync_at };
-  }
-
-  async recordSync(extension: string, cursor: SyncCursor, faxes: readonly NewInboundFax[], now: number): Promise<InboundFax[]> {
-    const inserted = this.#db.transaction(() => {
-      const out: InboundFax[] = [];
-      for (const f of faxes) {
-        const id = this.#newId(now);
-        const res = this.#stmts.insertFax.run(
-          id,
-          f.extension,
-          f.rcMessageId,
-          now,
-          JSON.stringify(f.message),
-          inboundMailMessageId(f.extension, f.rcMessageId),
-          now,
-          now,
-        );
-        if (res.changes === 1) {
-          const row = this.#stmts.get.get(id);
-          if (row !== undefined) out.push(fromRow(row));
-        }
-      }
-      this.#stmts.putCursor.run(extension, cursor.syncToken, cursor.syncTime, cursor.lastFullSyncAt, now);
-      return out;
-    })();
-    return inserted;
-  }
-
-  async clearCursor(extension: string): Promise<void> {
-    this.#stmts.clearCursor.run(extension);
-  }
-
-  async claimDue(opts: ClaimInboundOptions): Promise<InboundFax[]> {
-    const claimed = this.#db.transaction(() => {
-      const rows = this.#stmts.due.all(opts.now, opts.now, opts.limit);
-      const until = opts.now + opts.leaseMs;
-      for (const r of rows) this.#stmts.lease.run(until, opts.now, r.id);
-      return rows.map((r) => fromRow({ ...r, lease_until: until, updated_at: opts.now }));
-    })();
-    return claimed;
-  }
-
-  async nextWakeAt(): Promise<number | undefined> {
-    const r = this.#stmts.nextWake.get();
-    return r?.at ?? undefined;
-  }
-
-  async markDelivered(id: string, route: InboundRouteResult, now: number): Promise<InboundFax> {
-    return this.#update(id, () => this.#stmts.delivered.run(JSON.stringify(route), now, now, id).changes);
-  }
-
-  async defer(id: string, nextAttemptAt: number, error: string, now: number): Promise<InboundFax> {
-    return this.#update(id, () => this.#stmts.defer.run(nextAttemptAt, clip(error), now, id).changes);
-  }
-
-  async markDead(id: string, error: string, now: number): Promise<InboundFax> {
-    return this.#update(id, () => this.#stmts.dead.run(clip(error), now, id).changes);
-  }
-
-  async release(id: string, now: number): Promise<void> {
-    this.#stmts.release.run(now, id);
-  }
-
-  #update(id: string, run: () => number): InboundFax {
-    return this.#db.transaction(() => {
-      const changes = run();
-      const row = this.#stmts.get.get(id);
-      if (row === undefined) throw new InboundStateError(id, `inbound fax ${id} does not exist`);
-      if (changes !== 1) throw new InboundStateError(id, `inbound fax ${id} is ${row.state}, expected discovered`);
-      return fromRow(row);
-    })();
-  }
-
-  async get(id: string): Promise<InboundFax | undefined> {
-    const r = this.#stmts.get.get(id);
-    return r === undefined ? undefined : fromRow(r);
-  }
-
-  async findByRcId(extension: string, rcMessageId: string): Promise<InboundFax | undefined> {
-    const r = this.#stmts.byRcId.get(extension, rcMessageId);
-    return r === undefined ? undefined : fromRow(r);
-  }
-
-  async findDeliveredByRcId(rcMessageId: string): Promise<InboundFax[]> {
-    return this.#db
-      .prepare<[string], Row>("SELECT * FROM inbound_faxes WHERE rc_message_id = ? AND state = 'delivered' ORDER BY id")
-      .all(rcMessageId)
-      .map(fromRow);
-  }
-
-  async listInbound(opts: ListInboundOptions = {}): Promise<InboundFax[]> {
-    const where: string[] = [];
-    const params: (string | number)[] = [];
-    if (opts.state !== undefined) {
-      const states: readonly InboundState[] = typeof opts.state === "string" ? [opts.state] : opts.state;
-      if (states.length === 0) return [];
-      where.push(`state IN (${states.map(() => "?").join(",")})`);
-      params.push(...states);
-    }
-    if (opts.after !== undefined) {
-      where.push("id > ?");
-      params.push(opts.after);
-    }
-    if (opts.before !== undefined) {
-      where.push("id < ?");
-      params.push(opts.before);
-    }
-    const sql = `SELECT * FROM inbound_faxes ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id${opts.newestFirst === true ? " DESC" : ""} LIMIT ?`;
-    params.push(opts.limit ?? 100);
-    const rows = this.#db.prepare<(string | number)[], Row>(sql).all(...params);
-    return rows.map(fromRow);
-  }
-
-  async countByState(): Promise<Record<InboundState, number>> {
-    const out: Record<InboundState, number> = { discovered: 0, delivered: 0, dead: 0 };
-    for (const r of this.#stmts.count.all()) out[r.state] = r.n;
-    return out;
-  }
-
-  async purgeFinished(before: number, limit: number): Promise<string[]> {
-    const ids = this.#db.transaction(() => {
-      const rows = this.#db
-        .prepare<[number, number], { id: string }>("SELECT id FROM inbound_faxes WHERE state IN ('delivered', 'dead') AND updated_at < ? ORDER BY id LIMIT ?")
-        .all(before, limit);
-      const del = this.#db.prepare<[string]>("DELETE FROM inbound_faxes WHERE id = ?");
-      for (const r of rows) del.run(r.id);
-      return rows.map((r) => r.id);
-    })();
-    if (ids.length > 0) this.#log.info({ event: "inbound.purged", count: ids.length }, "finished inbound faxes past retention deleted");
-    return ids;
-  }
-
-  async redeliver(id: string, now: number): Promise<InboundFax | undefined> {
-    const r = this.#db.transaction(() => {
-      const row = this.#stmts.get.get(id);
-      if (row === undefined) return undefined;
-      if (row.state === "discovered") return fromRow(row);
-      this.#stmts.redeliver.run(now, now, id);
-      const after = this.#stmts.get.get(id);
-      return after === undefined ? undefined : fromRow(after);
-    })();
-    if (r !== undefined) this.#log.info({ event: "inbound.redeliver", faxId: id, rcMessageId: r.rcMessageId }, "fax queued for redelivery");
-    return r;
-  }
-
-  async getValue(key: string): Promise<string | undefined> {
-    return this.#stmts.getValue.get(key)?.value;
-  }
-
-  async setValue(key: string, value: string, now: number): Promise<void> {
-    this.#stmts.setValue.run(key, value, now);
-  }
-
-  async deleteValue(key: string): Promise<void> {
-    this.#stmts.deleteValue.run(key);
-  }
 }

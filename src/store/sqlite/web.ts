@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
-import type { Db, Migration } from "../store/db.js";
+import { IDEMPOTENCY_TTL_MS, type IdempotencyClaim, type WebStore } from "../ports.js";
+import type { Db, Migration } from "./db.js";
 
 /**
  * What the web console and the API keep in the database: sign-in sessions
@@ -34,21 +35,12 @@ export const webMigration: Migration = {
   ],
 };
 
-/** How long an Idempotency-Key is remembered. */
-export const IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
-
-export type IdempotencyClaim =
-  | { readonly kind: "new" }
-  | { readonly kind: "replay"; readonly status: number; readonly response: string }
-  /** Claimed but not answered: by a request still running, or by a process that stopped mid-request. */
-  | { readonly kind: "in_progress"; readonly jobId: string }
-  | { readonly kind: "mismatch" };
-
 function sha256(s: string): string {
   return createHash("sha256").update(s).digest("hex");
 }
 
-export class WebStore {
+/** WebStore (src/store/ports.ts) on SQLite. */
+export class SqliteWebStore implements WebStore {
   readonly #db: Db;
   readonly #now: () => number;
 
@@ -62,7 +54,7 @@ export class WebStore {
    * `credential` names the password it was opened with (a hash of the stored
    * hash): changing a user's password in the config ends their sessions.
    */
-  createSession(username: string, credential: string, ttlMs: number): string {
+  async createSession(username: string, credential: string, ttlMs: number): Promise<string> {
     const id = randomBytes(32).toString("base64url");
     const now = this.#now();
     this.#db.prepare("DELETE FROM web_sessions WHERE expires_at < ?").run(now);
@@ -72,26 +64,21 @@ export class WebStore {
     return id;
   }
 
-  sessionUser(id: string): { username: string; credential: string } | undefined {
+  async sessionUser(id: string): Promise<{ username: string; credential: string } | undefined> {
     return this.#db
       .prepare<[string, number], { username: string; credential: string }>("SELECT username, credential FROM web_sessions WHERE id_hash = ? AND expires_at > ?")
       .get(sha256(id), this.#now());
   }
 
-  /** The form `credential` is kept in, to compare with a session's. */
-  static credentialDigest(credential: string): string {
-    return sha256(credential);
-  }
-
-  endSession(id: string): void {
+  async endSession(id: string): Promise<void> {
     this.#db.prepare("DELETE FROM web_sessions WHERE id_hash = ?").run(sha256(id));
   }
 
   /**
-   * Claim an Idempotency-Key for a body (synchronous, so two concurrent
-   * requests cannot both see "new").
+   * Claim an Idempotency-Key for a body (one synchronous transaction, so two
+   * concurrent requests cannot both see "new").
    */
-  claimIdempotency(token: string, key: string, bodyHash: string, jobId: string): IdempotencyClaim {
+  async claimIdempotency(token: string, key: string, bodyHash: string, jobId: string): Promise<IdempotencyClaim> {
     const now = this.#now();
     return this.#db.transaction((): IdempotencyClaim => {
       this.#db.prepare("DELETE FROM api_idempotency WHERE created_at < ?").run(now - IDEMPOTENCY_TTL_MS);
@@ -111,18 +98,18 @@ export class WebStore {
   }
 
   /** Take over a key left unanswered by a stopped process whose job was never recorded. */
-  reclaimIdempotency(token: string, key: string, jobId: string): void {
+  async reclaimIdempotency(token: string, key: string, jobId: string): Promise<void> {
     this.#db.prepare("UPDATE api_idempotency SET job_id = ?, created_at = ? WHERE token = ? AND key = ? AND status IS NULL").run(jobId, this.#now(), token, key);
   }
 
   /** Record the answer to a claimed key (only successful submissions are kept; a refusal frees the key). */
-  settleIdempotency(token: string, key: string, status: number, response: string | undefined): void {
+  async settleIdempotency(token: string, key: string, status: number, response: string | undefined): Promise<void> {
     if (response === undefined) this.#db.prepare("DELETE FROM api_idempotency WHERE token = ? AND key = ?").run(token, key);
     else this.#db.prepare("UPDATE api_idempotency SET status = ?, response = ? WHERE token = ? AND key = ?").run(status, response, token, key);
   }
 
   /** Spend a one-time link; false when it was spent before. */
-  spendLink(link: string): boolean {
+  async spendLink(link: string): Promise<boolean> {
     const r = this.#db.prepare("INSERT OR IGNORE INTO web_link_uses (link_hash, used_at) VALUES (?, ?)").run(sha256(link), this.#now());
     return r.changes === 1;
   }

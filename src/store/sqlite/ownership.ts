@@ -11,7 +11,7 @@
  */
 import { closeSync, openSync, readFileSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import type { Logger } from "../log.js";
+import type { Logger } from "../../log.js";
 import type { Db } from "./db.js";
 
 export const PID_FILE = "faxbridge.pid";
@@ -67,13 +67,11 @@ export function lockDataDir(dataDir: string, log: Logger): () => void {
  * Release every lease in the outbound and inbound stores. Only call this as
  * the data directory's owner, before any worker starts: the leases belong to
  * a dead process. Interrupted submissions are then reconciled at once.
+ * (The database is migrated first, so both tables exist.)
  */
 export function releaseStaleLeases(db: Db, log: Logger): { outbound: number; inbound: number } {
-  const release = (table: string): number => {
-    const exists = db.prepare<[string], { n: number }>("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?").get(table);
-    if ((exists?.n ?? 0) === 0) return 0;
-    return db.prepare(`UPDATE ${table} SET lease_until = NULL WHERE lease_until IS NOT NULL`).run().changes;
-  };
+  const release = (table: "outbound_jobs" | "inbound_faxes"): number =>
+    db.prepare(`UPDATE ${table} SET lease_until = NULL, lease_owner = NULL WHERE lease_until IS NOT NULL`).run().changes;
   const released = db.transaction(() => ({ outbound: release("outbound_jobs"), inbound: release("inbound_faxes") }))();
   if (released.outbound + released.inbound > 0) {
     log.warn({ event: "store.stale_leases_released", ...released }, "released work leased by a process that is gone");

@@ -1,0 +1,267 @@
+/**
+ * The store ports: what the worker, inbound, policy, CLI, doctor, web and ops
+ * need from persistence, and nothing of how a backend keeps it. A backend
+ * (SQLite in ./sqlite/, PostgreSQL beside it) implements these and is chosen
+ * by ./open.ts; the contract test suite (test/store/contract/) runs against
+ * every backend.
+ *
+ * Rules every backend keeps:
+ * - Every state change is one transaction that compares-and-sets the state
+ *   (StateConflictError when the row moved meanwhile).
+ * - Leases are timed by the store's clock (the database's, for a shared
+ *   database), and held by the store's `owner`. A store that claimed a row
+ *   and lost the lease to another owner since (it expired and was claimed
+ *   again) cannot move the row any more: LeaseLostError (outbound) /
+ *   InboundStateError (inbound). Operators' changes of rows they did not
+ *   claim are compare-and-set only, as before.
+ * - Rows hold no absolute paths: documents are keys into the DocumentStore.
+ * - Nothing a second instance needs lives in one process's memory.
+ */
+import { createHash } from "node:crypto";
+import type { Readable } from "node:stream";
+import type {
+  ClaimOptions,
+  DuplicateQuery,
+  JobPatch,
+  JobState,
+  ListOptions,
+  NewJob,
+  OutboundJob,
+  RescheduleOptions,
+  TransitionOptions,
+} from "./outbound.js";
+import type { ClaimInboundOptions, InboundFax, InboundRouteResult, InboundState, ListInboundOptions, NewInboundFax, SyncCursor } from "./inbound.js";
+
+export * from "./outbound.js";
+export * from "./inbound.js";
+
+// ------------------------------------------------------------------ outbound
+
+/**
+ * The outbound (email → fax) job store. See ./outbound.ts for the state
+ * machine. Every method is async so a networked backend fits the same shape.
+ */
+export interface OutboundStore {
+  /** Who this store's claims belong to (unique per store instance; in logs and `leaseOwner`). */
+  readonly owner: string;
+  /** Durably record an accepted message; resolves only after the commit. */
+  insertReceived(job: NewJob): Promise<OutboundJob>;
+  /** Claim due, unleased jobs in the given states with an expiring lease (store's clock), oldest due first. */
+  claimDue(states: readonly JobState[], opts: ClaimOptions): Promise<OutboundJob[]>;
+  /**
+   * Extend this store's lease on a job to `leaseMs` from now (store's clock),
+   * e.g. every few seconds while a long upload runs. False when the lease is
+   * no longer ours (expired and taken, or the job moved on): stop working on it.
+   */
+  renewLease(id: string, leaseMs: number): Promise<boolean>;
+  /**
+   * Move a job from `from` (compare-and-set) to `to`, applying `patch`.
+   * Throws StateConflictError (LeaseLostError when this store's lease was
+   * taken over), InvalidTransitionError, or DuplicateJobError (opts.unlessDuplicate).
+   */
+  transition(id: string, from: JobState, to: JobState, patch?: JobPatch, opts?: TransitionOptions): Promise<OutboundJob>;
+  /** attempts+1, next attempt time, last error; releases the lease. Throws StateConflictError / LeaseLostError. */
+  reschedule(id: string, opts: RescheduleOptions): Promise<OutboundJob>;
+  /** A live job (not failed/cancelled) with the same Message-ID, sender identity and recipient set. */
+  findDuplicate(query: DuplicateQuery): Promise<OutboundJob | undefined>;
+  /** The job of this sender identity that sent RingCentral message `rcMessageId` (a forward may resend only such a fax). */
+  findSentBy(rcMessageId: string, identity: string): Promise<OutboundJob | undefined>;
+  /** The (oldest) job that recorded RingCentral message `rcMessageId`, optionally only in `states`; an index lookup. */
+  findByRcMessageId(rcMessageId: string, states?: readonly JobState[]): Promise<OutboundJob | undefined>;
+  get(id: string): Promise<OutboundJob | undefined>;
+  list(opts?: ListOptions): Promise<OutboundJob[]>;
+  /**
+   * Every job received after `since` (epoch ms), oldest first, paged inside:
+   * what the hourly quotas are rebuilt from at start.
+   */
+  receivedSince(since: number): AsyncIterable<OutboundJob>;
+  countByState(): Promise<Record<JobState, number>>;
+  /** receivedAt of the oldest job not yet final (received … submitted), for the queue-age gauge. */
+  oldestUnfinishedAt(): Promise<number | undefined>;
+  /**
+   * Jobs left in `submitting` whose attempt started before `startedBefore` and
+   * whose lease (if any) has expired: a crash interrupted them, they need reconciling.
+   */
+  findInterruptedSubmissions(startedBefore: number): Promise<OutboundJob[]>;
+  /** Retention: delete up to `limit` notified/cancelled jobs last changed before `before`; resolves with their ids. */
+  purgeFinished(before: number, limit: number): Promise<string[]>;
+  /** Finish pending inserts and release resources (before the database closes). */
+  close(): Promise<void>;
+}
+
+// ------------------------------------------------------------------ inbound
+
+/** Small named values that must survive restarts and be shared by instances (subscription, verification token). */
+export interface KeyValueStore {
+  getValue(key: string): Promise<string | undefined>;
+  setValue(key: string, value: string, now: number): Promise<void>;
+  deleteValue(key: string): Promise<void>;
+}
+
+/** The inbound (fax → email) store; see ./inbound.ts for the exactly-once rules. */
+export interface InboundStore extends KeyValueStore {
+  /** Who this store's claims belong to. */
+  readonly owner: string;
+  getCursor(extension: string): Promise<SyncCursor | undefined>;
+  /**
+   * In one transaction: store the cursor and insert the faxes not seen before
+   * (by extension + RingCentral id). Resolves with the rows actually inserted.
+   */
+  recordSync(extension: string, cursor: SyncCursor, faxes: readonly NewInboundFax[], now: number): Promise<InboundFax[]>;
+  /** Forget the cursor (the next sync is a full one). */
+  clearCursor(extension: string): Promise<void>;
+  /** Claim due, unleased `discovered` rows with a lease (store's clock), oldest due first. */
+  claimDue(opts: ClaimInboundOptions): Promise<InboundFax[]>;
+  /** Extend this store's lease on a row; false when it is no longer ours. */
+  renewLease(id: string, leaseMs: number): Promise<boolean>;
+  /** The earliest next_attempt_at (or lease expiry) among `discovered` rows, for the delivery timer. */
+  nextWakeAt(): Promise<number | undefined>;
+  /** Throws InboundStateError when the row moved or this store's lease on it was taken over. */
+  markDelivered(id: string, route: InboundRouteResult, now: number): Promise<InboundFax>;
+  /** attempts+1, next attempt time, last error; releases the lease. */
+  defer(id: string, nextAttemptAt: number, error: string, now: number): Promise<InboundFax>;
+  /** attempts+1, state dead, last error; releases the lease. */
+  markDead(id: string, error: string, now: number): Promise<InboundFax>;
+  /** Release a lease without counting an attempt (shutdown). */
+  release(id: string, now: number): Promise<void>;
+  get(id: string): Promise<InboundFax | undefined>;
+  findByRcId(extension: string, rcMessageId: string): Promise<InboundFax | undefined>;
+  /** The delivered faxes with this RingCentral message id, on any extension (forwarding rights). */
+  findDeliveredByRcId(rcMessageId: string): Promise<InboundFax[]>;
+  listInbound(opts?: ListInboundOptions): Promise<InboundFax[]>;
+  countByState(): Promise<Record<InboundState, number>>;
+  /** Put a delivered or dead fax back into the queue (operator command). Undefined when unknown. */
+  redeliver(id: string, now: number): Promise<InboundFax | undefined>;
+  /** Retention: delete up to `limit` delivered/dead faxes last changed before `before`; resolves with their ids. */
+  purgeFinished(before: number, limit: number): Promise<string[]>;
+}
+
+// ------------------------------------------------------------------ web
+
+export type IdempotencyClaim =
+  | { readonly kind: "new" }
+  | { readonly kind: "replay"; readonly status: number; readonly response: string }
+  /** Claimed but not answered: by a request still running, or by a process that stopped mid-request. */
+  | { readonly kind: "in_progress"; readonly jobId: string }
+  | { readonly kind: "mismatch" };
+
+/** How long an Idempotency-Key is remembered. */
+export const IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
+
+/** The form a session's `credential` is kept in (SHA-256 hex), to compare with sessionUser's. */
+export function credentialDigest(credential: string): string {
+  return createHash("sha256").update(credential).digest("hex");
+}
+
+/**
+ * What the web console and the API keep: sign-in sessions, idempotency
+ * records of API submissions, spent one-time links. Secrets are stored only
+ * as SHA-256 hashes (the backend hashes; callers pass the plain values).
+ */
+export interface WebStore {
+  /** A new session; resolves with the cookie value (never stored as such). */
+  createSession(username: string, credential: string, ttlMs: number): Promise<string>;
+  sessionUser(id: string): Promise<{ username: string; credential: string } | undefined>;
+  endSession(id: string): Promise<void>;
+  /** Claim an Idempotency-Key for a body, atomically (two concurrent requests cannot both see "new"). */
+  claimIdempotency(token: string, key: string, bodyHash: string, jobId: string): Promise<IdempotencyClaim>;
+  /** Take over a key left unanswered by a stopped process whose job was never recorded. */
+  reclaimIdempotency(token: string, key: string, jobId: string): Promise<void>;
+  /** Record the answer to a claimed key (response undefined frees the key). */
+  settleIdempotency(token: string, key: string, status: number, response: string | undefined): Promise<void>;
+  /** Spend a one-time link; false when it was spent before. */
+  spendLink(link: string): Promise<boolean>;
+}
+
+// ------------------------------------------------------------------ documents
+
+export type DocumentErrorKind = "too_big" | "no_space" | "aborted" | "io" | "missing" | "invalid_key";
+
+export class DocumentError extends Error {
+  readonly kind: DocumentErrorKind;
+  constructor(kind: DocumentErrorKind, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "DocumentError";
+    this.kind = kind;
+  }
+}
+
+/**
+ * Document keys: relative, slash-separated, each part [A-Za-z0-9._-] and not
+ * "." or "..": `msg/<jobId>.eml` (the raw mail), `work/<jobId>/<file>` (a
+ * job's extracted documents). Never an absolute path.
+ */
+export const DOCUMENT_KEY = /^(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*$/;
+
+export function isDocumentKey(key: string): boolean {
+  return key.length <= 512 && DOCUMENT_KEY.test(key);
+}
+
+/** The raw mail of a job. */
+export function mailKey(jobId: string): string {
+  return `msg/${jobId}.eml`;
+}
+
+/** The folder of a job's extracted documents (a key prefix). */
+export function workPrefix(jobId: string): string {
+  return `work/${jobId}`;
+}
+
+export interface PutOptions {
+  /** Refuse (DocumentError "too_big") beyond this many bytes; the input is still read to its end. */
+  readonly maxBytes?: number;
+}
+
+/**
+ * Where mail and documents live: every instance must read every job's
+ * documents. Streamed both ways (never a whole document in memory). A `put`
+ * resolves once the bytes are durable; the job row naming the key is written
+ * after it, and a key with no row is garbage (`sweep` removes it).
+ */
+export interface DocumentStore {
+  /** Stream `body` in under `key` (replacing nothing: a key is written once). Rejects with DocumentError. */
+  put(key: string, body: Readable, opts?: PutOptions): Promise<{ readonly key: string; readonly size: number }>;
+  /** The bytes of `key`; DocumentError "missing" when there is none. */
+  open(key: string): Promise<Readable>;
+  /** Size in bytes, or undefined when missing. */
+  stat(key: string): Promise<{ readonly size: number } | undefined>;
+  /**
+   * A local file holding `key`'s bytes, for libraries that need a path (PDF
+   * page counts, preflight, multipart upload). The file backend returns the
+   * document itself; a database backend streams a temporary copy, which
+   * `done()` removes. Never write to it.
+   */
+  localFile(key: string): Promise<{ readonly path: string; done(): Promise<void> }>;
+  /** Remove `key`, or every key under `key/` when it is a prefix. Missing is fine. */
+  remove(keyOrPrefix: string): Promise<void>;
+  /** The top-level job ids that have documents (msg/ and work/), for the janitor's orphan sweep. */
+  jobIds(): Promise<string[]>;
+}
+
+// ------------------------------------------------------------------ the bundle
+
+export interface StoreHealth {
+  /** Resolves when the backend answers a trivial query; rejects with the reason. */
+  ping(): Promise<void>;
+  /** A human description for logs and doctor ("sqlite /data/faxbridge.db", "postgres db@host"), without secrets. */
+  readonly description: string;
+}
+
+/** Released leases, per store. */
+export interface ReleasedLeases {
+  readonly outbound: number;
+  readonly inbound: number;
+}
+
+/** Everything a process needs from persistence, opened by openStores (./open.ts). */
+export interface Stores extends StoreHealth {
+  readonly backend: "sqlite" | "postgres";
+  readonly outbound: OutboundStore;
+  readonly inbound: InboundStore;
+  readonly web: WebStore;
+  readonly documents: DocumentStore;
+  /** Leases of processes that are gone, released at open (daemon role); zeros otherwise. */
+  readonly releasedLeases: ReleasedLeases;
+  /** Close everything (pending inserts first); idempotent. */
+  close(): Promise<void>;
+}

@@ -10,10 +10,10 @@ import { errorMessage } from "../../errors.js";
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
-export type SqlParam = string | number | boolean | null | Buffer;
+export type SqlParam = string | number | boolean | null | Buffer | readonly string[];
 
 /** The database clock, in epoch milliseconds. Leases are timed by it, never by an instance's own clock. */
-export const NOW_MS = "(floor(extract(epoch from clock_timestamp()) * 1000))::bigint";
+export const NOW_MS = "(floor(extract(epoch from now()) * 1000))::bigint";
 
 export class DatabaseUrlError extends Error {
   constructor(message: string, options?: ErrorOptions) {

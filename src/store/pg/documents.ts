@@ -7,52 +7,24 @@
  * transaction rolls back). Bytes stream in and out one chunk at a time: a
  * 50 MB attachment never sits in memory whole.
  */
+import { createWriteStream } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { from as copyFrom } from "pg-copy-streams";
 import type { Logger } from "../../log.js";
+import { errorMessage } from "../../errors.js";
+import { DocumentError, isDocumentKey, type DocumentStore, type PutOptions } from "../ports.js";
 import { NOW_MS, type Pool, type PoolClient } from "./connect.js";
 
 export const CHUNK_BYTES = 256 * 1024;
 /** Chunks fetched per round trip when reading. */
 const READ_BATCH = 2;
 
-export class DocumentNotFoundError extends Error {
-  readonly code = "ENOENT";
-  readonly key: string;
-  constructor(key: string) {
-    super(`document ${key} does not exist`);
-    this.name = "DocumentNotFoundError";
-    this.key = key;
-  }
-}
-
-export class DocumentTooBigError extends Error {
-  readonly maxBytes: number;
-  constructor(maxBytes: number) {
-    super(`document exceeds ${maxBytes} bytes`);
-    this.name = "DocumentTooBigError";
-    this.maxBytes = maxBytes;
-  }
-}
-
-export interface PutOptions {
-  /** Refuse (DocumentTooBigError, nothing stored) past this many bytes; the source is still read to its end. */
-  readonly maxBytes?: number;
-  /** Run inside this open transaction instead of one of its own (the caller commits). */
-  readonly client?: PoolClient;
-}
-
-export interface StoredDocument {
-  readonly key: string;
-  readonly size: number;
-}
-
-const KEY_RE = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
-
-function checkKey(key: string): void {
-  if (!KEY_RE.test(key) || key.split("/").some((s) => s === "." || s === "..")) throw new Error(`invalid document key ${JSON.stringify(key)}`);
-}
+/** Internal: the input passed maxBytes (answered as DocumentError "too_big"). */
+class TooBig extends Error {}
 
 /** The binary COPY header: signature, flags, header extension length. */
 const COPY_HEADER = Buffer.concat([Buffer.from("PGCOPY\n\xff\r\n\0", "latin1"), Buffer.alloc(8)]);
@@ -80,7 +52,7 @@ interface CopyProgress {
  * (the last may be shorter). The input's own buffers are passed through (no
  * copy, no concatenation); only the small row headers are new. Past
  * `maxBytes` it reads the source to its end, yields nothing more, and throws
- * DocumentTooBigError (which fails the COPY).
+ * (which fails the COPY).
  */
 async function* copyRows(key: string, source: AsyncIterable<Buffer | Uint8Array | string>, maxBytes: number | undefined, progress: CopyProgress): AsyncGenerator<Buffer> {
   const keyBytes = Buffer.from(key);
@@ -115,48 +87,70 @@ async function* copyRows(key: string, source: AsyncIterable<Buffer | Uint8Array 
       held += chunk.length;
     }
   }
-  if (tooBig) throw new DocumentTooBigError(maxBytes ?? 0);
+  if (tooBig) throw new TooBig();
   if (held > 0) yield* row();
   yield COPY_TRAILER;
 }
 
-export class PgDocumentStore {
+export interface PgDocumentStoreOptions {
+  readonly logger: Logger;
+  /** Where localFile() puts its temporary copies (default the system's temp directory). */
+  readonly tmpDir?: string;
+}
+
+function checkKey(key: string): void {
+  if (!isDocumentKey(key)) throw new DocumentError("invalid_key", `invalid document key ${JSON.stringify(key)}`);
+}
+
+/** DocumentStore (src/store/ports.ts) in PostgreSQL. */
+export class PgDocumentStore implements DocumentStore {
   readonly #pool: Pool;
   readonly #log: Logger;
+  readonly #tmpDir: string;
 
-  constructor(pool: Pool, logger: Logger) {
+  constructor(pool: Pool, opts: PgDocumentStoreOptions) {
     this.#pool = pool;
-    this.#log = logger;
+    this.#log = opts.logger;
+    this.#tmpDir = opts.tmpDir ?? tmpdir();
   }
 
   /**
-   * Store `source` under `key` (replacing a document of that key), streamed
-   * chunk by chunk in one transaction; resolves after the commit (or, with
-   * `client`, after the last chunk was written in the caller's transaction).
+   * Store `body` under `key`, streamed chunk by chunk in one transaction;
+   * resolves after the commit. Rejects with DocumentError: too_big (nothing
+   * stored, the body read to its end), aborted (the body failed), io.
    */
-  async put(key: string, source: AsyncIterable<Buffer | Uint8Array | string>, opts: PutOptions = {}): Promise<StoredDocument> {
+  async put(key: string, body: Readable, opts: PutOptions = {}): Promise<{ readonly key: string; readonly size: number }> {
     checkKey(key);
-    if (opts.client !== undefined) return this.#write(opts.client, key, source, opts.maxBytes);
-    const client = await this.#pool.connect();
-    let broken: Error | undefined;
+    let bodyFailed: unknown;
+    body.once("error", (err: unknown) => {
+      bodyFailed ??= err;
+    });
     try {
-      await client.query("BEGIN");
+      const client = await this.#pool.connect();
+      let broken: Error | undefined;
       try {
-        const out = await this.#write(client, key, source, opts.maxBytes);
-        await client.query("COMMIT");
-        return out;
-      } catch (err) {
-        await client.query("ROLLBACK").catch((e: unknown) => {
-          broken = e instanceof Error ? e : new Error(String(e));
-        });
-        throw err;
+        await client.query("BEGIN");
+        try {
+          const out = await this.#write(client, key, body, opts.maxBytes);
+          await client.query("COMMIT");
+          return out;
+        } catch (err) {
+          await client.query("ROLLBACK").catch((e: unknown) => {
+            broken = e instanceof Error ? e : new Error(String(e));
+          });
+          throw err;
+        }
+      } finally {
+        client.release(broken);
       }
-    } finally {
-      client.release(broken);
+    } catch (err) {
+      if (err instanceof TooBig) throw new DocumentError("too_big", `document exceeds ${opts.maxBytes ?? 0} bytes`);
+      if (bodyFailed !== undefined) throw new DocumentError("aborted", `the document's input failed: ${errorMessage(bodyFailed)}`, { cause: bodyFailed });
+      throw new DocumentError("io", `storing document ${key} failed: ${errorMessage(err)}`, { cause: err });
     }
   }
 
-  async #write(client: PoolClient, key: string, source: AsyncIterable<Buffer | Uint8Array | string>, maxBytes: number | undefined): Promise<StoredDocument> {
+  async #write(client: PoolClient, key: string, source: AsyncIterable<Buffer | Uint8Array | string>, maxBytes: number | undefined): Promise<{ key: string; size: number }> {
     await client.query("DELETE FROM document_chunks WHERE key = $1", [key]);
     await client.query("DELETE FROM document_heads WHERE key = $1", [key]);
     // COPY streams the bytes to the server as they come: no per-chunk statement copying each chunk again.
@@ -166,83 +160,76 @@ export class PgDocumentStore {
     return { key, size: progress.size };
   }
 
-  /** Size of a complete document, or undefined. */
-  async stat(key: string): Promise<StoredDocument | undefined> {
+  async stat(key: string): Promise<{ readonly size: number } | undefined> {
     const r = await this.#pool.query<{ size: number }>("SELECT size FROM document_heads WHERE key = $1", [key]);
     const row = r.rows[0];
-    return row === undefined ? undefined : { key, size: row.size };
+    return row === undefined ? undefined : { size: row.size };
   }
 
-  async exists(key: string): Promise<boolean> {
-    return (await this.stat(key)) !== undefined;
-  }
-
-  /**
-   * The document as a stream, fetched a few chunks at a time as the reader
-   * asks. Rejects (DocumentNotFoundError) when there is no such document.
-   */
+  /** The document as a stream, fetched a few chunks at a time as the reader asks. */
   async open(key: string): Promise<Readable> {
+    checkKey(key);
     const r = await this.#pool.query<{ chunks: number }>("SELECT chunks FROM document_heads WHERE key = $1", [key]);
     const head = r.rows[0];
-    if (head === undefined) throw new DocumentNotFoundError(key);
+    if (head === undefined) throw new DocumentError("missing", `document ${key} does not exist`);
     const pool = this.#pool;
+    const total = head.chunks;
     async function* chunks(): AsyncGenerator<Buffer> {
-      for (let seq = 0; seq < head!.chunks; seq += READ_BATCH) {
+      for (let seq = 0; seq < total; seq += READ_BATCH) {
         const batch = await pool.query<{ bytes: Buffer }>("SELECT bytes FROM document_chunks WHERE key = $1 AND seq >= $2 AND seq < $3 ORDER BY seq", [
           key,
           seq,
           seq + READ_BATCH,
         ]);
-        const want = Math.min(READ_BATCH, head!.chunks - seq);
-        if (batch.rows.length !== want) throw new DocumentNotFoundError(key);
+        // Removed while being read (the job was purged): say so rather than end short.
+        if (batch.rows.length !== Math.min(READ_BATCH, total - seq)) throw new DocumentError("missing", `document ${key} was removed while being read`);
         for (const row of batch.rows) yield row.bytes;
       }
     }
     return Readable.from(chunks(), { objectMode: false, highWaterMark: CHUNK_BYTES });
   }
 
-  /** The whole document, for small ones (headers, JSON); refuses past `maxBytes`. */
-  async read(key: string, maxBytes: number): Promise<Buffer> {
-    const st = await this.stat(key);
-    if (st === undefined) throw new DocumentNotFoundError(key);
-    if (st.size > maxBytes) throw new DocumentTooBigError(maxBytes);
-    const parts: Buffer[] = [];
-    for await (const c of await this.open(key)) parts.push(c as Buffer);
-    return Buffer.concat(parts);
+  /** A temporary local copy, for libraries that need a path; `done()` removes it. */
+  async localFile(key: string): Promise<{ readonly path: string; done(): Promise<void> }> {
+    const input = await this.open(key);
+    const dir = await mkdtemp(join(this.#tmpDir, "faxbridge-doc-"));
+    const path = join(dir, key.split("/").at(-1) ?? "document");
+    const done = (): Promise<void> => rm(dir, { recursive: true, force: true });
+    try {
+      await pipeline(input, createWriteStream(path, { mode: 0o600, flags: "wx" }));
+    } catch (err) {
+      await done();
+      if (err instanceof DocumentError) throw err;
+      throw new DocumentError("io", `copying document ${key} to a local file failed: ${errorMessage(err)}`, { cause: err });
+    }
+    return { path, done };
   }
 
-  /** Keys of the complete documents under `prefix` ("work/<id>/"), in order. */
-  async list(prefix: string): Promise<string[]> {
-    const r = await this.#pool.query<{ key: string }>("SELECT key FROM document_heads WHERE starts_with(key, $1) ORDER BY key", [prefix]);
-    return r.rows.map((row) => row.key);
-  }
-
-  /** Remove a document; a missing one is fine. */
-  async delete(key: string): Promise<void> {
-    await this.#deleteWhere("key = $1", key);
-  }
-
-  /** Remove every document under `prefix` (a job's working files). */
-  async deletePrefix(prefix: string): Promise<number> {
-    if (prefix.length === 0) throw new Error("refusing to delete every document");
-    return this.#deleteWhere("starts_with(key, $1)", prefix);
-  }
-
-  async #deleteWhere(where: string, arg: string): Promise<number> {
+  /** Remove `key`, or every key under `key/`. */
+  async remove(keyOrPrefix: string): Promise<void> {
+    checkKey(keyOrPrefix);
     const client = await this.#pool.connect();
     try {
       await client.query("BEGIN");
-      const heads = await client.query(`DELETE FROM document_heads WHERE ${where}`, [arg]);
-      await client.query(`DELETE FROM document_chunks WHERE ${where}`, [arg]);
+      const where = "key = $1 OR starts_with(key, $1 || '/')";
+      const heads = await client.query(`DELETE FROM document_heads WHERE ${where}`, [keyOrPrefix]);
+      await client.query(`DELETE FROM document_chunks WHERE ${where}`, [keyOrPrefix]);
       await client.query("COMMIT");
-      const n = heads.rowCount ?? 0;
-      if (n > 0) this.#log.debug({ event: "documents.deleted", count: n }, "documents removed");
-      return n;
+      if ((heads.rowCount ?? 0) > 0) this.#log.debug({ event: "documents.removed", key: keyOrPrefix, count: heads.rowCount }, "documents removed");
     } catch (err) {
       await client.query("ROLLBACK").catch(() => undefined);
       throw err;
     } finally {
       client.release();
     }
+  }
+
+  /** The job ids that have documents: msg/<id>.eml and work/<id>/…. */
+  async jobIds(): Promise<string[]> {
+    const r = await this.#pool.query<{ id: string }>(
+      `SELECT DISTINCT CASE WHEN starts_with(key, 'msg/') THEN regexp_replace(substr(key, 5), '\.eml$', '') ELSE split_part(key, '/', 2) END AS id
+       FROM document_heads WHERE starts_with(key, 'msg/') OR starts_with(key, 'work/') ORDER BY 1`,
+    );
+    return r.rows.map((row) => row.id).filter((id) => id.length > 0 && !id.includes("/"));
   }
 }

@@ -15,7 +15,7 @@ export const pgOutboundMigration: PgMigration = {
        rcpt_to TEXT NOT NULL,
        rcpt_key TEXT NOT NULL,
        message_id TEXT,
-       spool_path TEXT NOT NULL,
+       mail_key TEXT NOT NULL,
        size BIGINT NOT NULL,
        received_at BIGINT NOT NULL,
        client_ip TEXT NOT NULL,
@@ -38,7 +38,8 @@ export const pgOutboundMigration: PgMigration = {
      );
      CREATE INDEX outbound_jobs_due ON outbound_jobs (state, next_attempt_at);
      CREATE INDEX outbound_jobs_message_id ON outbound_jobs (message_id, received_at) WHERE message_id IS NOT NULL;
-     CREATE INDEX outbound_jobs_rc_message_id ON outbound_jobs (rc_message_id) WHERE rc_message_id IS NOT NULL;`,
+     CREATE INDEX outbound_jobs_rc_message_id ON outbound_jobs (rc_message_id) WHERE rc_message_id IS NOT NULL;
+     CREATE INDEX outbound_jobs_received_at ON outbound_jobs (received_at);`,
   ],
 };
 

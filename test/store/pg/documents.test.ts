@@ -1,11 +1,13 @@
 import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
 import { Readable } from "node:stream";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../../../src/log.js";
 import { connectPool, type Pool } from "../../../src/store/pg/connect.js";
-import { DocumentNotFoundError, DocumentTooBigError, PgDocumentStore } from "../../../src/store/pg/documents.js";
+import { PgDocumentStore } from "../../../src/store/pg/documents.js";
+import { DocumentError } from "../../../src/store/ports.js";
 import { migrate } from "../../../src/store/pg/migrate.js";
 import { PG_MIGRATIONS } from "../../../src/store/pg/schema.js";
 import { createTestDatabase, pgAvailable, type TestDatabase } from "../../helpers/pg.js";
@@ -46,7 +48,7 @@ describe.skipIf(!pgAvailable)("PgDocumentStore", () => {
     db = await createTestDatabase();
     pool = await connectPool(db.url, { logger: silentLogger() });
     await migrate(pool, PG_MIGRATIONS, silentLogger());
-    docs = new PgDocumentStore(pool, silentLogger());
+    docs = new PgDocumentStore(pool, { logger: silentLogger() });
   });
   afterAll(async () => {
     await pool?.end();
@@ -61,28 +63,33 @@ describe.skipIf(!pgAvailable)("PgDocumentStore", () => {
       const back = createHash("sha256");
       for await (const c of await docs.open(key)) back.update(c as Buffer);
       expect(back.digest("hex")).toBe(s.hash());
-      expect(await docs.stat(key)).toEqual({ key, size });
+      expect(await docs.stat(key)).toEqual({ size });
     }
   });
 
-  it("lists, deletes by prefix, and answers ENOENT for missing documents", async () => {
+  it("removes by key or prefix, lists job ids, makes local copies, and answers missing documents", async () => {
     await docs.put("work/j1/a.pdf", Readable.from([Buffer.from("a")]));
     await docs.put("work/j1/b.pdf", Readable.from([Buffer.from("b")]));
     await docs.put("work/j10/c.pdf", Readable.from([Buffer.from("c")]));
-    expect(await docs.list("work/j1/")).toEqual(["work/j1/a.pdf", "work/j1/b.pdf"]);
-    expect((await docs.read("work/j1/b.pdf", 10)).toString()).toBe("b");
-    expect(await docs.deletePrefix("work/j1/")).toBe(2);
-    expect(await docs.list("work/")).toEqual(["work/j10/c.pdf"]);
-    await expect(docs.open("work/j1/a.pdf")).rejects.toBeInstanceOf(DocumentNotFoundError);
-    await docs.delete("work/j1/a.pdf");
-    await expect(docs.put("../etc/passwd", Readable.from([]))).rejects.toThrow(/invalid document key/);
+    await docs.put("msg/j2.eml", Readable.from([Buffer.from("mail")]));
+    expect(await docs.jobIds()).toEqual(expect.arrayContaining(["j1", "j10", "j2"]));
+    const local = await docs.localFile("work/j1/b.pdf");
+    expect(readFileSync(local.path, "utf8")).toBe("b");
+    await local.done();
+    expect(existsSync(local.path)).toBe(false);
+    await docs.remove("work/j1");
+    expect(await docs.stat("work/j1/a.pdf")).toBeUndefined();
+    expect(await docs.stat("work/j10/c.pdf")).toEqual({ size: 1 });
+    await expect(docs.open("work/j1/a.pdf")).rejects.toMatchObject({ kind: "missing" });
+    await docs.remove("work/j1/a.pdf");
+    await expect(docs.put("../etc/passwd", Readable.from([]))).rejects.toMatchObject({ kind: "invalid_key" });
   });
 
   it("refuses a document past maxBytes, storing nothing, after reading the input to its end", async () => {
     const s = source(600_000);
-    await expect(docs.put("msg/big.eml", s.stream, { maxBytes: 300_000 })).rejects.toBeInstanceOf(DocumentTooBigError);
+    await expect(docs.put("msg/big.eml", s.stream, { maxBytes: 300_000 })).rejects.toMatchObject({ kind: "too_big" });
     expect(s.stream.readableEnded).toBe(true);
-    expect(await docs.exists("msg/big.eml")).toBe(false);
+    expect(await docs.stat("msg/big.eml")).toBeUndefined();
     const left = await pool.query("SELECT count(*)::int AS n FROM document_chunks WHERE key = 'msg/big.eml'");
     expect(left.rows[0].n).toBe(0);
   });
@@ -94,8 +101,10 @@ describe.skipIf(!pgAvailable)("PgDocumentStore", () => {
         throw new Error("client went away");
       })(),
     );
-    await expect(docs.put("msg/broken.eml", failing)).rejects.toThrow(/went away/);
-    expect(await docs.exists("msg/broken.eml")).toBe(false);
+    const err = await docs.put("msg/broken.eml", failing).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DocumentError);
+    expect(err).toMatchObject({ kind: "aborted" });
+    expect(await docs.stat("msg/broken.eml")).toBeUndefined();
     const left = await pool.query("SELECT count(*)::int AS n FROM document_chunks WHERE key = 'msg/broken.eml'");
     expect(left.rows[0].n).toBe(0);
   });

@@ -57,6 +57,8 @@ Run the RingCentral API emulator alone (for tests and demos).
   --window-s N, --penalty-s N            rate-limit window and penalty, seconds
   --strict-client-id ID --strict-client-secret S --strict-jwt JWT
                                          accept only these credentials
+  --extension-jwt JWT                    (repeatable) a JWT of the next extension (after --strict-jwt's
+                                         200000001); each distinct JWT logs in as its own extension
   --media-port N                         where attachment content is served (a second origin, default any free port)
   --queued-ms N                          how long a sent fax stays Queued before transmission (default 1500)
   --page-ms N                            transmission time per page (default 0; RingCentral: about 60000)

@@ -26,6 +26,12 @@ export interface AuthConfig {
   refreshTokenTtlSeconds: number;
   /** The app permissions granted (token `scope`); undefined = every permission the emulator knows. */
   permissions?: readonly string[] | undefined;
+  /**
+   * The extension id a JWT assertion logs in as, or undefined to refuse it
+   * (OAU-140). Without it every JWT (the strict one, when strict) logs in as
+   * the one extension.
+   */
+  ownerOf?: (assertion: string) => string | undefined;
   now?: () => number;
 }
 
@@ -89,10 +95,11 @@ export class AuthStore {
       const assertion = form.get("assertion");
       if (!assertion) throw oauthError(400, "invalid_request", "OAU-101", "Parameter [assertion] is missing");
       const strict = this.config.strict;
-      if (strict && !same(assertion, strict.jwt)) {
-        throw oauthError(400, "invalid_grant", "OAU-140", "Invalid resource owner credentials");
-      }
-      return this.tokenInfo(this.newSession(clientId, form));
+      const owner = this.config.ownerOf !== undefined
+        ? this.config.ownerOf(assertion)
+        : strict && !same(assertion, strict.jwt) ? undefined : EXTENSION_ID;
+      if (owner === undefined) throw oauthError(400, "invalid_grant", "OAU-140", "Invalid resource owner credentials");
+      return this.tokenInfo(this.newSession(clientId, form, owner));
     }
     if (grantType === "refresh_token") {
       const refresh = form.get("refresh_token") ?? "";
@@ -175,11 +182,11 @@ export class AuthStore {
     return !session.ended && session.accessExpiresAt > this.now();
   }
 
-  private newSession(clientId: string, form: URLSearchParams): Session {
+  private newSession(clientId: string, form: URLSearchParams, ownerId: string): Session {
     const session: Session = {
       id: randomUUID(),
       clientId,
-      ownerId: EXTENSION_ID,
+      ownerId,
       accessToken: "",
       accessExpiresAt: 0,
       refreshToken: "",

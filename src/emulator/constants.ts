@@ -6,6 +6,32 @@ export const EXTENSION_NUMBER = "101";
 export const OWN_FAX_NUMBER = "+16505550100";
 export const OWNER_NAME = "Emulated User";
 
+/** Who an extension is: ids in paths and records, the owner name, the fax number it sends from and receives on. */
+export interface ExtensionInfo {
+  extensionId: string;
+  extensionNumber: string;
+  name: string;
+  faxNumber: string;
+}
+
+/** Most extensions one emulator serves (each distinct JWT logs in as one). */
+export const MAX_EXTENSIONS = 1000;
+
+/**
+ * The n-th extension (1-based) of the emulated account: the first is the one
+ * above (200000001, ext. 101, +16505550100), the n-th 20000000n, 100+n and
+ * +1650555 followed by 0100+n-1.
+ */
+export function extensionInfo(n: number): ExtensionInfo {
+  if (n === 1) return { extensionId: EXTENSION_ID, extensionNumber: EXTENSION_NUMBER, name: OWNER_NAME, faxNumber: OWN_FAX_NUMBER };
+  return {
+    extensionId: String(Number(EXTENSION_ID) + n - 1),
+    extensionNumber: String(Number(EXTENSION_NUMBER) + n - 1),
+    name: `${OWNER_NAME} ${n}`,
+    faxNumber: `+1650555${String(100 + n - 1).padStart(4, "0")}`,
+  };
+}
+
 /** Largest total of fax attachments (spec createFaxMessage: "both single and total … 50Mb"). */
 export const MAX_FAX_ATTACHMENT_BYTES = 50 * 1024 * 1024;
 export const MAX_COVER_PAGE_TEXT = 1024;

@@ -4,7 +4,7 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "../log.js";
 import {
-  FAX_CONTENT_TYPES, FAX_EXTENSIONS, MAX_COVER_PAGE_TEXT, MAX_FAX_ATTACHMENT_BYTES, OWN_FAX_NUMBER,
+  FAX_CONTENT_TYPES, FAX_EXTENSIONS, MAX_COVER_PAGE_TEXT, MAX_FAX_ATTACHMENT_BYTES,
   type FaxOutcome,
 } from "./constants.js";
 import { DocumentWriter } from "./files.js";
@@ -12,7 +12,7 @@ import { writeRendered, type RenderFormat } from "./render.js";
 import { headerParam, invalidParam, mediaType, notFound, rcError, readJson } from "./http.js";
 import { readMultipart, type PartHeaders } from "./multipart.js";
 import {
-  aggregateStatus, newNumericId, OWN_EXTENSION, type MessageStore, type Recipient, type StoredAttachment,
+  aggregateStatus, newNumericId, type MessageStore, type Recipient, type StoredAttachment,
   type StoredMessage,
 } from "./store.js";
 
@@ -21,6 +21,8 @@ export type SendLayout = "form-data-json" | "form-data-fields" | "mixed" | "rese
 /** One accepted fax send, as listed by GET /emulator/sent-faxes. */
 export interface SentFaxRecord {
   id: string;
+  /** The extension that sent it (whose message store holds it). */
+  extensionId: string;
   layout: SendLayout;
   to: { phoneNumber: string; name?: string }[];
   faxResolution: "High" | "Low";
@@ -50,6 +52,8 @@ export interface FaxDeps {
   /** Told which number's scripted outcome a transmission used (a scripted sequence moves on to its next entry). */
   outcomeUsed?: (phoneNumber: string) => void;
   log: Logger;
+  /** The list accepted sends are added to (one list shared by every extension, in order); default a list of its own. */
+  sent?: SentFaxRecord[];
 }
 
 const FIELD_NAMES = new Set(["to", "faxResolution", "sendTime", "isoCode", "coverIndex", "coverPageText"]);
@@ -89,12 +93,13 @@ interface Upload extends StoredAttachment {
 
 /** createFaxMessage: parses both multipart layouts, multipart/mixed and JSON resends; runs the status timeline. */
 export class FaxService {
-  readonly sent: SentFaxRecord[] = [];
+  readonly sent: SentFaxRecord[];
   private readonly deps: FaxDeps;
   private readonly pending = new Map<number, Pending>();
 
   constructor(deps: FaxDeps) {
     this.deps = deps;
+    this.sent = deps.sent ?? [];
   }
 
   async send(req: IncomingMessage): Promise<StoredMessage> {
@@ -243,11 +248,12 @@ export class FaxService {
     const format = this.deps.renderFormat;
     const renderedPath = join(this.deps.filesDir, `rendered-${id}`);
     const rendered = await writeRendered(renderedPath, format, documentPages, `Fax ${id}`);
+    const owner = this.deps.store.owner;
     const msg: StoredMessage = {
       id,
       type: "Fax",
       direction: "Outbound",
-      from: { phoneNumber: OWN_FAX_NUMBER, ...OWN_EXTENSION },
+      from: { phoneNumber: owner.faxNumber, extensionId: owner.extensionId, extensionNumber: owner.extensionNumber, name: owner.name },
       to: recipients,
       creationTime: now,
       lastModifiedTime: now,
@@ -272,6 +278,7 @@ export class FaxService {
     if (v.coverPageText !== null) msg.coverPageText = v.coverPageText;
     const record: SentFaxRecord = {
       id: String(msg.id),
+      extensionId: owner.extensionId,
       layout,
       to: v.to,
       faxResolution: v.faxResolution,
@@ -286,7 +293,7 @@ export class FaxService {
     };
     this.sent.push(record);
     this.deps.store.add(msg);
-    this.deps.log.info({ event: "emulator.fax.accepted", messageId: msg.id, layout, recipients: v.to.length }, "fax accepted");
+    this.deps.log.info({ event: "emulator.fax.accepted", messageId: msg.id, extensionId: owner.extensionId, layout, recipients: v.to.length }, "fax accepted");
     const sendAt = v.sendTime === null ? now : Math.max(now, Date.parse(v.sendTime));
     const { queuedMs, pageMs } = this.deps.timings;
     const timer = setTimeout(() => this.transmitted(msg), sendAt - now + queuedMs + documentPages * pageMs);

@@ -52,6 +52,21 @@ export function notFound(name: string, value?: string): ApiFailure {
   return rcError(404, "CMN-102", `Resource for parameter [${name}] is not found`, param);
 }
 
+/**
+ * 403 for a resource of another extension the caller's user may not access,
+ * as RingCentral answers it: top-level InsufficientPermissions with
+ * `permissionName` (the operation's x-user-permission), item CMN-408.
+ */
+export function userPermissionDenied(permissionName: string): ApiFailure {
+  const message = `In order to call this API endpoint, user needs to have [${permissionName}] permission for requested resource.`;
+  return new ApiFailure(403, {
+    errorCode: "InsufficientPermissions",
+    message,
+    permissionName,
+    errors: [{ errorCode: "CMN-408", message, permissionName }],
+  });
+}
+
 /** OAuth error body (spec response OauthInvalidRequest): RFC 6749 `error` plus `errors[]`. */
 export function oauthError(status: number, error: string, errorCode: string, message: string): ApiFailure {
   return new ApiFailure(status, {
@@ -119,11 +134,11 @@ export function headerParam(header: string | undefined, name: string): string | 
   return m[1] ?? m[2];
 }
 
-/** `/restapi/v1.0/account/~/extension/~/…` with `~` resolved to the emulator's ids, as RingCentral returns URIs. */
-export function resolvedPath(pathname: string): string {
+/** `/restapi/v1.0/account/~/extension/~/…` with `~` resolved to the caller's ids, as RingCentral returns URIs. */
+export function resolvedPath(pathname: string, extensionId: string = EXTENSION_ID): string {
   return pathname
     .replace(/^(\/restapi\/v1\.0\/account\/)~(?=\/|$)/, `$1${ACCOUNT_ID}`)
-    .replace(/^(\/restapi\/v1\.0\/account\/[^/]+\/extension\/)~(?=\/|$)/, `$1${EXTENSION_ID}`);
+    .replace(/^(\/restapi\/v1\.0\/account\/[^/]+\/extension\/)~(?=\/|$)/, `$1${extensionId}`);
 }
 
 export function isoTime(ms: number): string {

@@ -3,7 +3,7 @@ import type { Readable } from "node:stream";
 import type { Logger } from "../log.js";
 import { DocumentWriter } from "./files.js";
 import { countTiffPages } from "./render.js";
-import { newNumericId, OWN_EXTENSION, type MessageStore, type StoredMessage } from "./store.js";
+import { newNumericId, type MessageStore, type StoredMessage } from "./store.js";
 
 /** The document types RingCentral stores received faxes in (the extension's fax file format setting). */
 export const INBOUND_TYPES: Readonly<Record<string, string>> = { "application/pdf": "pdf", "image/tiff": "tif" };
@@ -40,7 +40,7 @@ export async function receiveFax(deps: ReceiveDeps, body: Readable, from: string
     type: "Fax",
     direction: "Inbound",
     from: { phoneNumber: from },
-    to: [{ recipientId: "1", phoneNumber: to, messageStatus: "Received", name: OWN_EXTENSION.name }],
+    to: [{ recipientId: "1", phoneNumber: to, messageStatus: "Received", name: deps.store.owner.name }],
     creationTime: now,
     lastModifiedTime: now,
     readStatus: "Unread",
@@ -62,6 +62,6 @@ export async function receiveFax(deps: ReceiveDeps, body: Readable, from: string
     }],
   };
   deps.store.add(msg);
-  deps.log.info({ event: "emulator.fax.received", messageId: id, contentType, pages }, "inbound fax created");
+  deps.log.info({ event: "emulator.fax.received", messageId: id, extensionId: deps.store.owner.extensionId, contentType, pages }, "inbound fax created");
   return msg;
 }

@@ -6,8 +6,9 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { createLogger, silentLogger, type Logger } from "../log.js";
 import { AuthStore } from "./auth.js";
-import { DEFAULT_FAX_OUTCOMES, OWN_FAX_NUMBER, type FaxOutcome } from "./constants.js";
-import { FaxService, type FaxTimings } from "./fax.js";
+import { DEFAULT_FAX_OUTCOMES, type FaxOutcome } from "./constants.js";
+import { ExtensionRegistry } from "./extensions.js";
+import { FaxService, type FaxTimings, type SentFaxRecord } from "./fax.js";
 import type { RenderFormat } from "./render.js";
 import { CallCounter, FaultBook } from "./faults.js";
 import { RateLimiter } from "./ratelimit.js";
@@ -26,6 +27,14 @@ export interface EmulatorOptions {
   windowSeconds?: number;
   penaltySeconds?: number;
   strictAuth?: { clientId: string; clientSecret: string; jwt: string };
+  /**
+   * JWTs that log in as extensions, in order: with `strictAuth`, its JWT is
+   * extension 200000001 and these the next ones (and only these log in);
+   * without, these are 200000001, 200000002, … and any other JWT becomes the
+   * next new extension at its first login. Default none: every distinct JWT
+   * gets an extension at its first login, the first one 200000001.
+   */
+  extensions?: string[];
   accessTokenTtlSeconds?: number;
   refreshTokenTtlSeconds?: number;
   /**
@@ -84,45 +93,53 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   };
 
   let mediaUrl = "";
-  const store = new MessageStore(Date.now, () => mediaUrl);
+  const subs = new SubscriptionService({ log, blacklistAfter: opts.webhookBlacklistAfter ?? 3 });
+  const timings: FaxTimings = { queuedMs: 1500, pageMs: 0, ...opts.faxTimings };
+  const sentFaxes: SentFaxRecord[] = [];
+  // Each extension: its own message store, fax sender (one shared sent list) and message-sync; its events reach its subscriptions.
+  const extensions = new ExtensionRegistry({
+    strict: opts.strictAuth !== undefined,
+    create: (info) => {
+      const store = new MessageStore(Date.now, () => mediaUrl, info);
+      const fax = new FaxService({ store, filesDir, timings, renderFormat: opts.faxFormat ?? "pdf", outcomes, outcomeUsed, log, sent: sentFaxes });
+      store.on("change", (msg) => fax.onChange(msg));
+      store.on("change", (msg, kind) => subs.onMessageChange(msg, kind));
+      return { info, store, fax, sync: new SyncService(store) };
+    },
+  });
+  if (opts.strictAuth !== undefined) extensions.register(opts.strictAuth.jwt);
+  for (const jwt of opts.extensions ?? []) extensions.register(jwt);
   const auth = new AuthStore({
     strict: opts.strictAuth,
     accessTokenTtlSeconds: opts.accessTokenTtlSeconds ?? 3600,
     refreshTokenTtlSeconds: opts.refreshTokenTtlSeconds ?? 604800,
     permissions: opts.permissions,
+    ownerOf: (jwt) => extensions.forJwt(jwt)?.info.extensionId,
   });
   const limiter = new RateLimiter({
     limits: { Light: 50, Medium: 40, Heavy: 10, Auth: 5, ...opts.limits },
     windowSeconds: opts.windowSeconds ?? 60,
     penaltySeconds: opts.penaltySeconds ?? 60,
   });
-  const timings: FaxTimings = { queuedMs: 1500, pageMs: 0, ...opts.faxTimings };
-  const fax = new FaxService({ store, filesDir, timings, renderFormat: opts.faxFormat ?? "pdf", outcomes, outcomeUsed, log });
-  store.on("change", (msg) => fax.onChange(msg));
-  const sync = new SyncService(store);
-  const subs = new SubscriptionService({ log, blacklistAfter: opts.webhookBlacklistAfter ?? 3 });
-  store.on("change", (msg, kind) => subs.onMessageChange(msg, kind));
   const ws = new WebSocketGateway({ auth, subs, log, baseUrl: base });
   const faults = new FaultBook();
   const calls = new CallCounter();
 
   const server = createServer(
     {
-      auth, limiter, ws, store, fax, sync, subs, faults, calls, filesDir, log,
+      auth, limiter, ws, extensions, sentFaxes, subs, faults, calls, filesDir, log,
       setOutcomes: (o) => {
         extraOutcomes = Object.fromEntries(Object.entries(o).map(([n, v]) => [n, Array.isArray(v) ? [...v] : [v]]));
       },
       baseUrl: base,
-      ownFaxNumber: OWN_FAX_NUMBER,
     },
     base,
   );
   const mediaServer = createServer(
     {
-      auth, limiter, ws, store, fax, sync, subs, faults, calls, filesDir, log,
+      auth, limiter, ws, extensions, sentFaxes, subs, faults, calls, filesDir, log,
       setOutcomes: () => undefined,
       baseUrl: base,
-      ownFaxNumber: OWN_FAX_NUMBER,
     },
     () => mediaUrl,
     { media: true },
@@ -142,7 +159,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      fax.close();
+      for (const ext of extensions.all()) ext.fax.close();
       await ws.close();
       server.closeAllConnections();
       mediaServer.closeAllConnections();
@@ -181,6 +198,7 @@ export async function runEmulatorCli(argv: string[]): Promise<void> {
       "strict-client-id": { type: "string" },
       "strict-client-secret": { type: "string" },
       "strict-jwt": { type: "string" },
+      "extension-jwt": { type: "string", multiple: true },
       "queued-ms": { type: "string" },
       "page-ms": { type: "string" },
       "fax-format": { type: "string" },
@@ -219,6 +237,8 @@ export async function runEmulatorCli(argv: string[]): Promise<void> {
     }
     opts.strictAuth = { clientId: id, clientSecret: secret, jwt };
   }
+  const extensionJwts = values["extension-jwt"];
+  if (extensionJwts !== undefined) opts.extensions = extensionJwts;
   const queuedMs = intArg("queued-ms", values["queued-ms"]);
   const pageMs = intArg("page-ms", values["page-ms"]);
   opts.faxTimings = { ...(queuedMs !== undefined && { queuedMs }), ...(pageMs !== undefined && { pageMs }) };

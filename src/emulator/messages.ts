@@ -70,7 +70,7 @@ export function listMessages(store: MessageStore, url: URL, baseUrl: string): Re
   const totalPages = Math.max(1, Math.ceil(all.length / perPage));
   const start = (page - 1) * perPage;
   const records = all.slice(start, start + perPage).map((m) => messageJson(m, baseUrl));
-  const path = resolvedPath(url.pathname);
+  const path = resolvedPath(url.pathname, store.owner.extensionId);
   const pageUri = (n: number): { uri: string } => {
     const u = new URL(path + url.search, baseUrl);
     u.searchParams.set("page", String(n));

@@ -1,9 +1,11 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { AuthStore, Session } from "./auth.js";
-import { ACCOUNT_ID, EXTENSION_ID } from "./constants.js";
+import { ACCOUNT_ID } from "./constants.js";
 import { handleControl, type ControlDeps } from "./control.js";
-import { ApiFailure, notFound, rcError, readForm, readJson, sendEmpty, sendJson } from "./http.js";
+import type { Extension } from "./extensions.js";
+import type { Fault } from "./faults.js";
+import { ApiFailure, notFound, rcError, readForm, readJson, sendEmpty, sendJson, userPermissionDenied } from "./http.js";
 import { deleteMessage, listMessages, readContent, readMessage, updateMessage } from "./messages.js";
 import type { Group, RateLimiter } from "./ratelimit.js";
 import { faxResponseJson } from "./store.js";
@@ -21,6 +23,8 @@ interface Ctx {
   url: URL;
   params: string[];
   session: Session | undefined;
+  /** The token's extension (bearer routes). */
+  ext: Extension | undefined;
   base: string;
 }
 
@@ -43,11 +47,27 @@ function route(method: string, template: string, group: Group, auth: Route["auth
   return { method, template, re: new RegExp(`^${pattern}/?$`), group, auth, handle };
 }
 
-/** `~` or the fixed ids; anything else is a different account/extension and is not found. */
-function checkOwner(params: string[]): void {
-  const [account, extension] = params;
+/**
+ * The extension a `/account/{accountId}/extension/{extensionId}` path names,
+ * which must be the token's own: `~` or its id. Another extension of the
+ * account answers 403 as RingCentral does for a user without the right to it
+ * (the operation's x-user-permission, CMN-408); an unknown id or another
+ * account is not found.
+ */
+function own(ctx: Ctx, d: ServerDeps, userPermission: string): Extension {
+  const [account, extension] = ctx.params;
+  const ext = ctx.ext;
+  if (ext === undefined) throw rcError(401, "CMN-405", "Login to extension required.");
   if (account !== "~" && account !== ACCOUNT_ID) throw notFound("accountId", account);
-  if (extension !== "~" && extension !== EXTENSION_ID) throw notFound("extensionId", extension);
+  if (extension === "~" || extension === ext.info.extensionId) return ext;
+  if (extension !== undefined && d.extensions.byId(extension) !== undefined) throw userPermissionDenied(userPermission);
+  throw notFound("extensionId", extension);
+}
+
+/** The token's extension, for routes outside an extension path (subscriptions). */
+function caller(ctx: Ctx): Extension {
+  if (ctx.ext === undefined) throw rcError(401, "CMN-405", "Login to extension required.");
+  return ctx.ext;
 }
 
 const CONTENT_RE = /\/message-store\/[^/]+\/content\/[^/]+\/?$/;
@@ -65,61 +85,56 @@ const ROUTES: Route[] = [
     const t = d.auth.wsToken(session);
     sendJson(res, 200, { ws_access_token: t.token, uri: `${base.replace(/^http/, "ws")}/ws`, expires_in: t.expiresIn });
   }),
-  route("POST", `${EXT}/fax`, "Heavy", "bearer", async ({ req, res, params, base }, d) => {
-    checkOwner(params);
-    const msg = await d.fax.send(req);
-    sendJson(res, 200, faxResponseJson(msg, base));
+  route("POST", `${EXT}/fax`, "Heavy", "bearer", async (ctx, d) => {
+    const msg = await own(ctx, d, "OutboundFaxes").fax.send(ctx.req);
+    sendJson(ctx.res, 200, faxResponseJson(msg, ctx.base));
   }),
-  route("GET", MS, "Light", "bearer", async ({ res, url, params, base }, d) => {
-    checkOwner(params);
-    sendJson(res, 200, listMessages(d.store, url, base));
+  route("GET", MS, "Light", "bearer", async (ctx, d) => {
+    sendJson(ctx.res, 200, listMessages(own(ctx, d, "ReadMessages").store, ctx.url, ctx.base));
   }),
-  route("GET", `${MS}/{messageId}`, "Light", "bearer", async ({ res, params, base }, d) => {
-    checkOwner(params);
-    sendJson(res, 200, readMessage(d.store, params[2] ?? "", base));
+  route("GET", `${MS}/{messageId}`, "Light", "bearer", async (ctx, d) => {
+    sendJson(ctx.res, 200, readMessage(own(ctx, d, "ReadMessages").store, ctx.params[2] ?? "", ctx.base));
   }),
-  route("PUT", `${MS}/{messageId}`, "Medium", "bearer", async ({ req, res, params, base }, d) => {
-    checkOwner(params);
-    sendJson(res, 200, await updateMessage(d.store, params[2] ?? "", req, base, false));
+  route("PUT", `${MS}/{messageId}`, "Medium", "bearer", async (ctx, d) => {
+    sendJson(ctx.res, 200, await updateMessage(own(ctx, d, "EditMessages").store, ctx.params[2] ?? "", ctx.req, ctx.base, false));
   }),
-  route("PATCH", `${MS}/{messageId}`, "Medium", "bearer", async ({ req, res, params, base }, d) => {
-    checkOwner(params);
-    sendJson(res, 200, await updateMessage(d.store, params[2] ?? "", req, base, true));
+  route("PATCH", `${MS}/{messageId}`, "Medium", "bearer", async (ctx, d) => {
+    sendJson(ctx.res, 200, await updateMessage(own(ctx, d, "EditMessages").store, ctx.params[2] ?? "", ctx.req, ctx.base, true));
   }),
-  route("DELETE", `${MS}/{messageId}`, "Medium", "bearer", async ({ res, url, params }, d) => {
-    checkOwner(params);
-    deleteMessage(d.store, params[2] ?? "", url, res);
+  route("DELETE", `${MS}/{messageId}`, "Medium", "bearer", async (ctx, d) => {
+    deleteMessage(own(ctx, d, "EditMessages").store, ctx.params[2] ?? "", ctx.url, ctx.res);
   }),
-  route("GET", `${MS}/{messageId}/content/{attachmentId}`, "Medium", "bearer", async ({ req, res, url, params }, d) => {
-    checkOwner(params);
-    await readContent(d.store, params[2] ?? "", params[3] ?? "", url, req, res);
+  route("GET", `${MS}/{messageId}/content/{attachmentId}`, "Medium", "bearer", async (ctx, d) => {
+    await readContent(own(ctx, d, "ReadMessages").store, ctx.params[2] ?? "", ctx.params[3] ?? "", ctx.url, ctx.req, ctx.res);
   }),
-  route("GET", `${EXT}/message-sync`, "Light", "bearer", async ({ res, url, params, base }, d) => {
-    checkOwner(params);
-    sendJson(res, 200, d.sync.sync(url, base));
+  route("GET", `${EXT}/message-sync`, "Light", "bearer", async (ctx, d) => {
+    sendJson(ctx.res, 200, own(ctx, d, "ReadMessages").sync.sync(ctx.url, ctx.base));
   }),
   route("GET", "/restapi/v1.0/dictionary/fax-cover-page", "Light", "bearer", async ({ res, url, base }) => {
     sendJson(res, 200, coverPages(url, base));
   }),
-  route("POST", "/restapi/v1.0/subscription", "Medium", "bearer", async ({ req, res, base }, d) => {
-    const sub = await d.subs.create(await readJson(req));
-    sendJson(res, 200, d.subs.json(sub, base));
+  // Subscriptions belong to the token's extension: another extension's id is as unknown as any other.
+  route("POST", "/restapi/v1.0/subscription", "Medium", "bearer", async (ctx, d) => {
+    const sub = await d.subs.create(await readJson(ctx.req), caller(ctx).info.extensionId);
+    sendJson(ctx.res, 200, d.subs.json(sub, ctx.base));
   }),
-  route("GET", "/restapi/v1.0/subscription", "Light", "bearer", async ({ res, base }, d) => {
-    sendJson(res, 200, { uri: `${base}/restapi/v1.0/subscription`, records: d.subs.list().map((s) => d.subs.json(s, base)) });
+  route("GET", "/restapi/v1.0/subscription", "Light", "bearer", async (ctx, d) => {
+    const records = d.subs.list(caller(ctx).info.extensionId).map((s) => d.subs.json(s, ctx.base));
+    sendJson(ctx.res, 200, { uri: `${ctx.base}/restapi/v1.0/subscription`, records });
   }),
-  route("GET", "/restapi/v1.0/subscription/{subscriptionId}", "Light", "bearer", async ({ res, params, base }, d) => {
-    sendJson(res, 200, d.subs.json(d.subs.get(params[0] ?? ""), base));
+  route("GET", "/restapi/v1.0/subscription/{subscriptionId}", "Light", "bearer", async (ctx, d) => {
+    sendJson(ctx.res, 200, d.subs.json(d.subs.get(ctx.params[0] ?? "", caller(ctx).info.extensionId), ctx.base));
   }),
-  route("PUT", "/restapi/v1.0/subscription/{subscriptionId}", "Medium", "bearer", async ({ req, res, params, base }, d) => {
-    sendJson(res, 200, d.subs.json(d.subs.update(params[0] ?? "", await readJson(req)), base));
+  route("PUT", "/restapi/v1.0/subscription/{subscriptionId}", "Medium", "bearer", async (ctx, d) => {
+    const sub = d.subs.update(ctx.params[0] ?? "", await readJson(ctx.req), caller(ctx).info.extensionId);
+    sendJson(ctx.res, 200, d.subs.json(sub, ctx.base));
   }),
-  route("DELETE", "/restapi/v1.0/subscription/{subscriptionId}", "Medium", "bearer", async ({ res, params }, d) => {
-    d.subs.delete(params[0] ?? "");
-    sendEmpty(res, 204);
+  route("DELETE", "/restapi/v1.0/subscription/{subscriptionId}", "Medium", "bearer", async (ctx, d) => {
+    d.subs.delete(ctx.params[0] ?? "", caller(ctx).info.extensionId);
+    sendEmpty(ctx.res, 204);
   }),
-  route("POST", "/restapi/v1.0/subscription/{subscriptionId}/renew", "Light", "bearer", async ({ res, params, base }, d) => {
-    sendJson(res, 200, d.subs.json(d.subs.renew(params[0] ?? ""), base));
+  route("POST", "/restapi/v1.0/subscription/{subscriptionId}/renew", "Light", "bearer", async (ctx, d) => {
+    sendJson(ctx.res, 200, d.subs.json(d.subs.renew(ctx.params[0] ?? "", caller(ctx).info.extensionId), ctx.base));
   }),
 ];
 
@@ -225,31 +240,20 @@ async function handle(deps: ServerDeps, base: string, req: IncomingMessage, res:
   }
   const { route: r, params } = matched;
   const routeKey = `${method} ${r.template}`;
-  res.on("close", () => deps.calls.record(r.group, routeKey, res.writableFinished ? String(res.statusCode) : "reset"));
+  let ext: Extension | undefined;
+  res.on("close", () => deps.calls.record(r.group, routeKey, res.writableFinished ? String(res.statusCode) : "reset", ext?.info.extensionId));
 
-  const fault = deps.faults.take(r.group, url.pathname);
-  if (fault) {
-    deps.log.info({ event: "emulator.fault", kind: fault.kind, route: routeKey }, "fault injected");
-    if (fault.kind === "reset") {
-      req.socket.destroy();
-      return;
-    }
-    if (fault.kind === "429") throw deps.limiter.tooMany(r.group, fault.retryAfter ?? 60);
-    if (fault.kind === "status") {
-      const status = fault.status ?? 503;
-      const code = status >= 500 ? "CMN-201" : "CMN-101";
-      const headers: Record<string, string> = fault.retryAfter !== undefined ? { "Retry-After": String(fault.retryAfter) } : {};
-      throw rcError(status, code, status >= 500 ? "Service temporarily unavailable" : "Injected failure", {}, headers);
-    }
-    await sleep(fault.latencyMs ?? 1000);
-  }
+  if (await injectFault(deps, deps.faults.take(r.group, url.pathname), r.group, routeKey, req)) return;
 
   let session: Session | undefined;
   let key: string;
   if (r.auth === "bearer") {
     const isContent = r.template.endsWith("/content/{attachmentId}");
     session = deps.auth.authenticate(req, isContent ? url.searchParams.get("access_token") : undefined);
+    ext = deps.extensions.byId(session.ownerId);
+    // Rate-limit buckets are per app and extension: each extension has its own.
     key = `${session.clientId}:${session.ownerId}`;
+    if (ext !== undefined && (await injectFault(deps, deps.faults.take(r.group, url.pathname, ext.info.extensionId), r.group, routeKey, req))) return;
     deps.auth.requirePermission(PERMISSIONS[routeKey] ?? []);
   } else {
     key = `client:${clientKey(req)}`;
@@ -257,7 +261,26 @@ async function handle(deps: ServerDeps, base: string, req: IncomingMessage, res:
   const decision = deps.limiter.check(r.group, key);
   for (const [h, v] of Object.entries(decision.headers)) res.setHeader(h, v);
   if (!decision.ok) throw decision.failure;
-  await r.handle({ req, res, url, params, session, base }, deps);
+  await r.handle({ req, res, url, params, session, ext, base }, deps);
+}
+
+/** Applies an injected fault: throws the failure, or delays; true when the connection was dropped. */
+async function injectFault(deps: ServerDeps, fault: Fault | undefined, group: Group, routeKey: string, req: IncomingMessage): Promise<boolean> {
+  if (!fault) return false;
+  deps.log.info({ event: "emulator.fault", kind: fault.kind, route: routeKey, extensionId: fault.extensionId }, "fault injected");
+  if (fault.kind === "reset") {
+    req.socket.destroy();
+    return true;
+  }
+  if (fault.kind === "429") throw deps.limiter.tooMany(group, fault.retryAfter ?? 60);
+  if (fault.kind === "status") {
+    const status = fault.status ?? 503;
+    const code = status >= 500 ? "CMN-201" : "CMN-101";
+    const headers: Record<string, string> = fault.retryAfter !== undefined ? { "Retry-After": String(fault.retryAfter) } : {};
+    throw rcError(status, code, status >= 500 ? "Service temporarily unavailable" : "Injected failure", {}, headers);
+  }
+  await sleep(fault.latencyMs ?? 1000);
+  return false;
 }
 
 /** The rate-limit key of unauthenticated (token endpoint) calls: the client id of the Basic header. */

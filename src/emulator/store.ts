@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import { ACCOUNT_ID, EXTENSION_ID, EXTENSION_NUMBER, OWNER_NAME } from "./constants.js";
+import { ACCOUNT_ID, EXTENSION_ID, EXTENSION_NUMBER, extensionInfo, OWNER_NAME, type ExtensionInfo } from "./constants.js";
 import { isoTime } from "./http.js";
 
 export type MessageStatus = "Queued" | "Sent" | "Delivered" | "DeliveryFailed" | "SendingFailed" | "Received";
@@ -54,6 +54,8 @@ export interface StoredMessage {
   sources?: StoredAttachment[];
   /** Origin of the media host its attachment URIs point at (stamped when stored). */
   mediaBase?: string;
+  /** The extension whose message store holds it (stamped when stored; default the first extension). */
+  owner?: ExtensionInfo;
 }
 
 export type ChangeKind = "new" | "updated";
@@ -78,21 +80,26 @@ export function newNumericId(): number {
   return nextId++;
 }
 
+/** One extension's message store (each extension has its own). */
 export class MessageStore extends EventEmitter<{ change: [StoredMessage, ChangeKind] }> {
   private readonly messages = new Map<number, StoredMessage>();
   private readonly now: () => number;
   private readonly mediaBase: () => string | undefined;
+  /** The extension this store belongs to. */
+  readonly owner: ExtensionInfo;
 
   /** `mediaBase`: the media host's origin, where attachment content URIs point (RingCentral: media.ringcentral.com). */
-  constructor(now: () => number = Date.now, mediaBase: () => string | undefined = () => undefined) {
+  constructor(now: () => number = Date.now, mediaBase: () => string | undefined = () => undefined, owner: ExtensionInfo = extensionInfo(1)) {
     super();
     this.now = now;
     this.mediaBase = mediaBase;
+    this.owner = owner;
   }
 
   add(msg: StoredMessage): StoredMessage {
     const media = this.mediaBase();
     if (media !== undefined) msg.mediaBase = media;
+    msg.owner = this.owner;
     this.messages.set(msg.id, msg);
     this.emit("change", msg, "new");
     return msg;
@@ -115,8 +122,13 @@ export class MessageStore extends EventEmitter<{ change: [StoredMessage, ChangeK
   }
 }
 
-export function messagePath(id: number): string {
-  return `/restapi/v1.0/account/${ACCOUNT_ID}/extension/${EXTENSION_ID}/message-store/${id}`;
+export function messagePath(id: number, extensionId: string = EXTENSION_ID): string {
+  return `/restapi/v1.0/account/${ACCOUNT_ID}/extension/${extensionId}/message-store/${id}`;
+}
+
+/** The message's path in its owner's message store. */
+function pathOf(msg: StoredMessage): string {
+  return messagePath(msg.id, msg.owner?.extensionId);
 }
 
 function caller(from: StoredMessage["from"]): Record<string, unknown> {
@@ -139,7 +151,7 @@ function recipient(r: Recipient, withErrorCode: boolean): Record<string, unknown
 function attachmentsJson(msg: StoredMessage, baseUrl: string, nameKey: "fileName" | "filename"): Record<string, unknown>[] {
   return msg.attachments.map((a) => ({
     id: a.id,
-    uri: `${msg.mediaBase ?? baseUrl}${messagePath(msg.id)}/content/${a.id}`,
+    uri: `${msg.mediaBase ?? baseUrl}${pathOf(msg)}/content/${a.id}`,
     type: a.type,
     contentType: a.contentType,
     [nameKey]: a.fileName,
@@ -160,10 +172,11 @@ function statusFields(msg: StoredMessage): Record<string, unknown> {
 }
 
 export function messageJson(msg: StoredMessage, baseUrl: string): Record<string, unknown> {
+  const owner = msg.owner ?? OWN_EXTENSION;
   const out: Record<string, unknown> = {
-    uri: baseUrl + messagePath(msg.id),
+    uri: baseUrl + pathOf(msg),
     id: msg.id,
-    extensionId: EXTENSION_ID,
+    extensionId: owner.extensionId,
     to: msg.to.map((r) => recipient(r, true)),
     from: caller(msg.from),
     type: msg.type,
@@ -172,7 +185,7 @@ export function messageJson(msg: StoredMessage, baseUrl: string): Record<string,
     priority: msg.priority,
     attachments: attachmentsJson(msg, baseUrl, "fileName"),
     ...statusFields(msg),
-    owner: { extensionId: EXTENSION_ID, extensionType: "User", name: OWNER_NAME },
+    owner: { extensionId: owner.extensionId, extensionType: "User", name: owner.name },
   };
   if (msg.subject !== undefined) out["subject"] = msg.subject;
   if (msg.coverIndex !== undefined) out["coverIndex"] = msg.coverIndex;
@@ -191,7 +204,7 @@ export function singleMessageJson(msg: StoredMessage, baseUrl: string): Record<s
 export function faxResponseJson(msg: StoredMessage, baseUrl: string): Record<string, unknown> {
   const out: Record<string, unknown> = {
     id: msg.id,
-    uri: baseUrl + messagePath(msg.id),
+    uri: baseUrl + pathOf(msg),
     type: "Fax",
     from: caller(msg.from),
     to: msg.to.map((r) => recipient(r, false)),

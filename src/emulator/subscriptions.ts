@@ -23,6 +23,8 @@ export interface DeliveryLogEntry {
 
 export interface Subscription {
   id: string;
+  /** The extension that created it: only its message-store events reach it, only its token sees it. */
+  ownerId: string;
   eventFilters: string[];
   disabledFilters: { filter: string; reason: string; message: string }[];
   expiresIn: number;
@@ -124,16 +126,16 @@ export class SubscriptionService {
     return out;
   }
 
-  /** Validates CreateSubscriptionRequest; for WebHook runs the Validation-Token handshake first. */
-  async create(body: unknown, wsConnectionId?: string): Promise<Subscription> {
+  /** Validates CreateSubscriptionRequest for extension `ownerId`; for WebHook runs the Validation-Token handshake first. */
+  async create(body: unknown, ownerId: string = EXTENSION_ID, wsConnectionId?: string): Promise<Subscription> {
     if (typeof body !== "object" || body === null || Array.isArray(body)) throw invalidParam("eventFilters");
     const b = body as Record<string, unknown>;
-    const { valid, disabled } = this.checkFilters(b["eventFilters"]);
+    const { valid, disabled } = this.checkFilters(b["eventFilters"], ownerId);
     const expiresIn = this.checkExpiresIn(b["expiresIn"]);
     // RingCentral allows 30 subscriptions per extension and app; a leak must fail here before it fails there.
     const now0 = Date.now();
     const live = [...this.subs.values()].filter(
-      (s) => s.expirationTime > now0 && !(wsConnectionId !== undefined && s.deliveryMode.transportType === "WebSocket" && s.deliveryMode.connectionId === wsConnectionId),
+      (s) => s.ownerId === ownerId && s.expirationTime > now0 && !(wsConnectionId !== undefined && s.deliveryMode.transportType === "WebSocket" && s.deliveryMode.connectionId === wsConnectionId),
     );
     if (live.length >= MAX_SUBSCRIPTIONS) throw rcError(403, "SUB-505", "Subscriptions limit exceeded");
     const dm = b["deliveryMode"];
@@ -160,6 +162,7 @@ export class SubscriptionService {
     const now = Date.now();
     const sub: Subscription = {
       id: randomUUID(),
+      ownerId,
       eventFilters: valid.map((f) => f.event),
       disabledFilters: disabled,
       expiresIn,
@@ -177,23 +180,27 @@ export class SubscriptionService {
       }
     }
     this.subs.set(sub.id, sub);
-    this.deps.log.info({ event: "emulator.subscription.created", subscriptionId: sub.id, transport: deliveryMode.transportType }, "subscription created");
+    this.deps.log.info({ event: "emulator.subscription.created", subscriptionId: sub.id, extensionId: ownerId, transport: deliveryMode.transportType }, "subscription created");
     return sub;
   }
 
-  /** Finds a live subscription: 404 CMN-102 if unknown, 404 SUB-507 once expired. */
-  get(id: string): Subscription {
+  /**
+   * Finds a live subscription: 404 CMN-102 if unknown (or, with `ownerId`,
+   * another extension's), 404 SUB-507 once expired.
+   */
+  get(id: string, ownerId?: string): Subscription {
     const sub = this.subs.get(id);
-    if (!sub) throw rcError(404, "CMN-102", "Resource for parameter [subscriptionId] is not found", { parameterName: "subscriptionId", parameterValue: id });
+    if (!sub || (ownerId !== undefined && sub.ownerId !== ownerId)) throw rcError(404, "CMN-102", "Resource for parameter [subscriptionId] is not found", { parameterName: "subscriptionId", parameterValue: id });
     if (sub.expirationTime <= Date.now()) {
       throw rcError(404, "SUB-507", `Subscription [${id}] was expired`, { parameterName: "subscriptionId", parameterValue: id });
     }
     return sub;
   }
 
-  list(): Subscription[] {
+  /** Live subscriptions, of one extension when `ownerId` is given. */
+  list(ownerId?: string): Subscription[] {
     const now = Date.now();
-    return [...this.subs.values()].filter((s) => s.expirationTime > now);
+    return [...this.subs.values()].filter((s) => s.expirationTime > now && (ownerId === undefined || s.ownerId === ownerId));
   }
 
   /** Every subscription including expired ones, for the control API. */
@@ -202,29 +209,29 @@ export class SubscriptionService {
   }
 
   /** PUT: an empty body renews; otherwise replaces filters and/or expiresIn (and renews). */
-  update(id: string, body: unknown): Subscription {
-    const sub = this.get(id);
+  update(id: string, body: unknown, ownerId?: string): Subscription {
+    const sub = this.get(id, ownerId);
     if (body !== undefined) {
       if (typeof body !== "object" || body === null || Array.isArray(body)) throw invalidParam("eventFilters");
       const b = body as Record<string, unknown>;
       if (b["eventFilters"] !== undefined) {
-        const { valid, disabled } = this.checkFilters(b["eventFilters"]);
+        const { valid, disabled } = this.checkFilters(b["eventFilters"], sub.ownerId);
         sub.eventFilters = valid.map((f) => f.event);
         sub.disabledFilters = disabled;
       }
       if (b["expiresIn"] !== undefined) sub.expiresIn = this.checkExpiresIn(b["expiresIn"]);
     }
-    return this.renew(id);
+    return this.renew(id, ownerId);
   }
 
-  renew(id: string): Subscription {
-    const sub = this.get(id);
+  renew(id: string, ownerId?: string): Subscription {
+    const sub = this.get(id, ownerId);
     sub.expirationTime = Date.now() + sub.expiresIn * 1000;
     return sub;
   }
 
-  delete(id: string): void {
-    this.get(id);
+  delete(id: string, ownerId?: string): void {
+    this.get(id, ownerId);
     this.subs.delete(id);
     this.deps.log.info({ event: "emulator.subscription.deleted", subscriptionId: id }, "subscription deleted");
   }
@@ -258,13 +265,14 @@ export class SubscriptionService {
     }
   }
 
-  /** A message was created or changed: notify every matching, active, unexpired subscription. */
+  /** A message was created or changed: notify every matching, active, unexpired subscription of its extension. */
   onMessageChange(msg: StoredMessage, kind: ChangeKind): void {
     const now = Date.now();
+    const ownerId = msg.owner?.extensionId ?? EXTENSION_ID;
     for (const sub of this.subs.values()) {
-      if (sub.status !== "Active" || sub.expirationTime <= now) continue;
+      if (sub.status !== "Active" || sub.expirationTime <= now || sub.ownerId !== ownerId) continue;
       for (const filter of sub.eventFilters) {
-        const parsed = parseFilter(filter);
+        const parsed = parseFilter(filter, ownerId);
         if (!parsed) continue;
         if (parsed.type !== undefined && parsed.type !== msg.type) continue;
         if (parsed.direction !== undefined && parsed.direction !== msg.direction) continue;
@@ -283,8 +291,8 @@ export class SubscriptionService {
       event,
       timestamp: now,
       subscriptionId: sub.id,
-      ownerId: EXTENSION_ID,
-      body: { extensionId: EXTENSION_ID, lastUpdated: isoTime(msg.lastModifiedTime), changes: [change], ownerId: EXTENSION_ID },
+      ownerId: sub.ownerId,
+      body: { extensionId: sub.ownerId, lastUpdated: isoTime(msg.lastModifiedTime), changes: [change], ownerId: sub.ownerId },
     };
     const mode = sub.deliveryMode;
     if (mode.transportType === "WebSocket") {
@@ -337,14 +345,14 @@ export class SubscriptionService {
     }
   }
 
-  private checkFilters(value: unknown): { valid: ParsedFilter[]; disabled: Subscription["disabledFilters"] } {
+  private checkFilters(value: unknown, ownerId: string): { valid: ParsedFilter[]; disabled: Subscription["disabledFilters"] } {
     if (!Array.isArray(value) || value.length === 0 || !value.every((f) => typeof f === "string" && f !== "")) {
       throw invalidParam("eventFilters");
     }
     const valid: ParsedFilter[] = [];
     const disabled: Subscription["disabledFilters"] = [];
     for (const f of value as string[]) {
-      const parsed = parseFilter(f);
+      const parsed = parseFilter(f, ownerId);
       if (parsed) valid.push(parsed);
       else disabled.push({ filter: f, reason: "Invalid", message: "Event filter is not supported" });
     }
@@ -363,16 +371,17 @@ export class SubscriptionService {
   }
 }
 
-export function parseFilter(filter: string): ParsedFilter | undefined {
+/** A message-store event filter of extension `ownerId` (`~` or its id; another extension's is not supported for it). */
+export function parseFilter(filter: string, ownerId: string = EXTENSION_ID): ParsedFilter | undefined {
   const m = FILTER_RE.exec(filter);
   if (!m) return undefined;
   if (m[1] !== "~" && m[1] !== ACCOUNT_ID) return undefined;
-  if (m[2] !== "~" && m[2] !== EXTENSION_ID) return undefined;
+  if (m[2] !== "~" && m[2] !== ownerId) return undefined;
   const q = new URLSearchParams(m[3] ?? "");
   for (const key of q.keys()) if (key !== "type" && key !== "direction") return undefined;
   const out: ParsedFilter = {
     filter,
-    event: `/restapi/v1.0/account/${ACCOUNT_ID}/extension/${EXTENSION_ID}/message-store${m[3] ? `?${m[3]}` : ""}`,
+    event: `/restapi/v1.0/account/${ACCOUNT_ID}/extension/${ownerId}/message-store${m[3] ? `?${m[3]}` : ""}`,
   };
   const type = q.get("type");
   const direction = q.get("direction");

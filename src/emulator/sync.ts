@@ -10,7 +10,7 @@ interface SyncFrame {
   generation: number;
 }
 
-/** message-sync (FSync / ISync) with opaque tokens that carry the sync frame. */
+/** message-sync (FSync / ISync) of one extension's store, with opaque tokens that carry the sync frame (another extension's token is unknown here). */
 export class SyncService {
   private readonly tokens = new Map<string, SyncFrame>();
   private generation = 0;
@@ -55,7 +55,7 @@ export class SyncService {
     const records = all.slice(0, limit);
     const token = this.issue({ filter: { messageType: filter.messageType, direction: filter.direction }, syncTime: now, generation: this.generation });
     return {
-      uri: new URL(resolvedPath(url.pathname) + url.search, baseUrl).toString(),
+      uri: new URL(resolvedPath(url.pathname, this.store.owner.extensionId) + url.search, baseUrl).toString(),
       records: records.map((m) => messageJson(m, baseUrl)),
       syncInfo: { syncType: "FSync", syncToken: token, syncTime: isoTime(now), olderRecordsExist: all.length > records.length },
     };
@@ -76,7 +76,7 @@ export class SyncService {
       .sort(newestFirst);
     const next = this.issue({ filter: frame.filter, syncTime: now, generation: this.generation });
     return {
-      uri: new URL(resolvedPath(url.pathname) + url.search, baseUrl).toString(),
+      uri: new URL(resolvedPath(url.pathname, this.store.owner.extensionId) + url.search, baseUrl).toString(),
       records: changed.map((m) => this.record(m, baseUrl)),
       syncInfo: { syncType: "ISync", syncToken: next, syncTime: isoTime(now), olderRecordsExist: false },
     };
@@ -85,7 +85,7 @@ export class SyncService {
   /** Deleted or purged messages come back as id and availability only. */
   private record(m: StoredMessage, baseUrl: string): Record<string, unknown> {
     if (m.availability === "Alive") return messageJson(m, baseUrl);
-    return { id: m.id, uri: baseUrl + messagePath(m.id), availability: m.availability };
+    return { id: m.id, uri: baseUrl + messagePath(m.id, this.store.owner.extensionId), availability: m.availability };
   }
 
   private issue(frame: SyncFrame): string {

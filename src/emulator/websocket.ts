@@ -99,7 +99,7 @@ export class WebSocketGateway {
     for (const n of recovered?.buffer ?? []) notify(n);
     this.deps.subs.attachWebSocket(connectionId, notify);
     ws.on("message", (data: RawData) => {
-      this.onFrame(data, send, connectionId).catch((err: unknown) => {
+      this.onFrame(data, send, connectionId, session.ownerId).catch((err: unknown) => {
         log.error({ event: "emulator.ws.frame_failed", err }, "websocket frame failed");
       });
     });
@@ -135,6 +135,7 @@ export class WebSocketGateway {
     data: RawData,
     send: (header: Record<string, unknown>, body?: unknown) => void,
     connectionId: string,
+    ownerId: string,
   ): Promise<void> {
     let frame: unknown;
     try {
@@ -165,14 +166,14 @@ export class WebSocketGateway {
       const base = this.deps.baseUrl();
       const subMatch = /^\/restapi\/v1\.0\/subscription\/([^/]+)$/.exec(path);
       if (method === "POST" && path === "/restapi/v1.0/subscription") {
-        const sub = await this.deps.subs.create(frame[1], connectionId);
+        const sub = await this.deps.subs.create(frame[1], ownerId, connectionId);
         reply(200, this.deps.subs.json(sub, base));
       } else if (subMatch && method === "GET") {
-        reply(200, this.deps.subs.json(this.deps.subs.get(subMatch[1] ?? ""), base));
+        reply(200, this.deps.subs.json(this.deps.subs.get(subMatch[1] ?? "", ownerId), base));
       } else if (subMatch && method === "PUT") {
-        reply(200, this.deps.subs.json(this.deps.subs.update(subMatch[1] ?? "", frame[1]), base));
+        reply(200, this.deps.subs.json(this.deps.subs.update(subMatch[1] ?? "", frame[1], ownerId), base));
       } else if (subMatch && method === "DELETE") {
-        this.deps.subs.delete(subMatch[1] ?? "");
+        this.deps.subs.delete(subMatch[1] ?? "", ownerId);
         reply(204);
       } else {
         throw rcError(404, "CMN-102", "Resource for parameter [path] is not found", { parameterName: "path", parameterValue: path });

@@ -227,7 +227,7 @@ export class PgDocumentStore implements DocumentStore {
   /** The job ids that have documents: msg/<id>.eml and work/<id>/…. */
   async jobIds(): Promise<string[]> {
     const r = await this.#pool.query<{ id: string }>(
-      `SELECT DISTINCT CASE WHEN starts_with(key, 'msg/') THEN regexp_replace(substr(key, 5), '\.eml$', '') ELSE split_part(key, '/', 2) END AS id
+      `SELECT DISTINCT CASE WHEN starts_with(key, 'msg/') THEN regexp_replace(substr(key, 5), '\\.eml$', '') ELSE split_part(key, '/', 2) END AS id
        FROM document_heads WHERE starts_with(key, 'msg/') OR starts_with(key, 'work/') ORDER BY 1`,
     );
     return r.rows.map((row) => row.id).filter((id) => id.length > 0 && !id.includes("/"));

@@ -1,9 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { silentLogger } from "../../../src/log.js";
 import { connectPool, DatabaseUrlError, parseDatabaseUrl, redactDatabaseUrl } from "../../../src/store/pg/connect.js";
 import { migrate } from "../../../src/store/pg/migrate.js";
 import { PG_MIGRATIONS } from "../../../src/store/pg/schema.js";
-import { createTestDatabase, pgAvailable, type TestDatabase } from "../../helpers/pg.js";
+import { describePg, usePgDatabase } from "../../helpers/pg.js";
 
 describe("database.url checks", () => {
   it("refuses malformed URLs without showing the password", () => {
@@ -23,14 +23,8 @@ describe("database.url checks", () => {
   });
 });
 
-describe.skipIf(!pgAvailable)("PostgreSQL migrations", () => {
-  let db: TestDatabase;
-  beforeAll(async () => {
-    db = await createTestDatabase();
-  });
-  afterAll(async () => {
-    await db?.drop();
-  });
+describePg("PostgreSQL migrations", () => {
+  const db = usePgDatabase();
 
   it("refuses a wrong password without repeating it", async () => {
     const u = new URL(db.url);

@@ -3,14 +3,14 @@ import { existsSync, readFileSync } from "node:fs";
 import { Readable } from "node:stream";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { silentLogger } from "../../../src/log.js";
 import { connectPool, type Pool } from "../../../src/store/pg/connect.js";
 import { PgDocumentStore } from "../../../src/store/pg/documents.js";
 import { DocumentError } from "../../../src/store/ports.js";
 import { migrate } from "../../../src/store/pg/migrate.js";
 import { PG_MIGRATIONS } from "../../../src/store/pg/schema.js";
-import { createTestDatabase, pgAvailable, type TestDatabase } from "../../helpers/pg.js";
+import { describePg, usePgDatabase } from "../../helpers/pg.js";
 
 /** `total` bytes of a repeatable pattern in 64 kB pieces, hashed as they go. */
 function source(total: number, hash = createHash("sha256")): { stream: Readable; hash: () => string } {
@@ -40,19 +40,17 @@ function collectGarbage(): void {
   if (typeof gc === "function") gc();
 }
 
-describe.skipIf(!pgAvailable)("PgDocumentStore", () => {
-  let db: TestDatabase;
+describePg("PgDocumentStore", () => {
+  const db = usePgDatabase();
   let pool: Pool;
   let docs: PgDocumentStore;
   beforeAll(async () => {
-    db = await createTestDatabase();
     pool = await connectPool(db.url, { logger: silentLogger() });
     await migrate(pool, PG_MIGRATIONS, silentLogger());
     docs = new PgDocumentStore(pool, { logger: silentLogger() });
   });
   afterAll(async () => {
     await pool?.end();
-    await db?.drop();
   });
 
   it("stores and reads back documents of every size, chunked", async () => {

@@ -114,4 +114,31 @@ export const pgLeadershipMigration: PgMigration = {
   ],
 };
 
-export const PG_MIGRATIONS: readonly PgMigration[] = [pgOutboundMigration, pgInboundMigration, pgDocumentMigration, pgLeadershipMigration];
+export const pgWebMigration: PgMigration = {
+  module: "web",
+  steps: [
+    `CREATE TABLE web_sessions (
+       id_hash TEXT PRIMARY KEY,
+       username TEXT NOT NULL,
+       credential TEXT NOT NULL,
+       created_at BIGINT NOT NULL,
+       expires_at BIGINT NOT NULL
+     );
+     CREATE TABLE api_idempotency (
+       token TEXT NOT NULL,
+       key TEXT NOT NULL,
+       body_hash TEXT NOT NULL,
+       job_id TEXT NOT NULL,
+       status INTEGER,
+       response TEXT,
+       created_at BIGINT NOT NULL,
+       PRIMARY KEY (token, key)
+     );
+     CREATE TABLE web_link_uses (
+       link_hash TEXT PRIMARY KEY,
+       used_at BIGINT NOT NULL
+     );`,
+  ],
+};
+
+export const PG_MIGRATIONS: readonly PgMigration[] = [pgOutboundMigration, pgInboundMigration, pgDocumentMigration, pgLeadershipMigration, pgWebMigration];

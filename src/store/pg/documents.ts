@@ -8,7 +8,7 @@
  * 50 MB attachment never sits in memory whole.
  */
 import { createWriteStream } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -215,6 +215,7 @@ export class PgDocumentStore implements DocumentStore {
       const heads = await client.query(`DELETE FROM document_heads WHERE ${where}`, [keyOrPrefix]);
       await client.query(`DELETE FROM document_chunks WHERE ${where}`, [keyOrPrefix]);
       await client.query("COMMIT");
+      if (keyOrPrefix.startsWith("work/")) await rm(join(this.#tmpDir, `faxbridge-work-${process.pid}`, keyOrPrefix.slice(5)), { recursive: true, force: true });
       if ((heads.rowCount ?? 0) > 0) this.#log.debug({ event: "documents.removed", key: keyOrPrefix, count: heads.rowCount }, "documents removed");
     } catch (err) {
       await client.query("ROLLBACK").catch(() => undefined);
@@ -226,10 +227,35 @@ export class PgDocumentStore implements DocumentStore {
 
   /** The job ids that have documents: msg/<id>.eml and work/<id>/…. */
   async jobIds(): Promise<string[]> {
-    const r = await this.#pool.query<{ id: string }>(
-      `SELECT DISTINCT CASE WHEN starts_with(key, 'msg/') THEN regexp_replace(substr(key, 5), '\\.eml$', '') ELSE split_part(key, '/', 2) END AS id
-       FROM document_heads WHERE starts_with(key, 'msg/') OR starts_with(key, 'work/') ORDER BY 1`,
+    const ids = new Set([...(await this.list("msg")).map((n) => n.replace(/\.eml$/, "")), ...(await this.list("work"))]);
+    return [...ids].sort();
+  }
+
+  /** The names directly under `prefix` ("msg" → ["<id>.eml", …]; "work" → ["<id>", …]), sorted. */
+  async list(prefix: string): Promise<string[]> {
+    checkKey(prefix);
+    const r = await this.#pool.query<{ name: string }>(
+      "SELECT DISTINCT split_part(substr(key, length($1) + 2), '/', 1) AS name FROM document_heads WHERE starts_with(key, $1 || '/') ORDER BY 1",
+      [prefix],
     );
-    return r.rows.map((row) => row.id).filter((id) => id.length > 0 && !id.includes("/"));
+    return r.rows.map((row) => row.name).filter((n) => n.length > 0);
+  }
+
+  /**
+   * A scratch directory for extracting a job's documents (the caller stores
+   * each file with put() under `work/<jobId>/<name>` before the job row names
+   * it); removed by remove("work/<jobId>") and by sweepPartial().
+   */
+  async workDir(jobId: string): Promise<string> {
+    checkKey(`work/${jobId}`);
+    const dir = join(this.#tmpDir, `faxbridge-work-${process.pid}`, jobId);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    return dir;
+  }
+
+  /** Documents are written in one transaction each: nothing partial in the database. Scratch directories of this process are removed. */
+  async sweepPartial(): Promise<number> {
+    await rm(join(this.#tmpDir, `faxbridge-work-${process.pid}`), { recursive: true, force: true });
+    return 0;
   }
 }

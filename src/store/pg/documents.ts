@@ -7,7 +7,7 @@
  * transaction rolls back). Bytes stream in and out one chunk at a time: a
  * 50 MB attachment never sits in memory whole.
  */
-import { createWriteStream } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,9 +22,6 @@ import { NOW_MS, type Pool, type PoolClient } from "./connect.js";
 export const CHUNK_BYTES = 256 * 1024;
 /** Chunks fetched per round trip when reading. */
 const READ_BATCH = 2;
-
-/** Internal: the input passed maxBytes (answered as DocumentError "too_big"). */
-class TooBig extends Error {}
 
 /** The binary COPY header: signature, flags, header extension length. */
 const COPY_HEADER = Buffer.concat([Buffer.from("PGCOPY\n\xff\r\n\0", "latin1"), Buffer.alloc(8)]);
@@ -50,15 +47,12 @@ interface CopyProgress {
 /**
  * The binary COPY stream of `source` as `document_chunks` rows of CHUNK_BYTES
  * (the last may be shorter). The input's own buffers are passed through (no
- * copy, no concatenation); only the small row headers are new. Past
- * `maxBytes` it reads the source to its end, yields nothing more, and throws
- * (which fails the COPY).
+ * copy, no concatenation); only the small row headers are new.
  */
-async function* copyRows(key: string, source: AsyncIterable<Buffer | Uint8Array | string>, maxBytes: number | undefined, progress: CopyProgress): AsyncGenerator<Buffer> {
+async function* copyRows(key: string, source: AsyncIterable<Buffer | Uint8Array | string>, progress: CopyProgress): AsyncGenerator<Buffer> {
   const keyBytes = Buffer.from(key);
   let parts: Buffer[] = [];
   let held = 0;
-  let tooBig = false;
   function* row(): Generator<Buffer> {
     yield rowHeader(keyBytes, progress.chunks++, held);
     yield* parts;
@@ -69,12 +63,6 @@ async function* copyRows(key: string, source: AsyncIterable<Buffer | Uint8Array 
   for await (const raw of source) {
     let chunk = typeof raw === "string" ? Buffer.from(raw) : Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
     progress.size += chunk.length;
-    if (tooBig || (maxBytes !== undefined && progress.size > maxBytes)) {
-      // Read the rest so the sender can be answered, but store nothing more.
-      tooBig = true;
-      parts = [];
-      continue;
-    }
     while (held + chunk.length >= CHUNK_BYTES) {
       const take = CHUNK_BYTES - held;
       parts.push(chunk.subarray(0, take));
@@ -87,7 +75,6 @@ async function* copyRows(key: string, source: AsyncIterable<Buffer | Uint8Array 
       held += chunk.length;
     }
   }
-  if (tooBig) throw new TooBig();
   if (held > 0) yield* row();
   yield COPY_TRAILER;
 }
@@ -115,23 +102,22 @@ export class PgDocumentStore implements DocumentStore {
   }
 
   /**
-   * Store `body` under `key`, streamed chunk by chunk in one transaction;
-   * resolves after the commit. Rejects with DocumentError: too_big (nothing
-   * stored, the body read to its end), aborted (the body failed), io.
+   * Store `body` under `key`; resolves after the commit. The body is first
+   * staged in a private local file, so a slow sender never holds a database
+   * connection; then it is copied in, chunk by chunk, in one transaction.
+   * Rejects with DocumentError: too_big (nothing stored, the body read to
+   * its end), aborted (the body failed), no_space, io.
    */
   async put(key: string, body: Readable, opts: PutOptions = {}): Promise<{ readonly key: string; readonly size: number }> {
     checkKey(key);
-    let bodyFailed: unknown;
-    body.once("error", (err: unknown) => {
-      bodyFailed ??= err;
-    });
+    const staged = await this.#stage(body, opts.maxBytes);
     try {
       const client = await this.#pool.connect();
       let broken: Error | undefined;
       try {
         await client.query("BEGIN");
         try {
-          const out = await this.#write(client, key, body, opts.maxBytes);
+          const out = await this.#write(client, key, createReadStream(staged.file, { highWaterMark: CHUNK_BYTES }));
           await client.query("COMMIT");
           return out;
         } catch (err) {
@@ -144,18 +130,57 @@ export class PgDocumentStore implements DocumentStore {
         client.release(broken);
       }
     } catch (err) {
-      if (err instanceof TooBig) throw new DocumentError("too_big", `document exceeds ${opts.maxBytes ?? 0} bytes`);
-      if (bodyFailed !== undefined) throw new DocumentError("aborted", `the document's input failed: ${errorMessage(bodyFailed)}`, { cause: bodyFailed });
       throw new DocumentError("io", `storing document ${key} failed: ${errorMessage(err)}`, { cause: err });
+    } finally {
+      await rm(staged.dir, { recursive: true, force: true });
     }
   }
 
-  async #write(client: PoolClient, key: string, source: AsyncIterable<Buffer | Uint8Array | string>, maxBytes: number | undefined): Promise<{ key: string; size: number }> {
+  /** Read `body` to its end into a private file (nothing kept past maxBytes). */
+  async #stage(body: Readable, maxBytes: number | undefined): Promise<{ dir: string; file: string; size: number }> {
+    let bodyFailed: unknown;
+    body.once("error", (err: unknown) => {
+      bodyFailed ??= err;
+    });
+    const dir = await mkdtemp(join(this.#tmpDir, "faxbridge-put-"));
+    const file = join(dir, "body");
+    let size = 0;
+    let tooBig = false;
+    try {
+      await pipeline(
+        body,
+        async function* (source: AsyncIterable<Buffer>) {
+          for await (const chunk of source) {
+            size += chunk.length;
+            if (tooBig || (maxBytes !== undefined && size > maxBytes)) {
+              tooBig = true;
+              continue;
+            }
+            yield chunk;
+          }
+        },
+        createWriteStream(file, { mode: 0o600, flags: "wx" }),
+      );
+    } catch (err) {
+      await rm(dir, { recursive: true, force: true });
+      if (bodyFailed !== undefined) throw new DocumentError("aborted", `the document's input failed: ${errorMessage(bodyFailed)}`, { cause: bodyFailed });
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOSPC" || code === "EDQUOT") throw new DocumentError("no_space", "insufficient local storage to stage the document", { cause: err });
+      throw new DocumentError("io", `staging a document failed: ${errorMessage(err)}`, { cause: err });
+    }
+    if (tooBig) {
+      await rm(dir, { recursive: true, force: true });
+      throw new DocumentError("too_big", `document exceeds ${maxBytes ?? 0} bytes`);
+    }
+    return { dir, file, size };
+  }
+
+  async #write(client: PoolClient, key: string, source: AsyncIterable<Buffer | Uint8Array | string>): Promise<{ key: string; size: number }> {
     await client.query("DELETE FROM document_chunks WHERE key = $1", [key]);
     await client.query("DELETE FROM document_heads WHERE key = $1", [key]);
     // COPY streams the bytes to the server as they come: no per-chunk statement copying each chunk again.
     const progress: CopyProgress = { size: 0, chunks: 0 };
-    await pipeline(Readable.from(copyRows(key, source, maxBytes, progress)), client.query(copyFrom("COPY document_chunks (key, seq, bytes) FROM STDIN (FORMAT binary)")));
+    await pipeline(Readable.from(copyRows(key, source, progress)), client.query(copyFrom("COPY document_chunks (key, seq, bytes) FROM STDIN (FORMAT binary)")));
     await client.query(`INSERT INTO document_heads (key, size, chunks, created_at) VALUES ($1, $2, $3, ${NOW_MS})`, [key, progress.size, progress.chunks]);
     return { key, size: progress.size };
   }

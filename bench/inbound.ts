@@ -26,8 +26,7 @@ import { silentLogger } from "../src/log.js";
 import { createMailSender } from "../src/mail/transport.js";
 import { Metrics } from "../src/metrics.js";
 import { RingCentralClient } from "../src/rc/client.js";
-import { openDatabase } from "../src/store/db.js";
-import { inboundMigration, SqliteInboundStore } from "../src/store/inbound.js";
+import { openStores } from "../src/store/open.js";
 
 export interface LatencyFigures {
   p50Ms: number;
@@ -163,8 +162,8 @@ async function runPath(opts: {
       syncIntervalSeconds: 3600,
     },
   });
-  const db = openDatabase(join(dir, "faxbridge.db"), [inboundMigration]);
-  const store = new SqliteInboundStore({ db, logger: log });
+  const stores = await openStores({ dataDir: dir }, log, { role: "daemon" });
+  const store = stores.inbound;
   const client = new RingCentralClient({ serverUrl: emulator.url, clientId: "bench", clientSecret: "bench", jwt: "bench", logger: log, rateLimits: RAISED, mediaOrigins: [emulator.mediaUrl] });
   const mail = createMailSender(config.mail.url, join(dir, "mailbox"), log);
   const service = new InboundService({
@@ -201,7 +200,7 @@ async function runPath(opts: {
     await http.close();
     await sink.close();
     await emulator.close();
-    db.close();
+    await stores.close();
     await rm(dir, { recursive: true, force: true });
   }
 }

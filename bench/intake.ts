@@ -10,8 +10,7 @@ import { configSchema } from "../src/config/schema.js";
 import { silentLogger, type Logger } from "../src/log.js";
 import { createSmtpServer } from "../src/smtp/server.js";
 import { Spool } from "../src/spool/spool.js";
-import { openDatabase } from "../src/store/db.js";
-import { SqliteOutboundStore, outboundMigration } from "../src/store/outbound.js";
+import { openStores } from "../src/store/open.js";
 import { runSmtpLoad, startDiscardServer, type SmtpLoadResult } from "./smtp-load.js";
 
 /**
@@ -54,27 +53,28 @@ const CLIENT = "raw-socket SMTP client in a child process (bench/smtp-load-clien
 /** The daemon's wiring (src/app.ts) on a temp dir: real spool, real SQLite store, real SMTP server. */
 async function benchDurable(messages: number, connections: number, messageBytes: number, logger: Logger): Promise<BenchIntakeResult["durable"]> {
   const dir = await mkdtemp(join(tmpdir(), "faxbridge-bench-"));
-  const db = openDatabase(join(dir, "faxbridge.db"), [outboundMigration]);
-  const store = new SqliteOutboundStore(db, { logger });
-  const spool = await Spool.open({ dataDir: dir, logger });
+  const stores = await openStores({ dataDir: dir }, logger, { role: "daemon" });
+  const store = stores.outbound;
+  const spool = new Spool({ documents: stores.documents, logger });
+  // SQLite's group-commit counters (src/store/sqlite/group-commit.ts).
+  const commitStats = (): { batches: number; rows: number; largest: number } =>
+    "commitStats" in store ? (store.commitStats as { batches: number; rows: number; largest: number }) : { batches: 0, rows: 0, largest: 0 };
   const config = configSchema.parse({ dataDir: dir, smtp: { port: 0, maxConnections: connections * 2 } });
   const server = createSmtpServer({ config, spool, store, logger, numberCheck: "possible" });
   try {
     const { port } = await server.listen();
-    const before = { ...store.commitStats };
+    const before = { ...commitStats() };
     const result = await runSmtpLoad({ port, connections, messages, messageBytes });
     const counts = await store.countByState();
     if (counts.received !== messages + connections) {
       throw new Error(`expected ${messages + connections} received jobs, the store has ${counts.received}`);
     }
-    const stats = store.commitStats;
+    const stats = commitStats();
     logger.info({ event: "bench.intake", commits: stats }, "group commit stats");
     return { ...result, commitBatches: stats.batches - before.batches, largestCommitBatch: stats.largest };
   } finally {
     await server.close(1000);
-    await spool.close();
-    await store.close();
-    db.close();
+    await stores.close();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -14,8 +14,7 @@ import { OutboundWorker } from "../src/outbound/worker.js";
 import { RingCentralClient } from "../src/rc/client.js";
 import { createSmtpServer } from "../src/smtp/server.js";
 import { Spool } from "../src/spool/spool.js";
-import { openDatabase } from "../src/store/db.js";
-import { SqliteOutboundStore, outboundMigration } from "../src/store/outbound.js";
+import { openStores } from "../src/store/open.js";
 
 /**
  * Send pacing under the Heavy rate limit: N mails are enqueued at once
@@ -87,9 +86,9 @@ export async function benchPacing(opts: BenchPacingOptions = {}): Promise<BenchP
     fax: { numberCheck: "possible", retrySchedule: "1s,2s,5s*10", statusPollSchedule: "3s" },
     mail: { url: "" },
   });
-  const db = openDatabase(join(dir, "faxbridge.db"), [outboundMigration]);
-  const store = new SqliteOutboundStore(db, { logger });
-  const spool = await Spool.open({ dataDir: dir, logger });
+  const stores = await openStores({ dataDir: dir }, logger, { role: "daemon" });
+  const store = stores.outbound;
+  const spool = new Spool({ documents: stores.documents, logger });
   const client = new RingCentralClient({
     serverUrl: emu.url,
     clientId: "bench",
@@ -153,9 +152,7 @@ export async function benchPacing(opts: BenchPacingOptions = {}): Promise<BenchP
     mail.close();
     await client.close();
     await emu.close();
-    await spool.close();
-    await store.close();
-    db.close();
+    await stores.close();
     await agent.close();
     await rm(dir, { recursive: true, force: true });
   }

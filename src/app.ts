@@ -20,16 +20,12 @@ import { tokenFileStore } from "./rc/token-file.js";
 import type { NumberCheck } from "./smtp/address.js";
 import { createSmtpServer, type FaxSmtpServer } from "./smtp/server.js";
 import { Spool } from "./spool/spool.js";
-import { openDatabase, type Db } from "./store/db.js";
-import { inboundMigration, SqliteInboundStore } from "./store/inbound.js";
-import { outboundMigration, SqliteOutboundStore } from "./store/outbound.js";
-import { lockDataDir, releaseStaleLeases } from "./store/ownership.js";
+import { openStores } from "./store/open.js";
 import { runDoctor } from "./cli/doctor.js";
 import { retryJob } from "./cli/queue.js";
 import { webSecret } from "./web/auth.js";
 import { createWebApp } from "./web/index.js";
 import { linkBuilder } from "./web/links.js";
-import { WebStore, webMigration } from "./web/store.js";
 
 /** How long a graceful shutdown may take before the process exits anyway. */
 export const SHUTDOWN_DEADLINE_MS = 25_000;
@@ -73,7 +69,6 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
 
   const steps: { name: string; close: () => Promise<void> | void }[] = [];
-  let unlockDataDir: (() => void) | undefined;
   const cleanup = async (): Promise<void> => {
     for (const step of steps.reverse()) {
       try {
@@ -83,8 +78,6 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       }
     }
     steps.length = 0;
-    unlockDataDir?.();
-    unlockDataDir = undefined;
   };
 
   try {
@@ -101,21 +94,12 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       rc = { serverUrl: emulator.url, ...SANDBOX_CREDENTIALS };
     }
 
-    unlockDataDir = lockDataDir(dataDir, log);
-    const db: Db = openDatabase(join(dataDir, "faxbridge.db"), [outboundMigration, inboundMigration, webMigration]);
-    steps.push({
-      name: "database",
-      close: () => {
-        db.close();
-      },
-    });
-    // This process owns the data directory: leases still set belong to a process that died.
-    releaseStaleLeases(db, log);
-    const outboundStore = new SqliteOutboundStore(db, { logger: log });
-    steps.push({ name: "outbound-store", close: () => outboundStore.close() });
-    const inboundStore = new SqliteInboundStore({ db, logger: log });
-    const spool = await Spool.open({ dataDir, logger: log });
-    steps.push({ name: "spool", close: () => spool.close() });
+    // The daemon owns its store: leases still set belong to a process that died, and are released at open.
+    const stores = await openStores(config, log, { role: "daemon" });
+    steps.push({ name: "database", close: () => stores.close() });
+    const outboundStore = stores.outbound;
+    const inboundStore = stores.inbound;
+    const spool = new Spool({ documents: stores.documents, logger: log });
     await spool.recover(outboundStore);
 
     let lastRcCall: { at: number; status: number } | undefined;
@@ -169,7 +153,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     wireReadiness({
       http,
       metrics,
-      db,
+      store: stores,
       dataDir,
       spoolDir: join(dataDir, "spool"),
       // The same floor below which SMTP answers 452: not ready = new mail would be refused.
@@ -204,7 +188,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       outbound: outboundStore,
       inbound: inboundStore,
       spool,
-      web: new WebStore(db),
+      web: stores.web,
       audit,
       client,
       intake: { config, spool, store: outboundStore, policy, numberCheck, logger: log.child({ component: "web" }), onAccepted: () => worker.wake() },
@@ -213,7 +197,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       thumbDir: join(dataDir, "thumbs"),
       key: webKey,
       retry: async (id) => {
-        const r = await retryJob({ outbound: outboundStore }, id);
+        const r = await retryJob({ outbound: outboundStore, documents: stores.documents }, id);
         worker.wake();
         return r;
       },
@@ -228,7 +212,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
             out[name] = errorMessage(err);
           }
         };
-        await Promise.all([run("store", async () => db.prepare("SELECT 1").get()), run("ringcentral", () => client.ensureAuthenticated()), run("mail", () => mail.verify())]);
+        await Promise.all([run("store", () => stores.ping()), run("ringcentral", () => client.ensureAuthenticated()), run("mail", () => mail.verify())]);
         return out;
       },
       doctor: () => runDoctor(config, { timeoutMs: 15_000 }),
@@ -260,7 +244,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     janitor.start();
     steps.push({ name: "janitor", close: () => janitor.stop() });
     // Close order (reversed): stop taking work first, then the workers, then the stores.
-    reorderForShutdown(steps, ["janitor", "ringcentral-holds", "inbound", "smtp", "outbound", "http", "web", "alerts", "mail", "ringcentral", "spool", "audit", "outbound-store", "database", "emulator"]);
+    reorderForShutdown(steps, ["janitor", "ringcentral-holds", "inbound", "smtp", "outbound", "http", "web", "alerts", "mail", "ringcentral", "audit", "database", "emulator"]);
 
     log.info(
       { event: "daemon.started", smtp: smtpAddress, http: httpAddress, sandbox, dataDir, faxDomains: config.fax.domains, mail: mail.description },

@@ -91,7 +91,7 @@ export class Metrics {
   });
 
   /** Read at scrape time; the daemon sets them once its store and data directory are open. */
-  readonly sources: { dataFreeBytes?: () => number | undefined; oldestJobSeconds?: () => number; ready?: () => Promise<boolean>; dependencies?: () => Promise<unknown> } = {};
+  readonly sources: { dataFreeBytes?: () => number | undefined; oldestJobSeconds?: () => Promise<number>; ready?: () => Promise<boolean>; dependencies?: () => Promise<unknown> } = {};
   readonly ready = new Gauge({
     name: "faxbridge_ready",
     help: "1 when this instance can accept and durably queue mail (store, spool, disk, listeners): the /readyz checks, run at each scrape.",
@@ -123,8 +123,8 @@ export class Metrics {
     name: "faxbridge_queue_oldest_job_seconds",
     help: "Age of the oldest outbound job not yet final (0 when none).",
     registers: [this.registry],
-    collect: () => {
-      const age = this.sources.oldestJobSeconds?.();
+    collect: async () => {
+      const age = await this.sources.oldestJobSeconds?.();
       if (age !== undefined) this.queueOldestSeconds.set(age);
     },
   });

@@ -3,15 +3,14 @@
  * mistake into a UsageError (exit 2), config loading, opening the stores the
  * way the daemon does, and plain-text tables.
  */
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { loadConfig } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { errorMessage } from "../errors.js";
 import { silentLogger } from "../log.js";
-import { openDatabase, type Db } from "../store/db.js";
-import { inboundMigration, SqliteInboundStore } from "../store/inbound.js";
-import { outboundMigration, SqliteOutboundStore } from "../store/outbound.js";
+import { openStores as openBackend } from "../store/open.js";
+import type { DocumentStore, InboundStore, OutboundStore } from "../store/ports.js";
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage. */
 export const EXIT_OK = 0;
@@ -69,45 +68,32 @@ export function oneOf<T extends string>(name: string, value: string, allowed: re
 }
 
 export interface Stores {
-  readonly db: Db;
-  readonly outbound: SqliteOutboundStore;
-  readonly inbound: SqliteInboundStore;
+  readonly outbound: OutboundStore;
+  readonly inbound: InboundStore;
+  readonly documents: DocumentStore;
   readonly dataDir: string;
   close(): Promise<void>;
 }
 
 /**
- * Open `<dataDir>/faxbridge.db` the way the daemon does. SQLite in WAL mode with
- * a busy timeout lets this run next to a running daemon; every change is a
+ * Open the stores the way the daemon does, as an operator: this runs next to
+ * a running daemon (SQLite: WAL mode and a busy timeout); every change is a
  * compare-and-set transition, so a job the daemon moved meanwhile is refused,
  * never overwritten.
  */
-export function openStores(config: Readonly<Config>): Stores {
+export async function openStores(config: Readonly<Config>): Promise<Stores> {
   const dataDir = resolve(config.dataDir);
-  let db: Db;
   try {
-    db = openDatabase(join(dataDir, "faxbridge.db"), [outboundMigration, inboundMigration]);
+    const stores = await openBackend(config, silentLogger(), { role: "operator" });
+    return { outbound: stores.outbound, inbound: stores.inbound, documents: stores.documents, dataDir, close: () => stores.close() };
   } catch (err) {
     throw new CommandError(`cannot open the database in ${dataDir}: ${errorMessage(err)}`);
   }
-  const logger = silentLogger();
-  const outbound = new SqliteOutboundStore(db, { logger, groupCommit: "inline" });
-  const inbound = new SqliteInboundStore({ db, logger });
-  return {
-    db,
-    outbound,
-    inbound,
-    dataDir,
-    async close() {
-      await outbound.close();
-      db.close();
-    },
-  };
 }
 
 /** Run `fn` with the stores open, closing them afterwards whatever happens. */
 export async function withStores<T>(config: Readonly<Config>, fn: (stores: Stores) => Promise<T>): Promise<T> {
-  const stores = openStores(config);
+  const stores = await openStores(config);
   try {
     return await fn(stores);
   } finally {

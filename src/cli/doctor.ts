@@ -21,9 +21,7 @@ import { RingCentralClient } from "../rc/client.js";
 import { tokenFileStore } from "../rc/token-file.js";
 import { RcApiError, RcNetworkError, RcProtocolError } from "../rc/errors.js";
 import { createCidrMatcher, isLoopback } from "../smtp/cidr.js";
-import { openDatabase } from "../store/db.js";
-import { inboundMigration, SqliteInboundStore } from "../store/inbound.js";
-import { outboundMigration, SqliteOutboundStore } from "../store/outbound.js";
+import { openStores } from "../store/open.js";
 import { code, fail, ok, warn, withTimeout, type Check } from "./doctor-common.js";
 import { checkMail, checkMailboxes } from "./doctor-mail.js";
 import { COMMON_OPTIONS, EXIT_USAGE, loadConfigFrom, parse, printJson } from "./common.js";
@@ -114,10 +112,12 @@ async function checkDataDir(config: Readonly<Config>): Promise<{ checks: Check[]
 async function checkDatabase(config: Readonly<Config>): Promise<Check[]> {
   const dir = resolve(config.dataDir);
   const file = join(dir, "faxbridge.db");
-  let db;
+  let stores;
   try {
-    db = openDatabase(file, [outboundMigration, inboundMigration]);
+    stores = await openStores(config, silentLogger(), { role: "operator" });
+    await stores.ping();
   } catch (err) {
+    await stores?.close();
     const busy = /busy|locked/i.test(errorMessage(err));
     return [
       fail(
@@ -129,12 +129,8 @@ async function checkDatabase(config: Readonly<Config>): Promise<Check[]> {
   }
   const checks: Check[] = [];
   try {
-    const logger = silentLogger();
-    const outbound = new SqliteOutboundStore(db, { logger, groupCommit: "inline" });
-    const inbound = new SqliteInboundStore({ db, logger });
-    const jobs = await outbound.countByState();
-    const faxes = await inbound.countByState();
-    await outbound.close();
+    const jobs = await stores.outbound.countByState();
+    const faxes = await stores.inbound.countByState();
     const total = Object.values(jobs).reduce((a, b) => a + b, 0);
     const waiting = jobs.received + jobs.parsed + jobs.submitting + jobs.submitted;
     checks.push(ok("database", `${file} opens (${total} outbound jobs, ${waiting} in progress; ${faxes.discovered + faxes.delivered + faxes.dead} received faxes)`));
@@ -159,7 +155,7 @@ async function checkDatabase(config: Readonly<Config>): Promise<Check[]> {
   } catch (err) {
     checks.push(fail("database", `${file} opens but cannot be read: ${errorMessage(err)}`, "restore it from a backup or move it aside (the daemon then starts empty)"));
   } finally {
-    db.close();
+    await stores.close();
   }
   return checks;
 }

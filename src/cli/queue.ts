@@ -5,7 +5,6 @@
  * is a compare-and-set transition in the store, so a job the worker moves at
  * the same moment is refused with "it changed meanwhile", never overwritten.
  */
-import { access } from "node:fs/promises";
 import { errorMessage } from "../errors.js";
 import { silentLogger } from "../log.js";
 import { describeFaxError } from "../outbound/fax-errors.js";
@@ -215,7 +214,7 @@ export function jobDetails(job: OutboundJob): Record<string, unknown> {
     notifiedAt: iso(job.notifiedAt),
     leaseUntil: iso(job.leaseUntil),
     updatedAt: iso(job.updatedAt),
-    spoolPath: job.spoolPath,
+    mailKey: job.mailKey,
   };
 }
 
@@ -276,16 +275,6 @@ async function queueShow(argv: string[]): Promise<number> {
 
 // ---------------------------------------------------------------- retry
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    // Missing or unreadable: either way the worker could not use it.
-    return false;
-  }
-}
-
 function conflict(err: unknown, id: string): never {
   if (err instanceof StateConflictError) {
     throw new CommandError(
@@ -303,7 +292,7 @@ export interface RetryResult {
 }
 
 /** What `queue retry` does to one job; exported for tests of the rules. */
-export async function retryJob(stores: Pick<Stores, "outbound">, id: string, now = Date.now()): Promise<RetryResult> {
+export async function retryJob(stores: Pick<Stores, "outbound" | "documents">, id: string, now = Date.now()): Promise<RetryResult> {
   const job = await getJob(stores, id);
   const store = stores.outbound;
   const leased = job.leaseUntil !== null && job.leaseUntil > now;
@@ -341,8 +330,8 @@ export async function retryJob(stores: Pick<Stores, "outbound">, id: string, now
           `job ${id} cannot be retried: it was refused before it became a fax request (${why}). Retrying would give the same answer; fix the mail and send it again.`,
         );
       }
-      const usable = data.forwardOf !== undefined || (await exists(job.spoolPath));
-      if (!usable) throw new CommandError(`job ${id} cannot be retried: its stored mail (${job.spoolPath}) is gone. Send it again.`);
+      const usable = data.forwardOf !== undefined || (await stores.documents.stat(job.mailKey)) !== undefined;
+      if (!usable) throw new CommandError(`job ${id} cannot be retried: its stored mail (${job.mailKey}) is gone. Send it again.`);
       const { failureAdvice: _advice, report: _report, statusProblem: _problem, ...rest } = data;
       try {
         const moved = await store.transition(id, "failed", "parsed", {
@@ -418,12 +407,7 @@ export async function cancelJob(stores: Stores, id: string): Promise<CancelResul
   }
   // The raw mail and extracted documents are no longer needed.
   try {
-    const spool = await Spool.open({ dataDir: stores.dataDir, logger: silentLogger() });
-    try {
-      await spool.remove(id);
-    } finally {
-      await spool.close();
-    }
+    await new Spool({ documents: stores.documents, logger: silentLogger() }).remove(id);
   } catch (err) {
     process.stderr.write(`faxbridge queue cancel: job cancelled, but its spool files could not be removed: ${errorMessage(err)}\n`);
   }

@@ -132,7 +132,7 @@ export async function queueFax(config: Readonly<Config>, req: SendRequest): Prom
   return withStores(config, async (stores) => {
     // Quotas count the jobs of the last hour in the store, whichever path accepted them.
     const policy = await createSmtpPolicy({ config, logger: silentLogger(), store: stores.outbound });
-    const spool = await Spool.open({ dataDir: stores.dataDir, logger: silentLogger() });
+    const spool = new Spool({ documents: stores.documents, logger: silentLogger() });
     try {
       await accept(
         { spool, store: stores.outbound, policy, maxMessageBytes: maxBytes, diskFloor: { dir: stores.dataDir, minFreeBytes: config.smtp.minFreeBytes }, logger: silentLogger() },
@@ -146,8 +146,6 @@ export async function queueFax(config: Readonly<Config>, req: SendRequest): Prom
       if (err instanceof SpoolError && err.kind === "no_space") throw new CommandError(`the data directory ${stores.dataDir} is out of space`);
       if (err instanceof IntakeError) throw new CommandError(`could not queue the fax: ${errorMessage(err.cause ?? err)}`);
       throw new CommandError(`could not store the fax: ${errorMessage(err)}`);
-    } finally {
-      await spool.close();
     }
     return { id, recipients, warnings };
   });

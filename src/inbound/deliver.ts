@@ -20,7 +20,7 @@ import { MailDeliveryError } from "../mail/transport.js";
 import type { Metrics } from "../metrics.js";
 import type { RingCentralClient } from "../rc/client.js";
 import { RcApiError, RcNetworkError, RcProtocolError } from "../rc/errors.js";
-import type { InboundAttachment, InboundFax, InboundStore } from "../store/inbound.js";
+import type { InboundAttachment, InboundFax, InboundStore } from "../store/ports.js";
 import { delayFor, parseSchedule } from "../util/schedule.js";
 import { composeInboundMail, type DownloadedFile } from "./compose.js";
 import { routeFax } from "./route.js";

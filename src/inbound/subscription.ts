@@ -15,7 +15,7 @@ import { z } from "zod";
 import type { Logger } from "../log.js";
 import type { RingCentralClient } from "../rc/client.js";
 import { RcApiError } from "../rc/errors.js";
-import type { InboundStore } from "../store/inbound.js";
+import type { InboundStore } from "../store/ports.js";
 
 export type SubscriptionClient = Pick<RingCentralClient, "createSubscription" | "getSubscription" | "renewSubscription" | "deleteSubscription">;
 

@@ -14,7 +14,7 @@ import type { RingCentralClient } from "../rc/client.js";
 import { isSyncTokenInvalid } from "../rc/errors.js";
 import type { MessageInfo } from "../rc/types.js";
 import type { Logger } from "../log.js";
-import type { InboundFax, InboundMessage, InboundStore, NewInboundFax, SyncCursor } from "../store/inbound.js";
+import type { InboundFax, InboundMessage, InboundStore, NewInboundFax, SyncCursor } from "../store/ports.js";
 
 export type SyncClient = Pick<RingCentralClient, "syncMessages" | "listMessages" | "ownerId">;
 

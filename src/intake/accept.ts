@@ -3,7 +3,7 @@ import { SmtpReply } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { QuotaReservation } from "../policy/quota.js";
 import type { MessageStream, Spool, SpooledMessage } from "../spool/spool.js";
-import type { JobRecipient, NewJob, OutboundStore } from "../store/outbound.js";
+import { mailKey, type JobRecipient, type NewJob, type OutboundStore } from "../store/ports.js";
 
 /**
  * The one way a fax job comes into being, whoever asks: SMTP (at the end of
@@ -86,7 +86,7 @@ export interface MessageDecision {
   /** The quota the check took; without it the intake takes it through IntakePolicy.reserve. */
   readonly reservation?: QuotaReservation | undefined;
   /** More of the job row that the check decided (e.g. the sender identity it proved). */
-  readonly job?: Partial<Omit<NewJob, "id" | "rcptTo" | "spoolPath" | "size">> | undefined;
+  readonly job?: Partial<Omit<NewJob, "id" | "rcptTo" | "mailKey" | "size">> | undefined;
 }
 
 /** A refusal's reason in words, without its enhanced status code (for the CLI). */
@@ -164,7 +164,7 @@ export async function accept(deps: IntakeDeps, req: IntakeRequest): Promise<Acce
       id: req.id,
       mailFrom: sender.mailFrom,
       rcptTo: req.recipients,
-      spoolPath: spooled.path,
+      mailKey: mailKey(req.id),
       size: spooled.size,
       client: sender.user === undefined ? { ip: sender.ip } : { ip: sender.ip, user: sender.user },
       // The identity quotas were counted by is the one stored: it keys reports, forwarding and duplicates.

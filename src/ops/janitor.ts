@@ -2,9 +2,7 @@ import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "../log.js";
 import type { Spool } from "../spool/spool.js";
-import type { InboundStore } from "../store/inbound.js";
-import type { OutboundStore } from "../store/outbound.js";
-import { isId } from "../util/ids.js";
+import type { InboundStore, OutboundStore } from "../store/ports.js";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -86,12 +84,8 @@ export class Janitor {
 
   async #sweepOutbound(now: number): Promise<number> {
     const keepMs = this.#deps.retention.documentsHours * HOUR;
-    const ids = new Set<string>();
-    for (const f of await listDir(this.#deps.spool.msgDir)) if (f.endsWith(".eml")) ids.add(f.slice(0, -4));
-    for (const d of await listDir(this.#deps.spool.workDir)) ids.add(d);
     let removed = 0;
-    for (const id of ids) {
-      if (!isId(id)) continue;
+    for (const id of await this.#deps.spool.jobIds()) {
       const job = await this.#deps.outbound.get(id);
       // No row: the job was purged (or never acknowledged, which spool recovery handles at start).
       const finished = job === undefined || job.state === "notified" || job.state === "cancelled";

@@ -11,7 +11,7 @@ import type { HttpServer } from "../http/server.js";
 import type { MailSender } from "../mail/transport.js";
 import type { Metrics } from "../metrics.js";
 import type { RingCentralClient } from "../rc/client.js";
-import type { Db } from "../store/db.js";
+import type { Stores } from "../store/ports.js";
 import { DependencyMonitor } from "./dependencies.js";
 
 /** A successful RingCentral call this recent proves it is up without another call. */
@@ -20,7 +20,8 @@ const RC_RECENT_MS = 30_000;
 export interface ReadinessDeps {
   http: HttpServer;
   metrics: Metrics;
-  db: Db;
+  /** The store: its health probe and the queue-age query. */
+  store: Pick<Stores, "ping" | "outbound">;
   dataDir: string;
   spoolDir: string;
   /** Smallest free space that still takes a largest message. */
@@ -38,10 +39,8 @@ export function freeBytes(dir: string): number {
 }
 
 export function wireReadiness(d: ReadinessDeps): DependencyMonitor {
-  const { http, metrics, db } = d;
-  http.readinessCheck("store", async () => {
-    db.prepare("SELECT 1").get();
-  });
+  const { http, metrics, store } = d;
+  http.readinessCheck("store", () => store.ping());
   http.readinessCheck("spool", () => access(d.spoolDir, constants.W_OK));
   http.readinessCheck("disk", async () => {
     const free = freeBytes(d.dataDir);
@@ -74,12 +73,9 @@ export function wireReadiness(d: ReadinessDeps): DependencyMonitor {
       return undefined;
     }
   };
-  const oldest = db.prepare<[], { t: number | null }>(
-    "SELECT MIN(received_at) AS t FROM outbound_jobs WHERE state IN ('received','parsed','submitting','submitted')",
-  );
-  metrics.sources.oldestJobSeconds = () => {
-    const t = oldest.get()?.t ?? null;
-    return t === null ? 0 : Math.max(0, (Date.now() - t) / 1000);
+  metrics.sources.oldestJobSeconds = async () => {
+    const t = await store.outbound.oldestUnfinishedAt();
+    return t === undefined ? 0 : Math.max(0, (Date.now() - t) / 1000);
   };
   return deps;
 }

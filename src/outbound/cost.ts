@@ -1,7 +1,7 @@
 import type { Config } from "../config/schema.js";
 import { identityLabel } from "../policy/identity.js";
 import { QuotaTracker } from "../policy/quota.js";
-import type { OutboundJob, OutboundStore } from "../store/outbound.js";
+import type { OutboundJob, OutboundStore } from "../store/ports.js";
 import type { FaxRefusal } from "./parse.js";
 import { countPages } from "./pages.js";
 

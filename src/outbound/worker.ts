@@ -54,8 +54,7 @@
  *   reconciliation assumes no other process sends for the same store.
  */
 import type { AlertSink } from "../ops/alerts.js";
-import { access, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { access } from "node:fs/promises";
 import type { Config } from "../config/schema.js";
 import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -70,7 +69,7 @@ import { fetchTransmittedCopy, type TransmittedCopy } from "./transmitted.js";
 import { cancelScheduledFax } from "./cancel.js";
 import { RcApiError } from "../rc/errors.js";
 import type { Spool } from "../spool/spool.js";
-import { StateConflictError, recipientKey, type JobState, type OutboundJob, type OutboundStore, type RecipientStatus } from "../store/outbound.js";
+import { StateConflictError, recipientKey, type JobState, type OutboundJob, type OutboundStore, type RecipientStatus } from "../store/ports.js";
 import { delayFor, parseSchedule, pollDelay } from "../util/schedule.js";
 import { classify, describeRcError, type Classification } from "./classify.js";
 import { emptyJobData, readJobData, type JobData, type MailMeta } from "./job-data.js";
@@ -472,7 +471,7 @@ export class OutboundWorker {
 
   async #metaOf(job: OutboundJob): Promise<MailMeta | undefined> {
     try {
-      return await readMailMeta(job.spoolPath);
+      return await this.#deps.spool.withLocalFile(job.mailKey, readMailMeta);
     } catch (err) {
       this.#log.warn({ event: "job.meta_unreadable", queueId: job.id, err }, "could not read the original mail's headers");
       return undefined;
@@ -480,21 +479,20 @@ export class OutboundWorker {
   }
 
   async #freshWorkDir(id: string): Promise<string> {
-    await rm(join(this.#deps.spool.workDir, id), { recursive: true, force: true });
-    return this.#deps.spool.createWorkDir(id);
+    return this.#deps.spool.freshWorkDir(id);
   }
 
   async #parseMail(job: OutboundJob, log: Logger): Promise<Awaited<ReturnType<typeof parseFaxMail>>> {
     const workDir = await this.#freshWorkDir(job.id);
-    return parseFaxMail({
-      rawPath: job.spoolPath,
+    return this.#deps.spool.withLocalFile(job.mailKey, (rawPath) => parseFaxMail({
+      rawPath,
       workDir,
       envelope: job,
       config: this.#deps.config.fax,
       timeZone: this.#deps.config.mail.timeZone,
       now: new Date(this.#now()),
       log,
-    });
+    }));
   }
 
   // ------------------------------------------------------------------ received → parsed

@@ -1,4 +1,4 @@
-import type { InboundStore } from "../store/inbound.js";
+import type { InboundStore } from "../store/ports.js";
 import { normaliseAddress } from "./identity.js";
 
 /**

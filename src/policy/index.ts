@@ -6,7 +6,7 @@ import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
 import { createCidrMatcher, type AddressMatcher } from "../smtp/cidr.js";
 import { BAD_SENDER_TEXT } from "../smtp/enhanced.js";
-import type { OutboundStore } from "../store/outbound.js";
+import type { OutboundStore } from "../store/ports.js";
 import { AuthLockout, ConnectionRate } from "./abuse.js";
 import { createDestinationPolicy, type DestinationPolicy } from "./destination.js";
 import { fromAddress, readHeaders, type Header } from "./headers.js";

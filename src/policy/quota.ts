@@ -1,4 +1,4 @@
-import type { OutboundJob, OutboundStore } from "../store/outbound.js";
+import type { OutboundJob, OutboundStore } from "../store/ports.js";
 
 /**
  * Hourly quotas, per sender and for everyone together: counted in fax

@@ -8,7 +8,7 @@ import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
 import type { SmtpPolicy } from "../policy/index.js";
 import { SpoolError, type Spool } from "../spool/spool.js";
-import type { JobRecipient, OutboundStore } from "../store/outbound.js";
+import type { JobRecipient, OutboundStore } from "../store/ports.js";
 import { newId } from "../util/ids.js";
 import { accept as acceptIntake, diskFloorReply, IntakeError, type IntakeSender } from "../intake/accept.js";
 import { senderIdentity } from "../policy/identity.js";

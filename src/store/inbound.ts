@@ -78,7 +78,7 @@ export interface InboundFax {
   readonly nextAttemptAt: number;
   readonly leaseUntil: number | null;
   /** The store owner holding the lease (null when not leased). */
-  readonly leaseOwner: string | null;
+  readonly leaseOwner?: string | null;
   readonly message: InboundMessage;
   readonly route: InboundRouteResult | null;
   /** The Message-ID header of the mail, stable for this fax: `<fax-<extension>-<rcMessageId>@faxbridge>`. */
@@ -112,7 +112,7 @@ export interface ClaimInboundOptions {
   readonly limit: number;
   /** The lease runs this long from the store's clock. */
   readonly leaseMs: number;
-  /** Due as of this time (the caller's clock). Leases are always timed by the store's clock. */
+  /** Claim as of this time (what is due, whose lease has expired). The new lease runs from the store's clock. */
   readonly now: number;
 }
 

@@ -114,7 +114,7 @@ export interface OutboundJob {
   readonly nextAttemptAt: number;
   readonly leaseUntil: number | null;
   /** The store owner holding the lease (null when not leased). */
-  readonly leaseOwner: string | null;
+  readonly leaseOwner?: string | null;
   readonly rcMessageId: string | null;
   readonly submitStartedAt: number | null;
   /** JSON-serialisable fax request (recipients, options, documents), set when parsed. */
@@ -154,7 +154,11 @@ export interface ClaimOptions {
   readonly limit: number;
   /** The lease runs this long from the store's clock. */
   readonly leaseMs: number;
-  /** Due as of this time (the caller's clock; default the store's). Leases are always timed by the store's clock. */
+  /**
+   * Claim as of this time: what is due, and whose lease has expired (tests, a
+   * deliberately shifted clock). Default, and what production callers should
+   * use: the store's clock. The new lease always runs from the store's clock.
+   */
   readonly now?: number;
 }
 

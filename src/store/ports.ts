@@ -216,7 +216,8 @@ export interface PutOptions {
  * Where mail and documents live: every instance must read every job's
  * documents. Streamed both ways (never a whole document in memory). A `put`
  * resolves once the bytes are durable; the job row naming the key is written
- * after it, and a key with no row is garbage (`sweep` removes it).
+ * after it, and a key with no row is garbage (the spool's recovery and the
+ * janitor remove it).
  */
 export interface DocumentStore {
   /** Stream `body` in under `key` (replacing nothing: a key is written once). Rejects with DocumentError. */
@@ -232,10 +233,24 @@ export interface DocumentStore {
    * `done()` removes. Never write to it.
    */
   localFile(key: string): Promise<{ readonly path: string; done(): Promise<void> }>;
+  /**
+   * A local directory to extract a job's documents into (created if needed).
+   * The file backend's is the folder of `workPrefix(jobId)` itself, so a file
+   * `<name>` written there is the key `work/<jobId>/<name>` at once; a
+   * database backend returns a scratch directory and stores what it holds
+   * under those keys before the job row names them.
+   */
+  workDir(jobId: string): Promise<string>;
   /** Remove `key`, or every key under `key/` when it is a prefix. Missing is fine. */
   remove(keyOrPrefix: string): Promise<void>;
-  /** The top-level job ids that have documents (msg/ and work/), for the janitor's orphan sweep. */
-  jobIds(): Promise<string[]>;
+  /**
+   * Delete partial writes left by a process that is gone (the file backend's
+   * tmp/); resolves with how many. Only at start, by the daemon that owns the
+   * documents; a transactional backend has none and resolves 0.
+   */
+  sweepPartial(): Promise<number>;
+  /** The names directly under a prefix ("msg" → ["<id>.eml", …]; "work" → ["<id>", …]), sorted; [] when none. */
+  list(prefix: string): Promise<string[]>;
 }
 
 // ------------------------------------------------------------------ the bundle

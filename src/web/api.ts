@@ -145,11 +145,11 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
         }
         const jobId = newId();
         if (key !== undefined) {
-          const claim = ctx.web.claimIdempotency(identity.name, key, upload.hash, jobId);
+          const claim = await ctx.web.claimIdempotency(identity.name, key, upload.hash, jobId);
           if (claim.kind === "replay") return replay(reply, claim.status, claim.response);
           if (claim.kind === "mismatch") return sendProblem(reply, 422, "this Idempotency-Key was used with a different request in the last 24 hours");
           if (claim.kind === "in_progress" && inFlight.has(slot)) return sendProblem(reply, 409, "a request with this Idempotency-Key is still being processed; retry shortly");
-          // Synchronously after the claim: a concurrent request with the same key now sees it in flight.
+          // Right after the claim (no await between): a concurrent request with the same key now sees it in flight.
           inFlight.add(slot);
           ownSlot = true;
           if (claim.kind === "in_progress") {
@@ -157,10 +157,10 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
             const job = await ctx.outbound.get(claim.jobId);
             if (job !== undefined) {
               const body = acceptedBody(job.id, job.rcptTo.map((r) => r.e164));
-              ctx.web.settleIdempotency(identity.name, key, 202, JSON.stringify(body));
+              await ctx.web.settleIdempotency(identity.name, key, 202, JSON.stringify(body));
               return replay(reply, 202, JSON.stringify(body));
             }
-            ctx.web.reclaimIdempotency(identity.name, key, jobId);
+            await ctx.web.reclaimIdempotency(identity.name, key, jobId);
           }
         }
         const f = upload.fields;
@@ -177,11 +177,11 @@ export function registerApi(app: FastifyInstance, ctx: WebContext): void {
             notify: one("notify"),
           });
         } catch (err) {
-          if (key !== undefined) ctx.web.settleIdempotency(identity.name, key, 0, undefined);
+          if (key !== undefined) await ctx.web.settleIdempotency(identity.name, key, 0, undefined);
           throw err;
         }
         const body = acceptedBody(result.id, result.recipients.map((r) => r.e164));
-        if (key !== undefined) ctx.web.settleIdempotency(identity.name, key, 202, JSON.stringify(body));
+        if (key !== undefined) await ctx.web.settleIdempotency(identity.name, key, 202, JSON.stringify(body));
         return reply.code(202).header("location", body.location).send(body);
       } catch (err) {
         return problemOf(reply, err);

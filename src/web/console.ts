@@ -15,7 +15,7 @@ import { IntakeRefusal, readUpload, removeUpload, submitFax, type UploadPart } f
 import { registerLinks } from "./link-routes.js";
 import { faxPage, inboxPage, messagePage, outboxPage, sendPage, signInPage, statusPage } from "./pages.js";
 import { PLACEHOLDER_SVG, thumbnail } from "./thumbs.js";
-import { WebStore } from "./store.js";
+import { credentialDigest } from "../store/ports.js";
 import { faxView, inboundView, routedTo } from "./views-data.js";
 
 /**
@@ -48,15 +48,15 @@ export function registerConsole(app: FastifyInstance, ctx: WebContext): void {
   const users = new Map(ctx.config.web.users.map((u) => [u.username, u]));
 
   /** The signed-in user, if any. */
-  const sessionOf = (req: FastifyRequest): Identity | undefined => {
+  const sessionOf = async (req: FastifyRequest): Promise<Identity | undefined> => {
     const raw = req.cookies[SESSION_COOKIE];
     if (raw === undefined) return undefined;
     const un = req.unsignCookie(raw);
     if (!un.valid || un.value === null) return undefined;
-    const session = ctx.web.sessionUser(un.value);
+    const session = await ctx.web.sessionUser(un.value);
     const user = session === undefined ? undefined : users.get(session.username);
     // A session opened with a password that has since been changed is over.
-    if (user === undefined || session?.credential !== WebStore.credentialDigest(user.passwordHash)) return undefined;
+    if (user === undefined || session?.credential !== credentialDigest(user.passwordHash)) return undefined;
     return userIdentity(user);
   };
 
@@ -84,7 +84,7 @@ export function registerConsole(app: FastifyInstance, ctx: WebContext): void {
 
   /** Pages behind sign-in: unknown sessions go to the sign-in page. */
   const signedIn = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const who = sessionOf(req);
+    const who = await sessionOf(req);
     if (who === undefined) {
       await reply.code(303).redirect(`/signin?next=${encodeURIComponent(req.url)}`);
       return;
@@ -102,7 +102,7 @@ export function registerConsole(app: FastifyInstance, ctx: WebContext): void {
 
   app.get("/signin", async (req, reply) => {
     const next = safeNext((req.query as Record<string, unknown>).next);
-    if (sessionOf(req) !== undefined) return reply.code(303).redirect(next);
+    if ((await sessionOf(req)) !== undefined) return reply.code(303).redirect(next);
     return sendHtml(reply, signInPage({ ...base(req, reply), next }));
   });
 
@@ -122,7 +122,7 @@ export function registerConsole(app: FastifyInstance, ctx: WebContext): void {
       return sendHtml(reply, signInPage({ ...base(req, reply), next, error: "Wrong user name or password." }), 401);
     }
     lockout.succeeded(req.ip);
-    const session = ctx.web.createSession(user.username, user.passwordHash, ctx.config.web.sessionHours * 3_600_000);
+    const session = await ctx.web.createSession(user.username, user.passwordHash, ctx.config.web.sessionHours * 3_600_000);
     ctx.logger.info({ event: "web.signin", client: req.ip, user: user.username }, "console sign-in");
     reply.setCookie(SESSION_COOKIE, session, { ...cookieOpts, maxAge: ctx.config.web.sessionHours * 3600 });
     return reply.code(303).redirect(next);
@@ -131,7 +131,7 @@ export function registerConsole(app: FastifyInstance, ctx: WebContext): void {
   app.post("/signout", guardedPost, async (req, reply) => {
     const raw = req.cookies[SESSION_COOKIE];
     const un = raw === undefined ? undefined : req.unsignCookie(raw);
-    if (un?.valid === true && un.value !== null) ctx.web.endSession(un.value);
+    if (un?.valid === true && un.value !== null) await ctx.web.endSession(un.value);
     reply.clearCookie(SESSION_COOKIE, { path: "/" });
     return reply.code(303).redirect("/signin");
   });

@@ -3,10 +3,9 @@ import type { Logger } from "../log.js";
 import type { AuditSink } from "../ops/audit.js";
 import type { RingCentralClient } from "../rc/client.js";
 import type { Spool } from "../spool/spool.js";
-import type { InboundStore } from "../store/inbound.js";
-import type { OutboundStore } from "../store/outbound.js";
+import type { InboundStore, OutboundStore } from "../store/ports.js";
 import type { IntakeDeps } from "./intake.js";
-import type { WebStore } from "./store.js";
+import type { WebStore } from "../store/ports.js";
 
 /** Everything the API and console routes need, handed in by the composition root. */
 export interface WebContext {

@@ -31,7 +31,7 @@ import { senderIdentity } from "../policy/identity.js";
 import type { SmtpPolicy } from "../policy/index.js";
 import { parseFaxAddress, type NumberCheck } from "../smtp/address.js";
 import { SpoolError, type Spool } from "../spool/spool.js";
-import type { JobRecipient, OutboundStore } from "../store/outbound.js";
+import type { JobRecipient, OutboundStore } from "../store/ports.js";
 import { newId } from "../util/ids.js";
 import type { Identity } from "./auth.js";
 

@@ -17,7 +17,7 @@ import { routedTo } from "./views-data.js";
  */
 
 interface Helpers {
-  sessionOf(req: FastifyRequest): Identity | undefined;
+  sessionOf(req: FastifyRequest): Promise<Identity | undefined>;
   sendHtml(reply: FastifyReply, body: Html, status?: number): FastifyReply;
   base(req: FastifyRequest, reply: FastifyReply): { user: { name: string; admin: boolean } | undefined; csrf: string; flash: undefined | { text: string; error?: boolean } };
 }
@@ -42,7 +42,7 @@ export function registerLinks(app: FastifyInstance, ctx: WebContext, h: Helpers)
     if (fax === undefined) return refuse(req, reply, check.faxId, "gone", 410, "This fax is no longer kept.");
     let actor = "link";
     if (!oneTime) {
-      const who = h.sessionOf(req);
+      const who = await h.sessionOf(req);
       if (who === undefined) return reply.code(303).redirect(`/signin?next=${encodeURIComponent(`/l/${token}`)}`);
       req.consoleUser = who;
       if (!canSeeInbound(who, routedTo(ctx.config, fax))) return refuse(req, reply, fax.id, "not_allowed", 404, "This link is not valid.");
@@ -58,7 +58,7 @@ export function registerLinks(app: FastifyInstance, ctx: WebContext, h: Helpers)
           action: html`<form method="post" action="/l/${token}"><input type="hidden" name="_csrf" value="${b.csrf}"><button type="submit">Open the fax</button></form>`,
         }),
       );
-    } else if (!ctx.web.spendLink(token)) {
+    } else if (!(await ctx.web.spendLink(token))) {
       return refuse(req, reply, fax.id, "spent", 410, "This link was already used. Ask for the fax to be sent again.");
     }
     const doc = await inboundDocument(ctx, fax);

@@ -207,13 +207,13 @@ describe("faxbridge doctor", () => {
 
   it("warns about failed jobs and received faxes that could not be mailed", async () => {
     const dataDir = env.FAXBRIDGE_DATA_DIR ?? "";
-    const stores = openTestStores(dataDir);
+    const stores = await openTestStores(dataDir);
     try {
       const job = await stores.outbound.insertReceived({
         id: newId(),
         mailFrom: "a@example.com",
         rcptTo: [{ address: "15551234567@fax.local", e164: "+15551234567", options: {} }],
-        spoolPath: join(dataDir, "x.eml"),
+        mailKey: "msg/x.eml",
         size: 1,
         client: { ip: "127.0.0.1" },
       });

@@ -2,11 +2,8 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { loadConfig } from "../../src/config/load.js";
 import type { Config } from "../../src/config/schema.js";
-import { silentLogger } from "../../src/log.js";
-import { openDatabase, type Db } from "../../src/store/db.js";
-import { inboundMigration, SqliteInboundStore } from "../../src/store/inbound.js";
-import { outboundMigration, SqliteOutboundStore } from "../../src/store/outbound.js";
 import { CLI } from "../helpers/build.js";
+import { openTestStores as openStoresOf, type TestStores } from "../helpers/stores.js";
 
 const execFileP = promisify(execFile);
 
@@ -35,19 +32,8 @@ export async function cliJson<T>(args: string[], env: Record<string, string>): P
 }
 
 /** The stores on a data dir, as the daemon opens them (for setting up jobs in tests). */
-export function openTestStores(dataDir: string): { db: Db; outbound: SqliteOutboundStore; inbound: SqliteInboundStore; close: () => Promise<void> } {
-  const db = openDatabase(`${dataDir}/faxbridge.db`, [outboundMigration, inboundMigration]);
-  const outbound = new SqliteOutboundStore(db, { logger: silentLogger(), groupCommit: "inline" });
-  const inbound = new SqliteInboundStore({ db, logger: silentLogger() });
-  return {
-    db,
-    outbound,
-    inbound,
-    close: async () => {
-      await outbound.close();
-      db.close();
-    },
-  };
+export function openTestStores(dataDir: string): Promise<TestStores> {
+  return openStoresOf(dataDir);
 }
 
 /** A sandbox daemon config on ephemeral ports. */

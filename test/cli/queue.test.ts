@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { JobData } from "../../src/outbound/job-data.js";
-import type { OutboundJob, SqliteOutboundStore } from "../../src/store/outbound.js";
+import { mailKey, type OutboundJob, type OutboundStore } from "../../src/store/ports.js";
 import { newId } from "../../src/util/ids.js";
 import { ensureBuilt } from "../helpers/build.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -23,19 +23,19 @@ function jobData(withRequest: boolean): JobData {
 
 describe("faxbridge queue", () => {
   let dir: ReturnType<typeof tempDir>;
-  let stores: ReturnType<typeof openTestStores>;
+  let stores: Awaited<ReturnType<typeof openTestStores>>;
   let env: Record<string, string>;
-  let store: SqliteOutboundStore;
+  let store: OutboundStore;
 
   beforeAll(async () => {
     await ensureBuilt();
   }, 120_000);
 
-  beforeEach(() => {
+  beforeEach(async () => {
     dir = tempDir();
     const dataDir = join(dir.path, "data");
     mkdirSync(join(dataDir, "spool", "msg"), { recursive: true, mode: 0o700 });
-    stores = openTestStores(dataDir);
+    stores = await openTestStores(dataDir);
     store = stores.outbound;
     env = { FAXBRIDGE_DATA_DIR: dataDir };
   });
@@ -53,7 +53,7 @@ describe("faxbridge queue", () => {
       id,
       mailFrom: from,
       rcptTo: [{ address: `${NUMBER.slice(1)}@fax.local`, e164: NUMBER, options: {} }],
-      spoolPath,
+      mailKey: mailKey(id),
       size: 30,
       client: { ip: "127.0.0.1" },
     });
@@ -197,7 +197,7 @@ describe("faxbridge queue", () => {
     expect(r1.stdout).toContain("cancelled before it was sent");
     expect((await store.get(a.id))?.state).toBe("cancelled");
     const { existsSync } = await import("node:fs");
-    expect(existsSync(a.spoolPath)).toBe(false);
+    expect(existsSync(join(env.FAXBRIDGE_DATA_DIR ?? "", "spool", a.mailKey))).toBe(false);
 
     const b = await parsed();
     const r2 = await cliJson<{ state: string; previousState: string }>(["queue", "cancel", b.id], env);

@@ -5,7 +5,6 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createSmtpPolicy } from "../../src/policy/index.js";
 import { silentLogger } from "../../src/log.js";
 import { createSmtpServer, type FaxSmtpServer } from "../../src/smtp/server.js";
-import { Spool } from "../../src/spool/spool.js";
 import { ensureBuilt } from "../helpers/build.js";
 import { failure } from "../helpers/smtp-failure.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -39,7 +38,7 @@ describe("faxbridge send goes through the same intake as SMTP", () => {
   afterEach(() => dir.cleanup());
 
   async function jobs(): Promise<number> {
-    const s = openTestStores(dataDir);
+    const s = await openTestStores(dataDir);
     try {
       return (await s.outbound.list()).length;
     } finally {
@@ -72,8 +71,8 @@ describe("faxbridge send goes through the same intake as SMTP", () => {
 
     // One more recipient over SMTP fills the global quota of 3; then `send` is refused by it.
     const config = sandboxConfig(dataDir, { FAXBRIDGE_POLICY_QUOTAS_PER_SENDER_PER_HOUR: "2", FAXBRIDGE_POLICY_QUOTAS_GLOBAL_PER_HOUR: "3" });
-    const stores = openTestStores(dataDir);
-    const spool = await Spool.open({ dataDir, logger: silentLogger() });
+    const stores = await openTestStores(dataDir);
+    const spool = stores.spool;
     let server: FaxSmtpServer | undefined;
     try {
       const policy = await createSmtpPolicy({ config, logger: silentLogger(), store: stores.outbound });
@@ -86,7 +85,6 @@ describe("faxbridge send goes through the same intake as SMTP", () => {
       t.close();
     } finally {
       await server?.close(100);
-      await spool.close();
       await stores.close();
     }
     const global = await cli(["send", "--to", "+12025550148", file], { ...quotaEnv, FAXBRIDGE_POLICY_QUOTAS_PER_SENDER_PER_HOUR: "0" });

@@ -19,9 +19,9 @@ import { OutboundWorker, type WorkerHooks, type WorkerTuning } from "../../src/o
 import { createSmtpPolicy } from "../../src/policy/index.js";
 import { RingCentralClient } from "../../src/rc/client.js";
 import { createSmtpServer, type FaxSmtpServer } from "../../src/smtp/server.js";
-import { Spool } from "../../src/spool/spool.js";
-import { openDatabase, type Db } from "../../src/store/db.js";
-import { outboundMigration, SqliteOutboundStore, type JobState, type OutboundJob } from "../../src/store/outbound.js";
+import type { Spool } from "../../src/spool/spool.js";
+import type { JobState, OutboundJob, OutboundStore } from "../../src/store/ports.js";
+import { openTestStores, type TestStores } from "../helpers/stores.js";
 import { SmtpSink } from "../helpers/smtp-sink.js";
 import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
@@ -108,8 +108,8 @@ export class OutboundHarness {
   readonly opts: HarnessOptions;
   emu!: Emulator;
   client!: RingCentralClient;
-  db!: Db;
-  store!: SqliteOutboundStore;
+  stores!: TestStores;
+  store!: OutboundStore;
   spool!: Spool;
   smtp!: FaxSmtpServer;
   smtpPort = 0;
@@ -162,9 +162,9 @@ export class OutboundHarness {
       mail: { url: this.sink.url, from: "Fax Gateway <faxbridge@gw.test>", ...this.opts.mail },
       ...(this.opts.policy !== undefined && { policy: this.opts.policy }),
     });
-    this.db = openDatabase(`${this.dir.path}/faxbridge.db`, [outboundMigration]);
-    this.store = new SqliteOutboundStore(this.db, { logger: this.logger, groupCommit: "inline" });
-    this.spool = await Spool.open({ dataDir: this.dir.path, logger: this.logger });
+    this.stores = await openTestStores(this.dir.path, { logger: this.logger, groupCommit: "inline" });
+    this.store = this.stores.outbound;
+    this.spool = this.stores.spool;
     this.client = new RingCentralClient({
       serverUrl: this.emu.url,
       clientId: "id",
@@ -287,9 +287,7 @@ export class OutboundHarness {
       ["client", () => this.client?.close()],
       ["emulator", () => this.emu?.close()],
       ["sink", () => this.sink.close()],
-      ["spool", () => this.spool?.close()],
-      ["store", () => this.store?.close()],
-      ["db", () => this.db?.close()],
+      ["stores", () => this.stores?.close()],
       ["agent", () => this.#agent.close()],
     ];
     for (const [name, fn] of steps) {

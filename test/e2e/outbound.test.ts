@@ -71,7 +71,7 @@ describe("email → fax", () => {
     expect(report?.parsed.attachments.map((a) => a.filename)).toEqual(["transmitted-fax-page-1.pdf"]);
 
     // the spool is cleaned once notified (right after the report went out, so wait for it)
-    await waitFor(() => !existsSync(t.spool.messagePath(id)) && !existsSync(join(t.spool.workDir, id)), 5000, "spool cleanup");
+    await waitFor(() => !existsSync(t.stores.messagePath(id)) && !existsSync(join(t.stores.workDir, id)), 5000, "spool cleanup");
     expect(t.events("fax.submitted")).toHaveLength(1);
     expect(t.events("report.sent")).toHaveLength(1);
   });
@@ -178,7 +178,7 @@ describe("email → fax", () => {
     expect(await t.sentFaxes()).toHaveLength(1);
     expect(t.events("job.duplicate")).toHaveLength(1);
     expect(t.sink.messages).toHaveLength(1);
-    expect(existsSync(t.spool.messagePath(second))).toBe(false);
+    expect(existsSync(t.stores.messagePath(second))).toBe(false);
   });
 
   it("sends no report to the null sender <>", async () => {

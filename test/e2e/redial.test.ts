@@ -187,7 +187,7 @@ describe("redial on busy / no answer (fax.redial)", () => {
       const j = await t.job(id);
       return redialOf(j)?.round === 1 && j.state === "parsed" ? j : undefined;
     }, 10_000, "the redial to be scheduled");
-    const stores = { outbound: t.store, dataDir: t.dir.path } as unknown as Stores;
+    const stores: Stores = t.stores;
     const result = await cancelJob(stores, id);
     expect(result.message).toContain("cancelled while it waited to redial busy / no-answer recipients");
     expect((await t.job(id)).state).toBe("cancelled");

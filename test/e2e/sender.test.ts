@@ -115,7 +115,7 @@ describe("sender experience (issue 12)", () => {
     const sendTime = new Date(Date.now() + 120_000).toISOString().replace(/\.\d{3}Z$/, "Z");
     const id = await t.send({ to: "15551234567@fax.local", headers: { "X-Fax-Send-Time": sendTime }, attachments: [{ filename: "a.pdf", content: makePdf() }] });
     const submitted = await t.waitState(id, "submitted");
-    const stores = { outbound: t.store, dataDir: t.dir.path } as unknown as Stores;
+    const stores: Stores = t.stores;
     const result = await cancelJob(stores, id);
     expect(result.message).toContain(`RingCentral deleted the scheduled fax ${submitted.rcMessageId ?? ""} before its send time (confirmed)`);
     const job = await t.waitState(id, "notified");

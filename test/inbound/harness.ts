@@ -14,8 +14,8 @@ import { createLogger, type Logger } from "../../src/log.js";
 import { createMailSender, type MailSender } from "../../src/mail/transport.js";
 import { Metrics } from "../../src/metrics.js";
 import { RingCentralClient } from "../../src/rc/client.js";
-import { openDatabase, type Db } from "../../src/store/db.js";
-import { inboundMigration, SqliteInboundStore } from "../../src/store/inbound.js";
+import type { InboundStore } from "../../src/store/ports.js";
+import { openTestStores, type TestStores } from "../helpers/stores.js";
 import { SmtpSink, type SinkMessage } from "../helpers/smtp-sink.js";
 import { tempDir } from "../helpers/tmp.js";
 
@@ -76,8 +76,9 @@ export class Harness {
   emulator!: Emulator;
   sink!: SmtpSink;
   http!: HttpServer;
-  db!: Db;
-  store!: SqliteInboundStore;
+  /** The stores (named db: reopened as a new process would). */
+  db!: TestStores;
+  store!: InboundStore;
   client!: RingCentralClient;
   mail!: MailSender;
   config!: Config;
@@ -130,7 +131,7 @@ export class Harness {
         ...(o.webhook === true ? { notifications: "webhook" as const, webhookUrl } : {}),
       },
     });
-    this.openDb();
+    await this.openDb();
     this.client = this.newClient();
     this.mail = createMailSender(this.config.mail.url, `${this.dir.path}/mailbox`, this.logger);
     return this;
@@ -147,9 +148,9 @@ export class Harness {
     return `http://127.0.0.1:${this.http.address.port}/webhook/ringcentral`;
   }
 
-  openDb(): void {
-    this.db = openDatabase(`${this.dir.path}/faxbridge.db`, [inboundMigration]);
-    this.store = new SqliteInboundStore({ db: this.db, logger: this.logger });
+  async openDb(): Promise<void> {
+    this.db = await openTestStores(this.dir.path, { logger: this.logger });
+    this.store = this.db.inbound;
   }
 
   newClient(): RingCentralClient {
@@ -226,7 +227,7 @@ export class Harness {
     await this.http.close();
     await this.sink.close();
     await this.emulator.close();
-    this.db.close();
+    await this.db.close();
     this.dir.cleanup();
   }
 }

@@ -224,8 +224,8 @@ describe("inbound: durability", () => {
     for (let i = 0; i < 25; i++) faxes.push(await x.inject({ from: `+1555000${String(1000 + i)}` }));
 
     // a new process: database reopened, new client, new service
-    x.db.close();
-    x.openDb();
+    await x.db.close();
+    await x.openDb();
     await x.client.close();
     x.client = x.newClient();
     const second = x.service();

@@ -10,8 +10,9 @@ import { silentLogger } from "../../src/log.js";
 import { MailDeliveryError } from "../../src/mail/transport.js";
 import { RcApiError, RcNetworkError } from "../../src/rc/errors.js";
 import { messageInfoSchema } from "../../src/rc/types.js";
-import { openDatabase, type Db } from "../../src/store/db.js";
-import { inboundMigration, SqliteInboundStore, type InboundFax, type NewInboundFax } from "../../src/store/inbound.js";
+import type { InboundFax, NewInboundFax } from "../../src/store/ports.js";
+import { openDatabase, type Db } from "../../src/store/sqlite/db.js";
+import { inboundMigration, SqliteInboundStore } from "../../src/store/sqlite/inbound.js";
 import { tempDir } from "../helpers/tmp.js";
 
 function newFax(rcId: string, extension = "200000001"): NewInboundFax {

@@ -4,11 +4,10 @@ import { Readable } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../../src/log.js";
 import { Janitor } from "../../src/ops/janitor.js";
-import { Spool } from "../../src/spool/spool.js";
-import { openDatabase, type Db } from "../../src/store/db.js";
-import { inboundMigration, SqliteInboundStore } from "../../src/store/inbound.js";
-import { outboundMigration, SqliteOutboundStore } from "../../src/store/outbound.js";
+import type { Spool } from "../../src/spool/spool.js";
+import { mailKey, type InboundStore, type OutboundStore } from "../../src/store/ports.js";
 import { newId } from "../../src/util/ids.js";
+import { openTestStores, type TestStores } from "../helpers/stores.js";
 import { tempDir } from "../helpers/tmp.js";
 
 const HOUR = 3_600_000;
@@ -16,31 +15,27 @@ const DAY = 24 * HOUR;
 
 describe("retention janitor", () => {
   let dir: ReturnType<typeof tempDir>;
-  let db: Db;
+  let stores: TestStores;
   let clock: number;
-  let outbound: SqliteOutboundStore;
-  let inbound: SqliteInboundStore;
+  let outbound: OutboundStore;
+  let inbound: InboundStore;
   let spool: Spool;
 
   beforeEach(async () => {
     dir = tempDir();
     clock = Date.now() - 100 * DAY;
-    db = openDatabase(join(dir.path, "faxbridge.db"), [outboundMigration, inboundMigration]);
-    outbound = new SqliteOutboundStore(db, { logger: silentLogger(), now: () => clock });
-    inbound = new SqliteInboundStore({ db, logger: silentLogger() });
-    spool = await Spool.open({ dataDir: dir.path, logger: silentLogger() });
+    stores = await openTestStores(dir.path, { logger: silentLogger(), now: () => clock, groupCommit: "worker" });
+    ({ outbound, inbound, spool } = stores);
   });
   afterEach(async () => {
-    await spool.close();
-    await outbound.close();
-    db.close();
+    await stores.close();
     dir.cleanup();
   });
 
   async function job(state: "notified" | "parsed"): Promise<string> {
     const id = newId(clock);
     await spool.receive(id, Readable.from([Buffer.from("Subject: x\r\n\r\nbody\r\n")]), 1_000_000);
-    await outbound.insertReceived({ id, mailFrom: "a@example.com", rcptTo: [{ address: "1@fax.local", e164: "+15551234567", options: {} }], spoolPath: spool.messagePath(id), size: 20, client: { ip: "127.0.0.1" } });
+    await outbound.insertReceived({ id, mailFrom: "a@example.com", rcptTo: [{ address: "1@fax.local", e164: "+15551234567", options: {} }], mailKey: mailKey(id), size: 20, client: { ip: "127.0.0.1" } });
     if (state === "notified") {
       await outbound.transition(id, "received", "failed", { errorCode: "x", errorText: "y" });
       await outbound.transition(id, "failed", "notified", { notifiedAt: clock });
@@ -68,11 +63,11 @@ describe("retention janitor", () => {
     const waiting = await job("parsed");
     clock += 2 * HOUR;
     expect(await janitor(3, 90).runOnce()).toMatchObject({ removedDocuments: 0 });
-    expect(existsSync(spool.messagePath(done))).toBe(true);
+    expect(existsSync(stores.messagePath(done))).toBe(true);
     clock += 2 * HOUR;
     expect(await janitor(3, 90).runOnce()).toMatchObject({ removedDocuments: 1, purgedJobs: 0 });
-    expect(existsSync(spool.messagePath(done))).toBe(false);
-    expect(existsSync(spool.messagePath(waiting))).toBe(true);
+    expect(existsSync(stores.messagePath(done))).toBe(false);
+    expect(existsSync(stores.messagePath(waiting))).toBe(true);
   });
 
   it("purges finished records after recordsDays, and files left behind with them", async () => {
@@ -83,7 +78,7 @@ describe("retention janitor", () => {
     expect(r.purgedJobs).toBe(1);
     expect(await outbound.get(done)).toBeUndefined();
     expect(await outbound.get(waiting)).toBeDefined();
-    expect(existsSync(spool.messagePath(done))).toBe(false);
+    expect(existsSync(stores.messagePath(done))).toBe(false);
   });
 
   it("keeps received PDFs for link-only delivery at least a day", async () => {

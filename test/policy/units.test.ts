@@ -10,8 +10,8 @@ import { fromAddress, parseAuthenticationResults, parseHeaderBlock, readHeaders 
 import { QuotaTracker } from "../../src/policy/quota.js";
 import { isSingleMailbox, normaliseAddress, senderIdentity } from "../../src/policy/identity.js";
 import { SenderRules, createSenderMatcher } from "../../src/policy/senders.js";
-import { openDatabase, type Db } from "../../src/store/db.js";
-import { SqliteOutboundStore, outboundMigration } from "../../src/store/outbound.js";
+import type { OutboundStore } from "../../src/store/ports.js";
+import { openTestStores, type TestStores } from "../helpers/stores.js";
 import { newId } from "../../src/util/ids.js";
 
 const destinations = (over: Record<string, unknown> = {}) => createDestinationPolicy(configSchema.parse({ policy: { destinations: over } }).policy.destinations, "US");
@@ -160,16 +160,15 @@ describe("quotas", () => {
 
   describe("rebuilt from the job store", () => {
     let dir: string;
-    let db: Db;
-    let store: SqliteOutboundStore;
+    let stores: TestStores;
+    let store: OutboundStore;
     beforeEach(async () => {
       dir = await mkdtemp(join(tmpdir(), "faxbridge-quota-"));
-      db = openDatabase(join(dir, "faxbridge.db"), [outboundMigration]);
-      store = new SqliteOutboundStore(db, { logger: silentLogger(), groupCommit: "inline" });
+      stores = await openTestStores(dir, { logger: silentLogger(), groupCommit: "inline" });
+      store = stores.outbound;
     });
     afterEach(async () => {
-      await store.close();
-      db.close();
+      await stores.close();
       await rm(dir, { recursive: true, force: true });
     });
 
@@ -180,7 +179,7 @@ describe("quotas", () => {
           id: newId(at),
           mailFrom: from,
           rcptTo: Array.from({ length: n }, (_, i) => ({ address: `1202555010${i}@fax.local`, e164: `+1202555010${i}`, options: {} })),
-          spoolPath: "/nonexistent",
+          mailKey: "msg/nonexistent.eml",
           size: 1,
           receivedAt: at,
           client: user === undefined ? { ip: "127.0.0.1" } : { ip: "127.0.0.1", user },

@@ -9,9 +9,9 @@ import { Metrics } from "../../src/metrics.js";
 import { createSmtpPolicy } from "../../src/policy/index.js";
 import { hashPassword } from "../../src/smtp/password.js";
 import { createSmtpServer, type FaxSmtpServer } from "../../src/smtp/server.js";
-import { Spool } from "../../src/spool/spool.js";
-import { openDatabase, type Db } from "../../src/store/db.js";
-import { SqliteOutboundStore, outboundMigration } from "../../src/store/outbound.js";
+import type { Spool } from "../../src/spool/spool.js";
+import type { OutboundStore } from "../../src/store/ports.js";
+import { openTestStores, type TestStores } from "../helpers/stores.js";
 import { SmtpDialog, type Reply } from "../helpers/smtp-dialog.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -30,8 +30,8 @@ const MESSAGE = "From: alice@example.com\r\nTo: fax\r\nSubject: contract\r\nMess
 
 interface Harness {
   dir: string;
-  db: Db;
-  store: SqliteOutboundStore;
+  stores: TestStores;
+  store: OutboundStore;
   spool: Spool;
   server: FaxSmtpServer;
   port: number;
@@ -45,9 +45,8 @@ describe("trust boundary at the SMTP edge", () => {
   async function start(opts: { smtp?: Record<string, unknown>; policy?: Record<string, unknown> } = {}): Promise<Harness> {
     const dir = await mkdtemp(join(tmpdir(), "faxbridge-edge-"));
     const logger = silentLogger();
-    const db = openDatabase(join(dir, "faxbridge.db"), [outboundMigration]);
-    const store = new SqliteOutboundStore(db, { logger });
-    const spool = await Spool.open({ dataDir: dir, logger });
+    const stores = await openTestStores(dir, { logger, groupCommit: "worker" });
+    const { outbound: store, spool } = stores;
     const config = configSchema.parse({
       dataDir: dir,
       smtp: { port: 0, hostname: "fax.test", ...opts.smtp },
@@ -58,7 +57,7 @@ describe("trust boundary at the SMTP edge", () => {
     const policy = await createSmtpPolicy({ config, logger, metrics, store });
     const server = createSmtpServer({ config, spool, store, logger, numberCheck: "possible", metrics, policy });
     const { port } = await server.listen();
-    const h = { dir, db, store, spool, server, port, metrics };
+    const h = { dir, stores, store, spool, server, port, metrics };
     harnesses.push(h);
     return h;
   }
@@ -87,9 +86,7 @@ describe("trust boundary at the SMTP edge", () => {
     for (const d of dialogs.splice(0)) d.close();
     for (const h of harnesses.splice(0)) {
       await h.server.close(100);
-      await h.spool.close();
-      await h.store.close();
-      h.db.close();
+      await h.stores.close();
       await rm(h.dir, { recursive: true, force: true });
     }
   });

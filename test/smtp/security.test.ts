@@ -13,9 +13,9 @@ import { Metrics } from "../../src/metrics.js";
 import { createSmtpPolicy } from "../../src/policy/index.js";
 import { hashPassword } from "../../src/smtp/password.js";
 import { createSmtpServer, type FaxSmtpServer } from "../../src/smtp/server.js";
-import { Spool } from "../../src/spool/spool.js";
-import { openDatabase, type Db } from "../../src/store/db.js";
-import { SqliteOutboundStore, outboundMigration } from "../../src/store/outbound.js";
+import type { Spool } from "../../src/spool/spool.js";
+import type { OutboundStore } from "../../src/store/ports.js";
+import { openTestStores, type TestStores } from "../helpers/stores.js";
 import { failure, type SmtpFailure } from "../helpers/smtp-failure.js";
 
 /**
@@ -81,8 +81,8 @@ interface StartOptions {
 
 interface Harness {
   dir: string;
-  db: Db;
-  store: SqliteOutboundStore;
+  stores: TestStores;
+  store: OutboundStore;
   spool: Spool;
   server: FaxSmtpServer;
   port: number;
@@ -106,9 +106,8 @@ describe("SMTP security policy", () => {
       },
     });
     const logger = createLogger({ level: "info", destination });
-    const db = openDatabase(join(dir, "faxbridge.db"), [outboundMigration]);
-    const store = new SqliteOutboundStore(db, { logger });
-    const spool = await Spool.open({ dataDir: dir, logger });
+    const stores = await openTestStores(dir, { logger, groupCommit: "worker" });
+    const { outbound: store, spool } = stores;
     const config = configSchema.parse({
       dataDir: dir,
       smtp: { port: 0, hostname: "fax.test", ...opts.smtp },
@@ -118,14 +117,12 @@ describe("SMTP security policy", () => {
     const metrics = new Metrics({ defaultMetrics: false });
     const policy = await createSmtpPolicy({ config, logger, metrics, store, resolver, ...(opts.now !== undefined && { now: opts.now }) }).catch(async (err: unknown) => {
       // A refused configuration: close what was opened, so the directory can be removed.
-      await spool.close();
-      await store.close();
-      db.close();
+      await stores.close();
       throw err;
     });
     const server = createSmtpServer({ config, spool, store, logger, numberCheck: "possible", metrics, policy });
     const { port } = await server.listen();
-    const h = { dir, db, store, spool, server, port, metrics, logs };
+    const h = { dir, stores, store, spool, server, port, metrics, logs };
     harnesses.push(h);
     return h;
   }
@@ -133,9 +130,7 @@ describe("SMTP security policy", () => {
   async function stop(h: Harness): Promise<void> {
     harnesses.splice(harnesses.indexOf(h), 1);
     await h.server.close(100);
-    await h.spool.close();
-    await h.store.close();
-    h.db.close();
+    await h.stores.close();
   }
 
   function transport(port: number, auth?: { user: string; pass: string }) {
@@ -155,8 +150,8 @@ describe("SMTP security policy", () => {
 
   async function nothingQueued(h: Harness): Promise<void> {
     expect(await h.store.list()).toEqual([]);
-    expect(await readdir(h.spool.msgDir)).toEqual([]);
-    expect(await readdir(h.spool.tmpDir)).toEqual([]);
+    expect(await readdir(h.stores.msgDir)).toEqual([]);
+    expect(await readdir(h.stores.tmpDir)).toEqual([]);
   }
 
   afterEach(async () => {

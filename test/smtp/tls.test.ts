@@ -8,9 +8,7 @@ import { configSchema } from "../../src/config/schema.js";
 import { silentLogger } from "../../src/log.js";
 import { hashPassword } from "../../src/smtp/password.js";
 import { createSmtpServer, type FaxSmtpServer } from "../../src/smtp/server.js";
-import { Spool } from "../../src/spool/spool.js";
-import { openDatabase, type Db } from "../../src/store/db.js";
-import { SqliteOutboundStore, outboundMigration } from "../../src/store/outbound.js";
+import { openTestStores, type TestStores } from "../helpers/stores.js";
 
 function hasOpenssl(): boolean {
   try {
@@ -23,16 +21,12 @@ function hasOpenssl(): boolean {
 
 describe.skipIf(!hasOpenssl())("SMTP with STARTTLS", () => {
   let dir: string | undefined;
-  let db: Db | undefined;
-  let store: SqliteOutboundStore | undefined;
-  let spool: Spool | undefined;
+  let stores: TestStores | undefined;
   let server: FaxSmtpServer | undefined;
 
   afterEach(async () => {
     await server?.close(100);
-    await spool?.close();
-    await store?.close();
-    db?.close();
+    await stores?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
@@ -42,9 +36,8 @@ describe.skipIf(!hasOpenssl())("SMTP with STARTTLS", () => {
     const cert = join(dir, "cert.pem");
     execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=fax.test"], { stdio: "ignore" });
     const logger = silentLogger();
-    db = openDatabase(join(dir, "faxbridge.db"), [outboundMigration]);
-    store = new SqliteOutboundStore(db, { logger });
-    spool = await Spool.open({ dataDir: dir, logger });
+    stores = await openTestStores(dir, { logger, groupCommit: "worker" });
+    const { outbound: store, spool } = stores;
     const config = configSchema.parse({
       dataDir: dir,
       smtp: { port: 0, hostname: "fax.test", tlsKey: key, tlsCert: cert, allowUnauthenticatedFrom: [], users: [{ username: "frontdesk", passwordHash: await hashPassword("correct horse") }] },

@@ -10,10 +10,9 @@ import { Metrics } from "../../src/metrics.js";
 import { receivedFaxMailedTo } from "../../src/policy/forwarding.js";
 import { createSmtpPolicy } from "../../src/policy/index.js";
 import { createSmtpServer, type FaxSmtpServer } from "../../src/smtp/server.js";
-import { Spool } from "../../src/spool/spool.js";
-import { openDatabase, type Db } from "../../src/store/db.js";
-import { SqliteInboundStore, inboundMigration } from "../../src/store/inbound.js";
-import { SqliteOutboundStore, outboundMigration } from "../../src/store/outbound.js";
+import type { Spool } from "../../src/spool/spool.js";
+import type { InboundStore, OutboundStore } from "../../src/store/ports.js";
+import { openTestStores, type TestStores } from "../helpers/stores.js";
 import { newId } from "../../src/util/ids.js";
 import { sendRaw, type SendOutcome } from "../fault/smtp-client.js";
 
@@ -62,9 +61,9 @@ async function signed(raw: string, domain: string, privateKey: string): Promise<
 
 interface Harness {
   dir: string;
-  db: Db;
-  store: SqliteOutboundStore;
-  inbound: SqliteInboundStore;
+  stores: TestStores;
+  store: OutboundStore;
+  inbound: InboundStore;
   spool: Spool;
   server: FaxSmtpServer;
   port: number;
@@ -77,10 +76,8 @@ describe("trust boundary at SMTP time (issue 8)", () => {
   async function start(opts: { smtp?: Record<string, unknown>; policy?: Record<string, unknown> } = {}): Promise<Harness> {
     const dir = await mkdtemp(join(tmpdir(), "faxbridge-trust-"));
     const logger = createLogger({ level: "silent" });
-    const db = openDatabase(join(dir, "faxbridge.db"), [outboundMigration, inboundMigration]);
-    const store = new SqliteOutboundStore(db, { logger, groupCommit: "inline" });
-    const inbound = new SqliteInboundStore({ db, logger });
-    const spool = await Spool.open({ dataDir: dir, logger });
+    const stores = await openTestStores(dir, { logger, groupCommit: "inline" });
+    const { outbound: store, inbound, spool } = stores;
     const config = configSchema.parse({
       dataDir: dir,
       smtp: { port: 0, hostname: "fax.test", ...opts.smtp },
@@ -91,7 +88,7 @@ describe("trust boundary at SMTP time (issue 8)", () => {
     const policy = await createSmtpPolicy({ config, logger, metrics, store, resolver, receivedBy: receivedFaxMailedTo(inbound) });
     const server = createSmtpServer({ config, spool, store, logger, numberCheck: "possible", metrics, policy });
     const { port } = await server.listen();
-    const h = { dir, db, store, inbound, spool, server, port, metrics };
+    const h = { dir, stores, store, inbound, spool, server, port, metrics };
     harnesses.push(h);
     return h;
   }
@@ -99,9 +96,7 @@ describe("trust boundary at SMTP time (issue 8)", () => {
   afterEach(async () => {
     for (const h of harnesses.splice(0)) {
       await h.server.close(100);
-      await h.spool.close();
-      await h.store.close();
-      h.db.close();
+      await h.stores.close();
       await rm(h.dir, { recursive: true, force: true });
     }
   });
@@ -123,7 +118,7 @@ describe("trust boundary at SMTP time (issue 8)", () => {
 
   async function nothingQueued(h: Harness): Promise<void> {
     expect(await h.store.list()).toEqual([]);
-    expect(await readdir(h.spool.msgDir)).toEqual([]);
+    expect(await readdir(h.stores.msgDir)).toEqual([]);
   }
 
   describe("envelope sender", () => {
@@ -208,7 +203,7 @@ describe("trust boundary at SMTP time (issue 8)", () => {
         id: newId(),
         mailFrom,
         rcptTo: [{ address: "12025550199@fax.local", e164: "+12025550199", options: {} }],
-        spoolPath: "/nonexistent",
+        mailKey: "msg/nonexistent.eml",
         size: 1,
         client: { ip: "127.0.0.1" },
       });

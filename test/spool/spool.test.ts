@@ -6,10 +6,11 @@ import { PassThrough, Readable } from "node:stream";
 import { text } from "node:stream/consumers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../../src/log.js";
-import { Spool, SpoolError } from "../../src/spool/spool.js";
-import { openDatabase, type Db } from "../../src/store/db.js";
-import { SqliteOutboundStore, outboundMigration } from "../../src/store/outbound.js";
+import type { Spool} from "../../src/spool/spool.js";
+import { SpoolError } from "../../src/spool/spool.js";
+import { mailKey, type OutboundStore } from "../../src/store/ports.js";
 import { newId } from "../../src/util/ids.js";
+import { openTestStores, type TestStores } from "../helpers/stores.js";
 
 /** A stream like smtp-server's DATA stream: chunks, then end; records whether it was read to the end. */
 function dataStream(chunks: Buffer[]): PassThrough & { drained: Promise<void> } {
@@ -22,20 +23,21 @@ function dataStream(chunks: Buffer[]): PassThrough & { drained: Promise<void> } 
 describe("Spool", () => {
   let dir: string;
   let spool: Spool;
-  let db: Db;
-  let store: SqliteOutboundStore;
+  let stores: TestStores;
+  let store: OutboundStore;
+  // The SQLite backend's file layout under <dataDir>/spool/.
+  const paths = () => ({ tmpDir: join(dir, "spool", "tmp"), msgDir: join(dir, "spool", "msg"), workDir: join(dir, "spool", "work") });
+  const messagePath = (id: string) => join(dir, "spool", "msg", `${id}.eml`);
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), "faxbridge-spool-"));
-    spool = await Spool.open({ dataDir: dir, logger: silentLogger() });
-    db = openDatabase(join(dir, "faxbridge.db"), [outboundMigration]);
-    store = new SqliteOutboundStore(db, { logger: silentLogger(), groupCommit: "inline" });
+    stores = await openTestStores(dir, { logger: silentLogger() });
+    spool = stores.spool;
+    store = stores.outbound;
   });
 
   afterEach(async () => {
-    await spool.close();
-    await store.close();
-    db.close();
+    await stores.close();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -48,8 +50,8 @@ describe("Spool", () => {
     expect((await readFile(result.path)).equals(body)).toBe(true);
     expect((await stat(result.path)).mode & 0o777).toBe(0o600);
     for (const d of ["spool", "spool/tmp", "spool/msg", "spool/work"]) expect((await stat(join(dir, d))).mode & 0o777).toBe(0o700);
-    expect(await readdir(spool.tmpDir)).toEqual([]);
-    expect(await text(spool.openMessage(id))).toBe(body.toString());
+    expect(await readdir(paths().tmpDir)).toEqual([]);
+    expect(await text(await spool.openMessage(id))).toBe(body.toString());
   });
 
   it("refuses a message over the limit, keeps nothing and still reads the input to its end", async () => {
@@ -59,8 +61,8 @@ describe("Spool", () => {
     expect(err).toBeInstanceOf(SpoolError);
     expect(err).toMatchObject({ kind: "too_big" });
     await input.drained;
-    expect(await readdir(spool.tmpDir)).toEqual([]);
-    expect(await readdir(spool.msgDir)).toEqual([]);
+    expect(await readdir(paths().tmpDir)).toEqual([]);
+    expect(await readdir(paths().msgDir)).toEqual([]);
   });
 
   it("honours smtp-server's sizeExceeded flag", async () => {
@@ -70,12 +72,12 @@ describe("Spool", () => {
   });
 
   it("fails with an io error when tmp/ cannot be written, draining the input", async () => {
-    await rm(spool.tmpDir, { recursive: true });
-    await writeFile(spool.tmpDir, "not a directory");
+    await rm(paths().tmpDir, { recursive: true });
+    await writeFile(paths().tmpDir, "not a directory");
     const input = dataStream([Buffer.alloc(50_000, 97)]);
     await expect(spool.receive(newId(), input, 1_000_000)).rejects.toMatchObject({ name: "SpoolError", kind: "io" });
     await input.drained;
-    expect(await readdir(spool.msgDir)).toEqual([]);
+    expect(await readdir(paths().msgDir)).toEqual([]);
   });
 
   it("reports a client that went away mid-DATA as aborted", async () => {
@@ -84,44 +86,44 @@ describe("Spool", () => {
     input.write(Buffer.alloc(1000, 97));
     input.destroy();
     await expect(pending).rejects.toMatchObject({ kind: "aborted" });
-    expect(await readdir(spool.tmpDir)).toEqual([]);
+    expect(await readdir(paths().tmpDir)).toEqual([]);
   });
 
   it("creates and removes a job's working directory and message", async () => {
     const id = newId();
     await spool.receive(id, dataStream([Buffer.from("hello")]), 100);
     const work = await spool.createWorkDir(id);
-    expect(work).toBe(join(spool.workDir, id));
+    expect(work).toBe(join(paths().workDir, id));
     await writeFile(join(work, "doc.pdf"), "%PDF");
     expect((await stat(work)).mode & 0o777).toBe(0o700);
     await spool.remove(id);
     expect(existsSync(work)).toBe(false);
-    expect(existsSync(spool.messagePath(id))).toBe(false);
+    expect(existsSync(messagePath(id))).toBe(false);
     await spool.remove(id); // idempotent
   });
 
   it("recovers: deletes tmp/*, deletes unacknowledged files, fails jobs whose file is gone", async () => {
     // A partial write from before a crash.
-    await writeFile(join(spool.tmpDir, newId()), "partial");
+    await writeFile(join(paths().tmpDir, newId()), "partial");
     // A file that was spooled but whose job row never committed: the client never got a 250.
     const orphan = newId();
     await spool.receive(orphan, dataStream([Buffer.from("orphan")]), 100);
     // A healthy job.
     const kept = newId();
-    const keptFile = await spool.receive(kept, dataStream([Buffer.from("kept")]), 100);
-    await store.insertReceived({ id: kept, mailFrom: "a@example.com", rcptTo: [], spoolPath: keptFile.path, size: 4, client: { ip: "127.0.0.1" } });
+    await spool.receive(kept, dataStream([Buffer.from("kept")]), 100);
+    await store.insertReceived({ id: kept, mailFrom: "a@example.com", rcptTo: [], mailKey: mailKey(kept), size: 4, client: { ip: "127.0.0.1" } });
     // A job whose file vanished, and one already past the point of needing it.
     const lost = newId();
-    await store.insertReceived({ id: lost, mailFrom: "a@example.com", rcptTo: [], spoolPath: spool.messagePath(lost), size: 4, client: { ip: "127.0.0.1" } });
+    await store.insertReceived({ id: lost, mailFrom: "a@example.com", rcptTo: [], mailKey: mailKey(lost), size: 4, client: { ip: "127.0.0.1" } });
     const done = newId();
-    await store.insertReceived({ id: done, mailFrom: "a@example.com", rcptTo: [], spoolPath: spool.messagePath(done), size: 4, client: { ip: "127.0.0.1" } });
+    await store.insertReceived({ id: done, mailFrom: "a@example.com", rcptTo: [], mailKey: mailKey(done), size: 4, client: { ip: "127.0.0.1" } });
     await store.transition(done, "received", "cancelled");
-    await mkdir(join(spool.tmpDir, "stray-dir"));
+    await mkdir(join(paths().tmpDir, "stray-dir"));
 
     const report = await spool.recover(store);
     expect(report).toEqual({ tmpDeleted: 2, orphansDeleted: [orphan], missing: [lost] });
-    expect(await readdir(spool.tmpDir)).toEqual([]);
-    expect(await readdir(spool.msgDir)).toEqual([`${kept}.eml`]);
+    expect(await readdir(paths().tmpDir)).toEqual([]);
+    expect(await readdir(paths().msgDir)).toEqual([`${kept}.eml`]);
     expect(await store.get(lost)).toMatchObject({ state: "failed", errorCode: "spool_missing" });
     expect((await store.get(kept))?.state).toBe("received");
     expect((await store.get(done))?.state).toBe("cancelled");

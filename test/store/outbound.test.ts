@@ -3,15 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../../src/log.js";
-import { openDatabase, type Db } from "../../src/store/db.js";
-import {
-  InvalidTransitionError,
-  SqliteOutboundStore,
-  StateConflictError,
-  outboundMigration,
-  type NewJob,
-  type OutboundJob,
-} from "../../src/store/outbound.js";
+import { InvalidTransitionError, StateConflictError, mailKey, type NewJob, type OutboundJob } from "../../src/store/ports.js";
+import { openDatabase, type Db } from "../../src/store/sqlite/db.js";
+import { SqliteOutboundStore, outboundMigration } from "../../src/store/sqlite/outbound.js";
 import { newId } from "../../src/util/ids.js";
 
 function job(over: Partial<NewJob> = {}): NewJob {
@@ -20,7 +14,7 @@ function job(over: Partial<NewJob> = {}): NewJob {
     id,
     mailFrom: "alice@example.com",
     rcptTo: [{ address: "+12025550143@fax.local", e164: "+12025550143", options: { resolution: "Low" } }],
-    spoolPath: `/spool/msg/${id}.eml`,
+    mailKey: mailKey(id),
     size: 1234,
     client: { ip: "127.0.0.1" },
     ...over,

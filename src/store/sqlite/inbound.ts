@@ -113,7 +113,10 @@ export interface SqliteInboundStoreOptions {
   readonly logger: Logger;
   /** Row ids; default src/util/ids.ts newId. */
   readonly newId?: (now: number) => string;
-  /** The store's clock (leases), for tests. */
+  /**
+   * The store's clock for leases. Without one, leases run from the `now` the
+   * caller passes (one machine: the same clock).
+   */
   readonly now?: () => number;
   /** Who this store's leases belong to; default a fresh random id. */
   readonly owner?: string;
@@ -126,7 +129,7 @@ export interface SqliteInboundStoreOptions {
 export class SqliteInboundStore implements InboundStore {
   readonly owner: string;
   readonly #db: Db;
-  readonly #clock: () => number;
+  readonly #clock: (() => number) | undefined;
   /** Rows whose lease this store took and has not given back: finishing them is fenced by owner. */
   readonly #held = new Set<string>();
   readonly #newId: (now: number) => string;
@@ -138,7 +141,7 @@ export class SqliteInboundStore implements InboundStore {
     this.#db = db;
     this.#log = opts.logger;
     this.#newId = opts.newId ?? newId;
-    this.#clock = opts.now ?? Date.now;
+    this.#clock = opts.now;
     this.owner = opts.owner ?? newOwnerId();
     this.#stmts = {
       getCursor: db.prepare<[string], CursorRow>("SELECT sync_token, sync_time, last_full_sync_at FROM inbound_sync WHERE extension = ?"),
@@ -226,9 +229,9 @@ export class SqliteInboundStore implements InboundStore {
   }
 
   async claimDue(opts: ClaimInboundOptions): Promise<InboundFax[]> {
-    const clock = this.#clock();
+    const clock = this.#clock?.() ?? opts.now;
     const claimed = this.#db.transaction(() => {
-      const rows = this.#stmts.due.all(opts.now, clock, opts.limit);
+      const rows = this.#stmts.due.all(opts.now, opts.now, opts.limit);
       const until = clock + opts.leaseMs;
       for (const r of rows) this.#stmts.lease.run(until, this.owner, opts.now, r.id);
       return rows.map((r) => fromRow({ ...r, lease_until: until, lease_owner: this.owner, updated_at: opts.now }));
@@ -238,7 +241,7 @@ export class SqliteInboundStore implements InboundStore {
   }
 
   async renewLease(id: string, leaseMs: number): Promise<boolean> {
-    const ok = this.#stmts.renew.run(this.#clock() + leaseMs, id, this.owner).changes === 1;
+    const ok = this.#stmts.renew.run((this.#clock?.() ?? Date.now()) + leaseMs, id, this.owner).changes === 1;
     if (!ok) this.#held.delete(id);
     return ok;
   }

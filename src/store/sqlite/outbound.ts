@@ -286,7 +286,7 @@ export class SqliteOutboundStore implements OutboundStore {
     const lease = this.#db.prepare<SqlValue[]>("UPDATE outbound_jobs SET lease_until = ?, lease_owner = ? WHERE id = ?");
     const leaseUntil = clock + opts.leaseMs;
     const jobs = this.#db.transaction(() => {
-      const rows = select.all(...states, due, clock, opts.limit);
+      const rows = select.all(...states, due, due, opts.limit);
       for (const r of rows) lease.run(leaseUntil, this.owner, r.id);
       return rows.map((r) => fromRow({ ...r, lease_until: leaseUntil, lease_owner: this.owner }));
     }).immediate();

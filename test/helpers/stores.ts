@@ -1,0 +1,43 @@
+/**
+ * The stores of a test, opened the one way the daemon and the CLI open them
+ * (src/store/open.ts), plus a spool on their document store.
+ */
+import { join } from "node:path";
+import { silentLogger, type Logger } from "../../src/log.js";
+import { Spool } from "../../src/spool/spool.js";
+import { openStores, type OpenStoresOptions } from "../../src/store/open.js";
+import { mailKey, type Stores } from "../../src/store/ports.js";
+
+export interface TestStores extends Stores {
+  readonly spool: Spool;
+  readonly dataDir: string;
+  /** The SQLite backend's file layout under <dataDir>/spool/ (tmp/, msg/, work/). */
+  readonly tmpDir: string;
+  readonly msgDir: string;
+  readonly workDir: string;
+  /** The file of a job's raw message (SQLite backend). */
+  messagePath(id: string): string;
+}
+
+export interface TestStoresOptions extends Partial<OpenStoresOptions> {
+  readonly logger?: Logger;
+}
+
+/** Open the stores on `dataDir` (default role "operator": no pid file, leases left as they are). */
+export async function openTestStores(dataDir: string, opts: TestStoresOptions = {}): Promise<TestStores> {
+  const { logger = silentLogger(), role = "operator", ...rest } = opts;
+  const stores = await openStores({ dataDir }, logger, { role, ...rest });
+  const spool = new Spool({ documents: stores.documents, logger });
+  const root = join(dataDir, "spool");
+  return {
+    ...stores,
+    close: () => stores.close(),
+    ping: () => stores.ping(),
+    spool,
+    dataDir,
+    tmpDir: join(root, "tmp"),
+    msgDir: join(root, "msg"),
+    workDir: join(root, "work"),
+    messagePath: (id) => join(root, ...mailKey(id).split("/")),
+  };
+}

@@ -7,8 +7,9 @@
  * transaction rolls back). Bytes stream in and out one chunk at a time: a
  * 50 MB attachment never sits in memory whole.
  */
+import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { link, lstat, mkdir, mkdtemp, readdir, rename, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -20,6 +21,8 @@ import { DocumentError, isDocumentKey, type DocumentStore, type PutOptions } fro
 import { NOW_MS, type Pool, type PoolClient } from "./connect.js";
 
 export const CHUNK_BYTES = 256 * 1024;
+/** How long a stored document's staged copy is kept for local reads. */
+const CACHE_MS = 3_600_000;
 /** Chunks fetched per round trip when reading. */
 const READ_BATCH = 2;
 
@@ -81,8 +84,12 @@ async function* copyRows(key: string, source: AsyncIterable<Buffer | Uint8Array 
 
 export interface PgDocumentStoreOptions {
   readonly logger: Logger;
-  /** Where localFile() puts its temporary copies (default the system's temp directory). */
-  readonly tmpDir?: string;
+  /**
+   * This instance's local directory (default one under the system's temp
+   * directory): staged uploads and temporary copies (tmp/), recently stored
+   * documents kept for local reads (cache/), jobs' extraction folders (work/).
+   */
+  readonly localDir?: string;
 }
 
 function checkKey(key: string): void {
@@ -93,12 +100,17 @@ function checkKey(key: string): void {
 export class PgDocumentStore implements DocumentStore {
   readonly #pool: Pool;
   readonly #log: Logger;
-  readonly #tmpDir: string;
+  readonly #tmp: string;
+  readonly #cache: string;
+  readonly #work: string;
 
   constructor(pool: Pool, opts: PgDocumentStoreOptions) {
     this.#pool = pool;
     this.#log = opts.logger;
-    this.#tmpDir = opts.tmpDir ?? tmpdir();
+    const local = opts.localDir ?? join(tmpdir(), `faxbridge-pg-${process.getuid?.() ?? "user"}`);
+    this.#tmp = join(local, "tmp");
+    this.#cache = join(local, "cache");
+    this.#work = join(local, "work");
   }
 
   /**
@@ -119,6 +131,7 @@ export class PgDocumentStore implements DocumentStore {
         try {
           const out = await this.#write(client, key, createReadStream(staged.file, { highWaterMark: CHUNK_BYTES }));
           await client.query("COMMIT");
+          await this.#keep(key, staged.file);
           return out;
         } catch (err) {
           await client.query("ROLLBACK").catch((e: unknown) => {
@@ -136,13 +149,35 @@ export class PgDocumentStore implements DocumentStore {
     }
   }
 
+  /** The local cache file of `key` (a copy of what was stored, for localFile without a round trip). */
+  #cached(key: string): string {
+    return join(this.#cache, createHash("sha256").update(key).digest("hex"));
+  }
+
+  /** Keep a just-stored document's staged copy for local reads; copies older than CACHE_MS are dropped. */
+  async #keep(key: string, file: string): Promise<void> {
+    try {
+      await mkdir(this.#cache, { recursive: true, mode: 0o700 });
+      await rename(file, this.#cached(key));
+      const cutoff = Date.now() - CACHE_MS;
+      for (const name of await readdir(this.#cache)) {
+        const path = join(this.#cache, name);
+        const st = await lstat(path).catch(() => undefined);
+        if (st !== undefined && st.mtimeMs < cutoff) await rm(path, { force: true });
+      }
+    } catch (err) {
+      this.#log.debug({ event: "documents.cache_failed", err: errorMessage(err) }, "could not keep a local copy of a stored document");
+    }
+  }
+
   /** Read `body` to its end into a private file (nothing kept past maxBytes). */
   async #stage(body: Readable, maxBytes: number | undefined): Promise<{ dir: string; file: string; size: number }> {
     let bodyFailed: unknown;
     body.once("error", (err: unknown) => {
       bodyFailed ??= err;
     });
-    const dir = await mkdtemp(join(this.#tmpDir, "faxbridge-put-"));
+    await mkdir(this.#tmp, { recursive: true, mode: 0o700 });
+    const dir = await mkdtemp(join(this.#tmp, "put-"));
     const file = join(dir, "body");
     let size = 0;
     let tooBig = false;
@@ -214,14 +249,23 @@ export class PgDocumentStore implements DocumentStore {
     return Readable.from(chunks(), { objectMode: false, highWaterMark: CHUNK_BYTES });
   }
 
-  /** A temporary local copy, for libraries that need a path; `done()` removes it. */
+  /**
+   * A temporary local copy, for libraries that need a path; `done()` removes
+   * it. A document this instance stored recently is linked from its local
+   * cache; otherwise it is streamed from the database.
+   */
   async localFile(key: string): Promise<{ readonly path: string; done(): Promise<void> }> {
-    const input = await this.open(key);
-    const dir = await mkdtemp(join(this.#tmpDir, "faxbridge-doc-"));
+    checkKey(key);
+    await mkdir(this.#tmp, { recursive: true, mode: 0o700 });
+    const dir = await mkdtemp(join(this.#tmp, "doc-"));
     const path = join(dir, key.split("/").at(-1) ?? "document");
     const done = (): Promise<void> => rm(dir, { recursive: true, force: true });
     try {
-      await pipeline(input, createWriteStream(path, { mode: 0o600, flags: "wx" }));
+      const linked = await link(this.#cached(key), path).then(
+        () => true,
+        () => false,
+      );
+      if (!linked) await pipeline(await this.open(key), createWriteStream(path, { mode: 0o600, flags: "wx" }));
     } catch (err) {
       await done();
       if (err instanceof DocumentError) throw err;
@@ -240,7 +284,8 @@ export class PgDocumentStore implements DocumentStore {
       const heads = await client.query(`DELETE FROM document_heads WHERE ${where}`, [keyOrPrefix]);
       await client.query(`DELETE FROM document_chunks WHERE ${where}`, [keyOrPrefix]);
       await client.query("COMMIT");
-      if (keyOrPrefix.startsWith("work/")) await rm(join(this.#tmpDir, `faxbridge-work-${process.pid}`, keyOrPrefix.slice(5)), { recursive: true, force: true });
+      await rm(this.#cached(keyOrPrefix), { force: true });
+      if (keyOrPrefix.startsWith("work/")) await rm(join(this.#work, keyOrPrefix.slice(5)), { recursive: true, force: true });
       if ((heads.rowCount ?? 0) > 0) this.#log.debug({ event: "documents.removed", key: keyOrPrefix, count: heads.rowCount }, "documents removed");
     } catch (err) {
       await client.query("ROLLBACK").catch(() => undefined);
@@ -267,20 +312,19 @@ export class PgDocumentStore implements DocumentStore {
   }
 
   /**
-   * A scratch directory for extracting a job's documents (the caller stores
-   * each file with put() under `work/<jobId>/<name>` before the job row names
-   * it); removed by remove("work/<jobId>") and by sweepPartial().
+   * The local folder for extracting a job's documents (stable across
+   * restarts of this instance); removed with remove("work/<jobId>").
    */
   async workDir(jobId: string): Promise<string> {
     checkKey(`work/${jobId}`);
-    const dir = join(this.#tmpDir, `faxbridge-work-${process.pid}`, jobId);
+    const dir = join(this.#work, jobId);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     return dir;
   }
 
-  /** Documents are written in one transaction each: nothing partial in the database. Scratch directories of this process are removed. */
+  /** Documents are written in one transaction each: nothing partial in the database. Staged uploads and copies left by a process that is gone are removed. */
   async sweepPartial(): Promise<number> {
-    await rm(join(this.#tmpDir, `faxbridge-work-${process.pid}`), { recursive: true, force: true });
+    await rm(this.#tmp, { recursive: true, force: true });
     return 0;
   }
 }

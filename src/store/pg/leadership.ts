@@ -169,9 +169,12 @@ export class PgLeadership implements Leadership {
     clearTimeout(this.#stepDown);
     this.#stepDown = setTimeout(
       () => {
-        if (this.#leading && performance.now() >= this.#deadline) this.#setLeading(false, "lease expired");
+        if (!this.#leading) return;
+        // Timers may fire a little early: check again rather than miss the deadline.
+        if (performance.now() < this.#deadline) this.#armStepDown();
+        else this.#setLeading(false, "lease expired");
       },
-      Math.max(0, this.#deadline - performance.now()),
+      Math.max(1, Math.ceil(this.#deadline - performance.now())),
     );
     this.#stepDown.unref();
   }

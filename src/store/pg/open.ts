@@ -20,8 +20,8 @@ export interface OpenPgOptions {
   readonly logger: Logger;
   /** This instance's id in leases and the leader election; default a fresh one. */
   readonly owner?: string;
-  /** Where documents are copied when a library needs a file path. */
-  readonly tmpDir?: string;
+  /** This instance's local directory for staged uploads, local copies and extraction folders (PgDocumentStore). */
+  readonly localDir?: string;
   /** Most connections (default 10). */
   readonly maxConnections?: number;
   /** A clock instead of the database's (tests only). */
@@ -67,7 +67,7 @@ export async function openPgStores(opts: OpenPgOptions): Promise<PgStores> {
     outbound,
     inbound,
     web: new PgWebStore(pool, opts.now),
-    documents: new PgDocumentStore(pool, { logger: opts.logger, ...(opts.tmpDir !== undefined && { tmpDir: opts.tmpDir }) }),
+    documents: new PgDocumentStore(pool, { logger: opts.logger, ...(opts.localDir !== undefined && { localDir: opts.localDir }) }),
     // Other instances may hold leases right now: expired ones are simply claimable, nothing is released at open.
     releasedLeases: { outbound: 0, inbound: 0 },
     async ping() {

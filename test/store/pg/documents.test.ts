@@ -1,5 +1,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Readable } from "node:stream";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
@@ -75,6 +77,16 @@ describePg("PgDocumentStore", () => {
     expect(readFileSync(local.path, "utf8")).toBe("b");
     await local.done();
     expect(existsSync(local.path)).toBe(false);
+    // Another instance (no local copy) streams it from the database.
+    const other = new PgDocumentStore(pool, { logger: silentLogger(), localDir: join(tmpdir(), `fb-other-${process.pid}`) });
+    const remote = await other.localFile("work/j1/b.pdf");
+    expect(readFileSync(remote.path, "utf8")).toBe("b");
+    await remote.done();
+    await expect(other.localFile("work/none.pdf")).rejects.toMatchObject({ kind: "missing" });
+    const wd = await other.workDir("j1");
+    expect(existsSync(wd)).toBe(true);
+    await other.remove("work/j1");
+    expect(existsSync(wd)).toBe(false);
     await docs.remove("work/j1");
     expect(await docs.stat("work/j1/a.pdf")).toBeUndefined();
     expect(await docs.stat("work/j10/c.pdf")).toEqual({ size: 1 });

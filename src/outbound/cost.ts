@@ -44,7 +44,7 @@ export class PageBudget {
   }
 
   /** Rebuild the hour's page usage from the store. */
-  load(store: Pick<OutboundStore, "list">): Promise<number> {
+  load(store: Pick<OutboundStore, "receivedSince">): Promise<number> {
     return this.#quota.load(store, (job) => ({ keys: [job.identity], n: chargedPages(job) }));
   }
 

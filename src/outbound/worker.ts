@@ -69,7 +69,7 @@ import { fetchTransmittedCopy, type TransmittedCopy } from "./transmitted.js";
 import { cancelScheduledFax } from "./cancel.js";
 import { RcApiError } from "../rc/errors.js";
 import type { Spool } from "../spool/spool.js";
-import { StateConflictError, recipientKey, type JobState, type OutboundJob, type OutboundStore, type RecipientStatus } from "../store/ports.js";
+import { DuplicateJobError, StateConflictError, recipientKey, type DuplicateQuery, type JobState, type OutboundJob, type OutboundStore, type RecipientStatus } from "../store/ports.js";
 import { delayFor, parseSchedule, pollDelay } from "../util/schedule.js";
 import { classify, describeRcError, type Classification } from "./classify.js";
 import { emptyJobData, readJobData, type JobData, type MailMeta } from "./job-data.js";
@@ -533,18 +533,19 @@ export class OutboundWorker {
     const release = meta.messageId === undefined ? undefined : await this.#lock(`${meta.messageId}\n${job.identity}\n${recipientKey(job.rcptTo.map((r) => r.e164))}`);
     try {
       const windowMs = config.fax.duplicateWindowSeconds * 1000;
-      if (meta.messageId !== undefined && windowMs > 0) {
-        const dup = await store.findDuplicate({
-          messageId: meta.messageId,
-          identity: job.identity,
-          recipients: job.rcptTo.map((r) => r.e164),
-          since: job.receivedAt - windowMs,
-          excludeId: job.id,
-        });
+      const dupQuery: DuplicateQuery | undefined =
+        meta.messageId !== undefined && windowMs > 0
+          ? { messageId: meta.messageId, identity: job.identity, recipients: job.rcptTo.map((r) => r.e164), since: job.receivedAt - windowMs, excludeId: job.id }
+          : undefined;
+      const duplicate = async (dup: OutboundJob): Promise<void> => {
+        await store.transition(job.id, "received", "cancelled", { messageId: meta.messageId ?? null, errorCode: "duplicate", errorText: `duplicate of ${dup.id}` });
+        log.info({ event: "job.duplicate", duplicateOf: dup.id, messageId: meta.messageId }, "same Message-ID to the same recipients already queued; not faxed again");
+        await this.#cleanup(job.id, log);
+      };
+      if (dupQuery !== undefined) {
+        const dup = await store.findDuplicate(dupQuery);
         if (dup !== undefined) {
-          await store.transition(job.id, "received", "cancelled", { messageId: meta.messageId, errorCode: "duplicate", errorText: `duplicate of ${dup.id}` });
-          log.info({ event: "job.duplicate", duplicateOf: dup.id, messageId: meta.messageId }, "same Message-ID to the same recipients already queued; not faxed again");
-          await this.#cleanup(job.id, log);
+          await duplicate(dup);
           return;
         }
       }
@@ -569,10 +570,12 @@ export class OutboundWorker {
         ...(cost !== undefined && cost.charged > 0 && { chargedPages: cost.charged }),
       };
       try {
-        await store.transition(job.id, "received", "parsed", { messageId: meta.messageId ?? null, faxRequest: data, nextAttemptAt: this.#now() });
+        // The duplicate check again, atomically with the transition: another instance may have parsed a copy meanwhile.
+        await store.transition(job.id, "received", "parsed", { messageId: meta.messageId ?? null, faxRequest: data, nextAttemptAt: this.#now() }, dupQuery === undefined ? undefined : { unlessDuplicate: dupQuery });
       } catch (err) {
         if (cost?.ok === true) cost.release();
-        throw err;
+        if (!(err instanceof DuplicateJobError)) throw err;
+        await duplicate(err.duplicate);
       }
     } finally {
       release?.();
@@ -627,7 +630,7 @@ export class OutboundWorker {
     const submitting = await store.transition(job.id, "parsed", "submitting", {
       submitStartedAt: startedAt,
       faxRequest: data,
-      leaseUntil: startedAt + this.#tuning.submitLeaseMs,
+      leaseMs: this.#tuning.submitLeaseMs,
     });
     log.info({ event: "fax.submitting", attempt: job.attempts + 1, redial: data.redial?.round, recipients: attemptTargets(job, data).length, documents: data.documents.length, forwardOf: data.forwardOf }, "sending fax");
     let res;
@@ -836,16 +839,9 @@ export class OutboundWorker {
     return undefined;
   }
 
-  /** The job that recorded this RingCentral message id, if any (a scan: reconciliation is rare). */
+  /** The job that recorded this RingCentral message id, if any (an index lookup in the store). */
   async #ownerOf(rcMessageId: string): Promise<string | undefined> {
-    let after: string | undefined;
-    for (;;) {
-      const page = await this.#deps.store.list({ state: ["submitted", "final", "notified", "failed"], limit: 500, ...(after !== undefined && { after }) });
-      for (const j of page) if (j.rcMessageId === rcMessageId) return j.id;
-      const last = page.at(-1);
-      if (last === undefined || page.length < 500) return undefined;
-      after = last.id;
-    }
+    return (await this.#deps.store.findByRcMessageId(rcMessageId, ["submitted", "final", "notified", "failed"]))?.id;
   }
 
   // ------------------------------------------------------------------ submitted → final

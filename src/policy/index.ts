@@ -96,7 +96,7 @@ export interface SmtpPolicyDeps {
   readonly logger: Logger;
   readonly metrics?: Metrics;
   /** Accepted jobs of the last hour are counted against the quotas at start. */
-  readonly store?: Pick<OutboundStore, "list" | "findSentBy">;
+  readonly store?: Pick<OutboundStore, "receivedSince" | "findSentBy">;
   /** Forwarding rights for received faxes: was RingCentral message `rcMessageId` mailed to `address` by inbound routing? */
   readonly receivedBy?: (rcMessageId: string, address: string) => Promise<boolean>;
   /** DNS for sender verification (tests answer from a table); default: the system resolver. */

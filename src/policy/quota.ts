@@ -92,25 +92,16 @@ export class QuotaTracker {
     return this.#limits.perSenderPerHour > 0 || this.#limits.globalPerHour > 0;
   }
 
-  /** Rebuild the counts from jobs accepted within the window (ids sort by creation time); `charge` says what each job used. */
-  async load(store: Pick<OutboundStore, "list">, charge: (job: OutboundJob) => { keys: readonly string[]; n: number } | undefined): Promise<number> {
+  /** Rebuild the counts from jobs accepted within the window (a store query); `charge` says what each job used. */
+  async load(store: Pick<OutboundStore, "receivedSince">, charge: (job: OutboundJob) => { keys: readonly string[]; n: number } | undefined): Promise<number> {
     if (!this.enabled) return 0;
     const since = this.#now() - this.#windowMs;
-    // Ids start with the creation time in base 36, zero-padded to 9 characters.
-    let after: string | undefined = Math.max(0, since - 60_000).toString(36).padStart(9, "0");
     let loaded = 0;
-    for (;;) {
-      const page = await store.list({ after, limit: 1000 });
-      for (const job of page) {
-        if (job.receivedAt <= since) continue;
-        const c = charge(job);
-        if (c === undefined || c.n <= 0) continue;
-        this.#record(c.keys, job.receivedAt, c.n);
-        loaded++;
-      }
-      const last = page[page.length - 1];
-      if (last === undefined || page.length < 1000) break;
-      after = last.id;
+    for await (const job of store.receivedSince(since)) {
+      const c = charge(job);
+      if (c === undefined || c.n <= 0) continue;
+      this.#record(c.keys, job.receivedAt, c.n);
+      loaded++;
     }
     return loaded;
   }

@@ -187,14 +187,14 @@ export class DocumentError extends Error {
 }
 
 /**
- * Document keys: relative, slash-separated, each part [A-Za-z0-9._-] and not
- * "." or "..": `msg/<jobId>.eml` (the raw mail), `work/<jobId>/<file>` (a
- * job's extracted documents). Never an absolute path.
+ * Document keys: relative, slash-separated names, e.g. `msg/<jobId>.eml`
+ * (the raw mail) and `work/<jobId>/<file>` (a job's extracted documents; file
+ * names keep the sender's letters). Never an absolute path: no leading "/",
+ * no "." or ".." part, no empty part, no backslash or control character.
  */
-export const DOCUMENT_KEY = /^(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*$/;
-
 export function isDocumentKey(key: string): boolean {
-  return key.length <= 512 && DOCUMENT_KEY.test(key);
+  if (key.length === 0 || key.length > 1024) return false;
+  return key.split("/").every((part) => part !== "" && part !== "." && part !== ".." && !/[\\\p{Cc}]/u.test(part));
 }
 
 /** The raw mail of a job. */

@@ -15,12 +15,13 @@ import { startEmulator, type Emulator, type EmulatorOptions } from "../../src/em
 import { createLogger, type Logger } from "../../src/log.js";
 import { createMailSender, type MailSender } from "../../src/mail/transport.js";
 import { Metrics } from "../../src/metrics.js";
-import { OutboundWorker, type WorkerHooks, type WorkerTuning } from "../../src/outbound/worker.js";
+import { OutboundWorker, type WorkerTuning } from "../../src/outbound/worker.js";
 import { createSmtpPolicy } from "../../src/policy/index.js";
 import { RingCentralClient } from "../../src/rc/client.js";
 import { createSmtpServer, type FaxSmtpServer } from "../../src/smtp/server.js";
 import type { Spool } from "../../src/spool/spool.js";
 import type { JobState, OutboundJob, OutboundStore } from "../../src/store/ports.js";
+import { withStoreHooks, type OutboundStoreHooks } from "../helpers/store-hooks.js";
 import { openTestStores, type TestStores } from "../helpers/stores.js";
 import { SmtpSink } from "../helpers/smtp-sink.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -64,7 +65,7 @@ export interface HarnessOptions {
   /** Client-side limits (default: the emulator's Heavy limit and window, when given). */
   rateLimits?: Partial<Config["ringcentral"]["rateLimits"]>;
   tuning?: Partial<WorkerTuning>;
-  hooks?: WorkerHooks;
+  hooks?: OutboundStoreHooks;
   /** Start the worker right away (default true). */
   startWorker?: boolean;
   /** ringcentral.faxLayout (default form-data). */
@@ -76,7 +77,7 @@ export interface HarnessOptions {
 }
 
 export interface WorkerOverrides {
-  hooks?: WorkerHooks;
+  hooks?: OutboundStoreHooks;
   /** Config fax.* values for this worker only (e.g. a long poll schedule to park jobs). */
   fax?: Partial<Config["fax"]>;
   tuning?: Partial<WorkerTuning>;
@@ -201,14 +202,14 @@ export class OutboundHarness {
   newWorker(opts: WorkerOverrides = {}): OutboundWorker {
     return new OutboundWorker({
       config: opts.fax === undefined ? this.config : { ...this.config, fax: { ...this.config.fax, ...opts.fax } },
-      store: this.store,
+      // Test hooks (a crash at an exact point) decorate the store the worker uses.
+      store: opts.hooks === undefined ? this.store : withStoreHooks(this.store, opts.hooks),
       spool: this.spool,
       client: this.client,
       mail: this.mail,
       metrics: this.metrics,
       logger: this.logger,
       tuning: { ...FAST_TUNING, ...this.opts.tuning, ...opts.tuning },
-      ...(opts.hooks !== undefined && { hooks: opts.hooks }),
       ...(opts.now !== undefined && { now: opts.now }),
     });
   }

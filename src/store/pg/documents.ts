@@ -198,9 +198,11 @@ export class PgDocumentStore implements DocumentStore {
       );
     } catch (err) {
       await rm(dir, { recursive: true, force: true });
-      if (bodyFailed !== undefined) throw new DocumentError("aborted", `the document's input failed: ${errorMessage(bodyFailed)}`, { cause: bodyFailed });
       const code = (err as NodeJS.ErrnoException).code;
       if (code === "ENOSPC" || code === "EDQUOT") throw new DocumentError("no_space", "insufficient local storage to stage the document", { cause: err });
+      if (bodyFailed !== undefined || !body.readableEnded) {
+        throw new DocumentError("aborted", `the document's input broke off: ${errorMessage(bodyFailed ?? err)}`, { cause: bodyFailed ?? err });
+      }
       throw new DocumentError("io", `staging a document failed: ${errorMessage(err)}`, { cause: err });
     }
     if (tooBig) {
@@ -308,7 +310,15 @@ export class PgDocumentStore implements DocumentStore {
       "SELECT DISTINCT split_part(substr(key, length($1) + 2), '/', 1) AS name FROM document_heads WHERE starts_with(key, $1 || '/') ORDER BY 1",
       [prefix],
     );
-    return r.rows.map((row) => row.name).filter((n) => n.length > 0);
+    const names = new Set(r.rows.map((row) => row.name).filter((n) => n.length > 0));
+    // This instance's extraction folders count as written (the worker reads them here).
+    const local = prefix === "work" ? this.#work : prefix.startsWith("work/") && prefix.split("/").length === 2 ? join(this.#work, prefix.slice(5)) : undefined;
+    if (local !== undefined) {
+      for (const e of await readdir(local, { withFileTypes: true }).catch(() => [])) {
+        if (prefix !== "work" || (await readdir(join(local, e.name)).catch(() => [])).length > 0) names.add(e.name);
+      }
+    }
+    return [...names].sort();
   }
 
   /**

@@ -27,6 +27,7 @@ export const pgOutboundMigration: PgMigration = {
        lease_until BIGINT,
        lease_owner TEXT,
        rc_message_id TEXT,
+       rc_extension_id TEXT,
        submit_started_at BIGINT,
        fax_request TEXT,
        status TEXT,

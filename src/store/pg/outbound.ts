@@ -57,6 +57,7 @@ interface Row {
   lease_until: number | null;
   lease_owner: string | null;
   rc_message_id: string | null;
+  rc_extension_id: string | null;
   submit_started_at: number | null;
   fax_request: string | null;
   status: string | null;
@@ -68,7 +69,7 @@ interface Row {
 }
 
 function fromRow(r: Row): OutboundJob {
-  return {
+  const job = {
     id: r.id,
     state: r.state,
     mailFrom: r.mail_from,
@@ -85,6 +86,8 @@ function fromRow(r: Row): OutboundJob {
     leaseUntil: r.lease_until,
     leaseOwner: r.lease_until === null ? null : r.lease_owner,
     rcMessageId: r.rc_message_id,
+    // The pool member that sent the fax (issue 11's extension pool).
+    rcExtensionId: r.rc_extension_id,
     submitStartedAt: r.submit_started_at,
     faxRequest: r.fax_request === null ? null : (JSON.parse(r.fax_request) as unknown),
     status: r.status === null ? null : (JSON.parse(r.status) as RecipientStatus[]),
@@ -94,12 +97,14 @@ function fromRow(r: Row): OutboundJob {
     notifiedAt: r.notified_at,
     updatedAt: r.updated_at,
   };
+  return job;
 }
 
 type PatchColumn = Exclude<keyof JobPatch, "leaseMs" | "leaseUntil">;
-const PATCH_COLUMNS: { readonly [K in PatchColumn]-?: { column: string; json: boolean } } = {
+const PATCH_COLUMNS: { readonly [K in PatchColumn]-?: { column: string; json: boolean } } & { readonly [key: string]: { column: string; json: boolean } | undefined } = {
   messageId: { column: "message_id", json: false },
   rcMessageId: { column: "rc_message_id", json: false },
+  rcExtensionId: { column: "rc_extension_id", json: false },
   submitStartedAt: { column: "submit_started_at", json: false },
   faxRequest: { column: "fax_request", json: true },
   status: { column: "status", json: true },
@@ -230,6 +235,7 @@ export class PgOutboundStore implements OutboundStore {
       const spec = PATCH_COLUMNS[key];
       const value = patch[key];
       if (value === undefined) continue;
+      if (spec === undefined) throw new Error(`unknown job field ${key}`);
       sets.push(`${spec.column} = ${p.add(spec.json ? (value === null ? null : JSON.stringify(value)) : (value as SqlParam))}`);
     }
     const job = await this.#casUpdate(id, from, sets.join(", "), p, keep, opts.unlessDuplicate);

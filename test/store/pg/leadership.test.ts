@@ -99,7 +99,8 @@ describePg("PgLeadership", () => {
       await lonely.end();
       const cut = performance.now();
       await waitFor(() => lost.length === 1, { timeoutMs: 3000, what: "a to step down" });
-      expect(lost[0]! - cut).toBeLessThan(600);
+      // Its lease (600 ms) was renewed before the cut, so it steps down at most 600 ms later (plus timer lateness on a busy machine).
+      expect(lost[0]! - cut).toBeLessThan(600 + 400);
       await b.start();
       await waitFor(() => b.isLeader(), { timeoutMs: 3000, what: "b to lead" });
     } finally {

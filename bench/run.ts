@@ -1,21 +1,32 @@
 /**
  * `npm run bench`: measures intake throughput, memory for a large fax, send
- * pacing against the Heavy rate limit, and inbound latency, and prints one
- * JSON document with the figures and the targets they are measured against.
- * Benchmarks report; they never fail on a number (tests check behaviour).
+ * pacing against the Heavy rate limit, send throughput of an extension pool,
+ * and inbound latency, and prints one JSON document with the figures and the
+ * targets they are measured against. Benchmarks report; they never fail on a
+ * number (tests check behaviour).
  *
- * Run one part: `npm run bench -- intake` (intake | memory | pacing | inbound).
+ * Run one part: `npm run bench -- intake` (intake | memory | pacing | pool | inbound).
+ * FAXBRIDGE_BENCH_SMOKE=1 shrinks the pool part to a few faxes and 2 s
+ * windows: proof that it runs, not a measurement.
  */
 import { cpus, totalmem } from "node:os";
 import { benchInbound } from "./inbound.js";
 import { benchIntake } from "./intake.js";
 import { benchMemory } from "./memory.js";
 import { benchPacing } from "./pacing.js";
+import { benchPool } from "./pool.js";
+
+const SMOKE = (process.env["FAXBRIDGE_BENCH_SMOKE"] ?? "") !== "" && process.env["FAXBRIDGE_BENCH_SMOKE"] !== "0";
 
 const PARTS: Record<string, () => Promise<unknown>> = {
   intake: async () => ({ ...(await benchIntake({ messages: 4000, connections: 8 })), target: "messagesPerSecond >= 1100 (Postfix on this machine)" }),
   memory: async () => ({ ...(await benchMemory({ attachmentBytes: 45 * 1024 * 1024 })), target: "growthBytes <= 64 MiB" }),
   pacing: async () => ({ ...(await benchPacing({ faxes: 40, heavyLimit: 10, windowSeconds: 6 })), target: "ratio >= 0.95 with http429 == 0" }),
+  pool: async () => ({
+    ...(await benchPool(SMOKE ? { heavyLimit: 2, windowSeconds: 2, windows: 1 } : { heavyLimit: 10, windowSeconds: 6, windows: 3 })),
+    ...(SMOKE && { smoke: true }),
+    target: "ratio >= 0.9 of k × heavyLimit for k = 1, 2, 4 with http429 == 0 (k > 1 needs RC_JWT pools, issue #11)",
+  }),
   inbound: async () => ({ ...(await benchInbound({ faxes: 200 })), target: "webhook.p50Ms <= 300, rcCallsPerFax <= 3" }),
 };
 

@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 // `npm start` runs this first: compile TypeScript only when a source is newer
 // than the build, so a restart starts from dist/ at once instead of spending
-// ~17 s in tsc. Shares the lock directory the test helpers use, so parallel
-// builds never interleave.
+// ~17 s in tsc. Shares the lock the test helpers use (scripts/build-lock.mjs), so
+// parallel builds never interleave.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import process from "node:process";
-import { setTimeout as sleep } from "node:timers/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { acquireBuildLock } from "./build-lock.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const stamp = join(root, "dist", ".build-stamp");
@@ -29,17 +29,7 @@ if (!stale()) {
   process.stderr.write("faxbridge: build is up to date (dist/)\n");
   process.exit(0);
 }
-const lock = join(root, "dist.lock");
-const deadline = Date.now() + 120_000;
-for (;;) {
-  try {
-    mkdirSync(lock);
-    break;
-  } catch {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for another build (remove ${lock} if no build runs)`);
-    await sleep(200);
-  }
-}
+const release = await acquireBuildLock(join(root, "dist.lock"));
 try {
   if (stale()) {
     const started = Date.now();
@@ -52,5 +42,5 @@ try {
     process.stderr.write(`faxbridge: built in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
   }
 } finally {
-  rmdirSync(lock);
+  release();
 }

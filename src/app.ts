@@ -1,7 +1,8 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { credentialProblems, hasCredentials, type Config } from "./config/schema.js";
-import { ConfigError, errorMessage } from "./errors.js";
+import { splitJwts, type Config } from "./config/schema.js";
+import { resolveConfig } from "./config/resolve.js";
+import { errorMessage } from "./errors.js";
 import { HttpServer } from "./http/server.js";
 import type { Logger } from "./log.js";
 import { isLocalDomain } from "./mail/probe.js";
@@ -12,17 +13,16 @@ import { AdminAlerts, type AlertSink } from "./ops/alerts.js";
 import { Janitor } from "./ops/janitor.js";
 import { wireReadiness } from "./ops/readiness.js";
 import { InboundService } from "./inbound/service.js";
+import { retryJob } from "./outbound/operator.js";
 import { OutboundWorker } from "./outbound/worker.js";
 import { createSmtpPolicy } from "./policy/index.js";
 import { receivedFaxMailedTo } from "./policy/forwarding.js";
-import { RingCentralClient } from "./rc/client.js";
-import { tokenFileStore } from "./rc/token-file.js";
-import type { NumberCheck } from "./smtp/address.js";
+import { openRcPool } from "./rc/open-pool.js";
+import type { NumberCheck } from "./fax/number.js";
 import { createSmtpServer, type FaxSmtpServer } from "./smtp/server.js";
 import { Spool } from "./spool/spool.js";
 import { inboundLeadership, openStores } from "./store/open.js";
 import { runDoctor } from "./cli/doctor.js";
-import { retryJob } from "./cli/queue.js";
 import { webSecret } from "./web/auth.js";
 import { createWebApp } from "./web/index.js";
 import { linkBuilder } from "./web/links.js";
@@ -61,9 +61,8 @@ export interface Daemon {
  */
 export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions): Promise<Daemon> {
   const log = opts.logger;
-  // loadConfig refuses partial credentials already; a config built in code must not slip into a sandbox either.
-  const partial = credentialProblems(config);
-  if (partial.length > 0) throw new ConfigError(partial);
+  // loadConfig runs the same rules; a config built in code must not slip past them (partial credentials into a sandbox, say).
+  const resolved = resolveConfig(config);
   const metrics = opts.metrics ?? new Metrics();
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -81,7 +80,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
   };
 
   try {
-    const sandbox = !hasCredentials(config);
+    const sandbox = resolved.sandbox;
     let rc = { serverUrl: config.ringcentral.serverUrl, clientId: config.ringcentral.clientId, clientSecret: config.ringcentral.clientSecret, jwt: config.ringcentral.jwt };
     let emulatorUrl: string | undefined;
     const mediaOrigins = [...config.ringcentral.mediaOrigins];
@@ -117,28 +116,32 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     });
     steps.push({ name: "alerts", close: () => adminAlerts.close() });
     const alerts: AlertSink = adminAlerts.sink;
-    const client = new RingCentralClient({
-      ...rc,
+    // One session per JWT (RC_JWT may list several: the extension pool); one JWT is a pool of one.
+    const { pool: client } = openRcPool({
+      serverUrl: rc.serverUrl,
+      clientId: rc.clientId,
+      clientSecret: rc.clientSecret,
+      jwts: splitJwts(rc.jwt),
       logger: log,
       // The token pair outlives restarts (the emulator of sandbox mode does not).
-      ...(sandbox ? {} : { tokenStore: tokenFileStore(dataDir, rc) }),
+      ...(sandbox ? {} : { tokenDir: dataDir }),
       rateLimits: config.ringcentral.rateLimits,
       requestTimeoutMs: config.ringcentral.requestTimeoutMs,
-      onAuthResult: (result) => {
+      onAuthResult: (result, member) => {
         if (result.ok) return;
-        metrics.rcAuthFailures.inc({ status: String(result.status) });
+        metrics.rcAuthFailures.inc({ status: String(result.status), extension: member.extension });
         alerts({
           kind: "rc_auth_refused",
           summary: "RingCentral refused faxbridge's credentials",
-          details: { status: result.status, error: result.errorCode, server: config.ringcentral.serverUrl },
+          details: { status: result.status, error: result.errorCode, server: config.ringcentral.serverUrl, ...(member.index > 0 && { poolMember: member.index + 1 }) },
         });
       },
       faxLayout: config.ringcentral.faxLayout,
       mediaOrigins,
-      onCall: (call) => {
+      onCall: (call, member) => {
         lastRcCall = { at: Date.now(), status: call.status };
-        metrics.recordRcCall(call);
-        metrics.rcRemaining.set({ group: call.group }, client.rateLimitState()[call.group].remaining);
+        metrics.recordRcCall(call, member.extension);
+        metrics.rcRemaining.set({ group: call.group, extension: member.extension }, member.client.rateLimitState()[call.group].remaining);
       },
     });
     steps.push({ name: "ringcentral", close: () => client.close() });
@@ -165,7 +168,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     });
 
     const worker = new OutboundWorker({ config, store: outboundStore, spool, client, mail, metrics, logger: log, audit, alerts });
-    const numberCheck: NumberCheck = config.fax.numberCheck === "auto" ? (sandbox ? "possible" : "valid") : config.fax.numberCheck;
+    const numberCheck: NumberCheck = resolved.numberCheck;
     // Who may fax, to where, how much; quotas are rebuilt from the last hour's jobs.
     const policy = await createSmtpPolicy({ config, logger: log, metrics, store: outboundStore, receivedBy: receivedFaxMailedTo(inboundStore) });
     const smtp: FaxSmtpServer = createSmtpServer({

@@ -55,25 +55,25 @@ export class Metrics {
   readonly rcCalls = new Counter({
     name: "faxbridge_ringcentral_calls_total",
     help: "RingCentral API calls by rate-limit group, operation and HTTP status.",
-    labelNames: ["group", "operation", "status"] as const,
+    labelNames: ["group", "operation", "status", "extension"] as const,
     registers: [this.registry],
   });
   readonly rc429 = new Counter({
     name: "faxbridge_ringcentral_rate_limited_total",
-    help: "RingCentral 429 answers by group.",
-    labelNames: ["group"] as const,
+    help: "RingCentral 429 answers by group and pool extension.",
+    labelNames: ["group", "extension"] as const,
     registers: [this.registry],
   });
   readonly rcRemaining = new Gauge({
     name: "faxbridge_ringcentral_rate_limit_remaining",
-    help: "Requests left in the current window, by group.",
-    labelNames: ["group"] as const,
+    help: "Requests left in the current window, by group and pool extension.",
+    labelNames: ["group", "extension"] as const,
     registers: [this.registry],
   });
   readonly rcLatency = new Histogram({
     name: "faxbridge_ringcentral_call_seconds",
-    help: "RingCentral API call latency by group.",
-    labelNames: ["group"] as const,
+    help: "RingCentral API call latency by group and pool extension.",
+    labelNames: ["group", "extension"] as const,
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
@@ -130,8 +130,8 @@ export class Metrics {
   });
   readonly rcAuthFailures = new Counter({
     name: "faxbridge_ringcentral_auth_failures_total",
-    help: "RingCentral logins refused (wrong or revoked credentials), by HTTP status.",
-    labelNames: ["status"] as const,
+    help: "RingCentral logins refused (wrong or revoked credentials), by HTTP status and pool extension.",
+    labelNames: ["status", "extension"] as const,
     registers: [this.registry],
   });
   readonly adminAlerts = new Counter({
@@ -145,10 +145,13 @@ export class Metrics {
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "faxbridge_" });
   }
 
-  /** Record one RingCentral call (wired to the client's onCall hook). */
-  recordRcCall(call: { group: string; operation: string; status: number; durationMs: number }): void {
-    this.rcCalls.inc({ group: call.group, operation: call.operation, status: String(call.status) });
-    if (call.status === 429) this.rc429.inc({ group: call.group });
-    this.rcLatency.observe({ group: call.group }, call.durationMs / 1000);
+  /**
+   * Record one RingCentral call (wired to the client's onCall hook). `extension`:
+   * the pool member's extension id ("member-N" until its first login tells it).
+   */
+  recordRcCall(call: { group: string; operation: string; status: number; durationMs: number }, extension = "~"): void {
+    this.rcCalls.inc({ group: call.group, operation: call.operation, status: String(call.status), extension });
+    if (call.status === 429) this.rc429.inc({ group: call.group, extension });
+    this.rcLatency.observe({ group: call.group, extension }, call.durationMs / 1000);
   }
 }

@@ -12,15 +12,16 @@ import { constants } from "node:fs";
 import { access, stat, statfs } from "node:fs/promises";
 import { isIP } from "node:net";
 import { dirname, join, resolve } from "node:path";
-import { hasCredentials, type Config } from "../config/schema.js";
+import { notificationMode, type NotificationMode } from "../config/resolve.js";
+import { hasCredentials, splitJwts, type Config } from "../config/schema.js";
 import { ConfigError, errorMessage } from "../errors.js";
-import { notificationMode, type NotificationMode } from "../inbound/service.js";
 import { WEBHOOK_PATH } from "../inbound/webhook.js";
 import { silentLogger } from "../log.js";
 import { RingCentralClient } from "../rc/client.js";
 import { tokenFileStore } from "../rc/token-file.js";
+import { memberTokenFile } from "../rc/open-pool.js";
 import { RcApiError, RcNetworkError, RcProtocolError } from "../rc/errors.js";
-import { createCidrMatcher, isLoopback } from "../smtp/cidr.js";
+import { createCidrMatcher, isLoopback } from "../net/cidr.js";
 import { openStores } from "../store/open.js";
 import { redactDatabaseUrl } from "../store/pg/connect.js";
 import { describeDatabase } from "../store/pg/open.js";
@@ -263,13 +264,8 @@ export function permissionNeeds(config: Readonly<Config>): PermissionNeed[] {
     { anyOf: ["Faxes"], why: "to send faxes", required: true },
     { anyOf: ["ReadMessages"], why: "to follow sent faxes and find received ones", required: true },
   ];
-  let mode: NotificationMode | undefined;
-  try {
-    mode = notificationMode(config as Config);
-  } catch {
-    // "webhook" without a URL: reported by the webhook check.
-    mode = undefined;
-  }
+  // loadConfig refuses "webhook" without a URL (src/config/resolve.ts).
+  const mode: NotificationMode = notificationMode(config);
   const explicit = config.inbound.notifications !== "auto";
   if (mode === "webhook") needs.push({ anyOf: ["SubscriptionWebhook", "WebhookSubscriptions"], why: "for webhook notifications of received faxes", required: explicit });
   if (mode === "websocket") needs.push({ anyOf: ["WebSocketsSubscription", "WebSocket"], why: "for WebSocket notifications of received faxes", required: explicit });
@@ -312,25 +308,45 @@ async function checkRingCentral(config: Readonly<Config>, timeoutMs: number, tok
   }
   const checks: Check[] = [];
   if (!set.RC_CLIENT_SECRET) checks.push(warn("ringcentral", "RC_CLIENT_SECRET is empty; RingCentral JWT apps normally need it", "set RC_CLIENT_SECRET from the app's credentials"));
+  const jwts = splitJwts(rc.jwt);
+  // Each pool member logs in with its own JWT (and token file); the API answers the same for all, so it is asked once.
+  const owners = new Map<string, number>();
+  for (const [index, jwt] of jwts.entries()) {
+    const r = await checkPoolMember(config, { jwt, index, count: jwts.length }, timeoutMs, tokenDir);
+    checks.push(...r.checks);
+    const first = r.ownerId !== undefined ? owners.get(r.ownerId) : undefined;
+    if (first !== undefined) {
+      checks.push(warn("ringcentral pool", `JWTs #${first + 1} and #${index + 1} of RC_JWT both log in as extension ${r.ownerId}: they share one rate limit, so the pool is smaller than it looks`, "give each pool member the JWT of a different user (extension)"));
+    } else if (r.ownerId !== undefined) {
+      owners.set(r.ownerId, index);
+    }
+  }
+  return checks;
+}
+
+async function checkPoolMember(config: Readonly<Config>, member: { jwt: string; index: number; count: number }, timeoutMs: number, tokenDir: string | undefined): Promise<{ checks: Check[]; ownerId: string | undefined }> {
+  const rc = config.ringcentral;
+  const checks: Check[] = [];
+  const creds = { serverUrl: rc.serverUrl, clientId: rc.clientId, clientSecret: rc.clientSecret, jwt: member.jwt };
   const client = new RingCentralClient({
-    serverUrl: rc.serverUrl,
-    clientId: rc.clientId,
-    clientSecret: rc.clientSecret,
-    jwt: rc.jwt,
+    ...creds,
     logger: silentLogger(),
     requestTimeoutMs: Math.min(rc.requestTimeoutMs, timeoutMs),
     retry: { attempts: 1 },
-    ...(tokenDir !== undefined ? { tokenStore: tokenFileStore(tokenDir, rc) } : {}),
+    ...(tokenDir !== undefined ? { tokenStore: tokenFileStore(tokenDir, creds, memberTokenFile(member.index)) } : {}),
   });
+  const which = member.count > 1 ? `pool extension ${member.index + 1} of ${member.count} (JWT #${member.index + 1} of RC_JWT): ` : "";
+  const named = (c: Check): Check => (which === "" ? c : { ...c, message: which + c.message });
   try {
     try {
       await withTimeout(client.ensureAuthenticated(), timeoutMs, "RingCentral login");
     } catch (err) {
-      checks.push(describeLoginFailure(err, rc.serverUrl));
-      return checks;
+      checks.push(named(describeLoginFailure(err, rc.serverUrl)));
+      return { checks, ownerId: undefined };
     }
-    checks.push(ok("ringcentral login", `logged in to ${rc.serverUrl}${client.ownerId !== undefined ? ` as extension ${client.ownerId}` : ""}`));
-    checks.push(checkPermissions(config, client.scopes));
+    checks.push(named(ok("ringcentral login", `logged in to ${rc.serverUrl}${client.ownerId !== undefined ? ` as extension ${client.ownerId}` : ""}`)));
+    checks.push(named(checkPermissions(config, client.scopes)));
+    if (member.index > 0) return { checks, ownerId: client.ownerId };
     try {
       const pages = await withTimeout(client.listCoverPages(), timeoutMs, "RingCentral API");
       checks.push(ok("ringcentral api", `the API answers (${pages.length} fax cover pages)`));
@@ -338,7 +354,7 @@ async function checkRingCentral(config: Readonly<Config>, timeoutMs: number, tok
       const failed = describeLoginFailure(err, rc.serverUrl);
       checks.push({ ...failed, name: "ringcentral api", message: failed.message.replace("the login", "an API call") });
     }
-    return checks;
+    return { checks, ownerId: client.ownerId };
   } finally {
     await client.close();
   }
@@ -357,9 +373,6 @@ export function checkWebhook(config: Readonly<Config>): Check | undefined {
   const name = "webhook";
   const { notifications, webhookUrl, verificationToken } = config.inbound;
   const sandbox = !hasCredentials(config as Config);
-  if (notifications === "webhook" && webhookUrl === "") {
-    return fail(name, 'inbound.notifications is "webhook" but inbound.webhookUrl is empty; the daemon will not start', `set inbound.webhookUrl to the public https URL ending in ${WEBHOOK_PATH}, or use notifications "websocket"`);
-  }
   if (webhookUrl === "" || notifications === "websocket" || notifications === "none") return undefined;
   let u: URL;
   try {
@@ -424,8 +437,8 @@ export function checkSmtpExposure(config: Readonly<Config>): Check[] {
 
 async function checkTlsFiles(config: Readonly<Config>): Promise<Check | undefined> {
   const { tlsKey, tlsCert } = config.smtp;
-  if (tlsKey === "" && tlsCert === "") return undefined;
-  if (tlsKey === "" || tlsCert === "") return fail("smtp tls", "only one of smtp.tlsKey and smtp.tlsCert is set; STARTTLS needs both", "set both, or neither");
+  // Half a pair is a configuration error (src/config/resolve.ts).
+  if (tlsKey === "" || tlsCert === "") return undefined;
   for (const [what, path] of [
     ["smtp.tlsKey", tlsKey],
     ["smtp.tlsCert", tlsCert],

@@ -1,16 +1,25 @@
 /**
  * `faxbridge queue list|show|retry|cancel`: the outbound (email → fax) jobs.
  *
- * These open the database directly; the daemon may be running. Every change
- * is a compare-and-set transition in the store, so a job the worker moves at
- * the same moment is refused with "it changed meanwhile", never overwritten.
+ * These open the database directly; the daemon may be running. The rules for
+ * retry and cancel live in src/outbound/operator.ts (the web console and API
+ * use them too); every change is a compare-and-set transition in the store.
  */
 import { errorMessage } from "../errors.js";
 import { silentLogger } from "../log.js";
 import { describeFaxError } from "../outbound/fax-errors.js";
 import { readJobData, type JobData } from "../outbound/job-data.js";
+import {
+  cancelJob as cancelOutboundJob,
+  getJob as getOutboundJob,
+  OperatorRefusal,
+  retryJob as retryOutboundJob,
+  STATE_WORDS,
+  type CancelResult,
+  type RetryResult,
+} from "../outbound/operator.js";
 import { Spool } from "../spool/spool.js";
-import { JOB_STATES, StateConflictError, type JobState, type OutboundJob } from "../store/outbound.js";
+import { JOB_STATES, type JobState, type OutboundJob } from "../store/outbound.js";
 import {
   cell,
   COMMON_OPTIONS,
@@ -165,18 +174,6 @@ function jobData(job: OutboundJob): JobData | undefined {
   return r.ok ? r.data : undefined;
 }
 
-/** What a state means, for an operator. */
-const STATE_WORDS: Record<JobState, string> = {
-  received: "accepted and stored, waiting to be read",
-  parsed: "read; waiting to be sent to RingCentral",
-  submitting: "being sent to RingCentral (or checked after an interrupted send)",
-  submitted: "accepted by RingCentral; following its status",
-  final: "every recipient has a final status; the sender report is due",
-  failed: "could not be faxed; the sender notice is due",
-  notified: "finished; the sender was told",
-  cancelled: "withdrawn",
-};
-
 export function jobDetails(job: OutboundJob): Record<string, unknown> {
   const data = jobData(job);
   return {
@@ -218,10 +215,18 @@ export function jobDetails(job: OutboundJob): Record<string, unknown> {
   };
 }
 
-async function getJob(stores: Pick<Stores, "outbound">, id: string): Promise<OutboundJob> {
-  const job = await stores.outbound.get(id);
-  if (job === undefined) throw new CommandError(`no outbound job with id ${id} (see faxbridge queue list)`);
-  return job;
+/** Run an operator rule (src/outbound/operator.ts); its refusal is this command's error. */
+async function operator<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (err) {
+    if (err instanceof OperatorRefusal) throw new CommandError(err.message);
+    throw err;
+  }
+}
+
+function getJob(stores: Pick<Stores, "outbound">, id: string): Promise<OutboundJob> {
+  return operator(() => getOutboundJob(stores.outbound, id));
 }
 
 async function queueShow(argv: string[]): Promise<number> {
@@ -275,93 +280,11 @@ async function queueShow(argv: string[]): Promise<number> {
 
 // ---------------------------------------------------------------- retry
 
-function conflict(err: unknown, id: string): never {
-  if (err instanceof StateConflictError) {
-    throw new CommandError(
-      err.actual === undefined ? `job ${id} no longer exists` : `job ${id} changed meanwhile (it is now ${err.actual}); look again with: faxbridge queue show ${id}`,
-    );
-  }
-  throw err;
-}
+export type { RetryResult };
 
-export interface RetryResult {
-  id: string;
-  state: JobState;
-  nextAttemptAt: string | null;
-  message: string;
-}
-
-/** What `queue retry` does to one job; exported for tests of the rules. */
-export async function retryJob(stores: Pick<Stores, "outbound" | "documents">, id: string, now = Date.now()): Promise<RetryResult> {
-  const job = await getJob(stores, id);
-  const store = stores.outbound;
-  const leased = job.leaseUntil !== null && job.leaseUntil > now;
-  const done = (j: OutboundJob, message: string): RetryResult => ({ id: j.id, state: j.state, nextAttemptAt: iso(j.nextAttemptAt), message });
-  switch (job.state) {
-    case "received":
-    case "parsed":
-    case "submitting": {
-      if (leased) return done(job, `job ${id} is being worked on right now (${job.state}); nothing to do`);
-      if (job.nextAttemptAt <= now) return done(job, `job ${id} is already due (${job.state}); the daemon picks it up within seconds`);
-      try {
-        if (job.state === "parsed") {
-          const moved = await store.transition(id, "parsed", "parsed", { nextAttemptAt: now });
-          return done(moved, `job ${id} is due now; the daemon sends it within seconds`);
-        }
-        // No self-transition for these states: a reschedule to now (it counts as an attempt).
-        const moved = await store.reschedule(id, { from: job.state, nextAttemptAt: now, error: job.lastError ?? "retried by the operator" });
-        const what = job.state === "received" ? "reads it" : "checks with RingCentral whether the fax was already taken (it is never sent twice)";
-        return done(moved, `job ${id} is due now; the daemon ${what} within seconds`);
-      } catch (err) {
-        return conflict(err, id);
-      }
-    }
-    case "failed": {
-      const data = jobData(job);
-      if (job.rcMessageId !== null) {
-        throw new CommandError(
-          `job ${id} cannot be retried: RingCentral already has this fax (message id ${job.rcMessageId}), so sending it again could deliver it twice. ` +
-            "If it really must go again, send it anew (faxbridge send or a new mail).",
-        );
-      }
-      if (data?.request === undefined) {
-        const why = job.errorText ?? "its mail could not be turned into a fax";
-        throw new CommandError(
-          `job ${id} cannot be retried: it was refused before it became a fax request (${why}). Retrying would give the same answer; fix the mail and send it again.`,
-        );
-      }
-      const usable = data.forwardOf !== undefined || (await stores.documents.stat(job.mailKey)) !== undefined;
-      if (!usable) throw new CommandError(`job ${id} cannot be retried: its stored mail (${job.mailKey}) is gone. Send it again.`);
-      const { failureAdvice: _advice, report: _report, statusProblem: _problem, ...rest } = data;
-      try {
-        const moved = await store.transition(id, "failed", "parsed", {
-          errorCode: null,
-          errorText: null,
-          submitStartedAt: null,
-          faxRequest: rest,
-          nextAttemptAt: now,
-          attempts: 0,
-        });
-        return done(moved, `job ${id} is back in the queue (parsed) and will be sent within seconds, with a fresh retry schedule.`);
-      } catch (err) {
-        return conflict(err, id);
-      }
-    }
-    case "submitted":
-      throw new CommandError(
-        `job ${id} cannot be retried: RingCentral accepted it (message id ${job.rcMessageId ?? "?"}) and the daemon is following its status; ` +
-          "sending it again could deliver it twice.",
-      );
-    case "final":
-      throw new CommandError(`job ${id} cannot be retried: the fax has its final status and the sender report is due. To fax it again, send it anew.`);
-    case "notified":
-      throw new CommandError(
-        `job ${id} cannot be retried: it is finished and the sender was told${job.errorText !== null ? ` (${job.errorText})` : ""}; its files were removed. ` +
-          "Ask the sender to send it again, or use faxbridge send.",
-      );
-    case "cancelled":
-      throw new CommandError(`job ${id} cannot be retried: it was cancelled${job.errorText !== null ? ` (${job.errorText})` : ""}. Send it anew instead.`);
-  }
+/** What `queue retry` does to one job (the rules: src/outbound/operator.ts). */
+export function retryJob(stores: Pick<Stores, "outbound" | "documents">, id: string, now = Date.now()): Promise<RetryResult> {
+  return operator(() => retryOutboundJob(stores, id, now));
 }
 
 async function queueRetry(argv: string[]): Promise<number> {
@@ -377,97 +300,17 @@ async function queueRetry(argv: string[]): Promise<number> {
 
 // ---------------------------------------------------------------- cancel
 
-export interface CancelResult {
-  id: string;
-  state: JobState;
-  previousState: JobState;
-  message: string;
+export type { CancelResult };
+
+/** What `queue cancel` does to one job (the rules: src/outbound/operator.ts). */
+export function cancelJob(stores: Stores, id: string): Promise<CancelResult> {
+  return operator(() =>
+    cancelOutboundJob(stores.outbound, id, {
+      removeFiles: (jobId) => new Spool({ documents: stores.documents, logger: silentLogger() }).remove(jobId),
+      onRemoveFailed: (err) => process.stderr.write(`faxbridge queue cancel: job cancelled, but its spool files could not be removed: ${errorMessage(err)}\n`),
+    }),
+  );
 }
-
-const CANCELLABLE: readonly JobState[] = ["received", "parsed", "submitted"];
-
-export async function cancelJob(stores: Stores, id: string): Promise<CancelResult> {
-  const job = await getJob(stores, id);
-  if (job.state === "submitting") {
-    throw new CommandError(`job ${id} cannot be cancelled right now: it is being handed to RingCentral. Try again in a minute (it will then be submitted).`);
-  }
-  if (!CANCELLABLE.includes(job.state)) {
-    throw new CommandError(`job ${id} cannot be cancelled: it is ${job.state} (${STATE_WORDS[job.state]}).`);
-  }
-  const scheduled = job.state === "submitted" ? scheduledAtRingCentral(job) : undefined;
-  if (scheduled !== undefined) return requestRingCentralCancel(stores, job, scheduled);
-  let cancelled: OutboundJob;
-  try {
-    cancelled = await stores.outbound.transition(id, job.state, "cancelled", {
-      errorCode: "cancelled",
-      errorText: `cancelled by the operator (was ${job.state})`,
-    });
-  } catch (err) {
-    conflict(err, id);
-  }
-  // The raw mail and extracted documents are no longer needed.
-  try {
-    await new Spool({ documents: stores.documents, logger: silentLogger() }).remove(id);
-  } catch (err) {
-    process.stderr.write(`faxbridge queue cancel: job cancelled, but its spool files could not be removed: ${errorMessage(err)}\n`);
-  }
-  const message =
-    job.state === "parsed" && job.rcMessageId !== null
-      ? `job ${id} cancelled while it waited to redial busy / no-answer recipients (fax.redial): the attempts already made (last RingCentral message id ${job.rcMessageId}) stand; ` +
-        "no more redials, and the sender gets no report."
-      : job.state === "submitted"
-      ? `job ${id} cancelled. RingCentral had already accepted it (message id ${job.rcMessageId ?? "?"}): the fax may already be on its way or delivered; ` +
-        "faxbridge stops following it and sends no report."
-      : `job ${id} cancelled before it was sent; no fax goes out and the sender gets no report.`;
-  return { id, state: cancelled.state, previousState: job.state, message };
-}
-
-/** The job's data when RingCentral holds it as a scheduled fax whose send time is still ahead. */
-function scheduledAtRingCentral(job: OutboundJob): JobData | undefined {
-  const read = readJobData(job.faxRequest);
-  const data = read.ok ? read.data : undefined;
-  const sendAt = Date.parse(data?.request?.sendTime ?? "");
-  return data !== undefined && job.rcMessageId !== null && Number.isFinite(sendAt) && sendAt > Date.now() ? data : undefined;
-}
-
-/**
- * A scheduled fax RingCentral holds is cancelled by deleting it from the
- * message store before its send time. The daemon's worker does that (it holds
- * the RingCentral session), confirms it, and sends the sender a "cancelled"
- * report; here the request is recorded and, when the daemon runs, awaited.
- */
-async function requestRingCentralCancel(stores: Stores, job: OutboundJob, data: JobData): Promise<CancelResult> {
-  const id = job.id;
-  if (data.cancel === undefined) {
-    try {
-      await stores.outbound.transition(id, "submitted", "submitted", { faxRequest: { ...data, cancel: { requestedAt: Date.now() } }, nextAttemptAt: Date.now() });
-    } catch (err) {
-      conflict(err, id);
-    }
-  }
-  const deadline = Date.now() + CANCEL_WAIT_MS;
-  for (let wait = 100; Date.now() < deadline; wait = Math.min(wait * 2, 1000)) {
-    const now = await getJob(stores, id);
-    const read = readJobData(now.faxRequest);
-    const outcome = read.ok ? read.data?.cancel?.outcome : undefined;
-    if (outcome === "cancelled") {
-      return { id, state: now.state, previousState: job.state, message: `job ${id} cancelled: RingCentral deleted the scheduled fax ${job.rcMessageId ?? "?"} before its send time (confirmed); the sender gets a "cancelled" report.` };
-    }
-    if (outcome === "too-late") {
-      throw new CommandError(`job ${id} could not be cancelled: ${read.ok ? (read.data?.cancel?.reason ?? "too late") : "too late"}. faxbridge follows it to its final status and reports it.`);
-    }
-    await new Promise((r) => setTimeout(r, wait));
-  }
-  return {
-    id,
-    state: "submitted",
-    previousState: job.state,
-    message: `job ${id}: cancel requested. The daemon deletes the scheduled fax ${job.rcMessageId ?? "?"} from RingCentral's message store before its send time and sends the sender a "cancelled" report (run "faxbridge queue show ${id}" to see it done).`,
-  };
-}
-
-/** How long `queue cancel` waits for the daemon to confirm a RingCentral-side cancel. */
-const CANCEL_WAIT_MS = 15_000;
 
 async function queueCancel(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, COMMON_OPTIONS, true);

@@ -11,13 +11,14 @@ import { access, stat } from "node:fs/promises";
 import { basename, resolve } from "node:path";
 import { userInfo } from "node:os";
 import MailComposer from "nodemailer/lib/mail-composer";
-import { hasCredentials, type Config } from "../config/schema.js";
+import { numberCheckMode } from "../config/resolve.js";
+import type { Config } from "../config/schema.js";
 import { errorMessage, SmtpReply } from "../errors.js";
 import { accept, IntakeError, refusalText, type IntakeSender } from "../intake/accept.js";
 import { createSmtpPolicy } from "../policy/index.js";
 import { senderIdentity } from "../policy/identity.js";
 import { silentLogger } from "../log.js";
-import { parseFaxAddress, type NumberCheck } from "../smtp/address.js";
+import { parseFaxAddress, type NumberCheck } from "../fax/number.js";
 import { Spool, SpoolError } from "../spool/spool.js";
 import type { JobRecipient } from "../store/outbound.js";
 import { newId } from "../util/ids.js";
@@ -53,14 +54,8 @@ export interface SendRequest {
   readonly notify?: string | undefined;
 }
 
-/** Same rule as the daemon (src/app.ts): fictional numbers are fine only in sandbox mode. */
-function numberCheckOf(config: Readonly<Config>): NumberCheck {
-  if (config.fax.numberCheck !== "auto") return config.fax.numberCheck;
-  return hasCredentials(config) ? "valid" : "possible";
-}
-
 export function recipientsOf(config: Readonly<Config>, to: readonly string[]): JobRecipient[] {
-  const check = numberCheckOf(config);
+  const check: NumberCheck = numberCheckMode(config);
   const domain = config.fax.domains[0] ?? "fax.local";
   const byNumber = new Map<string, JobRecipient>();
   const problems: string[] = [];

@@ -1,8 +1,9 @@
 import { readFileSync } from "node:fs";
-import { parseDocument } from "yaml";
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Node } from "yaml";
 import type { z } from "zod";
 import { ConfigError, type ConfigProblem } from "../errors.js";
-import { configSchema, credentialProblems, type Config } from "./schema.js";
+import { CONFIG_RULES, type SourceOf } from "./resolve.js";
+import { configSchema, type Config } from "./schema.js";
 import { SETTINGS, type Setting } from "./settings.js";
 
 export interface LoadOptions {
@@ -17,9 +18,10 @@ type JsonObject = { [key: string]: Json };
 
 /**
  * Load the effective configuration: schema defaults, then the optional YAML
- * file, then environment overrides. Every problem is collected and thrown at
- * once as a ConfigError naming the key, where its value came from, and what
- * was expected.
+ * file, then environment overrides; then the rules across settings
+ * (./resolve.ts). Every problem is collected and thrown at once as a
+ * ConfigError naming the key, where its value came from (the environment
+ * variable, or the file and line), and what was expected.
  */
 export function loadConfig(opts: LoadOptions = {}): Readonly<Config> {
   const env = opts.env ?? process.env;
@@ -29,11 +31,8 @@ export function loadConfig(opts: LoadOptions = {}): Readonly<Config> {
 
   const file = opts.file ?? nonEmpty(env.FAXBRIDGE_CONFIG);
   if (file !== undefined) {
-    const fromFile = readYamlFile(file, problems);
-    if (fromFile) {
-      raw = fromFile;
-      for (const key of leafPaths(fromFile)) sources.set(key, `file ${file}`);
-    }
+    const fromFile = readYamlFile(file, problems, sources);
+    if (fromFile) raw = fromFile;
   }
 
   for (const setting of SETTINGS) {
@@ -45,21 +44,44 @@ export function loadConfig(opts: LoadOptions = {}): Readonly<Config> {
       continue;
     }
     setPath(raw, setting.path, parsed.value);
+    // The variable replaces the whole value: what the file said below it no longer counts.
+    for (const key of [...sources.keys()]) if (key.startsWith(`${setting.path}.`)) sources.delete(key);
     sources.set(setting.path, `env ${value.name}`);
   }
 
+  const sourceOf: SourceOf = (path) => {
+    for (let p = path; p !== ""; p = p.includes(".") ? p.slice(0, p.lastIndexOf(".")) : "") {
+      const s = sources.get(p);
+      if (s !== undefined) return s;
+    }
+    return "default";
+  };
   const result = configSchema.safeParse(raw);
-  if (!result.success) problems.push(...describeIssues(result.error.issues, raw, sources));
-  else problems.push(...credentialProblems(result.data));
+  if (!result.success) problems.push(...describeIssues(result.error.issues, raw, sourceOf));
+  for (const rule of CONFIG_RULES) {
+    // A rule runs whenever the settings it reads are valid, so one run names every problem.
+    const part = result.success ? result : configSchema.safeParse(pick(raw, rule.reads));
+    if (part.success) problems.push(...rule.check(part.data, sourceOf));
+  }
   if (problems.length > 0 || !result.success) throw new ConfigError(problems);
   return deepFreeze(result.data);
+}
+
+/** Only the given settings of a raw configuration (the rest takes its defaults when parsed). */
+function pick(raw: JsonObject, paths: readonly string[]): JsonObject {
+  const out: JsonObject = {};
+  for (const path of paths) {
+    const value = getPath(raw, path.split("."));
+    if (value !== undefined) setPath(out, path, value);
+  }
+  return out;
 }
 
 function nonEmpty(v: string | undefined): string | undefined {
   return v === undefined || v === "" ? undefined : v;
 }
 
-function readYamlFile(file: string, problems: ConfigProblem[]): JsonObject | undefined {
+function readYamlFile(file: string, problems: ConfigProblem[], sources: Map<string, string>): JsonObject | undefined {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -69,7 +91,8 @@ function readYamlFile(file: string, problems: ConfigProblem[]): JsonObject | und
     return undefined;
   }
   // prettyErrors fills in linePos, so each problem can name its line.
-  const doc = parseDocument(text, { prettyErrors: true });
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: true, lineCounter });
   if (doc.errors.length > 0) {
     for (const e of doc.errors) {
       const line = e.linePos?.[0]?.line;
@@ -83,7 +106,30 @@ function readYamlFile(file: string, problems: ConfigProblem[]): JsonObject | und
     problems.push({ path: "(file)", source: `file ${file}`, message: "expected a mapping of settings at the top level" });
     return undefined;
   }
+  recordLines(doc.contents, "", (path, offset) => sources.set(path, `file ${file} line ${lineCounter.linePos(offset).line}`));
   return value as JsonObject;
+}
+
+/** Each setting, list item and mapping in the file with where it starts (a key's own line, a list item's first line). */
+function recordLines(node: Node | null, prefix: string, record: (path: string, offset: number) => void): void {
+  if (isMap(node)) {
+    for (const pair of node.items) {
+      if (!isPair(pair)) continue;
+      const key = isScalar(pair.key) ? String(pair.key.value) : undefined;
+      if (key === undefined) continue;
+      const path = prefix ? `${prefix}.${key}` : key;
+      const at = isScalar(pair.key) ? pair.key.range?.[0] : undefined;
+      if (at !== undefined) record(path, at);
+      recordLines(pair.value as Node | null, path, record);
+    }
+  } else if (isSeq(node)) {
+    node.items.forEach((item, i) => {
+      const path = `${prefix}.${i}`;
+      const at = (item as Node | null)?.range?.[0];
+      if (at !== undefined) record(path, at);
+      recordLines(item as Node | null, path, record);
+    });
+  }
 }
 
 function readEnv(env: NodeJS.ProcessEnv, setting: Setting, problems: ConfigProblem[]): { name: string; text: string } | undefined {
@@ -159,34 +205,25 @@ function setPath(target: JsonObject, path: string, value: Json): void {
   node[parts[parts.length - 1] as string] = value;
 }
 
-function leafPaths(obj: JsonObject, prefix = ""): string[] {
-  const out: string[] = [];
-  for (const [k, v] of Object.entries(obj)) {
-    const p = prefix ? `${prefix}.${k}` : k;
-    if (v !== null && typeof v === "object" && !Array.isArray(v)) out.push(p, ...leafPaths(v, p));
-    else out.push(p);
-  }
-  return out;
-}
-
-function describeIssues(issues: readonly z.core.$ZodIssue[], raw: JsonObject, sources: Map<string, string>): ConfigProblem[] {
+function describeIssues(issues: readonly z.core.$ZodIssue[], raw: JsonObject, sourceOf: SourceOf): ConfigProblem[] {
   const secretPaths = new Set(SETTINGS.filter((s) => s.secret).map((s) => s.path));
   return issues.map((issue) => {
     const keys = issue.code === "unrecognized_keys" ? issue.keys : [];
     const segs = issue.path.map(String);
     const path = segs.join(".") || "(top level)";
     const topPath = SETTINGS.find((s) => path === s.path || path.startsWith(`${s.path}.`))?.path ?? path;
-    const source = sources.get(path) ?? sources.get(topPath) ?? "default";
+    const source = sourceOf(path);
     if (keys.length > 0) {
       const where = segs.length ? `${path}.` : "";
       return {
         path: keys.map((k) => `${where}${k}`).join(", "),
-        source: sources.get(`${where}${keys[0]}`) ?? source,
+        source: sourceOf(`${where}${keys[0]}`),
         message: `unknown setting${keys.length > 1 ? "s" : ""} (check the spelling against the README's configuration table)`,
       };
     }
     const value = getPath(raw, segs);
-    const shown = secretPaths.has(topPath) || value === undefined ? "" : ` (got ${JSON.stringify(value)})`;
+    // A message that quotes the value already (a CIDR's) need not repeat it.
+    const shown = secretPaths.has(topPath) || value === undefined || issue.message.includes(JSON.stringify(value)) ? "" : ` (got ${JSON.stringify(value)})`;
     return { path, source, message: `${issue.message}${shown}` };
   });
 }

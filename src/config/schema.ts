@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { createCidrMatcher } from "../net/cidr.js";
+import { parseSchedule } from "../util/schedule.js";
 
 /**
  * The configuration schema. Defaults here are the single source of truth;
@@ -11,11 +13,36 @@ const port = z.number().int().min(0).max(65535);
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
 
+const SCHEDULE_HINT = 'expected a schedule like "1m,5m*2,1h" (units ms, s, m, h, d; *N repeats)';
+
+/** True when the runtime's own parser (src/util/schedule.ts) reads the text: one grammar for the check and the use. */
+function isSchedule(text: string): boolean {
+  try {
+    parseSchedule(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A duration schedule such as "10s,30s,1m*3,5m" (see src/util/schedule.ts). */
-const schedule = z
+const schedule = z.string().refine(isSchedule, { message: SCHEDULE_HINT });
+
+/** fax.redial: a schedule, or "off" / empty for none (as src/outbound/redial.ts reads it). */
+const redialSchedule = z.string().refine((t) => t.trim() === "" || t.trim().toLowerCase() === "off" || isSchedule(t), {
+  message: 'expected a schedule like "5m*2" (units ms, s, m, h, d; *N repeats), or "off" (or empty) for no redials',
+});
+
+/** A client network: an IPv4 or IPv6 CIDR, or a single address; checked by the matcher the daemon uses. */
+const cidr = z
   .string()
-  .regex(/^\s*\d+(ms|s|m|h|d)(\*\d+)?(\s*,\s*\d+(ms|s|m|h|d)(\*\d+)?)*\s*$/, {
-    message: 'expected a schedule like "1m,5m*2,1h" (units ms, s, m, h, d; *N repeats)',
+  .min(1)
+  .superRefine((entry, ctx) => {
+    try {
+      createCidrMatcher([entry]);
+    } catch (err) {
+      ctx.addIssue({ code: "custom", message: err instanceof Error ? err.message : String(err) });
+    }
   });
 
 const smtpUser = z.strictObject({
@@ -97,7 +124,15 @@ export const configSchema = z
         serverUrl: z.url().default("https://platform.ringcentral.com"),
         clientId: z.string().default(""),
         clientSecret: z.string().default(""),
-        jwt: z.string().default(""),
+        /**
+         * JWT credential(s). Several, separated by commas (or lines, in RC_JWT_FILE), make an
+         * extension pool: each JWT is one sending extension with its own token and rate limits.
+         */
+        jwt: z
+          .string()
+          .default("")
+          .refine((v) => v.trim() === "" || splitJwts(v).every((j) => j !== ""), { message: "an empty entry in the comma-separated JWT list" })
+          .refine((v) => new Set(splitJwts(v)).size === splitJwts(v).length, { message: "the same JWT is listed twice in the extension pool" }),
         /** Extensions whose received faxes are delivered ("~" is the JWT owner's). */
         extensions: z.array(z.string().min(1)).min(1).default(["~"]),
         /** Assumed per-group limits (requests per window) until RingCentral's X-Rate-Limit-* headers say otherwise. */
@@ -136,10 +171,10 @@ export const configSchema = z
         /** Paths of a PEM key and certificate; both set enables STARTTLS. */
         tlsKey: z.string().default(""),
         tlsCert: z.string().default(""),
-        /** Users allowed to authenticate (AUTH PLAIN/LOGIN, only over TLS unless the client is local: see isLocalClient in src/smtp/cidr.ts). */
+        /** Users allowed to authenticate (AUTH PLAIN/LOGIN, only over TLS unless the client is local: see isLocalClient in src/net/cidr.ts). */
         users: z.array(smtpUser).default([]),
         /** Client networks (CIDR) that may send without AUTH. Everyone else must authenticate. */
-        allowUnauthenticatedFrom: z.array(z.string().min(1)).default(["127.0.0.0/8", "::1/128"]),
+        allowUnauthenticatedFrom: z.array(cidr).default(["127.0.0.0/8", "::1/128"]),
         /** New mail is refused (452 4.3.1 at MAIL FROM) while the data directory has less free space than this, in bytes; default the larger of 1 GiB and 2 × maxMessageBytes; 0 = no floor. */
         minFreeBytes: nonNegativeInt.optional(),
       })
@@ -194,11 +229,7 @@ export const configSchema = z
         /** When RingCentral answers 429/5xx or the network fails: wait this long between attempts. */
         retrySchedule: schedule.default("30s,1m,2m,5m,10m,30m,1h*4"),
         /** Redial recipients whose fax failed busy / no answer / line trouble (src/outbound/redial.ts): waits before each redial; empty or "off" = no redials. */
-        redial: z
-          .string()
-          .regex(/^(\s*\d+(ms|s|m|h|d)(\*\d+)?(\s*,\s*\d+(ms|s|m|h|d)(\*\d+)?)*|\s*off)?\s*$/i, {
-            message: 'expected a schedule like "5m*2" (units ms, s, m, h, d; *N repeats), or "off" (or empty) for no redials',
-          })
+        redial: redialSchedule
           .default("5m*2"),
         /** How often to poll a submitted fax for its final status. */
         statusPollSchedule: schedule.default("10s,30s,1m,2m,5m*12,15m"),
@@ -268,7 +299,7 @@ export const configSchema = z
         /** SMTP AUTH users bound to the addresses they may send as: [{ username, senders }]. */
         users: z.array(userBinding).default([]),
         /** Client networks (CIDR) whose Authentication-Results headers are trusted (verifySender "authentication-results"). */
-        trustedRelays: z.array(z.string().min(1)).default([]),
+        trustedRelays: z.array(cidr).default([]),
         /** authserv-ids (the first token of Authentication-Results) of those relays. */
         authservIds: z.array(z.string().min(1)).default([]),
         /** Timeout of one sender verification (DNS lookups), milliseconds. */
@@ -306,7 +337,7 @@ export const configSchema = z
             /** New SMTP connections one client IP may open per minute (421 above); 0 = no limit. */
             connectionsPerMinute: nonNegativeInt.default(60),
             /** Networks (CIDR) the connection rate does not apply to (local relays). */
-            exempt: z.array(z.string().min(1)).default(["127.0.0.0/8", "::1/128"]),
+            exempt: z.array(cidr).default(["127.0.0.0/8", "::1/128"]),
             /** SMTP connections one client IP may hold open at once (421 4.7.0 above); 0 = no limit. Networks in `exempt` are not limited. */
             maxConnectionsPerIp: nonNegativeInt.default(10),
             /** Commands a session may send without progress (NOOP, RSET, VRFY, refused commands ...) before it is closed with 421 4.7.0; an accepted message or login starts the count over; 0 = no limit. */
@@ -354,7 +385,7 @@ export const configSchema = z
           .regex(/^(https?:\/\/[^\s/?#]+(\/[^\s?#]*)?)?$/, { message: "expected an http(s) URL such as https://fax.example.com, or empty" })
           .default(""),
         /** Reverse proxies (CIDR) whose X-Forwarded-For/-Proto are believed: client addresses for lockouts and logs. Empty = none. */
-        trustProxy: z.array(z.string().min(1)).default([]),
+        trustProxy: z.array(cidr).default([]),
         /** Hours a console sign-in lasts. */
         sessionHours: positiveInt.default(12),
         /** Key for session cookies and signed links; empty = generated once and kept in <dataDir>/web.key. */
@@ -381,33 +412,19 @@ export type WebUser = z.infer<typeof webUser>;
 export type PolicyConfig = z.infer<typeof configSchema>["policy"];
 export type VerifySenderMode = z.infer<typeof verifySender>;
 
-/** True when RingCentral credentials are configured; otherwise the daemon runs in sandbox mode. See credentialProblems: it is all or nothing. */
+/**
+ * The JWTs of `ringcentral.jwt`: one per pool extension, separated by commas
+ * (or line breaks). Empty entries stay empty strings (the schema refuses them).
+ */
+export function splitJwts(jwt: string): string[] {
+  if (jwt.trim() === "") return [];
+  return jwt.split(/,|\r?\n/).map((j) => j.trim());
+}
+
+/** True when RingCentral credentials are configured; otherwise the daemon runs in sandbox mode. Credentials are all or nothing (credentialProblems in ./resolve.ts). */
 export function hasCredentials(config: Config): boolean {
   const rc = config.ringcentral;
   return rc.clientId !== "" && rc.jwt !== "";
-}
-
-const CREDENTIALS = [
-  ["clientId", "RC_CLIENT_ID"],
-  ["clientSecret", "RC_CLIENT_SECRET"],
-  ["jwt", "RC_JWT"],
-] as const;
-
-/**
- * RingCentral credentials are all or nothing: some but not all of them is a
- * configuration error naming what is missing (sandbox mode, which sends no
- * real fax, only when none is set). Fail closed rather than run a sandbox
- * that reports faxes as delivered.
- */
-export function credentialProblems(config: Pick<Config, "ringcentral">): { path: string; source: string; message: string }[] {
-  const rc = config.ringcentral;
-  const set = CREDENTIALS.filter(([key]) => rc[key] !== "").map(([, env]) => env);
-  if (set.length === 0 || set.length === CREDENTIALS.length) return [];
-  return CREDENTIALS.filter(([key]) => rc[key] === "").map(([key, env]) => ({
-    path: `ringcentral.${key}`,
-    source: "missing",
-    message: `${env} (or ${env}_FILE) is not set, but ${set.join(" and ")} ${set.length === 1 ? "is" : "are"}: RingCentral credentials are all or nothing (none at all = sandbox mode, no real faxes)`,
-  }));
 }
 
 /** True when Intl knows the IANA time zone name. */

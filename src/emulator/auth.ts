@@ -130,6 +130,11 @@ export class AuthStore {
     if (session) this.end(session);
   }
 
+  /** The extension whose session an access or refresh token belongs to (live or not), if any. */
+  ownerOfToken(value: string): string | undefined {
+    return (this.sessionsByAccess.get(value) ?? this.sessionsByRefresh.get(value))?.ownerId;
+  }
+
   /** Checks `Authorization: Bearer` (or `access_token` in the query where allowed). */
   authenticate(req: IncomingMessage, queryToken?: string | null): Session {
     const header = req.headers.authorization ?? "";

@@ -66,6 +66,15 @@ export class ExtensionRegistry {
     return ext !== this.first || this.firstBound;
   }
 
+  /** The id of the extension a JWT logs in as (a new JWT: the one it would get), without binding it; undefined if refused. */
+  peek(jwt: string): string | undefined {
+    const known = this.byJwt.get(digest(jwt));
+    if (known !== undefined) return known.info.extensionId;
+    if (this.opts.strict) return undefined;
+    if (!this.firstBound) return this.first.info.extensionId;
+    return this.list.length < MAX_EXTENSIONS ? extensionInfo(this.list.length + 1).extensionId : undefined;
+  }
+
   /**
    * The extension a JWT assertion logs in as: a known JWT its own; a new one
    * (not strict) the next extension; undefined when strict and unknown.

@@ -71,6 +71,10 @@ export interface Emulator {
  * OAuth, fax send, message store, message-sync, subscriptions (WebHook and
  * WebSocket), rate limits, plus a control API under /emulator.
  *
+ * Each distinct JWT logs in as its own extension of the one account (own
+ * message store, sync tokens, subscriptions and rate-limit buckets): the
+ * first 200000001, then 200000002, … (see ExtensionRegistry).
+ *
  * Fax outcomes by destination: +15550000001 → SendingFailed/LineBusy,
  * +15550000002 → SendingFailed/NoAnswer, plus `faxOutcomes`; every other
  * number goes Queued → Sent, as RingCentral reports a fax that went through.

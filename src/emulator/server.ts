@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { AuthStore, Session } from "./auth.js";
@@ -25,6 +26,8 @@ interface Ctx {
   session: Session | undefined;
   /** The token's extension (bearer routes). */
   ext: Extension | undefined;
+  /** The urlencoded body of token endpoint calls ("client" routes), read before the rate-limit check. */
+  form: URLSearchParams | undefined;
   base: string;
 }
 
@@ -73,11 +76,11 @@ function caller(ctx: Ctx): Extension {
 const CONTENT_RE = /\/message-store\/[^/]+\/content\/[^/]+\/?$/;
 
 const ROUTES: Route[] = [
-  route("POST", "/restapi/oauth/token", "Auth", "client", async ({ req, res }, d) => {
-    sendJson(res, 200, d.auth.grant(req, await readForm(req)), { "Cache-Control": "no-store", Pragma: "no-cache" });
+  route("POST", "/restapi/oauth/token", "Auth", "client", async ({ req, res, form }, d) => {
+    sendJson(res, 200, d.auth.grant(req, form ?? (await readForm(req))), { "Cache-Control": "no-store", Pragma: "no-cache" });
   }),
-  route("POST", "/restapi/oauth/revoke", "Auth", "client", async ({ req, res, url }, d) => {
-    d.auth.revoke(req, await readForm(req), url.searchParams.get("token"));
+  route("POST", "/restapi/oauth/revoke", "Auth", "client", async ({ req, res, url, form }, d) => {
+    d.auth.revoke(req, form ?? (await readForm(req)), url.searchParams.get("token"));
     sendEmpty(res, 200);
   }),
   route("POST", "/restapi/oauth/wstoken", "Auth", "bearer", async ({ res, session, base }, d) => {
@@ -246,6 +249,7 @@ async function handle(deps: ServerDeps, base: string, req: IncomingMessage, res:
   if (await injectFault(deps, deps.faults.take(r.group, url.pathname), r.group, routeKey, req)) return;
 
   let session: Session | undefined;
+  let form: URLSearchParams | undefined;
   let key: string;
   if (r.auth === "bearer") {
     const isContent = r.template.endsWith("/content/{attachmentId}");
@@ -256,12 +260,14 @@ async function handle(deps: ServerDeps, base: string, req: IncomingMessage, res:
     if (ext !== undefined && (await injectFault(deps, deps.faults.take(r.group, url.pathname, ext.info.extensionId), r.group, routeKey, req))) return;
     deps.auth.requirePermission(PERMISSIONS[routeKey] ?? []);
   } else {
-    key = `client:${clientKey(req)}`;
+    // Auth limits are per app and user too (NOTES §h: 5 requests/user/min): the user is the JWT's or the token's extension.
+    form = await readForm(req);
+    key = `client:${clientKey(req)}:${authUser(deps, form, url)}`;
   }
   const decision = deps.limiter.check(r.group, key);
   for (const [h, v] of Object.entries(decision.headers)) res.setHeader(h, v);
   if (!decision.ok) throw decision.failure;
-  await r.handle({ req, res, url, params, session, ext, base }, deps);
+  await r.handle({ req, res, url, params, session, ext, form, base }, deps);
 }
 
 /** Applies an injected fault: throws the failure, or delays; true when the connection was dropped. */
@@ -281,6 +287,21 @@ async function injectFault(deps: ServerDeps, fault: Fault | undefined, group: Gr
   }
   await sleep(fault.latencyMs ?? 1000);
   return false;
+}
+
+/**
+ * The user a token endpoint call counts against: the extension its JWT (logs
+ * in as) or token belongs to; a refused JWT counts as itself (by digest),
+ * anything else as "unknown".
+ */
+function authUser(deps: ServerDeps, form: URLSearchParams, url: URL): string {
+  const grant = form.get("grant_type");
+  const assertion = form.get("assertion");
+  if (grant === "urn:ietf:params:oauth:grant-type:jwt-bearer" && assertion !== null && assertion !== "") {
+    return deps.extensions.peek(assertion) ?? `jwt:${createHash("sha256").update(assertion).digest("hex").slice(0, 16)}`;
+  }
+  const token = grant === "refresh_token" ? form.get("refresh_token") : (form.get("token") ?? url.searchParams.get("token"));
+  return (token !== null && token !== "" ? deps.auth.ownerOfToken(token) : undefined) ?? "unknown";
 }
 
 /** The rate-limit key of unauthenticated (token endpoint) calls: the client id of the Basic header. */

@@ -5,7 +5,8 @@
  */
 import { formatTime } from "../util/time.js";
 import type { OutgoingMail } from "../mail/transport.js";
-import { formatNumber, parseFaxAddress } from "../smtp/address.js";
+import { extensionForMime } from "../fax/files.js";
+import { formatNumber, parseFaxAddress } from "../fax/number.js";
 import type { InboundFax } from "../store/inbound.js";
 
 export interface DownloadedFile {
@@ -43,20 +44,11 @@ function digits(n: string): string {
   return n.replace(/\D/g, "");
 }
 
-function extensionFor(contentType: string): string {
-  const t = contentType.split(";")[0]?.trim().toLowerCase() ?? "";
-  if (t === "application/pdf") return "pdf";
-  if (t === "image/tiff") return "tif";
-  if (t === "image/png") return "png";
-  if (t === "image/jpeg") return "jpg";
-  return "bin";
-}
-
 /** `fax-2026-11-22T1405Z-from-15551234567.pdf`, with `-2`, `-3` … for further documents. */
 export function attachmentFilename(fax: InboundFax, index: number, contentType: string): string {
   const sender = digits(fax.message.from);
   const base = `fax-${compactUtc(fax.message.creationTime)}-from-${sender === "" ? "unknown" : sender}`;
-  return `${base}${index === 0 ? "" : `-${index + 1}`}.${extensionFor(contentType)}`;
+  return `${base}${index === 0 ? "" : `-${index + 1}`}.${extensionForMime(contentType)}`;
 }
 
 /**

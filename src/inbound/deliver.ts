@@ -13,20 +13,23 @@ import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Config } from "../config/schema.js";
 import { errorMessage } from "../errors.js";
+import { extensionForMime } from "../fax/files.js";
+import { failureOf, isTransient, type Failure } from "../failure.js";
 import type { Logger } from "../log.js";
 import type { AuditSink } from "../ops/audit.js";
 import type { MailSender } from "../mail/transport.js";
 import { MailDeliveryError } from "../mail/transport.js";
 import type { Metrics } from "../metrics.js";
-import type { RingCentralClient } from "../rc/client.js";
+import type { MessageApi, SessionApi } from "../rc/api.js";
 import { RcApiError, RcNetworkError, RcProtocolError } from "../rc/errors.js";
 import type { InboundAttachment, InboundFax, InboundStore } from "../store/ports.js";
+import { ClaimLoop } from "../pipeline/claim-loop.js";
 import { delayFor, parseSchedule } from "../util/schedule.js";
 import { composeInboundMail, type DownloadedFile } from "./compose.js";
 import { routeFax } from "./route.js";
 import { toNewFax } from "./sync.js";
 
-export type DeliveryClient = Pick<RingCentralClient, "downloadContent" | "getMessage" | "setReadStatus" | "ownerId">;
+export type DeliveryClient = Pick<MessageApi, "downloadContent" | "getMessage" | "setReadStatus"> & Pick<SessionApi, "ownerId">;
 
 export interface InboundDeliveryDeps {
   readonly config: Config;
@@ -69,31 +72,24 @@ export class NoDocumentError extends Error {
   }
 }
 
-export interface FailureClass {
-  readonly retry: boolean;
-  /** Server-requested least wait. */
-  readonly retryAfterMs?: number;
-  readonly reason: string;
-}
-
-/** Temporary or permanent? Pure, so it can be tested table-style. */
-export function classifyDeliveryError(err: unknown): FailureClass {
+/** Transient or permanent? Pure, so it can be tested table-style. */
+export function classifyDeliveryError(err: unknown): Failure {
   if (err instanceof MailDeliveryError) {
     const code = err.responseCode !== undefined ? `mail ${err.responseCode}` : "mail";
-    return { retry: err.temporary, reason: code };
+    return { kind: failureOf(err).kind, reason: code };
   }
   if (err instanceof RcApiError) {
     const reason = `ringcentral ${err.status}${err.errorCode !== undefined ? ` ${err.errorCode}` : ""}`;
     // The message or its document is gone, or RingCentral refuses the request as malformed: retrying cannot help.
-    if (err.status === 404 || err.status === 410 || err.status === 400) return { retry: false, reason };
-    return err.retryAfterMs !== undefined ? { retry: true, retryAfterMs: err.retryAfterMs, reason } : { retry: true, reason };
+    if (err.status === 404 || err.status === 410 || err.status === 400) return { kind: "permanent", reason };
+    return err.retryAfterMs !== undefined ? { kind: "transient", retryAfterMs: err.retryAfterMs, reason } : { kind: "transient", reason };
   }
-  if (err instanceof RcNetworkError) return { retry: true, reason: "ringcentral network" };
-  if (err instanceof RcProtocolError) return { retry: true, reason: "ringcentral protocol" };
-  if (err instanceof DownloadMismatchError) return { retry: true, reason: "download size mismatch" };
-  if (err instanceof NoDocumentError) return { retry: true, reason: "no document yet" };
+  if (err instanceof RcNetworkError) return { kind: "transient", reason: "ringcentral network" };
+  if (err instanceof RcProtocolError) return { kind: "transient", reason: "ringcentral protocol" };
+  if (err instanceof DownloadMismatchError) return { kind: "transient", reason: "download size mismatch" };
+  if (err instanceof NoDocumentError) return { kind: "transient", reason: "no document yet" };
   // Local trouble (disk full, permissions) or something unforeseen: worth another try.
-  return { retry: true, reason: "local" };
+  return { kind: "transient", reason: "local" };
 }
 
 class ByteCounter extends Transform {
@@ -102,13 +98,6 @@ class ByteCounter extends Transform {
     this.bytes += chunk.length;
     cb(null, chunk);
   }
-}
-
-function fileExtension(contentType: string | undefined): string {
-  const t = (contentType ?? "").split(";")[0]?.trim().toLowerCase();
-  if (t === "application/pdf") return "pdf";
-  if (t === "image/tiff") return "tif";
-  return "bin";
 }
 
 /** The documents of a fax: its rendered documents, or every attachment when none is typed so. */
@@ -122,20 +111,39 @@ export class InboundDelivery {
   readonly #log: Logger;
   readonly #schedule: readonly number[];
   readonly #dir: string;
-  readonly #inflight = new Set<Promise<void>>();
-  readonly #inflightIds = new Set<string>();
-  #timer: NodeJS.Timeout | undefined;
-  #pumping = false;
-  #pumpAgain = false;
-  #pumpPromise: Promise<void> | undefined;
-  #stopping = false;
-  #started = false;
+  readonly #loop: ClaimLoop<InboundFax, "deliver">;
 
   constructor(deps: InboundDeliveryDeps) {
     this.#deps = deps;
     this.#log = deps.logger;
     this.#schedule = parseSchedule(deps.config.inbound.retrySchedule);
     this.#dir = join(deps.config.dataDir, "inbound");
+    this.#loop = new ClaimLoop<InboundFax, "deliver">({
+      lanes: ["deliver"],
+      now: deps.now,
+      // A fax still being worked on here whose lease ran out (a very slow download) is not started twice.
+      reclaimed: "skip",
+      unref: true,
+      id: (fax) => fax.id,
+      plan: (busy) => [["deliver", deps.concurrency - busy.deliver]],
+      claim: (_lane, limit, now) => deps.store.claimDue({ limit, leaseMs: deps.leaseMs, now }),
+      run: (fax) => this.deliverOne(fax),
+      onError: (fax, err) => {
+        this.#log.error({ event: "inbound.delivery_crashed", faxId: fax.id, err }, "inbound delivery failed unexpectedly");
+      },
+      nextDelay: async () => {
+        if (this.#loop.size >= deps.concurrency) return undefined;
+        // Also look again after IDLE_POLL_MS: an operator's `faxbridge inbound redeliver`
+        // changes the store from another process and wakes nothing here.
+        const at = await deps.store.nextWakeAt();
+        const due = at === undefined ? IDLE_POLL_MS : Math.max(50, at - deps.now());
+        return Math.min(due, IDLE_POLL_MS);
+      },
+      onRoundError: (err) => {
+        this.#log.error({ event: "inbound.delivery_loop_failed", err }, "inbound delivery loop failed; retrying shortly");
+        return 1000;
+      },
+    });
   }
 
   /** Directory for a fax's downloaded documents. */
@@ -144,86 +152,18 @@ export class InboundDelivery {
   }
 
   start(): void {
-    this.#started = true;
-    this.#stopping = false;
+    this.#loop.start();
     this.wake();
   }
 
   /** Look for due work now (after a sync found faxes, a fax finished, a timer fired). */
   wake(): void {
-    if (!this.#started || this.#stopping) return;
-    if (this.#pumping) {
-      this.#pumpAgain = true;
-      return;
-    }
-    this.#pumpPromise = this.#pump().catch((err: unknown) => {
-      this.#log.error({ event: "inbound.delivery_loop_failed", err }, "inbound delivery loop failed; retrying shortly");
-      this.#arm(1000);
-    });
+    this.#loop.wake();
   }
 
   /** Stop claiming; resolves when faxes being delivered are finished (delivered or deferred). */
   async stop(): Promise<void> {
-    this.#stopping = true;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    await this.#pumpPromise;
-    await Promise.allSettled([...this.#inflight]);
-  }
-
-  async #pump(): Promise<void> {
-    this.#pumping = true;
-    try {
-      do {
-        this.#pumpAgain = false;
-        while (!this.#stopping && this.#inflight.size < this.#deps.concurrency) {
-          const batch = await this.#deps.store.claimDue({
-            limit: this.#deps.concurrency - this.#inflight.size,
-            leaseMs: this.#deps.leaseMs,
-            now: this.#deps.now(),
-          });
-          if (batch.length === 0) break;
-          // A fax still being worked on here whose lease ran out (a very slow download) is not started twice.
-          const fresh = batch.filter((f) => !this.#inflightIds.has(f.id));
-          if (fresh.length === 0) break;
-          for (const fax of fresh) this.#startOne(fax);
-        }
-      } while (this.#pumpAgain && !this.#stopping);
-      if (!this.#stopping && this.#inflight.size < this.#deps.concurrency) {
-        // Also look again after IDLE_POLL_MS: an operator's `faxbridge inbound redeliver`
-        // changes the store from another process and wakes nothing here.
-        const at = await this.#deps.store.nextWakeAt();
-        const due = at === undefined ? IDLE_POLL_MS : Math.max(50, at - this.#deps.now());
-        this.#arm(Math.min(due, IDLE_POLL_MS));
-      }
-    } finally {
-      this.#pumping = false;
-    }
-  }
-
-  #arm(ms: number): void {
-    if (this.#stopping) return;
-    if (this.#timer) clearTimeout(this.#timer);
-    // Cap so a clock jump cannot park the loop for days.
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.wake();
-    }, Math.min(ms, 3_600_000));
-    this.#timer.unref();
-  }
-
-  #startOne(fax: InboundFax): void {
-    this.#inflightIds.add(fax.id);
-    const p: Promise<void> = this.deliverOne(fax)
-      .catch((err: unknown) => {
-        this.#log.error({ event: "inbound.delivery_crashed", faxId: fax.id, err }, "inbound delivery failed unexpectedly");
-      })
-      .finally(() => {
-        this.#inflightIds.delete(fax.id);
-        this.#inflight.delete(p);
-        this.wake();
-      });
-    this.#inflight.add(p);
+    await this.#loop.stop();
   }
 
   /** Deliver one claimed fax; never throws for delivery failures (they defer or kill the fax). */
@@ -295,21 +235,22 @@ export class InboundDelivery {
     const c = classifyDeliveryError(err);
     const now = this.#deps.now();
     const attempt = fax.attempts + 1;
-    const delay = c.retry ? delayFor(this.#schedule, attempt, this.#deps.jitter) : undefined;
+    const retry = isTransient(c);
+    const delay = retry ? delayFor(this.#schedule, attempt, this.#deps.jitter) : undefined;
     const text = `${c.reason}: ${errorMessage(err)}`;
     if (delay !== undefined) {
       const wait = Math.max(delay, c.retryAfterMs ?? 0);
       await this.#deps.store.defer(fax.id, now + wait, text, now);
       log.warn({ event: "inbound.deferred", attempt, retryInMs: wait, reason: c.reason, err }, "fax delivery deferred");
-      this.#arm(wait);
+      this.#loop.wakeIn(wait);
       return;
     }
     await this.#deps.store.markDead(fax.id, text, now);
     this.#audit(fax, "dead", [], text);
     this.#deps.metrics.inboundFailed.inc();
     log.error(
-      { event: "inbound.dead", attempt, reason: c.reason, permanent: !c.retry, err, alert: true },
-      c.retry ? "fax delivery gave up after every retry" : "fax delivery failed permanently",
+      { event: "inbound.dead", attempt, reason: c.reason, permanent: !retry, err, alert: true },
+      retry ? "fax delivery gave up after every retry" : "fax delivery failed permanently",
     );
     this.#deps.alerts?.({
       kind: "inbound_dead",
@@ -356,7 +297,7 @@ export class InboundDelivery {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const out: DownloadedFile[] = [];
     for (const [i, att] of docs.entries()) {
-      const final = join(dir, `${i + 1}-${att.id.replace(/[^A-Za-z0-9_-]/g, "_")}.${fileExtension(att.contentType)}`);
+      const final = join(dir, `${i + 1}-${att.id.replace(/[^A-Za-z0-9_-]/g, "_")}.${extensionForMime(att.contentType ?? "")}`);
       if (att.size !== undefined) {
         // Kept from an earlier attempt whose mail failed: complete files only ever exist under the final name.
         const existing = await stat(final).catch(() => undefined);

@@ -10,13 +10,14 @@
  */
 import type { AlertSink } from "../ops/alerts.js";
 import { randomBytes } from "node:crypto";
+import { notificationMode, type NotificationMode } from "../config/resolve.js";
 import type { Config } from "../config/schema.js";
 import type { HttpServer } from "../http/server.js";
 import type { Logger } from "../log.js";
 import type { AuditSink } from "../ops/audit.js";
 import type { MailSender } from "../mail/transport.js";
 import type { Metrics } from "../metrics.js";
-import type { RingCentralClient } from "../rc/client.js";
+import type { MessageApi, PoolApi, SessionApi, SubscriptionApi, WsTokenApi } from "../rc/api.js";
 import type { Leadership } from "../store/leadership.js";
 import type { InboundStore } from "../store/ports.js";
 import { InboundDelivery } from "./deliver.js";
@@ -45,7 +46,8 @@ export interface InboundTuning {
 
 export interface InboundServiceDeps {
   readonly config: Config;
-  readonly client: RingCentralClient;
+  /** With an extension pool (RcPool), each member's received faxes are synced through that member. */
+  readonly client: MessageApi & SubscriptionApi & WsTokenApi & Pick<SessionApi, "ownerId"> & Partial<PoolApi>;
   readonly store: InboundStore;
   readonly mail: MailSender;
   readonly http: HttpServer;
@@ -69,19 +71,10 @@ export interface InboundServiceDeps {
 /** The wake-up topic a follower sends the leader for a notification (payload: the extensions, comma-separated). */
 export const SYNC_WAKE_TOPIC = "inbound.sync";
 
-export type NotificationMode = "webhook" | "websocket" | "none";
+/** Decided with the rest of the configuration (src/config/resolve.ts); exported here as before. */
+export { notificationMode, type NotificationMode };
 
 const VERIFICATION_KEY = "webhook.verificationToken";
-
-/** Which transport `inbound.notifications` means with the given webhook URL. */
-export function notificationMode(config: Config): NotificationMode {
-  const n = config.inbound.notifications;
-  if (n === "auto") return config.inbound.webhookUrl !== "" ? "webhook" : "websocket";
-  if (n === "webhook" && config.inbound.webhookUrl === "") {
-    throw new Error('inbound.notifications is "webhook" but inbound.webhookUrl is empty');
-  }
-  return n;
-}
 
 export class InboundService {
   readonly #deps: InboundServiceDeps;
@@ -90,7 +83,8 @@ export class InboundService {
   readonly #tuning: InboundTuning;
   readonly #sync: InboundSync;
   readonly #delivery: InboundDelivery;
-  readonly #extensions: readonly string[];
+  /** Configured extensions, then the other pool members' as they become known. */
+  #extensions: readonly string[];
   #subscriptions: WebhookSubscriptionManager | undefined;
   #ws: WsNotifications | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -221,6 +215,7 @@ export class InboundService {
     this.#timer = setInterval(() => this.#triggerAll("timer"), this.#tuning.syncIntervalMs);
     this.#timer.unref();
     this.#triggerAll("start");
+    this.#watchPoolMembers();
 
     const filters = this.#extensions.map(faxEventFilter);
     let notifications: Promise<void> = Promise.resolve();
@@ -315,6 +310,27 @@ export class InboundService {
     await this.#deps.store.setValue(VERIFICATION_KEY, token, this.#now());
     this.#log.info({ event: "webhook.token_generated" }, "no inbound.verificationToken configured; generated one for the webhook subscription");
     return token;
+  }
+
+  /**
+   * The other extensions of the pool receive faxes too: watch them, each synced
+   * through its own session (their notifications are not subscribed through the
+   * first member's, which may not see them: the periodic sync finds their faxes).
+   */
+  #watchPoolMembers(): void {
+    const members = this.#deps.client.otherMemberIds;
+    if (members === undefined) return;
+    members
+      .call(this.#deps.client)
+      .then((ids) => {
+        const owner = this.#deps.client.ownerId;
+        const added = ids.filter((id) => !this.#extensions.includes(id) && !(id === owner && this.#extensions.includes("~")));
+        if (added.length === 0 || !this.#running) return;
+        this.#extensions = [...this.#extensions, ...added];
+        this.#log.info({ event: "inbound.pool_extensions", extensions: added }, "watching the received faxes of the pool's other extensions");
+        for (const e of added) this.#trigger(e, "start");
+      })
+      .catch((err: unknown) => this.#log.warn({ event: "inbound.pool_extensions_failed", err }, "could not learn the pool's extensions; the next start tries again"));
   }
 
   #triggerAll(why: string): void {

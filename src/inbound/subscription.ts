@@ -13,11 +13,11 @@ import { errorMessage } from "../errors.js";
 import type { AlertSink } from "../ops/alerts.js";
 import { z } from "zod";
 import type { Logger } from "../log.js";
-import type { RingCentralClient } from "../rc/client.js";
+import type { SubscriptionApi } from "../rc/api.js";
 import { RcApiError } from "../rc/errors.js";
 import type { InboundStore } from "../store/ports.js";
 
-export type SubscriptionClient = Pick<RingCentralClient, "createSubscription" | "getSubscription" | "renewSubscription" | "deleteSubscription">;
+export type SubscriptionClient = SubscriptionApi;
 
 export const SUBSCRIPTION_KEY = "webhook.subscription";
 

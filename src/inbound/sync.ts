@@ -10,13 +10,13 @@
  * exactly one more run afterwards. Runs are also spaced by `minGapMs` so a
  * stream of notifications stays inside RingCentral's Light group limit.
  */
-import type { RingCentralClient } from "../rc/client.js";
+import type { MessageApi, SessionApi } from "../rc/api.js";
 import { isSyncTokenInvalid } from "../rc/errors.js";
 import type { MessageInfo } from "../rc/types.js";
 import type { Logger } from "../log.js";
 import type { InboundFax, InboundMessage, InboundStore, NewInboundFax, SyncCursor } from "../store/ports.js";
 
-export type SyncClient = Pick<RingCentralClient, "syncMessages" | "listMessages" | "ownerId">;
+export type SyncClient = Pick<MessageApi, "syncMessages" | "listMessages"> & Pick<SessionApi, "ownerId">;
 
 export interface InboundSyncDeps {
   readonly client: SyncClient;

@@ -16,10 +16,10 @@ import { randomUUID } from "node:crypto";
 import { WebSocket, type RawData } from "ws";
 import { z } from "zod";
 import type { Logger } from "../log.js";
-import type { RingCentralClient } from "../rc/client.js";
+import type { WsTokenApi } from "../rc/api.js";
 import { messageEventSchema, type MessageEvent } from "./webhook.js";
 
-export type WsClient = Pick<RingCentralClient, "getWsToken">;
+export type WsClient = WsTokenApi;
 
 const headerSchema = z.looseObject({
   type: z.string(),

@@ -6,6 +6,7 @@ import { pipeline } from "node:stream/promises";
 import type { Readable } from "node:stream";
 import nodemailer, { type Transporter } from "nodemailer";
 import type Mail from "nodemailer/lib/mailer/index.js";
+import type { FailureKind, KindedError } from "../failure.js";
 import type { Logger } from "../log.js";
 
 /** A message to send. `messageId` is required: it makes redelivery idempotent. */
@@ -18,17 +19,22 @@ export interface SentMail {
 }
 
 /**
- * Why a mail was not sent. `temporary` follows SMTP: 4xx and network trouble
- * are worth retrying, 5xx is not.
+ * Why a mail was not sent. The verdict follows SMTP: 4xx and network trouble
+ * are transient (worth retrying), 5xx is permanent.
  */
-export class MailDeliveryError extends Error {
-  readonly temporary: boolean;
+export class MailDeliveryError extends Error implements KindedError {
+  readonly failureKind: FailureKind;
   readonly responseCode: number | undefined;
   constructor(message: string, temporary: boolean, responseCode?: number, options?: ErrorOptions) {
     super(message, options);
     this.name = "MailDeliveryError";
-    this.temporary = temporary;
+    this.failureKind = temporary ? "transient" : "permanent";
     this.responseCode = responseCode;
+  }
+
+  /** True for a transient failure (the failureKind, as SMTP says it). */
+  get temporary(): boolean {
+    return this.failureKind === "transient";
   }
 }
 

@@ -10,7 +10,7 @@ import { access } from "node:fs/promises";
 import type { HttpServer } from "../http/server.js";
 import type { MailSender } from "../mail/transport.js";
 import type { Metrics } from "../metrics.js";
-import type { RingCentralClient } from "../rc/client.js";
+import type { FaxApi, SessionApi } from "../rc/api.js";
 import type { Stores } from "../store/ports.js";
 import { DependencyMonitor } from "./dependencies.js";
 
@@ -27,7 +27,7 @@ export interface ReadinessDeps {
   /** Smallest free space that still takes a largest message. */
   minFreeBytes: number;
   smtpListening: () => boolean;
-  client: RingCentralClient;
+  client: Pick<SessionApi, "ensureAuthenticated"> & Pick<FaxApi, "listCoverPages">;
   mail: MailSender;
   /** epoch ms and status of the last RingCentral call (status 0: no answer). */
   lastRcCall: () => { at: number; status: number } | undefined;

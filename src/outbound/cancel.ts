@@ -6,9 +6,9 @@
  * then read again to confirm it is gone.
  */
 import { RcApiError } from "../rc/errors.js";
-import type { RingCentralClient } from "../rc/client.js";
+import type { MessageApi } from "../rc/api.js";
 
-export type CancelApi = Pick<RingCentralClient, "deleteMessage" | "getMessage">;
+export type CancelApi = Pick<MessageApi, "deleteMessage" | "getMessage">;
 
 export type CancelOutcome =
   | { readonly cancelled: true }
@@ -16,10 +16,13 @@ export type CancelOutcome =
 
 const notFound = (err: unknown): boolean => err instanceof RcApiError && err.status === 404;
 
-/** Throws on transient failures (the caller retries); answers when the outcome is known. */
-export async function cancelScheduledFax(client: CancelApi, rcMessageId: string): Promise<CancelOutcome> {
+/**
+ * Throws on transient failures (the caller retries); answers when the outcome is known.
+ * `extensionId`: the pool extension that sent the fax (the job's), when known.
+ */
+export async function cancelScheduledFax(client: CancelApi, rcMessageId: string, extensionId?: string): Promise<CancelOutcome> {
   try {
-    const before = await client.getMessage(rcMessageId);
+    const before = await client.getMessage(rcMessageId, extensionId);
     if (before.availability !== undefined && before.availability !== "Alive") return { cancelled: true };
     if (before.messageStatus !== undefined && before.messageStatus !== "Queued") {
       return { cancelled: false, reason: `RingCentral had already started sending it (status ${before.messageStatus})` };
@@ -29,12 +32,12 @@ export async function cancelScheduledFax(client: CancelApi, rcMessageId: string)
     throw err;
   }
   try {
-    await client.deleteMessage(rcMessageId);
+    await client.deleteMessage(rcMessageId, extensionId !== undefined ? { extensionId } : {});
   } catch (err) {
     if (!notFound(err)) throw err;
   }
   try {
-    const after = await client.getMessage(rcMessageId);
+    const after = await client.getMessage(rcMessageId, extensionId);
     if (after.availability !== undefined && after.availability !== "Alive") return { cancelled: true };
     return { cancelled: false, reason: "RingCentral still lists the fax after deleting it" };
   } catch (err) {

@@ -16,18 +16,13 @@
  * | other 4xx | fail, with the table below in words |
  * | anything else (a bug, a local file problem) | retry as `internal` |
  */
+import type { Failure } from "../failure.js";
 import { RcApiError, RcNetworkError, RcProtocolError } from "../rc/errors.js";
 
-export type Action = "retry" | "fail";
-
-export interface Classification {
-  readonly action: Action;
+/** Transient: retry from the durable queue; permanent: fail the job. `reason` is a short lower-case phrase for subjects and logs, e.g. "unsupported attachment type". */
+export interface Classification extends Failure {
   /** RingCentral's errorCode (e.g. "MSG-348"), else "HTTP-<status>", "network", "protocol" or "internal". */
   readonly code: string;
-  /** Short lower-case phrase for subjects and logs, e.g. "unsupported attachment type". */
-  readonly reason: string;
-  /** Server-requested wait (Retry-After), when given. */
-  readonly retryAfterMs?: number;
   /** The request may have reached RingCentral and created a fax: look for it before sending again. */
   readonly maybeSent: boolean;
 }
@@ -136,24 +131,24 @@ export function classify(err: unknown): Classification {
     const code = err.errorCode ?? `HTTP-${err.status}`;
     const retryAfter = err.retryAfterMs !== undefined ? { retryAfterMs: err.retryAfterMs } : {};
     if (err.status === 429) {
-      return { action: "retry", code, reason: "RingCentral rate limit reached", maybeSent: false, ...retryAfter };
+      return { kind: "transient", code, reason: "RingCentral rate limit reached", maybeSent: false, ...retryAfter };
     }
     if (err.status >= 500) {
-      return { action: "retry", code, reason: `RingCentral server error (HTTP ${err.status})`, maybeSent: true, ...retryAfter };
+      return { kind: "transient", code, reason: `RingCentral server error (HTTP ${err.status})`, maybeSent: true, ...retryAfter };
     }
     if (err.status === 401) {
-      return { action: "retry", code, reason: "RingCentral refused the gateway's credentials", maybeSent: false, ...retryAfter };
+      return { kind: "transient", code, reason: "RingCentral refused the gateway's credentials", maybeSent: false, ...retryAfter };
     }
     if (err.status === 408) {
-      return { action: "retry", code, reason: "RingCentral request timeout", maybeSent: true, ...retryAfter };
+      return { kind: "transient", code, reason: "RingCentral request timeout", maybeSent: true, ...retryAfter };
     }
-    return { action: "fail", code, reason: describeRcError(code, err.parameterName).reason, maybeSent: false };
+    return { kind: "permanent", code, reason: describeRcError(code, err.parameterName).reason, maybeSent: false };
   }
   if (err instanceof RcNetworkError) {
-    return { action: "retry", code: "network", reason: `network error talking to RingCentral${err.code ? ` (${err.code})` : ""}`, maybeSent: err.maybeProcessed };
+    return { kind: "transient", code: "network", reason: `network error talking to RingCentral${err.code ? ` (${err.code})` : ""}`, maybeSent: err.maybeProcessed };
   }
   if (err instanceof RcProtocolError) {
-    return { action: "retry", code: "protocol", reason: "unexpected answer from RingCentral", maybeSent: true };
+    return { kind: "transient", code: "protocol", reason: "unexpected answer from RingCentral", maybeSent: true };
   }
-  return { action: "retry", code: "internal", reason: "internal error in the fax gateway", maybeSent: false };
+  return { kind: "transient", code: "internal", reason: "internal error in the fax gateway", maybeSent: false };
 }

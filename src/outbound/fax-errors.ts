@@ -2,8 +2,10 @@
  * RingCentral's per-recipient fax failure reasons (`to[].faxErrorCode`,
  * FaxErrorCodeEnum in the public API spec) in plain words for the sender
  * report: a short phrase for subjects and status lines, and one actionable
- * sentence for the body.
+ * sentence for the body; and whether the code is transient (a redial may
+ * get through) or permanent.
  */
+import type { FailureKind } from "../failure.js";
 
 export interface FaxErrorText {
   /** Lower-case phrase that fits after "failed: ", e.g. "line busy". */
@@ -207,4 +209,18 @@ export function describeFaxError(code: string | undefined): FaxErrorText {
     short: `error ${code}`,
     advice: `RingCentral reported the error "${code}". Send the email again; if it fails again, give this code to your administrator.`,
   };
+}
+
+/**
+ * faxErrorCodes that say the line, not the number or the account, was the
+ * problem, so the same fax may go through later: busy, no answer, all lines
+ * in use, too many calls to the line, the call dropped, the call failed.
+ * Not transient: wrong/invalid numbers, no fax machine, refusals, account
+ * and permission problems, rendering errors (a redial cannot fix them).
+ */
+const LINE_FAILURES: ReadonlySet<string> = new Set<FaxErrorCode>(["LineBusy", "NoAnswer", "AllLinesInUse", "TooManyCallsPerLine", "CallerHungUp", "CallFailed"]);
+
+/** Transient when the line was the problem (fax.redial retries those recipients), else permanent. */
+export function faxErrorKind(code: string | undefined): FailureKind {
+  return code !== undefined && LINE_FAILURES.has(code) ? "transient" : "permanent";
 }

@@ -5,6 +5,7 @@
  * progress of polling and reporting. Validated with zod when read back.
  */
 import { z } from "zod";
+import type { FaxRequest, MailMeta } from "../fax/model.js";
 
 export const mailMetaSchema = z.object({
   messageId: z.string().optional(),
@@ -16,7 +17,7 @@ export const mailMetaSchema = z.object({
   xAutoResponseSuppress: z.string().optional(),
   isReport: z.boolean().default(false),
 });
-export type MailMeta = z.infer<typeof mailMetaSchema>;
+export type { MailMeta } from "../fax/model.js";
 
 const documentSchema = z.object({
   path: z.string(),
@@ -36,6 +37,11 @@ const requestSchema = z.object({
   sendTime: z.string().optional(),
   isoCode: z.string().optional(),
 });
+
+/** True when A and B are the same type: the stored shapes are the model's (src/fax/model.ts), checked at compile time. */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const storedShapesMatchModel: [Same<z.infer<typeof mailMetaSchema>, MailMeta>, Same<z.infer<typeof requestSchema>, FaxRequest>] = [true, true];
+void storedShapesMatchModel;
 
 export const jobDataSchema = z.object({
   v: z.literal(1),

@@ -2,7 +2,7 @@ import { createReadStream } from "node:fs";
 import { open, readFile } from "node:fs/promises";
 import { extname } from "node:path";
 import { ParseSpeeds, PDFDocument } from "pdf-lib";
-import { faxTypeForExtension } from "./preflight-filetypes.js";
+import { faxTypeForExtension } from "../fax/files.js";
 
 /**
  * How many fax pages a document makes, counted before it is sent so that

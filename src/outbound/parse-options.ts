@@ -1,4 +1,4 @@
-import type { FaxEnvelope, FaxRefusal } from "./parse.js";
+import type { FaxEnvelope, FaxRefusal } from "../fax/model.js";
 
 /**
  * Per-message fax options a sender can set in mail headers.

@@ -4,15 +4,17 @@ import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { MailParser, type AttachmentStream, type HeaderLines, type Headers, type HeaderValue, type MessageText } from "mailparser";
+import { MailParser, type AttachmentStream, type HeaderLines, type Headers, type MessageText } from "mailparser";
 import type { Config } from "../config/schema.js";
 import { silentLogger, type Logger } from "../log.js";
 import { errorMessage } from "../errors.js";
+import { contentTypeHeader, firstAddress, headerStrings, mailMetaOf } from "../fax/meta.js";
+import type { FaxDocumentFile, FaxEnvelope, FaxRecipient, FaxRefusal, FaxRequest, MailMeta } from "../fax/model.js";
 import { mergeAddressOptions, parseHeaderOptions, type HeaderOptions } from "./parse-options.js";
-import { extensionForMime, faxTypeForExtension } from "./preflight-filetypes.js";
+import { distinctFilenames, extensionForMime, extensionOf, faxTypeForExtension, safeFilename } from "../fax/files.js";
 import { renderBodyPage, stripQuotedReply } from "./cover.js";
 import { signatureArtReason } from "./inline-images.js";
-import { buildCoverText, extensionOf, htmlToPlainText, normaliseBody, safeFilename } from "./text.js";
+import { buildCoverText, htmlToPlainText, normaliseBody } from "./text.js";
 
 /**
  * Mail → fax request: stream a spooled RFC 5322 message through mailparser,
@@ -24,32 +26,16 @@ import { buildCoverText, extensionOf, htmlToPlainText, normaliseBody, safeFilena
  * Run `preflight()` (./preflight.ts) on the result before calling the API.
  */
 
-/** One document extracted into the working directory, in message order. */
-export interface FaxDocumentFile {
-  path: string;
-  /** Safe file name to upload under (RingCentral rejects `&@#$%^*` and paths). */
-  filename: string;
-  /** The file name as the sender wrote it, for the report; absent when the part had none. */
-  originalFilename?: string;
-  contentType: string;
-  size: number;
-  /** sha256 of the bytes written, lower-case hex. */
-  sha256: string;
-}
-
-export interface FaxRecipient {
-  phoneNumber: string;
-  name?: string;
-}
-
-export interface FaxRequest {
-  to: FaxRecipient[];
-  faxResolution: "High" | "Low";
-  coverIndex?: number;
-  coverPageText?: string;
-  sendTime?: string;
-  isoCode?: string;
-}
+export type {
+  FaxAddressOptions,
+  FaxDocumentFile,
+  FaxEnvelope,
+  FaxEnvelopeRecipient,
+  FaxRecipient,
+  FaxRefusal,
+  FaxRequest,
+  RefusalRule,
+} from "../fax/model.js";
 
 export interface ParsedFaxMail {
   /** The JSON part of RingCentral's fax request (createFaxMessage). */
@@ -57,80 +43,18 @@ export interface ParsedFaxMail {
   documents: FaxDocumentFile[];
   /** X-Fax-Forward-Of: resend this RingCentral message instead of uploading documents. */
   forwardOf?: string;
-  meta: {
-    messageId?: string;
-    subject?: string;
-    /** Address of the first From mailbox. */
-    from?: string;
+  /** The mail's metadata (src/fax/meta.ts), its Reply-To and Date, and the parts deliberately left out of the fax. */
+  meta: MailMeta & {
     /** Address of the first Reply-To mailbox. */
     replyTo?: string;
-    references: string[];
     /** Date header, ISO 8601; absent when missing or unparseable. */
     date?: string;
-    autoSubmitted?: string;
-    precedence?: string;
-    xAutoResponseSuppress?: string;
-    /** The message is a multipart/report (a bounce or receipt): never answer it with a notice. */
-    isReport: boolean;
     /** Parts deliberately left out of the fax (inline images of an HTML body). */
     skipped: { filename: string; reason: string }[];
   };
 }
 
-/** Stable names of the rules a mail can break; the worker may key metrics or tests on them. */
-export type RefusalRule =
-  | "nothing-to-fax"
-  | "tnef"
-  | "embedded-message"
-  | "invalid-header"
-  | "invalid-address-option"
-  | "conflicting-address-options"
-  | "forward-with-attachments"
-  | "no-recipients"
-  | "malformed-message"
-  | "unsupported-type"
-  | "mislabeled-type"
-  | "empty-file"
-  | "too-large"
-  | "encrypted-pdf"
-  | "cover-text-too-long"
-  /** Over fax.maxPages (src/outbound/cost.ts). */
-  | "too-many-pages"
-  /** Over an hourly page quota (src/outbound/cost.ts). */
-  | "page-quota";
-
-export interface FaxRefusal {
-  rule: RefusalRule;
-  /** A sentence for the sender notice. */
-  message: string;
-  /** The offending file, as the sender named it, when the rule is about one. */
-  filename?: string;
-}
-
 export type ParseResult = { ok: true; mail: ParsedFaxMail } | { ok: false; refusal: FaxRefusal };
-
-/** Per-address options the SMTP side parsed out of a recipient address (same shape as the job store's RecipientOptions). */
-export interface FaxAddressOptions {
-  readonly resolution?: "High" | "Low";
-  readonly coverIndex?: number;
-  /** Recipient name printed on the cover page. */
-  readonly name?: string;
-}
-
-/** One envelope recipient; an outbound job's `rcptTo` entry fits as is. */
-export interface FaxEnvelopeRecipient {
-  /** The address as written in RCPT TO, for messages. */
-  readonly address: string;
-  /** Recipient number, E.164 with "+". */
-  readonly e164: string;
-  readonly options?: FaxAddressOptions;
-}
-
-/** The SMTP envelope; an OutboundJob (src/store/outbound.ts) fits as is. */
-export interface FaxEnvelope {
-  readonly mailFrom: string;
-  readonly rcptTo: readonly FaxEnvelopeRecipient[];
-}
 
 export interface ParseInput {
   rawPath: string;
@@ -173,34 +97,6 @@ const TNEF_TYPES = new Set(["application/ms-tnef", "application/vnd.ms-tnef"]);
 const TNEF_MESSAGE =
   "The attachment \"winmail.dat\" is in Microsoft's Rich Text (TNEF) format, which cannot be faxed: your Outlook is sending this mail as Rich Text. " +
   "Switch the message to HTML or plain text (in Outlook: Format Text > HTML, or File > Options > Mail > Compose messages in HTML) and send it again.";
-
-function headerStrings(headers: Headers, name: string): string[] {
-  const v: HeaderValue | undefined = headers.get(name);
-  if (v === undefined) return [];
-  const list: unknown[] = Array.isArray(v) ? v : [v];
-  return list.filter((x): x is string => typeof x === "string");
-}
-
-function firstAddress(headers: Headers, name: string): string | undefined {
-  const v = headers.get(name);
-  if (v === undefined || typeof v === "string" || v instanceof Date || Array.isArray(v)) return undefined;
-  if (!("value" in v) || !Array.isArray(v.value)) return undefined;
-  for (const entry of v.value) {
-    if (typeof entry === "object" && entry !== null && "address" in entry && typeof entry.address === "string" && entry.address !== "") {
-      return entry.address;
-    }
-  }
-  return undefined;
-}
-
-function contentTypeHeader(headers: Headers): { value: string; params: Record<string, string> } | undefined {
-  const v = headers.get("content-type");
-  if (v === undefined || typeof v === "string" || v instanceof Date || Array.isArray(v)) return undefined;
-  if (!("value" in v) || typeof v.value !== "string" || !("params" in v)) return undefined;
-  const params: Record<string, string> = {};
-  for (const [k, p] of Object.entries(v.params)) if (typeof p === "string") params[k] = p;
-  return { value: v.value, params };
-}
 
 /** The MIME type to upload a document as: the table's type for its extension, charset kept for text. */
 function uploadContentType(filename: string, declared: string, charset: string | undefined): string {
@@ -416,6 +312,10 @@ async function finish(
     const { cid: _cid, related: _related, isImage: _isImage, ...file } = doc;
     documents.push(file);
   }
+  // The names are the ones uploaded and the ones the report lists: distinct, as RingCentral shows documents by name.
+  distinctFilenames(documents.map((d) => d.filename)).forEach((name, i) => {
+    (documents[i] as FaxDocumentFile).filename = name;
+  });
 
   const forwardOf = headerOptions.options.forwardOf;
   if (forwardOf !== undefined && documents.length > 0) {
@@ -465,32 +365,12 @@ async function finish(
   const isoCode = headerOptions.options.isoCode ?? (config.isoCode ? config.isoCode : undefined);
   if (isoCode !== undefined) request.isoCode = isoCode;
 
-  const mail: ParsedFaxMail = {
-    request,
-    documents,
-    meta: {
-      references: headerStrings(h, "references"),
-      isReport: contentTypeHeader(h)?.value.toLowerCase() === "multipart/report",
-      skipped,
-    },
-  };
+  const mail: ParsedFaxMail = { request, documents, meta: { ...mailMetaOf(h), skipped } };
   if (forwardOf !== undefined) mail.forwardOf = forwardOf;
-  const meta = mail.meta;
-  const messageId = headerStrings(h, "message-id")[0];
-  if (messageId) meta.messageId = messageId;
-  if (subject !== undefined) meta.subject = subject;
-  const from = firstAddress(h, "from");
-  if (from) meta.from = from;
   const replyTo = firstAddress(h, "reply-to");
-  if (replyTo) meta.replyTo = replyTo;
+  if (replyTo) mail.meta.replyTo = replyTo;
   const date = rawDate(parsed.headerLines);
-  if (date) meta.date = date;
-  const autoSubmitted = headerStrings(h, "auto-submitted")[0];
-  if (autoSubmitted) meta.autoSubmitted = autoSubmitted;
-  const precedence = headerStrings(h, "precedence")[0];
-  if (precedence) meta.precedence = precedence;
-  const suppress = headerStrings(h, "x-auto-response-suppress")[0];
-  if (suppress) meta.xAutoResponseSuppress = suppress;
+  if (date) mail.meta.date = date;
 
   log.info(
     { event: "fax.parsed", documents: documents.length, skipped: skipped.length, recipients: to.length, forwardOf },

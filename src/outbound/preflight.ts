@@ -7,10 +7,11 @@ import {
   SUPPORTED_TYPES_SUMMARY,
   faxTypeForExtension,
   hasPdfHeader,
+  extensionOf,
   labelForUnsupportedExtension,
   sniff,
-} from "./preflight-filetypes.js";
-import { COVER_TEXT_MAX, extensionOf } from "./text.js";
+} from "../fax/files.js";
+import { COVER_TEXT_MAX } from "./text.js";
 
 /**
  * Checks a parsed fax against RingCentral's limits before any API call, so

@@ -14,19 +14,12 @@
  * recipients, src/outbound/cost.ts) before it is scheduled; a redial over
  * the quota is not made and the report says why.
  */
+import { isFailedStatus } from "../fax/status.js";
 import type { OutboundJob, RecipientStatus } from "../store/outbound.js";
 import { parseSchedule } from "../util/schedule.js";
 import type { PageBudget } from "./cost.js";
+import { faxErrorKind } from "./fax-errors.js";
 import type { JobData } from "./job-data.js";
-
-/**
- * faxErrorCodes that say the line, not the number or the account, was the
- * problem, so the same fax may go through later: busy, no answer, all lines
- * in use, too many calls to the line, the call dropped, the call failed.
- * Not redialled: wrong/invalid numbers, no fax machine, refusals, account
- * and permission problems, rendering errors (a redial cannot fix them).
- */
-export const REDIAL_CODES: ReadonlySet<string> = new Set(["LineBusy", "NoAnswer", "AllLinesInUse", "TooManyCallsPerLine", "CallerHungUp", "CallFailed"]);
 
 /** fax.redial as waits in ms; "" or "off" (an empty environment variable counts as unset, so "off" is how the env turns it off) = none. */
 export function redialSchedule(text: string): readonly number[] {
@@ -92,7 +85,7 @@ export function planRedial(input: PlanInput): RedialPlan {
   if (originalMessageId === null) return { redial: false, data };
   const targets = new Set(attemptTargets(job, data));
   const failed = statuses.filter(
-    (s) => targets.has(s.e164) && (s.status === "SendingFailed" || s.status === "DeliveryFailed") && s.faxErrorCode !== undefined && REDIAL_CODES.has(s.faxErrorCode),
+    (s) => targets.has(s.e164) && isFailedStatus(s.status) && faxErrorKind(s.faxErrorCode) === "transient",
   );
   if (failed.length === 0) return { redial: false, data };
   const state: RedialState = data.redial ?? {

@@ -24,7 +24,7 @@
 import { formatTime } from "../util/time.js";
 import { basename } from "node:path";
 import type { OutgoingMail } from "../mail/transport.js";
-import { formatNumber } from "../smtp/address.js";
+import { formatNumber } from "../fax/number.js";
 import type { RecipientStatus } from "../store/outbound.js";
 import { describeFaxError } from "./fax-errors.js";
 

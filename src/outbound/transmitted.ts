@@ -7,10 +7,10 @@
  */
 import type { Readable } from "node:stream";
 import { PDFDocument } from "pdf-lib";
-import type { RingCentralClient } from "../rc/client.js";
+import type { MessageApi } from "../rc/api.js";
 
 export type TransmittedCopyMode = "none" | "first-page" | "all";
-export type TransmittedApi = Pick<RingCentralClient, "getMessage" | "downloadContent">;
+export type TransmittedApi = Pick<MessageApi, "getMessage" | "downloadContent">;
 
 /** Larger rendered faxes are not attached (mail servers refuse big mail). */
 export const TRANSMITTED_COPY_MAX_BYTES = 10 * 1024 * 1024;
@@ -22,9 +22,9 @@ export interface TransmittedCopy {
 }
 
 /** The copy to attach, or undefined when the mode is none or the fax has no content; throws on RingCentral failures. */
-export async function fetchTransmittedCopy(client: TransmittedApi, rcMessageId: string, mode: TransmittedCopyMode): Promise<TransmittedCopy | undefined> {
+export async function fetchTransmittedCopy(client: TransmittedApi, rcMessageId: string, mode: TransmittedCopyMode, extensionId?: string): Promise<TransmittedCopy | undefined> {
   if (mode === "none") return undefined;
-  const msg = await client.getMessage(rcMessageId);
+  const msg = await client.getMessage(rcMessageId, extensionId);
   const att = msg.attachments?.find((a) => a.type === "RenderedDocument") ?? msg.attachments?.[0];
   if (att === undefined) return undefined;
   const res = await client.downloadContent(att.uri);

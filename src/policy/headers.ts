@@ -1,5 +1,6 @@
-import { createReadStream } from "node:fs";
 import addressparser from "nodemailer/lib/addressparser";
+import { readHeaderBlock } from "../mail/header-block.js";
+import { MAX_HEADER_BYTES } from "../tunables.js";
 
 /**
  * Reading what the sender rules need from a spooled message: its header
@@ -13,38 +14,10 @@ export interface Header {
   readonly value: string;
 }
 
-/** The header section is this long at most; past it the mail is treated as having no usable headers. */
-export const MAX_HEADER_BYTES = 256 * 1024;
-
-/** Read and unfold the header section of a message file. */
+/** Read and unfold the header section of a message file; none when it is longer than `maxBytes`. */
 export async function readHeaders(path: string, maxBytes = MAX_HEADER_BYTES): Promise<Header[]> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const stream = createReadStream(path, { highWaterMark: 64 * 1024 });
-  try {
-    for await (const chunk of stream) {
-      const buf = chunk as Buffer;
-      chunks.push(buf);
-      size += buf.length;
-      const text = Buffer.concat(chunks).toString("latin1");
-      const end = headerEnd(text);
-      if (end >= 0) return parseHeaderBlock(text.slice(0, end));
-      if (size >= maxBytes) return [];
-    }
-  } finally {
-    stream.destroy();
-  }
-  // No blank line: the whole message is headers.
-  return parseHeaderBlock(Buffer.concat(chunks).toString("latin1"));
-}
-
-function headerEnd(text: string): number {
-  if (text.startsWith("\r\n") || text.startsWith("\n")) return 0;
-  const crlf = text.indexOf("\r\n\r\n");
-  const lf = text.indexOf("\n\n");
-  if (crlf < 0) return lf;
-  if (lf < 0) return crlf;
-  return Math.min(crlf, lf);
+  const block = await readHeaderBlock(path, maxBytes);
+  return block.complete ? parseHeaderBlock(block.bytes.toString("latin1")) : [];
 }
 
 export function parseHeaderBlock(block: string): Header[] {

@@ -1,10 +1,11 @@
 import type { SMTPServerSession } from "smtp-server";
 import type { DNSResolver } from "mailauth";
+import { policyProblems } from "../config/resolve.js";
 import type { Config } from "../config/schema.js";
 import { ConfigError, SmtpReply, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
-import { createCidrMatcher, type AddressMatcher } from "../smtp/cidr.js";
+import { createCidrMatcher, type AddressMatcher } from "../net/cidr.js";
 import { BAD_SENDER_TEXT } from "../smtp/enhanced.js";
 import type { OutboundStore } from "../store/ports.js";
 import { AuthLockout, ConnectionRate } from "./abuse.js";
@@ -136,17 +137,10 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
   const p = config.policy;
   const now = deps.now ?? Date.now;
   const log = deps.logger.child({ component: "policy" });
-  const faxDomains = new Set(config.fax.domains.map((d) => d.toLowerCase().replace(/\.$/, "")));
   const rules = new SenderRules(p);
-  const unknown = rules.configuredDomains.filter((d) => !faxDomains.has(d));
-  if (unknown.length > 0) {
-    throw new ConfigError(unknown.map((d) => ({ path: "policy.domains", source: "config", message: `${d} is not one of fax.domains` })));
-  }
-  const knownUsers = new Set(config.smtp.users.map((u) => u.username));
-  const strayUsers = p.users.filter((u) => !knownUsers.has(u.username));
-  if (strayUsers.length > 0) {
-    throw new ConfigError(strayUsers.map((u) => ({ path: "policy.users", source: "config", message: `${u.username} is not one of smtp.users` })));
-  }
+  // loadConfig checks the same (src/config/resolve.ts); a config built in code gets the same answer here.
+  const problems = policyProblems(config);
+  if (problems.length > 0) throw new ConfigError(problems);
   const trustedRelay = cidrs(p.trustedRelays, "policy.trustedRelays");
   const exempt = cidrs(p.abuse.exempt, "policy.abuse.exempt");
   const destinations: DestinationPolicy = createDestinationPolicy(p.destinations, config.fax.defaultCountry);

@@ -5,24 +5,15 @@
  * from disk.
  */
 import fs from "node:fs";
-import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { PassThrough, Readable } from "node:stream";
 import FormData from "form-data";
 
-export interface FaxRecipient {
-  phoneNumber: string;
-  name?: string;
-}
+import { distinctFilenames, extensionForMime, extensionOf, safeFilename } from "../fax/files.js";
+import type { SendFaxRequest } from "../fax/model.js";
 
-export interface SendFaxRequest {
-  to: FaxRecipient[];
-  faxResolution?: "High" | "Low";
-  coverIndex?: number;
-  coverPageText?: string;
-  sendTime?: string;
-  isoCode?: string;
-}
+export type { FaxRecipient, SendFaxRequest } from "../fax/model.js";
+export { safeFilename } from "../fax/files.js";
 
 /** A document streamed from disk with fs.createReadStream. */
 export interface FaxDocument {
@@ -32,74 +23,13 @@ export interface FaxDocument {
   size?: number;
 }
 
-const EXTENSION_BY_TYPE: Readonly<Record<string, string>> = {
-  "application/pdf": ".pdf",
-  "image/tiff": ".tif",
-  "image/png": ".png",
-  "image/jpeg": ".jpg",
-  "image/gif": ".gif",
-  "image/bmp": ".bmp",
-  "text/plain": ".txt",
-  "text/html": ".html",
-  "text/csv": ".csv",
-  "application/rtf": ".rtf",
-  "application/msword": ".doc",
-  "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
-  "application/vnd.ms-excel": ".xls",
-  "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
-  "application/vnd.ms-powerpoint": ".ppt",
-  "application/vnd.openxmlformats-officedocument.presentationml.presentation": ".pptx",
-};
-
-const MAX_BASE_LENGTH = 80;
-
-function clean(s: string): string {
-  return (
-    s
-      .normalize("NFKD")
-      // drop combining marks left by NFKD (é → e)
-      .replace(/[\u0300-\u036f]/g, "")
-      // RingCentral rejects & and @#$%^* etc.; keep a conservative set
-      .replace(/[^A-Za-z0-9._-]+/g, "_")
-      .replace(/_+/g, "_")
-  );
-}
-
 /**
- * A filename RingCentral accepts: the path stripped, every character outside
- * [A-Za-z0-9._-] replaced (so `&`, `@#$%^*`, spaces, quotes and non-ASCII go),
- * the extension kept (or derived from the content type when there is none),
- * length bounded.
+ * The names the documents are uploaded under: the one file-name rule
+ * (src/fax/files.ts), made distinct. The outbound parser already gives
+ * documents such names, so they are uploaded exactly as the report shows them.
  */
-export function safeFilename(name: string, contentType?: string): string {
-  const base = path.posix.basename(name.replace(/\\/g, "/"));
-  const ext0 = path.posix.extname(base);
-  const stem0 = ext0 === "" || ext0 === base ? base : base.slice(0, -ext0.length);
-  let ext = clean(ext0.slice(1)).replace(/^[._]+|[._]+$/g, "").toLowerCase();
-  let stem = clean(stem0).replace(/^[._-]+|[._-]+$/g, "");
-  if (stem === "") stem = "document";
-  if (stem.length > MAX_BASE_LENGTH) stem = stem.slice(0, MAX_BASE_LENGTH);
-  if (ext === "" && contentType !== undefined) {
-    const mime = contentType.split(";")[0]?.trim().toLowerCase() ?? "";
-    ext = (EXTENSION_BY_TYPE[mime] ?? "").slice(1);
-  }
-  if (ext.length > 10) ext = ext.slice(0, 10);
-  return ext === "" ? stem : `${stem}.${ext}`;
-}
-
-/** Give every attachment a distinct safe name (RingCentral shows them by name). */
 export function safeFilenames(docs: readonly FaxDocument[]): string[] {
-  const seen = new Set<string>();
-  return docs.map((d) => {
-    const name = safeFilename(d.filename, d.contentType);
-    let candidate = name;
-    for (let i = 2; seen.has(candidate.toLowerCase()); i++) {
-      const ext = path.posix.extname(name);
-      candidate = `${name.slice(0, name.length - ext.length)}_${i}${ext}`;
-    }
-    seen.add(candidate.toLowerCase());
-    return candidate;
-  });
+  return distinctFilenames(docs.map((d, i) => safeFilename(d.filename, i + 1, extensionOf(d.filename) || extensionForMime(d.contentType))));
 }
 
 /** The JSON of the first part: only the fields RingCentral knows, nothing undefined. */

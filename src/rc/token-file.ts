@@ -49,8 +49,8 @@ const fileSchema = z.object({
 export const TOKEN_FILE = "rc-token.json";
 
 /** The token file of a data directory, bound to these credentials. */
-export function tokenFileStore(dataDir: string, creds: { serverUrl: string; clientId: string; clientSecret: string; jwt: string }): TokenStore {
-  const file = join(dataDir, TOKEN_FILE);
+export function tokenFileStore(dataDir: string, creds: { serverUrl: string; clientId: string; clientSecret: string; jwt: string }, name = TOKEN_FILE): TokenStore {
+  const file = join(dataDir, name);
   const binding = createHash("sha256").update(`${new URL(creds.serverUrl).origin}\n${creds.clientId}\n${creds.clientSecret}\n${creds.jwt}`).digest("hex");
   return {
     load() {

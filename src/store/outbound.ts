@@ -49,18 +49,9 @@ export const TRANSITIONS: Readonly<Record<JobState, readonly JobState[]>> = {
   cancelled: [],
 };
 
-export interface RecipientOptions {
-  resolution?: "High" | "Low";
-  coverIndex?: number;
-  name?: string;
-}
-
-export interface JobRecipient {
-  /** The envelope address as the client sent it. */
-  readonly address: string;
-  readonly e164: string;
-  readonly options: RecipientOptions;
-}
+import type { JobRecipient } from "../fax/model.js";
+import type { RecipientStatus } from "../fax/status.js";
+export type { JobRecipient, RecipientOptions } from "../fax/model.js";
 
 export interface JobClient {
   readonly ip: string;
@@ -68,13 +59,7 @@ export interface JobClient {
   readonly user?: string;
 }
 
-export type FinalFaxStatus = "Sent" | "Delivered" | "SendingFailed" | "DeliveryFailed";
-
-export interface RecipientStatus {
-  readonly e164: string;
-  readonly status: FinalFaxStatus | "Queued" | "Unknown";
-  readonly faxErrorCode?: string;
-}
+export type { FinalFaxStatus, RecipientStatus } from "../fax/status.js";
 
 /** What a new job needs; the rest is filled in as the job moves. */
 export interface NewJob {
@@ -116,6 +101,8 @@ export interface OutboundJob {
   /** The store owner holding the lease (null when not leased). */
   readonly leaseOwner?: string | null;
   readonly rcMessageId: string | null;
+  /** The RingCentral extension (pool member) that sent the fax; null: the first (or only) one. */
+  readonly rcExtensionId: string | null;
   readonly submitStartedAt: number | null;
   /** JSON-serialisable fax request (recipients, options, documents), set when parsed. */
   readonly faxRequest: unknown;
@@ -133,6 +120,7 @@ export interface OutboundJob {
 export interface JobPatch {
   messageId?: string | null;
   rcMessageId?: string | null;
+  rcExtensionId?: string | null;
   submitStartedAt?: number | null;
   faxRequest?: unknown;
   status?: readonly RecipientStatus[] | null;

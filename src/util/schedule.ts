@@ -5,6 +5,9 @@
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
+/** More waits than any schedule needs; a larger `*N` is a typo that would otherwise fill memory at start. */
+export const MAX_SCHEDULE_ENTRIES = 10_000;
+
 export function parseSchedule(text: string): readonly number[] {
   const out: number[] = [];
   for (const raw of text.split(",")) {
@@ -12,6 +15,9 @@ export function parseSchedule(text: string): readonly number[] {
     if (!m) throw new Error(`invalid schedule entry ${JSON.stringify(raw.trim())} (expected e.g. 30s, 5m*2, 1h)`);
     const ms = Number(m[1]) * (UNIT_MS[m[2] as string] as number);
     const times = m[3] === undefined ? 1 : Number(m[3]);
+    if (times < 1 || out.length + times > MAX_SCHEDULE_ENTRIES) {
+      throw new Error(`invalid schedule entry ${JSON.stringify(raw.trim())} (a repeat is 1 to ${MAX_SCHEDULE_ENTRIES} in all)`);
+    }
     for (let i = 0; i < times; i++) out.push(ms);
   }
   return out;

@@ -1,7 +1,7 @@
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../log.js";
 import type { AuditSink } from "../ops/audit.js";
-import type { RingCentralClient } from "../rc/client.js";
+import type { MessageApi, PacingApi } from "../rc/api.js";
 import type { Spool } from "../spool/spool.js";
 import type { InboundStore, OutboundStore } from "../store/ports.js";
 import type { IntakeDeps } from "./intake.js";
@@ -16,7 +16,7 @@ export interface WebContext {
   readonly spool: Spool;
   readonly web: WebStore;
   readonly audit: AuditSink;
-  readonly client: Pick<RingCentralClient, "downloadContent" | "rateLimitState">;
+  readonly client: Pick<MessageApi, "downloadContent"> & PacingApi;
   readonly intake: IntakeDeps;
   /** <dataDir>/inbound: received faxes' documents, one directory per fax. */
   readonly inboundDir: string;
@@ -26,7 +26,7 @@ export interface WebContext {
   readonly uploadDir: string;
   /** Key for session cookies and signed links. */
   readonly key: Buffer;
-  /** `faxbridge queue retry` for one job (its rules live in src/cli/queue.ts); rejects with the reason it cannot. */
+  /** `faxbridge queue retry` for one job (its rules live in src/outbound/operator.ts); rejects with the reason it cannot. */
   readonly retry: (id: string) => Promise<{ message: string }>;
   /** Wake inbound delivery after a redeliver. */
   readonly wakeInbound: () => void;

@@ -2,7 +2,9 @@ import { createReadStream } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
+import { mimeForFilename } from "../fax/files.js";
 import type { InboundFax, InboundState } from "../store/inbound.js";
+import { CANCELLABLE, withdrawJob } from "../outbound/operator.js";
 import type { JobState, OutboundJob } from "../store/outbound.js";
 import { canSeeInbound, canSeeJob, type Identity } from "./auth.js";
 import type { WebContext } from "./context.js";
@@ -55,15 +57,13 @@ export async function listJobs(
   return { items, next: items.at(-1)?.id ?? null };
 }
 
-const CANCELLABLE: readonly JobState[] = ["received", "parsed", "submitted"];
-
 export async function cancelFax(ctx: WebContext, who: Identity, id: string): Promise<OutboundJob> {
   const job = await visibleJob(ctx, who, id);
   if (job.state === "submitting") throw new ActionError(409, `fax ${id} is being handed to RingCentral right now; try again in a minute`);
   if (!CANCELLABLE.includes(job.state)) throw new ActionError(409, `fax ${id} cannot be cancelled: it is ${job.state}`);
   let cancelled: OutboundJob;
   try {
-    cancelled = await ctx.outbound.transition(id, job.state, "cancelled", { errorCode: "cancelled", errorText: `cancelled by ${who.user} (was ${job.state})` });
+    cancelled = await withdrawJob(ctx.outbound, job, who.user);
   } catch {
     throw new ActionError(409, `fax ${id} changed state while cancelling; look at it again`);
   }
@@ -109,7 +109,7 @@ export async function localDocument(ctx: WebContext, fax: InboundFax): Promise<{
   const names = await readdir(dir).catch(() => [] as string[]);
   const local = names.filter((n) => /^\d+-/.test(n) && !n.endsWith(".part")).sort()[0];
   if (local === undefined) return undefined;
-  return { path: join(dir, local), contentType: local.endsWith(".pdf") ? "application/pdf" : local.endsWith(".tif") || local.endsWith(".tiff") ? "image/tiff" : "application/octet-stream" };
+  return { path: join(dir, local), contentType: mimeForFilename(local) };
 }
 
 /** The received fax's PDF, streamed: the kept copy when there is one, else straight from RingCentral. */

@@ -29,7 +29,8 @@ import { accept, IntakeError, type IntakeSender } from "../intake/accept.js";
 import type { Logger } from "../log.js";
 import { senderIdentity } from "../policy/identity.js";
 import type { SmtpPolicy } from "../policy/index.js";
-import { parseFaxAddress, type NumberCheck } from "../smtp/address.js";
+import { extensionForMime, extensionOf, safeFilename } from "../fax/files.js";
+import { parseFaxAddress, type NumberCheck } from "../fax/number.js";
 import { SpoolError, type Spool } from "../spool/spool.js";
 import type { JobRecipient, OutboundStore } from "../store/ports.js";
 import { newId } from "../util/ids.js";
@@ -236,7 +237,9 @@ export async function readUpload(parts: AsyncIterable<UploadPart>, dir: string, 
       (stream as NodeJS.ReadableStream & { resume(): void }).resume();
       throw new IntakeRefusal(554, `unexpected file field "${part.fieldname}": send documents as "${fileField}"`, 400);
     }
-    const filename = safeFilename(part.filename ?? "", files.length + 1);
+    const given = part.filename?.trim() ?? "";
+    const type = part.mimetype ?? "application/octet-stream";
+    const filename = safeFilename(given === "" ? undefined : given, files.length + 1, extensionOf(given) || extensionForMime(type));
     hash.update(`file\0${filename}\0`);
     const path = join(dir, `${files.length + 1}`);
     let size = 0;
@@ -251,16 +254,10 @@ export async function readUpload(parts: AsyncIterable<UploadPart>, dir: string, 
     const truncated = (stream as { truncated?: boolean }).truncated === true;
     if (truncated) throw new IntakeRefusal(552, "document too large", 413);
     hash.update(`\0${size}\0`);
-    if (size === 0 && filename === `document-${files.length + 1}`) continue; // an empty file input of a browser form
-    files.push({ path, filename, contentType: part.mimetype ?? "application/octet-stream", size });
+    if (size === 0 && given === "") continue; // an empty file input of a browser form
+    files.push({ path, filename, contentType: type, size });
   }
   return { fields, files, hash: hash.digest("hex") };
-}
-
-function safeFilename(name: string, n: number): string {
-  // eslint-disable-next-line no-control-regex
-  const clean = name.replace(/[\u0000-\u001f\u007f/\\]/g, "_").trim().slice(0, 120);
-  return clean === "" ? `document-${n}` : clean;
 }
 
 export async function removeUpload(dir: string): Promise<void> {

@@ -1,4 +1,5 @@
 import type { Config } from "../config/schema.js";
+import { isFailedStatus } from "../fax/status.js";
 import { routeFax } from "../inbound/route.js";
 import { readJobData } from "../outbound/job-data.js";
 import { describeFaxError } from "../outbound/fax-errors.js";
@@ -52,7 +53,7 @@ export function faxView(job: OutboundJob): FaxView {
     documents: (data?.documents ?? []).map((d) => ({ filename: d.filename, size: d.size })),
     recipients: job.rcptTo.map((r) => {
       const s = job.status?.find((x) => x.e164 === r.e164);
-      const failed = s !== undefined && (s.status === "SendingFailed" || s.status === "DeliveryFailed");
+      const failed = s !== undefined && isFailedStatus(s.status);
       const settled = s !== undefined && s.status !== "Queued" && s.status !== "Unknown";
       // A job that ended before this recipient had a final status: say how it ended.
       const ended = job.state === "failed" ? "Failed" : job.state === "cancelled" ? "Cancelled" : undefined;

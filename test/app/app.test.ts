@@ -101,7 +101,7 @@ describe("the composed daemon (sandbox mode, in process)", () => {
     const exposition = await (await fetch(`http://127.0.0.1:${d.http.port}/metrics`)).text();
     expect(exposition).toMatch(/faxbridge_mails_received_total 1/);
     expect(exposition).toMatch(/faxbridge_inbound_faxes_delivered_total 1/);
-    expect(exposition).toMatch(/faxbridge_ringcentral_calls_total\{group="Heavy",operation="[^"]+",status="200"\} 1/);
+    expect(exposition).toMatch(/faxbridge_ringcentral_calls_total\{group="Heavy",operation="[^"]+",status="200",extension="[^"]+"\} 1/);
     transport.close();
   });
 });

@@ -4,16 +4,15 @@
  * the daemon is up and taking mail at once, and a warn line says what waits
  * and until when.
  */
-import { Writable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { startDaemon, type Daemon } from "../../src/app.js";
 import { loadConfig } from "../../src/config/load.js";
 import { startEmulator, type Emulator } from "../../src/emulator/index.js";
-import { createLogger } from "../../src/log.js";
 import { Metrics } from "../../src/metrics.js";
 import { SmtpSink } from "../helpers/smtp-sink.js";
 import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
+import { capturingLogger } from "../helpers/log.js";
 
 const CREDS = { clientId: "startup-app", clientSecret: "startup-secret-value", jwt: "eyJ.startup-jwt.sig" };
 
@@ -41,7 +40,7 @@ describe("daemon startup with the Auth group held", () => {
     expect(fault.ok).toBe(true);
     dir = tempDir();
     const lines: string[] = [];
-    const logger = createLogger({ level: "info", destination: new Writable({ write: (c: Buffer, _e, cb) => (lines.push(c.toString()), cb()) }) });
+    const logger = capturingLogger("info", { raw: lines });
     const config = loadConfig({
       env: {
         FAXBRIDGE_DATA_DIR: dir.path,
@@ -70,7 +69,7 @@ describe("daemon startup with the Auth group held", () => {
     try {
       dir = tempDir();
       const lines: string[] = [];
-      const logger = createLogger({ level: "info", destination: new Writable({ write: (c: Buffer, _e, cb) => (lines.push(c.toString()), cb()) }) });
+      const logger = capturingLogger("info", { raw: lines });
       const config = loadConfig({
         env: { FAXBRIDGE_DATA_DIR: dir.path, FAXBRIDGE_SMTP_PORT: "0", FAXBRIDGE_HTTP_PORT: "0", FAXBRIDGE_EMULATOR_PORT: "0", FAXBRIDGE_MAIL_URL: sink.url, FAXBRIDGE_INBOUND_NOTIFICATIONS: "none" },
       });

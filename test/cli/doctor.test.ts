@@ -259,7 +259,8 @@ describe("doctor's configuration checks", () => {
   it("checks the webhook URL", () => {
     const creds = { RC_CLIENT_ID: "id", RC_CLIENT_SECRET: "secret", RC_JWT: "jwt" };
     expect(checkWebhook(config({}))).toBeUndefined();
-    expect(checkWebhook(config({ ...creds, FAXBRIDGE_INBOUND_NOTIFICATIONS: "webhook" }))?.status).toBe("FAIL");
+    // "webhook" without a URL is a configuration error (run refuses it too: src/config/resolve.ts), not a doctor finding.
+    expect(() => config({ ...creds, FAXBRIDGE_INBOUND_NOTIFICATIONS: "webhook" })).toThrow(/inbound\.notifications \(env FAXBRIDGE_INBOUND_NOTIFICATIONS\): "webhook" needs inbound\.webhookUrl/);
     expect(checkWebhook(config({ ...creds, FAXBRIDGE_INBOUND_WEBHOOK_URL: "http://fax.example.com/webhook/ringcentral" }))).toMatchObject({
       status: "FAIL",
       message: expect.stringContaining("only to https URLs"),

@@ -116,12 +116,15 @@ describe("loadConfig", () => {
         'http.port (env FAXBRIDGE_HTTP_PORT): expected a whole number, got "eighty"',
         "smtp.users (env FAXBRIDGE_SMTP_USERS): expected JSON",
         expect.stringMatching(/^smtp\.port \(env FAXBRIDGE_SMTP_PORT\): .*65535.* \(got 70000\)$/),
-        expect.stringMatching(/^smtp\.prot \(file .*c\.yaml\): unknown setting/),
-        expect.stringMatching(/^fax\.defaultCountry \(file .*c\.yaml\): expected a two-letter ISO 3166 country code such as US \(got "usa"\)$/),
-        expect.stringMatching(/^fax\.coverText \(file .*c\.yaml\): .*"body".* \(got "everything"\)$/),
+        expect.stringMatching(/^smtp\.prot \(file .*c\.yaml line 2\): unknown setting/),
+        expect.stringMatching(/^fax\.defaultCountry \(file .*c\.yaml line 4\): expected a two-letter ISO 3166 country code such as US \(got "usa"\)$/),
+        expect.stringMatching(/^fax\.coverText \(file .*c\.yaml line 5\): .*"body".* \(got "everything"\)$/),
+        // The rules across settings run too, whatever else is wrong (src/config/resolve.ts).
+        "ringcentral.clientId (missing): RC_CLIENT_ID (or RC_CLIENT_ID_FILE) is not set, but RC_CLIENT_SECRET is: RingCentral credentials are all or nothing (none at all = sandbox mode, no real faxes)",
+        expect.stringMatching(/^ringcentral\.jwt \(missing\): RC_JWT /),
       ]),
     );
-    expect(problems).toHaveLength(6);
+    expect(problems).toHaveLength(8);
   });
 
   it("never shows a secret's value in a problem", () => {

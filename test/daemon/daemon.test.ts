@@ -57,10 +57,12 @@ describe("the daemon process", () => {
     writeFileSync(file, "smtp:\n  port: -1\nfax:\n  domains: []\n");
     const r = await cli(["run", "--config", file], { FAXBRIDGE_HTTP_PORT: "http", RC_CLIENT_SECRET: "do-not-print-me" });
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("invalid configuration (3 problems)");
+    // Three in the settings themselves, and two RingCentral credentials missing beside RC_CLIENT_SECRET: every problem at once.
+    expect(r.stderr).toContain("invalid configuration (5 problems)");
+    expect(r.stderr).toContain("ringcentral.jwt (missing): RC_JWT (or RC_JWT_FILE) is not set, but RC_CLIENT_SECRET is");
     expect(r.stderr).toContain('http.port (env FAXBRIDGE_HTTP_PORT): expected a whole number, got "http"');
-    expect(r.stderr).toMatch(/smtp\.port \(file .*bad\.yaml\): .*\(got -1\)/);
-    expect(r.stderr).toMatch(/fax\.domains \(file .*bad\.yaml\): /);
+    expect(r.stderr).toMatch(/smtp\.port \(file .*bad\.yaml line 2\): .*\(got -1\)/);
+    expect(r.stderr).toMatch(/fax\.domains \(file .*bad\.yaml line 4\): /);
     expect(r.stderr).not.toContain("do-not-print-me");
   });
 

@@ -5,36 +5,30 @@
  * RingCentral emulator, and reports arrive at an SmtpSink.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { Writable } from "node:stream";
 import nodemailer from "nodemailer";
 import type Mail from "nodemailer/lib/mailer/index.js";
 import { Agent, request } from "undici";
 import type { z } from "zod";
 import { configSchema, type Config } from "../../src/config/schema.js";
 import { startEmulator, type Emulator, type EmulatorOptions } from "../../src/emulator/index.js";
-import { createLogger, type Logger } from "../../src/log.js";
+import { type Logger } from "../../src/log.js";
 import { createMailSender, type MailSender } from "../../src/mail/transport.js";
 import { Metrics } from "../../src/metrics.js";
 import { OutboundWorker, type WorkerTuning } from "../../src/outbound/worker.js";
 import { createSmtpPolicy } from "../../src/policy/index.js";
 import { RingCentralClient } from "../../src/rc/client.js";
 import { createSmtpServer, type FaxSmtpServer } from "../../src/smtp/server.js";
-import type { Spool } from "../../src/spool/spool.js";
-import type { JobState, OutboundJob, OutboundStore } from "../../src/store/ports.js";
-import { withStoreHooks, type OutboundStoreHooks } from "../helpers/store-hooks.js";
-import { openTestStores, type TestStores } from "../helpers/stores.js";
+import { type JobState, type OutboundJob, type OutboundStore } from "../../src/store/ports.js";
+import { openTestStores, type TestSpool, type TestStores } from "../helpers/stores.js";
 import { SmtpSink } from "../helpers/smtp-sink.js";
+import { withStoreHooks, type WorkerHooks } from "../helpers/store-hooks.js";
 import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
+import { capturingLogger, type LogLine } from "../helpers/log.js";
 
 type ConfigInput = z.input<typeof configSchema>;
 
-export interface LogLine {
-  level: string;
-  event?: string;
-  msg?: string;
-  [key: string]: unknown;
-}
+export type { LogLine };
 
 export interface SentFax {
   id: string;
@@ -65,7 +59,7 @@ export interface HarnessOptions {
   /** Client-side limits (default: the emulator's Heavy limit and window, when given). */
   rateLimits?: Partial<Config["ringcentral"]["rateLimits"]>;
   tuning?: Partial<WorkerTuning>;
-  hooks?: OutboundStoreHooks;
+  hooks?: WorkerHooks;
   /** Start the worker right away (default true). */
   startWorker?: boolean;
   /** ringcentral.faxLayout (default form-data). */
@@ -77,7 +71,7 @@ export interface HarnessOptions {
 }
 
 export interface WorkerOverrides {
-  hooks?: OutboundStoreHooks;
+  hooks?: WorkerHooks;
   /** Config fax.* values for this worker only (e.g. a long poll schedule to park jobs). */
   fax?: Partial<Config["fax"]>;
   tuning?: Partial<WorkerTuning>;
@@ -113,7 +107,7 @@ export class OutboundHarness {
   client!: RingCentralClient;
   stores!: TestStores;
   store!: OutboundStore;
-  spool!: Spool;
+  spool!: TestSpool;
   smtp!: FaxSmtpServer;
   smtpPort = 0;
   mail!: MailSender;
@@ -128,21 +122,7 @@ export class OutboundHarness {
   }
 
   async start(): Promise<this> {
-    const lines = this.logs;
-    const dest = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        for (const text of chunk.toString("utf8").split("\n")) {
-          if (text.trim() === "") continue;
-          try {
-            lines.push(JSON.parse(text) as LogLine);
-          } catch {
-            lines.push({ level: "raw", msg: text });
-          }
-        }
-        cb();
-      },
-    });
-    this.logger = createLogger({ level: "debug", destination: dest });
+    this.logger = capturingLogger("debug", { lines: this.logs });
     await this.sink.start();
     this.emu = await startEmulator({ faxTimings: { queuedMs: 60, pageMs: 60 }, ...this.opts.emulator });
     const heavy = this.opts.emulator?.limits?.Heavy;
@@ -202,8 +182,8 @@ export class OutboundHarness {
   newWorker(opts: WorkerOverrides = {}): OutboundWorker {
     return new OutboundWorker({
       config: opts.fax === undefined ? this.config : { ...this.config, fax: { ...this.config.fax, ...opts.fax } },
-      // Test hooks (a crash at an exact point) decorate the store the worker uses.
-      store: opts.hooks === undefined ? this.store : withStoreHooks(this.store, opts.hooks),
+      // Test hooks run in a store decorator (test/helpers/store-hooks.ts), not in the worker.
+      store: opts.hooks !== undefined ? withStoreHooks(this.store, opts.hooks) : this.store,
       spool: this.spool,
       client: this.client,
       mail: this.mail,

@@ -76,6 +76,28 @@ describe("email → fax", () => {
     expect(t.events("report.sent")).toHaveLength(1);
   });
 
+  it("the report lists each document under the very name it was uploaded to RingCentral under", async () => {
+    const t = await harness();
+    const id = await t.send({
+      to: "15551234567@fax.local",
+      subject: "Names",
+      text: "See attached.",
+      attachments: [
+        { filename: "Invoice & Co #7.pdf", content: makePdf("one"), contentType: "application/pdf" },
+        { filename: "Größe – Übersicht.pdf", content: makePdf("two"), contentType: "application/pdf" },
+        { filename: "invoice _ co _7.pdf", content: makePdf("three"), contentType: "application/pdf" },
+      ],
+    });
+    await t.waitState(id, "notified");
+    const faxes = await t.sentFaxes();
+    const uploaded = faxes[0]?.attachments.map((x) => x.filename) ?? [];
+    expect(uploaded).toEqual(["Invoice _ Co _7.pdf", "Größe _ Übersicht.pdf", "invoice _ co _7_2.pdf"]);
+    await waitFor(() => t.sink.messages.length === 1, 5000, "the report");
+    const text = t.sink.messages[0]?.parsed.text ?? "";
+    for (const name of uploaded) expect(text).toContain(name);
+    expect(text).not.toContain("Invoice & Co");
+  });
+
   it("one fax request for several recipients; the report counts outcomes and explains the failure", async () => {
     const t = await harness();
     const id = await t.send({

@@ -121,6 +121,19 @@ describe("emulator with several extensions (one per JWT)", () => {
     expect(calls.body.byExtension[B]?.byGroupStatus["Heavy"]).toEqual({ "200": 1 });
   });
 
+  it("the Auth group is counted per extension too (5 requests/user/min): logins and refreshes of one do not use up another's", async () => {
+    emu = await start({ limits: { Auth: 2 }, windowSeconds: 60, penaltySeconds: 60 });
+    const grant = (form: Record<string, string>) => tokenRequest(emu, form);
+    const first = (await (await grant({ grant_type: JWT_GRANT, assertion: "eyJ.auth-a.sig" })).json()) as { refresh_token: string };
+    expect((await grant({ grant_type: "refresh_token", refresh_token: first.refresh_token })).status).toBe(200);
+    const held = await grant({ grant_type: JWT_GRANT, assertion: "eyJ.auth-a.sig" });
+    expect(held.status).toBe(429);
+    expect(held.headers.get("x-rate-limit-group")).toBe("auth");
+    expect((await grant({ grant_type: JWT_GRANT, assertion: "eyJ.auth-b.sig" })).status).toBe(200);
+    expect((await grant({ grant_type: JWT_GRANT, assertion: "eyJ.auth-b.sig" })).status).toBe(200);
+    expect((await grant({ grant_type: JWT_GRANT, assertion: "eyJ.auth-b.sig" })).status).toBe(429);
+  });
+
   it("another extension's id in a path answers 403 InsufficientPermissions (CMN-408), as for a user without rights to it", async () => {
     emu = await start();
     const a = await as(emu, "eyJ.cross-a.sig");

@@ -1,7 +1,8 @@
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { acquireBuildLock } from "../../scripts/build-lock.mjs";
 
 const run = promisify(execFile);
 export const ROOT = join(import.meta.dirname, "..", "..");
@@ -10,27 +11,17 @@ export const CLI = join(ROOT, "dist", "src", "cli.js");
 /**
  * Tests that run the real daemon as a child process (kill -9, sandbox start,
  * exit codes) need the compiled build. Build once, only when a source file is
- * newer than the build; a lock directory keeps parallel test files from
- * building at the same time.
+ * newer than the build; a lock (scripts/build-lock.mjs, taken over when
+ * its owner died) keeps parallel test files from building at the same time.
  */
 export async function ensureBuilt(): Promise<string> {
-  const lock = join(ROOT, "dist.lock");
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    try {
-      mkdirSync(lock);
-      break;
-    } catch {
-      if (Date.now() > deadline) throw new Error("timed out waiting for another build");
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
+  const release = await acquireBuildLock(join(ROOT, "dist.lock"));
   try {
     if (!existsSync(CLI) || newestMtime(join(ROOT, "src")) > statSync(CLI).mtimeMs) {
       await run(process.execPath, [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", join(ROOT, "tsconfig.build.json")], { cwd: ROOT });
     }
   } finally {
-    rmdirSync(lock);
+    release();
   }
   return CLI;
 }

@@ -1,23 +1,21 @@
 /**
- * A store decorator for tests: run code around the store's calls, e.g. to
- * simulate a crash at an exact point (a throw before a transition commits
- * leaves the job as it was, as a kill -9 would). Replaces test hooks in the
- * worker's own dependencies.
+ * Test hooks around an OutboundStore: a decorator that runs a test's code
+ * around the store calls a scenario needs (e.g. a "crash" after RingCentral
+ * accepted a fax but before its id is recorded), so production code carries
+ * no test hooks.
  */
-import type { JobPatch, JobState, OutboundStore } from "../../src/store/ports.js";
+import type { JobPatch, JobState, OutboundStore, TransitionOptions } from "../../src/store/ports.js";
 
-export interface OutboundStoreHooks {
-  /** Before any transition is applied; a throw means it never happened. */
-  beforeTransition?: (id: string, from: JobState, to: JobState, patch: JobPatch) => Promise<void> | void;
-  /** After RingCentral accepted a fax and before its id is recorded (submitting → submitted); a throw simulates a crash there. */
+export interface WorkerHooks {
+  /** Runs after RingCentral accepted a fax and before the id is recorded; a throw simulates a crash there. */
   beforeRecordSubmit?: (jobId: string, rcMessageId: string) => Promise<void> | void;
 }
 
-/** `store` with `hooks` run before its transitions; everything else passes through. */
-export function withStoreHooks(store: OutboundStore, hooks: OutboundStoreHooks): OutboundStore {
-  const transition: OutboundStore["transition"] = async (id, from, to, patch = {}, opts) => {
-    await hooks.beforeTransition?.(id, from, to, patch);
-    if (from === "submitting" && to === "submitted" && typeof patch.rcMessageId === "string") await hooks.beforeRecordSubmit?.(id, patch.rcMessageId);
+/** The store with `hooks` run around its calls; every other member is the store's own. */
+export function withStoreHooks<S extends OutboundStore>(store: S, hooks: WorkerHooks): S {
+  const transition = async (id: string, from: JobState, to: JobState, patch?: JobPatch, opts?: TransitionOptions): ReturnType<OutboundStore["transition"]> => {
+    const rcMessageId = patch?.rcMessageId;
+    if (from === "submitting" && to === "submitted" && typeof rcMessageId === "string") await hooks.beforeRecordSubmit?.(id, rcMessageId);
     return store.transition(id, from, to, patch, opts);
   };
   return new Proxy(store, {

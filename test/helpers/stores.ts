@@ -8,8 +8,20 @@ import { Spool } from "../../src/spool/spool.js";
 import { openStores, type OpenStoresOptions } from "../../src/store/open.js";
 import { mailKey, type Stores } from "../../src/store/ports.js";
 
+/** The SQLite backend's spool file layout, for tests that look at the files. */
+export interface SpoolFiles {
+  readonly tmpDir: string;
+  readonly msgDir: string;
+  readonly workDir: string;
+  /** The file of a job's raw message. */
+  messagePath(id: string): string;
+}
+
+/** A spool with its file layout at hand. */
+export type TestSpool = Spool & SpoolFiles;
+
 export interface TestStores extends Stores {
-  readonly spool: Spool;
+  readonly spool: TestSpool;
   readonly dataDir: string;
   /** The SQLite backend's file layout under <dataDir>/spool/ (tmp/, msg/, work/). */
   readonly tmpDir: string;
@@ -29,17 +41,20 @@ export interface TestStoresOptions extends Partial<OpenStoresOptions> {
 export async function openTestStores(dataDir: string, opts: TestStoresOptions = {}): Promise<TestStores> {
   const { logger = silentLogger(), role = "operator", databaseUrl = "", ...rest } = opts;
   const stores = await openStores({ dataDir, database: { url: databaseUrl } }, logger, { role, ...rest });
-  const spool = new Spool({ documents: stores.documents, logger });
   const root = join(dataDir, "spool");
+  const files: SpoolFiles = {
+    tmpDir: join(root, "tmp"),
+    msgDir: join(root, "msg"),
+    workDir: join(root, "work"),
+    messagePath: (id) => join(root, ...mailKey(id).split("/")),
+  };
+  const spool: TestSpool = Object.assign(new Spool({ documents: stores.documents, logger }), files);
   return {
     ...stores,
     close: () => stores.close(),
     ping: () => stores.ping(),
     spool,
     dataDir,
-    tmpDir: join(root, "tmp"),
-    msgDir: join(root, "msg"),
-    workDir: join(root, "work"),
-    messagePath: (id) => join(root, ...mailKey(id).split("/")),
+    ...files,
   };
 }

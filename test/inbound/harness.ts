@@ -4,13 +4,12 @@
  * HttpServer (port 0) for webhooks, a SQLite store in a temp dir.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { Writable } from "node:stream";
 import type { z } from "zod";
 import { configSchema, type Config } from "../../src/config/schema.js";
 import { startEmulator, type Emulator, type EmulatorOptions } from "../../src/emulator/index.js";
 import { HttpServer } from "../../src/http/server.js";
 import { InboundService, type InboundTuning } from "../../src/inbound/service.js";
-import { createLogger, type Logger } from "../../src/log.js";
+import { type Logger } from "../../src/log.js";
 import { createMailSender, type MailSender } from "../../src/mail/transport.js";
 import { Metrics } from "../../src/metrics.js";
 import { RingCentralClient } from "../../src/rc/client.js";
@@ -18,16 +17,12 @@ import type { InboundStore } from "../../src/store/ports.js";
 import { openTestStores, type TestStores } from "../helpers/stores.js";
 import { SmtpSink, type SinkMessage } from "../helpers/smtp-sink.js";
 import { tempDir } from "../helpers/tmp.js";
+import { capturingLogger, type LogLine } from "../helpers/log.js";
 
 type ConfigInput = z.input<typeof configSchema>;
 export type InboundConfigInput = NonNullable<ConfigInput["inbound"]>;
 
-export interface LogLine {
-  level: string;
-  event?: string;
-  msg?: string;
-  [key: string]: unknown;
-}
+export type { LogLine };
 
 export interface HarnessOptions {
   inbound?: InboundConfigInput;
@@ -87,16 +82,7 @@ export class Harness {
 
   constructor(opts: HarnessOptions = {}) {
     this.#opts = opts;
-    const logs = this.logs;
-    const dest = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        for (const line of chunk.toString("utf8").split("\n")) {
-          if (line.trim() !== "") logs.push(JSON.parse(line) as LogLine);
-        }
-        cb();
-      },
-    });
-    this.logger = createLogger({ level: process.env["TEST_LOG_LEVEL"] ?? "debug", destination: dest });
+    this.logger = capturingLogger(process.env["TEST_LOG_LEVEL"] ?? "debug", { lines: this.logs });
   }
 
   async start(): Promise<this> {

@@ -54,7 +54,7 @@ describe("classify", () => {
 
   it.each(cases)("$name", (c) => {
     const got = classify(c.err);
-    expect(got.action).toBe(c.action);
+    expect(got.kind).toBe(c.action === "retry" ? "transient" : "permanent");
     expect(got.code).toBe(c.code);
     expect(got.reason).toMatch(c.reason);
     expect(got.maybeSent).toBe(c.maybeSent);

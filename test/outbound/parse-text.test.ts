@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { parseIsoDateTime } from "../../src/outbound/parse-options.js";
-import { extensionForMime } from "../../src/outbound/preflight-filetypes.js";
-import { COVER_TEXT_MAX, TRUNCATION_MARKER, buildCoverText, htmlToPlainText, safeFilename, truncateWithMarker } from "../../src/outbound/text.js";
+import { extensionForMime, safeFilename } from "../../src/fax/files.js";
+import { COVER_TEXT_MAX, TRUNCATION_MARKER, buildCoverText, htmlToPlainText, truncateWithMarker } from "../../src/outbound/text.js";
 
 describe("safeFilename", () => {
   it.each([

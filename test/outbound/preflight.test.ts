@@ -8,7 +8,7 @@ import MailComposer from "nodemailer/lib/mail-composer";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseFaxMail, type FaxDocumentFile, type FaxRequest } from "../../src/outbound/parse.js";
 import { MAX_TOTAL_BYTES, pdfIsEncrypted, preflight, type PreflightResult } from "../../src/outbound/preflight.js";
-import { sniff } from "../../src/outbound/preflight-filetypes.js";
+import { sniff } from "../../src/fax/files.js";
 
 let dir: string;
 

@@ -8,7 +8,6 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { once } from "node:events";
-import { Writable } from "node:stream";
 import type { AddressInfo } from "node:net";
 import { Agent, request } from "undici";
 import { startEmulator, type Emulator, type EmulatorOptions } from "../../src/emulator/index.js";
@@ -16,6 +15,7 @@ import { createLogger } from "../../src/log.js";
 import { RingCentralClient, type RcCall, type RcClientOptions } from "../../src/rc/client.js";
 import { RcApiError, isSyncTokenInvalid } from "../../src/rc/errors.js";
 import { waitFor } from "../helpers/wait.js";
+import { capturingLogger } from "../helpers/log.js";
 
 const CREDS = { clientId: "test-client-id", clientSecret: "s3cret-client-secret", jwt: "eyJ.test-jwt-assertion.sig" };
 const FAX_TO = "+15551234567";
@@ -37,18 +37,12 @@ async function setup(emuOpts: EmulatorOptions = {}, clientOpts: Partial<RcClient
   const emu = await startEmulator({ strictAuth: CREDS, faxTimings: { queuedMs: 50, pageMs: 50 }, ...emuOpts });
   const calls: Harness["calls"] = [];
   const logLines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      logLines.push(chunk.toString("utf8"));
-      cb();
-    },
-  });
   const agent = new Agent({ keepAliveTimeout: 10 });
   agents.push(agent);
   const client = new RingCentralClient({
     serverUrl: emu.url,
     ...CREDS,
-    logger: createLogger({ level: "debug", destination: sink }),
+    logger: capturingLogger("debug", { raw: logLines }),
     dispatcher: agent,
     requestTimeoutMs: 5_000,
     retry: { baseDelayMs: 20, maxDelayMs: 100 },

@@ -6,13 +6,12 @@
 import { afterEach, describe, expect, it } from "vitest";
 import fs from "node:fs";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { request } from "undici";
 import { startEmulator, type Emulator } from "../../src/emulator/index.js";
-import { createLogger } from "../../src/log.js";
 import { RingCentralClient, type RcCall } from "../../src/rc/client.js";
 import { TOKEN_FILE, tokenFileStore } from "../../src/rc/token-file.js";
 import { tempDir } from "../helpers/tmp.js";
+import { capturingLogger } from "../helpers/log.js";
 
 const CREDS = { clientId: "persist-client", clientSecret: "persist-secret-value", jwt: "eyJ.persist-jwt.sig" };
 
@@ -32,7 +31,7 @@ function client(emu: Emulator, dataDir: string, extra: { jwt?: string; lines?: s
   const creds = { serverUrl: emu.url, ...CREDS, ...(extra.jwt !== undefined ? { jwt: extra.jwt } : {}) };
   const c = new RingCentralClient({
     ...creds,
-    logger: createLogger({ level: "debug", destination: new Writable({ write: (chunk: Buffer, _e, cb) => (lines.push(chunk.toString()), cb()) }) }),
+    logger: capturingLogger("debug", { raw: lines }),
     tokenStore: tokenFileStore(dataDir, creds),
     retry: { attempts: 1 },
     onCall: (call) => extra.calls?.push(call),

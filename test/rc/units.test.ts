@@ -10,7 +10,8 @@ import {
   parseErrorBody,
   parseRetryAfter,
 } from "../../src/rc/errors.js";
-import { buildFaxBody, faxRequestJson, safeFilename, safeFilenames } from "../../src/rc/multipart.js";
+import { safeFilename } from "../../src/fax/files.js";
+import { buildFaxBody, faxRequestJson, safeFilenames } from "../../src/rc/multipart.js";
 import { parseJsonKeepingIds } from "../../src/rc/client.js";
 import { parseGroupHeader } from "../../src/rc/groups.js";
 import { messageInfoSchema } from "../../src/rc/types.js";
@@ -87,23 +88,33 @@ describe("ids", () => {
   });
 });
 
+/** The name a document is uploaded under: the one file-name rule of src/fax/files.ts (the report shows the same name). */
+function uploadName(filename: string, contentType: string): string | undefined {
+  return safeFilenames([{ path: "/x", filename, contentType }])[0];
+}
+
 describe("safeFilename", () => {
   it.each([
-    ["/tmp/spool/abc/Invoice & Co.pdf", "application/pdf", "Invoice_Co.pdf"],
+    ["/tmp/spool/abc/Invoice & Co.pdf", "application/pdf", "Invoice _ Co.pdf"],
     ["C:\\Users\\me\\report@#$%^*.PDF", "application/pdf", "report.pdf"],
-    ["Ärger über Öl.tiff", "image/tiff", "Arger_uber_Ol.tiff"],
+    ["Ärger über Öl.tiff", "image/tiff", "Ärger über Öl.tiff"],
     ["scan", "image/png", "scan.png"],
-    ["&&&.pdf", "application/pdf", "document.pdf"],
-    ["", "application/pdf", "document.pdf"],
+    ["&&&.pdf", "application/pdf", "document-1.pdf"],
+    ["", "application/pdf", "document-1.pdf"],
     [".hidden", "text/plain", "hidden.txt"],
-    ["a b\tc\"d'e.txt", "text/plain", "a_b_c_d_e.txt"],
+    ["a b\tc\"d'e.txt", "text/plain", "a bc_d_e.txt"],
   ])("%s → %s", (input, type, expected) => {
-    expect(safeFilename(input, type)).toBe(expected);
+    expect(uploadName(input, type)).toBe(expected);
   });
   it("bounds the length and keeps the extension", () => {
-    const out = safeFilename("x".repeat(300) + ".pdf", "application/pdf");
+    const out = uploadName("x".repeat(300) + ".pdf", "application/pdf") ?? "";
     expect(out.endsWith(".pdf")).toBe(true);
-    expect(out.length).toBeLessThanOrEqual(84);
+    expect(out.length).toBeLessThanOrEqual(100);
+  });
+  it("is the same rule the parser names documents by: a parsed name is uploaded unchanged", () => {
+    for (const name of ["Invoice _ Co.pdf", "Größe _ Übersicht.docx", "日本語の書類.pdf", "document-3.pdf", "report.final version.pdf"]) {
+      expect(uploadName(safeFilename(name, 3, "pdf"), "application/pdf")).toBe(safeFilename(name, 3, "pdf"));
+    }
   });
   it("makes names distinct", () => {
     const names = safeFilenames([
@@ -158,7 +169,7 @@ describe("fax multipart body", () => {
     expect(total).toBe(built.contentLength);
     expect(parts.map((p) => [p.name, p.filename, p.mimeType])).toEqual([
       ["json", "request.json", "application/json"],
-      ["attachment", "My_Report.pdf", "application/pdf"],
+      ["attachment", "My _ Report.pdf", "application/pdf"],
       ["attachment", "chart.png", "image/png"],
     ]);
     expect(JSON.parse(parts[0]?.data.toString("utf8") ?? "")).toEqual({

@@ -1,18 +1,12 @@
-import { execFileSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { configSchema } from "../../src/config/schema.js";
-import { silentLogger } from "../../src/log.js";
-import { Metrics } from "../../src/metrics.js";
-import { createSmtpPolicy } from "../../src/policy/index.js";
 import { hashPassword } from "../../src/smtp/password.js";
-import { createSmtpServer, type FaxSmtpServer } from "../../src/smtp/server.js";
-import type { Spool } from "../../src/spool/spool.js";
-import type { OutboundStore } from "../../src/store/ports.js";
-import { openTestStores, type TestStores } from "../helpers/stores.js";
 import { SmtpDialog, type Reply } from "../helpers/smtp-dialog.js";
+import { refusalCount, startIntake, type Intake } from "../helpers/smtp-intake.js";
+import { hasOpenssl, selfSignedCert } from "../helpers/tls.js";
 import { waitFor } from "../helpers/wait.js";
 
 /**
@@ -23,41 +17,19 @@ import { waitFor } from "../helpers/wait.js";
  *
  * "A network client" here is a loopback client that connects from another
  * loopback address than the listener's (127.0.0.2 → 127.0.0.1): by the rule
- * of isLocalClient (src/smtp/cidr.ts) only 127.0.0.1 → 127.0.0.1 is local.
+ * of isLocalClient (src/net/cidr.ts) only 127.0.0.1 → 127.0.0.1 is local.
  */
 
 const MESSAGE = "From: alice@example.com\r\nTo: fax\r\nSubject: contract\r\nMessage-ID: <edge@example.com>\r\n\r\nPlease fax this.\r\n.";
 
-interface Harness {
-  dir: string;
-  stores: TestStores;
-  store: OutboundStore;
-  spool: Spool;
-  server: FaxSmtpServer;
-  port: number;
-  metrics: Metrics;
-}
+type Harness = Intake;
 
 describe("trust boundary at the SMTP edge", () => {
   const harnesses: Harness[] = [];
   const dialogs: SmtpDialog[] = [];
 
   async function start(opts: { smtp?: Record<string, unknown>; policy?: Record<string, unknown> } = {}): Promise<Harness> {
-    const dir = await mkdtemp(join(tmpdir(), "faxbridge-edge-"));
-    const logger = silentLogger();
-    const stores = await openTestStores(dir, { logger, groupCommit: "worker" });
-    const { outbound: store, spool } = stores;
-    const config = configSchema.parse({
-      dataDir: dir,
-      smtp: { port: 0, hostname: "fax.test", ...opts.smtp },
-      fax: { domains: ["fax.local"], defaultCountry: "US" },
-      policy: { ...opts.policy, abuse: { authFailureDelayMs: 0, ...(opts.policy?.abuse as object | undefined) } },
-    });
-    const metrics = new Metrics({ defaultMetrics: false });
-    const policy = await createSmtpPolicy({ config, logger, metrics, store });
-    const server = createSmtpServer({ config, spool, store, logger, numberCheck: "possible", metrics, policy });
-    const { port } = await server.listen();
-    const h = { dir, stores, store, spool, server, port, metrics };
+    const h = await startIntake({ ...opts, prefix: "faxbridge-edge-" });
     harnesses.push(h);
     return h;
   }
@@ -68,10 +40,7 @@ describe("trust boundary at the SMTP edge", () => {
     return r;
   }
 
-  async function refusals(h: Harness, reason: string): Promise<number> {
-    const v = (await h.metrics.mailsRefused.get()).values.find((x) => x.labels.reason === reason);
-    return v?.value ?? 0;
-  }
+  const refusals = (h: Harness, reason: string): Promise<number> => refusalCount(h.metrics, reason);
 
   /** One whole mail over an open dialog; the reply to the end of DATA. */
   async function mail(d: SmtpDialog, to = "12025550143@fax.local"): Promise<Reply> {
@@ -85,8 +54,7 @@ describe("trust boundary at the SMTP edge", () => {
   afterEach(async () => {
     for (const d of dialogs.splice(0)) d.close();
     for (const h of harnesses.splice(0)) {
-      await h.server.close(100);
-      await h.stores.close();
+      await h.close();
       await rm(h.dir, { recursive: true, force: true });
     }
   });
@@ -206,9 +174,7 @@ describe("trust boundary at the SMTP edge", () => {
     it.skipIf(!hasOpenssl())("is offered to a network client after STARTTLS", async () => {
       const dir = await mkdtemp(join(tmpdir(), "faxbridge-edge-tls-"));
       try {
-        const key = join(dir, "key.pem");
-        const cert = join(dir, "cert.pem");
-        execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=fax.test"], { stdio: "ignore" });
+        const { key, cert } = selfSignedCert(dir);
         const passwordHash = await hashPassword("pw");
         const h = await start({ smtp: { users: [{ username: "scanner", passwordHash }], allowUnauthenticatedFrom: [], tlsKey: key, tlsCert: cert } });
         const { dialog } = await open(h, "127.0.0.2");
@@ -250,12 +216,3 @@ describe("trust boundary at the SMTP edge", () => {
     });
   });
 });
-
-function hasOpenssl(): boolean {
-  try {
-    execFileSync("openssl", ["version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -1,22 +1,15 @@
-import { generateKeyPairSync } from "node:crypto";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
-import { dkimSign, type DNSResolver } from "mailauth";
+import type { DNSResolver } from "mailauth";
 import nodemailer from "nodemailer";
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 import { afterEach, describe, expect, it } from "vitest";
-import { configSchema } from "../../src/config/schema.js";
-import { createLogger } from "../../src/log.js";
-import { Metrics } from "../../src/metrics.js";
-import { createSmtpPolicy } from "../../src/policy/index.js";
 import { hashPassword } from "../../src/smtp/password.js";
-import { createSmtpServer, type FaxSmtpServer } from "../../src/smtp/server.js";
-import type { Spool } from "../../src/spool/spool.js";
-import type { OutboundStore } from "../../src/store/ports.js";
-import { openTestStores, type TestStores } from "../helpers/stores.js";
+import { keyPair, signed as dkimSigned, tableResolver } from "../helpers/dkim.js";
+import { capturingLogger, type LogLine } from "../helpers/log.js";
 import { failure, type SmtpFailure } from "../helpers/smtp-failure.js";
+import { refusalCount, startIntake, type Intake } from "../helpers/smtp-intake.js";
 
 /**
  * The security policy end to end: a real SMTP server (createSmtpServer with
@@ -25,14 +18,6 @@ import { failure, type SmtpFailure } from "../helpers/smtp-failure.js";
  */
 
 const NOW = Date.UTC(2030, 0, 15, 11, 0, 0);
-
-function keyPair(): { privateKey: string; dns: string } {
-  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  return {
-    privateKey: privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
-    dns: `v=DKIM1; k=rsa; p=${publicKey.export({ type: "spki", format: "der" }).toString("base64")}`,
-  };
-}
 
 const KEY = keyPair();
 const ATTACKER_KEY = keyPair();
@@ -46,28 +31,19 @@ const DNS: Record<string, string[][]> = {
   "TXT nodmarc.example": [["v=spf1 ip4:127.0.0.1 -all"]],
 };
 
+const fromTable = tableResolver(DNS);
 const resolver: DNSResolver = async (name, rrtype) => {
   if (name.toLowerCase().endsWith("slow.example")) return new Promise<never>(() => undefined);
   if (name.toLowerCase().endsWith("broken.example")) throw Object.assign(new Error(`queryTxt ESERVFAIL ${name}`), { code: "ESERVFAIL" });
-  const answer = DNS[`${rrtype} ${name.toLowerCase()}`];
-  if (answer !== undefined) return answer;
-  throw Object.assign(new Error(`queryTxt ENOTFOUND ${name}`), { code: "ENOTFOUND" });
+  return fromTable(name, rrtype);
 };
 
 function message(from: string, extraHeaders = "", body = "Please fax this.\r\n"): string {
   return `${extraHeaders}From: ${from}\r\nTo: fax\r\nSubject: contract\r\nDate: Tue, 15 Jan 2030 11:00:00 +0000\r\nMessage-ID: <m-${Math.random().toString(36).slice(2)}@example.com>\r\n\r\n${body}`;
 }
 
-async function signed(raw: string, domain: string, privateKey = KEY.privateKey): Promise<string> {
-  const r = await dkimSign(raw, { signatureData: [{ signingDomain: domain, selector: "s1", privateKey }] } as Parameters<typeof dkimSign>[1]);
-  expect(r.errors).toEqual([]);
-  return r.signatures + raw;
-}
-
-interface LogLine {
-  event?: string;
-  reason?: string;
-  msg?: string;
+function signed(raw: string, domain: string, privateKey = KEY.privateKey): Promise<string> {
+  return dkimSigned(raw, domain, privateKey);
 }
 
 interface StartOptions {
@@ -79,14 +55,7 @@ interface StartOptions {
   dir?: string;
 }
 
-interface Harness {
-  dir: string;
-  stores: TestStores;
-  store: OutboundStore;
-  spool: Spool;
-  server: FaxSmtpServer;
-  port: number;
-  metrics: Metrics;
+interface Harness extends Intake {
   logs: LogLine[];
 }
 
@@ -99,38 +68,15 @@ describe("SMTP security policy", () => {
     const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), "faxbridge-security-")));
     if (opts.dir === undefined) dirs.push(dir);
     const logs: LogLine[] = [];
-    const destination = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        for (const line of chunk.toString().split("\n")) if (line.trim() !== "") logs.push(JSON.parse(line) as LogLine);
-        cb();
-      },
-    });
-    const logger = createLogger({ level: "info", destination });
-    const stores = await openTestStores(dir, { logger, groupCommit: "worker" });
-    const { outbound: store, spool } = stores;
-    const config = configSchema.parse({
-      dataDir: dir,
-      smtp: { port: 0, hostname: "fax.test", ...opts.smtp },
-      fax: { domains: ["fax.local"], defaultCountry: "US", ...opts.fax },
-      policy: { ...opts.policy, abuse: { authFailureDelayMs: 0, ...(opts.policy?.abuse as object | undefined) } },
-    });
-    const metrics = new Metrics({ defaultMetrics: false });
-    const policy = await createSmtpPolicy({ config, logger, metrics, store, resolver, ...(opts.now !== undefined && { now: opts.now }) }).catch(async (err: unknown) => {
-      // A refused configuration: close what was opened, so the directory can be removed.
-      await stores.close();
-      throw err;
-    });
-    const server = createSmtpServer({ config, spool, store, logger, numberCheck: "possible", metrics, policy });
-    const { port } = await server.listen();
-    const h = { dir, stores, store, spool, server, port, metrics, logs };
+    const intake = await startIntake({ ...opts, dir, logger: capturingLogger("info", { lines: logs }), resolver });
+    const h = { ...intake, logs };
     harnesses.push(h);
     return h;
   }
 
   async function stop(h: Harness): Promise<void> {
     harnesses.splice(harnesses.indexOf(h), 1);
-    await h.server.close(100);
-    await h.stores.close();
+    await h.close();
   }
 
   function transport(port: number, auth?: { user: string; pass: string }) {
@@ -143,15 +89,12 @@ describe("SMTP security policy", () => {
     return transport(port, auth).sendMail({ envelope: { from, to }, raw });
   }
 
-  async function refusals(h: Harness, reason: string): Promise<number> {
-    const v = (await h.metrics.mailsRefused.get()).values.find((x) => x.labels.reason === reason);
-    return v?.value ?? 0;
-  }
+  const refusals = (h: Harness, reason: string): Promise<number> => refusalCount(h.metrics, reason);
 
   async function nothingQueued(h: Harness): Promise<void> {
     expect(await h.store.list()).toEqual([]);
-    expect(await readdir(h.stores.msgDir)).toEqual([]);
-    expect(await readdir(h.stores.tmpDir)).toEqual([]);
+    expect(await readdir(h.spool.msgDir)).toEqual([]);
+    expect(await readdir(h.spool.tmpDir)).toEqual([]);
   }
 
   afterEach(async () => {

@@ -1,47 +1,25 @@
-import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFile, readdir, rm, writeFile } from "node:fs/promises";
 import nodemailer from "nodemailer";
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { configSchema, type Config } from "../../src/config/schema.js";
-import { silentLogger } from "../../src/log.js";
+import type { Config } from "../../src/config/schema.js";
 import { Metrics } from "../../src/metrics.js";
 import { hashPassword } from "../../src/smtp/password.js";
-import { createSmtpServer, type FaxSmtpServer } from "../../src/smtp/server.js";
-import type { Spool } from "../../src/spool/spool.js";
-import type { OutboundStore } from "../../src/store/ports.js";
-import { openTestStores, type TestStores } from "../helpers/stores.js";
 import { failure, type SmtpFailure } from "../helpers/smtp-failure.js";
+import { startIntake, type Intake } from "../helpers/smtp-intake.js";
 
 const MESSAGE = "From: alice@example.com\r\nTo: fax\r\nSubject: invoice\r\nMessage-ID: <m1@example.com>\r\n\r\nPlease fax this.\r\n";
 
-interface Harness {
-  dir: string;
-  stores: TestStores;
-  store: OutboundStore;
-  spool: Spool;
-  server: FaxSmtpServer;
-  port: number;
-  accepted: string[];
-  metrics: Metrics;
-}
+type Harness = Intake & { accepted: string[] };
 
 describe("SMTP intake", () => {
   let h: Harness | undefined;
   const clients: { close(): void }[] = [];
 
   async function start(smtp: Partial<Config["smtp"]> = {}): Promise<Harness> {
-    const dir = await mkdtemp(join(tmpdir(), "faxbridge-smtp-"));
-    const logger = silentLogger();
-    const stores = await openTestStores(dir, { logger, groupCommit: "worker" });
-    const { outbound: store, spool } = stores;
-    const config = configSchema.parse({ dataDir: dir, smtp: { port: 0, hostname: "fax.test", ...smtp }, fax: { domains: ["fax.local"], defaultCountry: "US" } });
     const accepted: string[] = [];
-    const metrics = new Metrics();
-    const server = createSmtpServer({ config, spool, store, logger, numberCheck: "possible", metrics, onAccepted: (id) => accepted.push(id) });
-    const { port } = await server.listen();
-    h = { dir, stores, store, spool, server, port, accepted, metrics };
+    const intake = await startIntake({ smtp, policy: false, metrics: new Metrics(), onAccepted: (id) => accepted.push(id) });
+    h = { ...intake, accepted };
     return h;
   }
 
@@ -81,14 +59,13 @@ describe("SMTP intake", () => {
   afterEach(async () => {
     for (const c of clients.splice(0)) c.close();
     if (h !== undefined) {
-      await h.server.close(100);
-      await h.stores.close();
+      await h.close();
       await rm(h.dir, { recursive: true, force: true });
     }
   });
 
   it("answers 250 with the queue id only once the message is on disk and in the store", async () => {
-    const { port, store, stores, accepted, metrics } = await start();
+    const { port, store, spool, accepted, metrics } = await start();
     const info = await transport(port).sendMail({ envelope: { from: "alice@example.com", to: ["+1-202-555-0143/res=low@fax.local"] }, raw: MESSAGE });
     const m = /^250 2\.6\.0 Queued as (\S+)$/.exec(info.response);
     expect(m).not.toBeNull();
@@ -103,7 +80,7 @@ describe("SMTP intake", () => {
       size: Buffer.byteLength(MESSAGE),
       client: { ip: "127.0.0.1" },
     });
-    expect(await readFile(stores.messagePath(id), "utf8")).toBe(MESSAGE);
+    expect(await readFile(spool.messagePath(id), "utf8")).toBe(MESSAGE);
     expect(accepted).toEqual([id]);
     expect((await metrics.mailsReceived.get()).values[0]?.value).toBe(1);
   });
@@ -160,15 +137,15 @@ describe("SMTP intake", () => {
   });
 
   it("refuses a message over the size limit with 552 after reading it, without hanging", async () => {
-    const { port, store, stores } = await start({ maxMessageBytes: 10_000 });
+    const { port, store, spool } = await start({ maxMessageBytes: 10_000 });
     const c = await connection(port);
     // smtp-connection sends no SIZE= here, so the server only finds out while reading DATA.
     const big = MESSAGE + "x".repeat(50_000) + "\r\n";
     const err = await failure(send(c, { from: "a@example.com", to: ["12025550143@fax.local"] }, big));
     expect(err.response).toBe("552 5.2.2 message exceeds fixed maximum message size 10000");
     expect(await store.list()).toEqual([]);
-    expect(await readdir(stores.tmpDir)).toEqual([]);
-    expect(await readdir(stores.msgDir)).toEqual([]);
+    expect(await readdir(spool.tmpDir)).toEqual([]);
+    expect(await readdir(spool.msgDir)).toEqual([]);
     // The session is still usable.
     const ok = await send(c, { from: "a@example.com", to: ["12025550143@fax.local"] }, MESSAGE);
     expect(ok.response).toMatch(/^250 2\.6\.0 Queued as /);
@@ -210,9 +187,9 @@ describe("SMTP intake", () => {
   });
 
   it("answers 451 when the spool cannot be written, and queues nothing", async () => {
-    const { port, store, stores } = await start();
-    await rm(stores.tmpDir, { recursive: true });
-    await writeFile(stores.tmpDir, "a file where the tmp directory should be");
+    const { port, store, spool } = await start();
+    await rm(spool.tmpDir, { recursive: true });
+    await writeFile(spool.tmpDir, "a file where the tmp directory should be");
     const err = await failure(transport(port).sendMail({ envelope: { from: "a@example.com", to: ["12025550143@fax.local"] }, raw: MESSAGE }));
     expect(err.response).toBe("451 4.3.0 Local error in processing, try again later");
     expect(await store.list()).toEqual([]);

@@ -1,49 +1,30 @@
-import { execFileSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import nodemailer from "nodemailer";
 import { afterEach, describe, expect, it } from "vitest";
-import { configSchema } from "../../src/config/schema.js";
-import { silentLogger } from "../../src/log.js";
 import { hashPassword } from "../../src/smtp/password.js";
-import { createSmtpServer, type FaxSmtpServer } from "../../src/smtp/server.js";
-import { openTestStores, type TestStores } from "../helpers/stores.js";
-
-function hasOpenssl(): boolean {
-  try {
-    execFileSync("openssl", ["version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { startIntake, type Intake } from "../helpers/smtp-intake.js";
+import { hasOpenssl, selfSignedCert } from "../helpers/tls.js";
 
 describe.skipIf(!hasOpenssl())("SMTP with STARTTLS", () => {
   let dir: string | undefined;
-  let stores: TestStores | undefined;
-  let server: FaxSmtpServer | undefined;
+  let intake: Intake | undefined;
 
   afterEach(async () => {
-    await server?.close(100);
-    await stores?.close();
+    await intake?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   it("advertises STARTTLS with a configured certificate and takes authenticated mail over TLS", async () => {
     dir = await mkdtemp(join(tmpdir(), "faxbridge-tls-"));
-    const key = join(dir, "key.pem");
-    const cert = join(dir, "cert.pem");
-    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=fax.test"], { stdio: "ignore" });
-    const logger = silentLogger();
-    stores = await openTestStores(dir, { logger, groupCommit: "worker" });
-    const { outbound: store, spool } = stores;
-    const config = configSchema.parse({
-      dataDir: dir,
-      smtp: { port: 0, hostname: "fax.test", tlsKey: key, tlsCert: cert, allowUnauthenticatedFrom: [], users: [{ username: "frontdesk", passwordHash: await hashPassword("correct horse") }] },
+    const { key, cert } = selfSignedCert(dir);
+    intake = await startIntake({
+      dir,
+      policy: false,
+      smtp: { tlsKey: key, tlsCert: cert, allowUnauthenticatedFrom: [], users: [{ username: "frontdesk", passwordHash: await hashPassword("correct horse") }] },
     });
-    server = createSmtpServer({ config, spool, store, logger, numberCheck: "possible" });
-    const { port } = await server.listen();
+    const { port, store } = intake;
 
     const tls = nodemailer.createTransport({
       host: "127.0.0.1",

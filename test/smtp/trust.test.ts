@@ -1,34 +1,16 @@
-import { generateKeyPairSync } from "node:crypto";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { dkimSign, type DNSResolver } from "mailauth";
+import { readdir, rm } from "node:fs/promises";
 import { afterEach, describe, expect, it } from "vitest";
-import { configSchema } from "../../src/config/schema.js";
-import { createLogger } from "../../src/log.js";
-import { Metrics } from "../../src/metrics.js";
-import { receivedFaxMailedTo } from "../../src/policy/forwarding.js";
-import { createSmtpPolicy } from "../../src/policy/index.js";
-import { createSmtpServer, type FaxSmtpServer } from "../../src/smtp/server.js";
-import type { Spool } from "../../src/spool/spool.js";
-import type { InboundStore, OutboundStore } from "../../src/store/ports.js";
-import { openTestStores, type TestStores } from "../helpers/stores.js";
+import type { InboundStore } from "../../src/store/ports.js";
 import { newId } from "../../src/util/ids.js";
 import { sendRaw, type SendOutcome } from "../fault/smtp-client.js";
+import { keyPair, signed, tableResolver } from "../helpers/dkim.js";
+import { refusalCount, startIntake, type Intake } from "../helpers/smtp-intake.js";
 
 /**
  * Issue 8, the trust boundary at SMTP time: each attack goes through the real
  * listener (createSmtpServer + createSmtpPolicy on loopback) byte for byte,
  * and the test pins the exact reply line and that nothing was queued.
  */
-
-function keyPair(): { privateKey: string; dns: string } {
-  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  return {
-    privateKey: privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
-    dns: `v=DKIM1; k=rsa; p=${publicKey.export({ type: "spki", format: "der" }).toString("base64")}`,
-  };
-}
 
 const KEY = keyPair();
 const ATTACKER_KEY = keyPair();
@@ -43,60 +25,27 @@ const DNS: Record<string, string[][]> = {
   "TXT evil.example": [["v=spf1 ip4:127.0.0.1 -all"]],
 };
 
-const resolver: DNSResolver = async (name, rrtype) => {
-  const answer = DNS[`${rrtype} ${name.toLowerCase()}`];
-  if (answer !== undefined) return answer;
-  throw Object.assign(new Error(`queryTxt ENOTFOUND ${name}`), { code: "ENOTFOUND" });
-};
+const resolver = tableResolver(DNS);
 
 function message(from: string, extraHeaders = ""): string {
   return `${extraHeaders}From: ${from}\r\nTo: fax\r\nSubject: contract\r\nDate: Tue, 15 Jan 2030 11:00:00 +0000\r\nMessage-ID: <m-${Math.random().toString(36).slice(2)}@example.com>\r\n\r\nPlease fax this.\r\n`;
 }
 
-async function signed(raw: string, domain: string, privateKey: string): Promise<string> {
-  const r = await dkimSign(raw, { signatureData: [{ signingDomain: domain, selector: "s1", privateKey }] } as Parameters<typeof dkimSign>[1]);
-  expect(r.errors).toEqual([]);
-  return r.signatures + raw;
-}
-
-interface Harness {
-  dir: string;
-  stores: TestStores;
-  store: OutboundStore;
-  inbound: InboundStore;
-  spool: Spool;
-  server: FaxSmtpServer;
-  port: number;
-  metrics: Metrics;
-}
+type Harness = Intake & { inbound: InboundStore };
 
 describe("trust boundary at SMTP time (issue 8)", () => {
   const harnesses: Harness[] = [];
 
   async function start(opts: { smtp?: Record<string, unknown>; policy?: Record<string, unknown> } = {}): Promise<Harness> {
-    const dir = await mkdtemp(join(tmpdir(), "faxbridge-trust-"));
-    const logger = createLogger({ level: "silent" });
-    const stores = await openTestStores(dir, { logger, groupCommit: "inline" });
-    const { outbound: store, inbound, spool } = stores;
-    const config = configSchema.parse({
-      dataDir: dir,
-      smtp: { port: 0, hostname: "fax.test", ...opts.smtp },
-      fax: { domains: ["fax.local"], defaultCountry: "US" },
-      policy: { ...opts.policy, abuse: { authFailureDelayMs: 0 } },
-    });
-    const metrics = new Metrics({ defaultMetrics: false });
-    const policy = await createSmtpPolicy({ config, logger, metrics, store, resolver, receivedBy: receivedFaxMailedTo(inbound) });
-    const server = createSmtpServer({ config, spool, store, logger, numberCheck: "possible", metrics, policy });
-    const { port } = await server.listen();
-    const h = { dir, stores, store, inbound, spool, server, port, metrics };
+    const intake = await startIntake({ ...opts, prefix: "faxbridge-trust-", resolver, inbound: true, groupCommit: "inline" });
+    const h = { ...intake, inbound: intake.inbound as InboundStore };
     harnesses.push(h);
     return h;
   }
 
   afterEach(async () => {
     for (const h of harnesses.splice(0)) {
-      await h.server.close(100);
-      await h.stores.close();
+      await h.close();
       await rm(h.dir, { recursive: true, force: true });
     }
   });
@@ -111,14 +60,11 @@ describe("trust boundary at SMTP time (issue 8)", () => {
     return `${o.code} ${o.text}`;
   }
 
-  async function refusals(h: Harness, reason: string): Promise<number> {
-    const v = (await h.metrics.mailsRefused.get()).values.find((x) => x.labels.reason === reason);
-    return v?.value ?? 0;
-  }
+  const refusals = (h: Harness, reason: string): Promise<number> => refusalCount(h.metrics, reason);
 
   async function nothingQueued(h: Harness): Promise<void> {
     expect(await h.store.list()).toEqual([]);
-    expect(await readdir(h.stores.msgDir)).toEqual([]);
+    expect(await readdir(h.spool.msgDir)).toEqual([]);
   }
 
   describe("envelope sender", () => {

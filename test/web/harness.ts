@@ -1,15 +1,14 @@
-import { Writable } from "node:stream";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormatsImport from "ajv-formats";
 import { startDaemon, type Daemon } from "../../src/app.js";
 import { loadConfig } from "../../src/config/load.js";
-import { createLogger } from "../../src/log.js";
 import { Metrics } from "../../src/metrics.js";
 import { hashPassword } from "../../src/smtp/password.js";
 import { OPENAPI } from "../../src/web/openapi.js";
 import { SmtpSink } from "../helpers/smtp-sink.js";
 import { tempDir } from "../helpers/tmp.js";
 import { renderablePdf as renderPdf } from "../helpers/pdf.js";
+import { capturingLogger } from "../helpers/log.js";
 
 export const PDF = Buffer.from("%PDF-1.4\n1 0 obj<</Type /Page>>endobj\ntrailer<<>>\n%%EOF\n");
 
@@ -64,14 +63,7 @@ export class WebHarness {
         ...env,
       },
     });
-    const logs = this.logs;
-    const destination = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        logs.push(chunk.toString("utf8"));
-        cb();
-      },
-    });
-    this.daemon = await startDaemon(config, { logger: createLogger({ level: "debug", destination }), metrics: new Metrics({ defaultMetrics: false }) });
+    this.daemon = await startDaemon(config, { logger: capturingLogger("debug", { raw: this.logs }), metrics: new Metrics({ defaultMetrics: false }) });
     return this;
   }
 

@@ -70,6 +70,8 @@ export const outboundMigration: Migration = {
     `ALTER TABLE outbound_jobs ADD COLUMN identity TEXT;
      ALTER TABLE outbound_jobs ADD COLUMN report_to TEXT;
      CREATE INDEX outbound_jobs_rc_message_id ON outbound_jobs (rc_message_id) WHERE rc_message_id IS NOT NULL;`,
+    // The pool extension that sent the fax (issue 11): polls, cancel and resend go through it.
+    `ALTER TABLE outbound_jobs ADD COLUMN rc_extension_id TEXT;`,
     // Store ports (issue 10): rows name the raw mail by its document key, not by an absolute path
     // (the spool only ever wrote <dataDir>/spool/msg/<id>.eml, which is the key msg/<id>.eml);
     // leases record their owner; quotas are rebuilt by received_at.
@@ -100,6 +102,7 @@ interface Row {
   lease_until: number | null;
   lease_owner: string | null;
   rc_message_id: string | null;
+  rc_extension_id: string | null;
   submit_started_at: number | null;
   fax_request: string | null;
   status: string | null;
@@ -129,6 +132,7 @@ function fromRow(r: Row): OutboundJob {
     leaseUntil: r.lease_until,
     leaseOwner: r.lease_until === null ? null : r.lease_owner,
     rcMessageId: r.rc_message_id,
+    rcExtensionId: r.rc_extension_id ?? null,
     submitStartedAt: r.submit_started_at,
     faxRequest: r.fax_request === null ? null : (JSON.parse(r.fax_request) as unknown),
     status: r.status === null ? null : (JSON.parse(r.status) as RecipientStatus[]),
@@ -144,6 +148,7 @@ type PatchColumn = Exclude<keyof JobPatch, "leaseMs" | "leaseUntil">;
 const PATCH_COLUMNS: { readonly [K in PatchColumn]-?: { column: string; json: boolean } } = {
   messageId: { column: "message_id", json: false },
   rcMessageId: { column: "rc_message_id", json: false },
+  rcExtensionId: { column: "rc_extension_id", json: false },
   submitStartedAt: { column: "submit_started_at", json: false },
   faxRequest: { column: "fax_request", json: true },
   status: { column: "status", json: true },
@@ -245,6 +250,7 @@ export class SqliteOutboundStore implements OutboundStore {
       leaseUntil: null,
       leaseOwner: null,
       rcMessageId: null,
+      rcExtensionId: null,
       submitStartedAt: null,
       faxRequest: null,
       status: null,

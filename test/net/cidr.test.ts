@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createCidrMatcher, isLocalClient, isLoopback } from "../../src/smtp/cidr.js";
+import { createCidrMatcher, isLocalClient, isLoopback } from "../../src/net/cidr.js";
 
 describe("CIDR matcher", () => {
   const match = createCidrMatcher(["10.0.0.0/8", "192.168.1.7", "fd00::/8", "2001:db8::1/128"]);

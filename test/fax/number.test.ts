@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatNumber, parseFaxAddress, splitAddress } from "../../src/smtp/address.js";
+import { formatNumber, parseFaxAddress, splitAddress } from "../../src/fax/number.js";
 
 describe("parseFaxAddress", () => {
   it.each([

@@ -1,4 +1,7 @@
 /**
+ * Files of a fax: the one table of document types (extension, MIME type,
+ * label, signature), the one file-name rule, and magic-byte sniffing. Pure.
+ *
  * The document types RingCentral can fax, by extension, with the MIME type we
  * send and what the content must look like; plus magic-byte sniffing.
  *
@@ -256,4 +259,74 @@ export function sniff(head: Buffer): SniffedKind | undefined {
 /** True when a PDF header appears in the first 1024 bytes (readers accept leading junk before it). */
 export function hasPdfHeader(head: Buffer): boolean {
   return head.subarray(0, 1024 + 5).indexOf("%PDF-", 0, "latin1") >= 0;
+}
+
+/** The MIME type of a file name's extension from the table; `fallback` when the table does not know it. */
+export function mimeForFilename(filename: string, fallback = "application/octet-stream"): string {
+  return faxTypeForExtension(extensionOf(filename))?.mime ?? fallback;
+}
+
+/** The extension of a file name, lower-cased, without the dot ("" when there is none). */
+export function extensionOf(filename: string): string {
+  const dot = filename.lastIndexOf(".");
+  return dot > 0 ? filename.slice(dot + 1).toLowerCase() : "";
+}
+
+/** Longest file name we produce, in characters, extension included. */
+const FILENAME_MAX = 100;
+
+/**
+ * The one file-name rule: the name a document is uploaded to RingCentral under
+ * is the name reports show. No directory part, no control characters,
+ * none of `&@#$%^*` or other punctuation (RingCentral's fax guide forbids
+ * them), letters of any script, digits, space, `.`, `_`, `-`, `(`, `)`, `+`, `,`.
+ * The extension is kept (lower-cased); when the name has none, `fallbackExt`
+ * (from the content type) is added. When nothing usable is left, the name is
+ * `document-<index>.<ext>`. Applying it to its own output changes nothing.
+ */
+export function safeFilename(original: string | undefined, index: number, fallbackExt: string): string {
+  const ext = fallbackExt.replace(/[^a-z0-9]/gi, "").toLowerCase() || "bin";
+  const fallback = `document-${index}.${ext}`;
+  if (original === undefined) return fallback;
+  // Drop any directory part a sender (or an old mailer) put in the name.
+  const base = original.normalize("NFC").split(/[\\/]/).pop() ?? "";
+  const cleaned = base
+    .replace(/[\p{Cc}\p{Cf}]/gu, "")
+    .replace(/[^\p{L}\p{M}\p{N} ._\-()+,]/gu, "_")
+    .replace(/_+/g, "_")
+    .replace(/\s+/g, " ")
+    .trim();
+  const dot = cleaned.lastIndexOf(".");
+  let stem = dot > 0 ? cleaned.slice(0, dot) : cleaned;
+  let suffix = dot > 0 ? cleaned.slice(dot + 1).toLowerCase() : "";
+  if (!/^[a-z0-9]{1,8}$/.test(suffix)) {
+    // "report.final version" has no real extension: keep it all as the stem.
+    if (suffix !== "") stem = cleaned;
+    suffix = ext;
+  }
+  stem = stem.replace(/^[\s._]+/, "").replace(/[\s._]+$/, "");
+  if (!/[\p{L}\p{N}]/u.test(stem)) return `document-${index}.${suffix}`;
+  const maxStem = FILENAME_MAX - suffix.length - 1;
+  if (stem.length > maxStem) {
+    let cut = "";
+    for (const ch of stem) {
+      if (cut.length + ch.length > maxStem) break;
+      cut += ch;
+    }
+    stem = cut.trimEnd();
+  }
+  return `${stem}.${suffix}`;
+}
+
+/** Make names distinct, case-insensitively (RingCentral shows documents by name): the second `a.pdf` becomes `a_2.pdf`. */
+export function distinctFilenames(names: readonly string[]): string[] {
+  const seen = new Set<string>();
+  return names.map((name) => {
+    const dot = name.lastIndexOf(".");
+    const [stem, ext] = dot > 0 ? [name.slice(0, dot), name.slice(dot)] : [name, ""];
+    let candidate = name;
+    for (let i = 2; seen.has(candidate.toLowerCase()); i++) candidate = `${stem}_${i}${ext}`;
+    seen.add(candidate.toLowerCase());
+    return candidate;
+  });
 }

@@ -1,4 +1,5 @@
 import { parsePhoneNumberFromString, type CountryCode } from "libphonenumber-js/max";
+import type { FaxAddressOptions } from "./model.js";
 
 /**
  * Fax addresses. The local part is the number, optionally followed by
@@ -16,11 +17,7 @@ import { parsePhoneNumberFromString, type CountryCode } from "libphonenumber-js/
  * printed on the cover page; `_` becomes a space).
  */
 
-export interface FaxAddressOptions {
-  resolution?: "High" | "Low";
-  coverIndex?: number;
-  name?: string;
-}
+export type { FaxAddressOptions } from "./model.js";
 
 export type FaxAddressResult = { ok: true; e164: string; options: FaxAddressOptions } | { ok: false; reason: string };
 

@@ -38,10 +38,10 @@ describePg("email → fax on PostgreSQL", () => {
     const faxes = await t.sentFaxes();
     expect(faxes).toHaveLength(1);
     expect(faxes[0]?.attachments.map((x) => x.sha256)).toEqual([sha256(a), sha256(b)]);
-    await waitFor(() => t.sink.messages.length === 1, 5000, "the report");
+    await waitFor(() => t.sink.messages.length === 1, 15_000, "the report");
     expect(t.sink.messages[0]?.parsed.subject).toMatch(/^Fax to \+1 555-123-4567 sent/);
     expect(t.sink.messages[0]?.parsed.inReplyTo).toBe("<pg-happy-1@example.com>");
-    await waitFor(async () => (await t.stores.documents.stat(job.mailKey)) === undefined, 5000, "the raw message removed from the database");
+    await waitFor(async () => (await t.stores.documents.stat(job.mailKey)) === undefined, 15_000, "the raw message removed from the database");
     expect(await t.stores.documents.list("work")).toEqual([]);
     expect(t.events("fax.submitted")).toHaveLength(1);
   });

@@ -21,7 +21,7 @@ import { openRcPool } from "./rc/open-pool.js";
 import type { NumberCheck } from "./fax/number.js";
 import { createSmtpServer, type FaxSmtpServer } from "./smtp/server.js";
 import { Spool } from "./spool/spool.js";
-import { openStores } from "./store/open.js";
+import { inboundLeadership, openStores } from "./store/open.js";
 import { runDoctor } from "./cli/doctor.js";
 import { webSecret } from "./web/auth.js";
 import { createWebApp } from "./web/index.js";
@@ -183,7 +183,21 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     });
     const webKey = webSecret(config, join(dataDir, "web.key"));
     const link = linkBuilder(config.web.publicUrl, webKey, config.inbound.linkTtlHours);
-    const inbound = new InboundService({ config, client, store: inboundStore, mail, http, metrics, logger: log, audit, alerts, ...(link !== undefined && { link }) });
+    // Several instances on PostgreSQL: one leads inbound sync, the subscription and the WebSocket.
+    const leadership = stores.backend === "postgres" ? inboundLeadership(stores) : undefined;
+    const inbound = new InboundService({
+      config,
+      client,
+      store: inboundStore,
+      mail,
+      http,
+      metrics,
+      logger: log,
+      audit,
+      alerts,
+      ...(link !== undefined && { link }),
+      ...(leadership !== undefined && { leadership }),
+    });
     // The REST API and web console (src/web/) answer every path the HTTP server's own routes do not.
     const web = await createWebApp({
       config,
@@ -242,12 +256,16 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     await worker.start();
     steps.push({ name: "outbound", close: () => worker.stop() });
     // Notifications subscribe in the background: startup never waits for RingCentral's Auth group.
+    if (leadership !== undefined) {
+      await leadership.start();
+      steps.push({ name: "leadership", close: () => leadership.stop() });
+    }
     await inbound.start({ waitForNotifications: false });
     steps.push({ name: "inbound", close: () => inbound.stop() });
     janitor.start();
     steps.push({ name: "janitor", close: () => janitor.stop() });
     // Close order (reversed): stop taking work first, then the workers, then the stores.
-    reorderForShutdown(steps, ["janitor", "ringcentral-holds", "inbound", "smtp", "outbound", "http", "web", "alerts", "mail", "ringcentral", "audit", "database", "emulator"]);
+    reorderForShutdown(steps, ["janitor", "ringcentral-holds", "inbound", "leadership", "smtp", "outbound", "http", "web", "alerts", "mail", "ringcentral", "audit", "database", "emulator"]);
 
     log.info(
       { event: "daemon.started", smtp: smtpAddress, http: httpAddress, sandbox, dataDir, faxDomains: config.fax.domains, mail: mail.description },

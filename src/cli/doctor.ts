@@ -23,6 +23,8 @@ import { memberTokenFile } from "../rc/open-pool.js";
 import { RcApiError, RcNetworkError, RcProtocolError } from "../rc/errors.js";
 import { createCidrMatcher, isLoopback } from "../net/cidr.js";
 import { openStores } from "../store/open.js";
+import { redactDatabaseUrl } from "../store/pg/connect.js";
+import { describeDatabase } from "../store/pg/open.js";
 import { code, fail, ok, warn, withTimeout, type Check } from "./doctor-common.js";
 import { checkMail, checkMailboxes } from "./doctor-mail.js";
 import { COMMON_OPTIONS, EXIT_USAGE, loadConfigFrom, parse, printJson } from "./common.js";
@@ -110,9 +112,19 @@ async function checkDataDir(config: Readonly<Config>): Promise<{ checks: Check[]
   return { checks: [ok(name, `${dir} exists, is writable and private (mode ${mode.toString(8)})`)], usable: true };
 }
 
+/** The database as doctor names it: never with its password. */
+function describeDatabaseSafely(url: string): string {
+  try {
+    return describeDatabase(url);
+  } catch {
+    return redactDatabaseUrl(url);
+  }
+}
+
 async function checkDatabase(config: Readonly<Config>): Promise<Check[]> {
   const dir = resolve(config.dataDir);
-  const file = join(dir, "faxbridge.db");
+  const pg = config.database.url !== "";
+  const file = pg ? describeDatabaseSafely(config.database.url) : join(dir, "faxbridge.db");
   let stores;
   try {
     stores = await openStores(config, silentLogger(), { role: "operator" });
@@ -124,7 +136,11 @@ async function checkDatabase(config: Readonly<Config>): Promise<Check[]> {
       fail(
         "database",
         `${file} cannot be opened: ${errorMessage(err)}`,
-        busy ? "another process holds a lock on it for a long time; check for a stuck faxbridge" : "check the file's owner and permissions, and that the disk is not full or read-only",
+        pg
+          ? "check that PostgreSQL runs and is reachable from here, and the role, password and database in database.url"
+          : busy
+            ? "another process holds a lock on it for a long time; check for a stuck faxbridge"
+            : "check the file's owner and permissions, and that the disk is not full or read-only",
       ),
     ];
   }

@@ -255,14 +255,18 @@ export function redactedConfig(config: Config): unknown {
     const isEmpty = v === "" || (Array.isArray(v) && v.length === 0);
     if (v !== undefined && !isEmpty) setPath(copy, s.path, "[redacted]");
   }
-  // A mail URL may carry credentials (smtp://user:pass@host): show it without them.
-  if (config.mail.url) {
+  // A mail or database URL may carry credentials (smtp://user:pass@host): show it without them.
+  for (const [path, url] of [
+    ["mail.url", config.mail.url],
+    ["database.url", config.database.url],
+  ] as const) {
+    if (!url) continue;
     try {
-      const u = new URL(config.mail.url);
+      const u = new URL(url);
       if (u.password) u.password = "redacted";
-      setPath(copy, "mail.url", u.toString());
+      setPath(copy, path, u.toString());
     } catch {
-      setPath(copy, "mail.url", "[redacted]");
+      setPath(copy, path, "[redacted]");
     }
   }
   return copy;

@@ -189,6 +189,15 @@ export const configSchema = z
       })
       .prefault({}),
     dataDir: z.string().min(1).default("./data"),
+    database: z
+      .strictObject({
+        /** PostgreSQL connection URL (postgres://user:password@host:port/db) shared by every instance; empty = the embedded SQLite database in dataDir. */
+        url: z
+          .string()
+          .regex(/^((postgres|postgresql):\/\/\S+)?$/, { message: "expected a postgres:// or postgresql:// URL, or empty for SQLite" })
+          .default(""),
+      })
+      .prefault({}),
     fax: z
       .strictObject({
         domains: z.array(z.string().min(1)).min(1).default(["fax.local"]),

@@ -55,6 +55,7 @@ const LEAVES: ReadonlyArray<readonly [path: string, kind: SettingKind, secret?: 
   ["http.port", "int"],
   ["http.maxBodyBytes", "int"],
   ["dataDir", "string"],
+  ["database.url", "string", true],
   ["fax.domains", "list"],
   ["fax.defaultCountry", "string"],
   ["fax.numberCheck", "string"],

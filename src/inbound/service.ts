@@ -18,6 +18,7 @@ import type { AuditSink } from "../ops/audit.js";
 import type { MailSender } from "../mail/transport.js";
 import type { Metrics } from "../metrics.js";
 import type { MessageApi, PoolApi, SessionApi, SubscriptionApi, WsTokenApi } from "../rc/api.js";
+import type { Leadership } from "../store/leadership.js";
 import type { InboundStore } from "../store/ports.js";
 import { InboundDelivery } from "./deliver.js";
 import { faxEventFilter, WebhookSubscriptionManager } from "./subscription.js";
@@ -59,7 +60,16 @@ export interface InboundServiceDeps {
   readonly link?: (faxId: string) => { url: string; expiresAt: number };
   /** Told about dead letters and lost subscriptions (mail.adminTo). */
   readonly alerts?: AlertSink;
+  /**
+   * Several instances on one database: only the leader syncs and keeps the
+   * subscription / WebSocket; a notification reaching a follower wakes the
+   * leader; every instance delivers. Absent: this process does it all.
+   */
+  readonly leadership?: Leadership;
 }
+
+/** The wake-up topic a follower sends the leader for a notification (payload: the extensions, comma-separated). */
+export const SYNC_WAKE_TOPIC = "inbound.sync";
 
 /** Decided with the rest of the configuration (src/config/resolve.ts); exported here as before. */
 export { notificationMode, type NotificationMode };
@@ -80,7 +90,9 @@ export class InboundService {
   #timer: NodeJS.Timeout | undefined;
   #verificationToken: string | undefined;
   #running = false;
+  #leading = false;
   #routeRegistered = false;
+  #unsubscribe: (() => void)[] = [];
 
   constructor(deps: InboundServiceDeps) {
     this.#deps = deps;
@@ -172,6 +184,34 @@ export class InboundService {
     }
 
     this.#delivery.start();
+    const leadership = this.#deps.leadership;
+    if (leadership === undefined) {
+      await this.#lead(opts.waitForNotifications ?? true);
+    } else {
+      this.#unsubscribe.push(
+        leadership.onChange((leader) => {
+          if (leader) void this.#lead(false);
+          else void this.#follow();
+        }),
+        leadership.onWake((topic, payload) => {
+          if (topic !== SYNC_WAKE_TOPIC || !this.#leading) return;
+          for (const ext of payload.split(",")) if (this.#extensions.includes(ext)) this.#trigger(ext, "notification");
+        }),
+      );
+      if (leadership.isLeader()) await this.#lead(opts.waitForNotifications ?? true);
+      else this.#log.info({ event: "inbound.following", owner: leadership.owner }, "another instance leads inbound sync; this one delivers");
+    }
+    this.#log.info({ event: "inbound.started", mode }, "inbound fax delivery started");
+  }
+
+  /** Become the one that syncs and keeps the notifications (the only one, without a Leadership). */
+  async #lead(waitForNotifications: boolean): Promise<void> {
+    if (!this.#running || this.#leading) return;
+    this.#leading = true;
+    this.#sync.resume();
+    const cfg = this.#deps.config;
+    const mode = this.mode;
+    this.#log.info({ event: "inbound.leading", mode }, "this instance syncs inbound faxes");
     this.#timer = setInterval(() => this.#triggerAll("timer"), this.#tuning.syncIntervalMs);
     this.#timer.unref();
     this.#triggerAll("start");
@@ -207,22 +247,23 @@ export class InboundService {
       });
       notifications = this.#ws.start();
     }
-    if (opts.waitForNotifications ?? true) await notifications;
+    if (waitForNotifications) await notifications;
     else notifications.catch((err: unknown) => this.#log.error({ event: "inbound.notifications_failed", err }, "could not start notifications; the periodic sync still finds every fax"));
-    this.#log.info({ event: "inbound.started", mode }, "inbound fax delivery started");
   }
 
-  /** Stops notifications (deleting the webhook subscription), timers, syncs and deliveries; awaits in-flight work. */
-  async stop(): Promise<void> {
-    if (!this.#running) return;
-    this.#running = false;
+  /**
+   * Stop syncing and listening (leadership lost or shutting down). `remove`
+   * deletes the webhook subscription; a follower keeps it for the next leader.
+   */
+  async #follow(remove = false): Promise<void> {
+    if (!this.#leading) return;
+    this.#leading = false;
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     const steps: [string, () => Promise<void>][] = [
-      ["subscription", async () => this.#subscriptions?.stop(true)],
+      ["subscription", async () => this.#subscriptions?.stop(remove)],
       ["websocket", async () => this.#ws?.stop()],
       ["sync", async () => this.#sync.stop()],
-      ["delivery", async () => this.#delivery.stop()],
     ];
     for (const [name, step] of steps) {
       try {
@@ -233,6 +274,23 @@ export class InboundService {
     }
     this.#subscriptions = undefined;
     this.#ws = undefined;
+    if (this.#running) this.#log.info({ event: "inbound.following" }, "another instance leads inbound sync now; this one delivers");
+  }
+
+  /**
+   * Stops notifications (deleting the webhook subscription, unless another
+   * instance may lead next), timers, syncs and deliveries; awaits in-flight work.
+   */
+  async stop(): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    for (const u of this.#unsubscribe.splice(0)) u();
+    await this.#follow(this.#deps.leadership === undefined);
+    try {
+      await this.#delivery.stop();
+    } catch (err) {
+      this.#log.error({ event: "inbound.stop_failed", step: "delivery", err }, "inbound shutdown step failed");
+    }
     this.#log.info({ event: "inbound.stopped" }, "inbound fax delivery stopped");
   }
 
@@ -295,6 +353,12 @@ export class InboundService {
     if (ext !== undefined) {
       if (this.#extensions.includes(ext)) targets = [ext];
       else if (owner !== undefined && ext === owner && this.#extensions.includes("~")) targets = ["~"];
+    }
+    const leadership = this.#deps.leadership;
+    if (leadership !== undefined && !this.#leading) {
+      // A webhook reached a follower: the leader syncs.
+      leadership.wake(SYNC_WAKE_TOPIC, targets.join(",")).catch((err: unknown) => this.#log.warn({ event: "inbound.wake_failed", err }, "could not wake the leader; its periodic sync will find the fax"));
+      return;
     }
     for (const t of targets) this.#trigger(t, "notification");
   }

@@ -131,6 +131,11 @@ export class InboundSync {
     return promise;
   }
 
+  /** Accept triggers again after stop() (this instance leads inbound sync again). */
+  resume(): void {
+    this.#stopped = false;
+  }
+
   /** Stop: no new runs; resolves when running syncs have finished. */
   async stop(): Promise<void> {
     this.#stopped = true;

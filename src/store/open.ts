@@ -1,13 +1,15 @@
 /**
  * The one way to open persistence: daemon, CLI, doctor, web and tests all
- * call openStores, which picks the backend from the configuration. Today
- * that is SQLite (`<dataDir>/faxbridge.db` + files); a `database.url` of
- * postgres://… selects the PostgreSQL backend (issue 11) here.
+ * call openStores, which picks the backend from the configuration: SQLite
+ * (`<dataDir>/faxbridge.db` + files) by default; a `database.url` of
+ * postgres://… selects the PostgreSQL backend (./pg/), shared by instances.
  */
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../log.js";
+import { AlwaysLeader, type Leadership } from "./leadership.js";
 import type { Stores } from "./ports.js";
+import { openPgStores, type PgStores } from "./pg/open.js";
 import { openSqliteStores } from "./sqlite/open.js";
 
 export interface OpenStoresOptions {
@@ -26,8 +28,30 @@ export interface OpenStoresOptions {
   readonly groupCommit?: "worker" | "inline";
 }
 
-export function openStores(config: Pick<Readonly<Config>, "dataDir">, logger: Logger, opts: OpenStoresOptions): Promise<Stores> {
+/** What openStores reads of the configuration (`database` absent or its url empty: SQLite). */
+export type StoresConfig = Pick<Readonly<Config>, "dataDir"> & { readonly database?: { readonly url: string } };
+
+export function openStores(config: StoresConfig, logger: Logger, opts: OpenStoresOptions): Promise<Stores> {
   const dataDir = resolve(config.dataDir);
-  // Seam for issue 11: `database.url` = postgres://… opens the PostgreSQL backend instead.
+  const url = config.database?.url ?? "";
+  if (url !== "") {
+    return openPgStores({
+      url,
+      logger,
+      // Staged uploads, local copies and extraction folders of this instance (nothing another instance needs).
+      localDir: join(dataDir, "pg-local"),
+      ...(opts.now !== undefined && { now: opts.now }),
+      ...(opts.owner !== undefined && { owner: opts.owner }),
+    });
+  }
   return openSqliteStores({ dataDir, logger, ...opts });
+}
+
+/**
+ * Who leads inbound sync: on PostgreSQL, an election among the instances
+ * (not started); on SQLite the one daemon, always.
+ */
+export function inboundLeadership(stores: Stores, opts: { leaseMs?: number } = {}): Leadership {
+  if (stores.backend === "postgres") return (stores as PgStores).leadership({ role: "inbound", ...opts });
+  return new AlwaysLeader();
 }

@@ -62,6 +62,8 @@ export interface HarnessOptions {
   faxLayout?: Config["ringcentral"]["faxLayout"];
   /** mail.* values besides the transport (e.g. timeZone). */
   mail?: { timeZone?: string };
+  /** A postgres:// URL: run on the PostgreSQL backend (database.url) instead of SQLite. */
+  databaseUrl?: string;
 }
 
 export interface WorkerOverrides {
@@ -140,6 +142,7 @@ export class OutboundHarness {
     const windowSeconds = this.opts.emulator?.windowSeconds;
     this.config = configSchema.parse({
       dataDir: this.dir.path,
+      ...(this.opts.databaseUrl !== undefined && { database: { url: this.opts.databaseUrl } }),
       smtp: { host: "127.0.0.1", port: 0 },
       ringcentral: {
         serverUrl: this.emu.url,
@@ -156,7 +159,7 @@ export class OutboundHarness {
       mail: { url: this.sink.url, from: "Fax Gateway <faxbridge@gw.test>", ...this.opts.mail },
       ...(this.opts.policy !== undefined && { policy: this.opts.policy }),
     });
-    this.stores = await openTestStores(this.dir.path, { logger: this.logger, groupCommit: "inline" });
+    this.stores = await openTestStores(this.dir.path, { logger: this.logger, groupCommit: "inline", ...(this.opts.databaseUrl !== undefined && { databaseUrl: this.opts.databaseUrl }) });
     this.store = this.stores.outbound;
     this.spool = this.stores.spool;
     this.client = new RingCentralClient({

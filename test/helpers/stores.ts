@@ -33,12 +33,14 @@ export interface TestStores extends Stores {
 
 export interface TestStoresOptions extends Partial<OpenStoresOptions> {
   readonly logger?: Logger;
+  /** A postgres:// URL: the PostgreSQL backend instead of SQLite in dataDir. */
+  readonly databaseUrl?: string;
 }
 
 /** Open the stores on `dataDir` (default role "operator": no pid file, leases left as they are). */
 export async function openTestStores(dataDir: string, opts: TestStoresOptions = {}): Promise<TestStores> {
-  const { logger = silentLogger(), role = "operator", ...rest } = opts;
-  const stores = await openStores({ dataDir }, logger, { role, ...rest });
+  const { logger = silentLogger(), role = "operator", databaseUrl = "", ...rest } = opts;
+  const stores = await openStores({ dataDir, database: { url: databaseUrl } }, logger, { role, ...rest });
   const root = join(dataDir, "spool");
   const files: SpoolFiles = {
     tmpDir: join(root, "tmp"),

@@ -8,6 +8,7 @@
 import { silentLogger } from "../../src/log.js";
 import { openStores } from "../../src/store/open.js";
 import type { Stores } from "../../src/store/ports.js";
+import { createTestDatabase, pgSkipReason } from "../helpers/pg.js";
 import { tempDir } from "../helpers/tmp.js";
 
 export interface InstanceOptions {
@@ -62,8 +63,41 @@ const sqlite: Backend = {
   },
 };
 
-/** Every backend; the PostgreSQL backend (issue 11) adds itself here. */
-export const BACKENDS: readonly Backend[] = [sqlite];
+/**
+ * PostgreSQL (src/store/pg/): a fresh database per `create()`; each instance
+ * has its own data directory, as another machine would (no shared disk).
+ */
+const postgres: Backend = {
+  name: "postgres",
+  releasesLeasesAtOpen: false,
+  unavailable: async () => pgSkipReason(),
+  async create() {
+    const db = await createTestDatabase();
+    const dirs: ReturnType<typeof tempDir>[] = [];
+    const open: Stores[] = [];
+    return {
+      async instance(opts = {}) {
+        const dir = tempDir("faxbridge-contract-pg-");
+        dirs.push(dir);
+        const stores = await openStores({ dataDir: dir.path, database: { url: db.url } }, silentLogger(), {
+          role: opts.role ?? "operator",
+          ...(opts.now !== undefined && { now: opts.now }),
+          ...(opts.owner !== undefined && { owner: opts.owner }),
+        });
+        open.push(stores);
+        return stores;
+      },
+      async cleanup() {
+        for (const s of open.splice(0)) await s.close();
+        for (const d of dirs.splice(0)) d.cleanup();
+        await db.drop();
+      },
+    };
+  },
+};
+
+/** Every backend the contract suite runs against. */
+export const BACKENDS: readonly Backend[] = [sqlite, postgres];
 
 /** The describe title of a backend: its name, and why it is skipped when it is. */
 export async function backendTitle(b: Backend, what: string): Promise<{ title: string; skip: boolean }> {

@@ -55,7 +55,10 @@ for (const backend of BACKENDS) {
 
     it("claims each due fax once across instances and fences the claim by owner", async () => {
       await a.recordSync("~", cursor("t"), [fax("1"), fax("2")], clock);
-      const [fromA, fromB] = await Promise.all([a.claimDue({ limit: 1, leaseMs: 1000, now: clock }), b.claimDue({ limit: 5, leaseMs: 1000, now: clock })]);
+      // One after the other: claiming at once, b (limit 5) may take both first on a backend with real concurrency (PostgreSQL's
+      // SKIP LOCKED), and a would get none (test/store/pg/instances.test.ts races claimers).
+      const fromA = await a.claimDue({ limit: 1, leaseMs: 1000, now: clock });
+      const fromB = await b.claimDue({ limit: 5, leaseMs: 1000, now: clock });
       expect([...fromA, ...fromB].map((f) => f.rcMessageId).sort()).toEqual(["1", "2"]);
       const mine = fromA[0];
       expect(mine).toMatchObject({ leaseUntil: T0 + 1000, leaseOwner: "instance-a" });

@@ -24,10 +24,10 @@ import { startEmulator, type Emulator } from "../src/emulator/index.js";
  * ÷ (windows between the first and the last accepted fax), ratio =
  * achievedPerWindow ÷ (k × heavyLimit).
  *
- * k > 1 needs the extension pool (issue #11: `RC_JWT` with several JWTs
- * separated by commas). A daemon without it logs in with the whole list as one
- * JWT, i.e. as one extension; `extensionsUsed` then says 1 and `note` says why
- * the ratio is about 1/k.
+ * k > 1 uses the extension pool (src/rc/pool.ts: `RC_JWT` with several JWTs
+ * separated by commas). A daemon without it would log in with the whole list
+ * as one JWT, i.e. as one extension; `extensionsUsed` then says so and `note`
+ * says why the ratio is about 1/k.
  */
 
 export interface BenchPoolOptions {

@@ -71,7 +71,7 @@ describe("sender experience (issue 12)", () => {
     });
     await t.waitState(id, "notified");
     const faxes = await t.sentFaxes();
-    expect(faxes[0]?.attachments.map((a) => a.filename)).toEqual(["Re_Lab_order_42.txt"]);
+    expect(faxes[0]?.attachments.map((a) => a.filename)).toEqual(["Re_ Lab order 42.txt"]);
     // Small: the header block and two lines, not the quoted thread.
     expect(faxes[0]?.attachments[0]?.size).toBeLessThan(200);
     await waitFor(() => t.sink.messages.length === 1, 5000, "the report");

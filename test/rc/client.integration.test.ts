@@ -347,7 +347,7 @@ describe("RingCentralClient against the emulator", () => {
     expect(s?.coverPageText).toBe("Two docs");
     const sha = (buf: Buffer): string => crypto.createHash("sha256").update(buf).digest("hex");
     expect(s?.attachments).toEqual([
-      { filename: "first_doc_co.pdf", contentType: "application/pdf", size: aBytes.length, sha256: sha(aBytes) },
+      { filename: "first doc _ co.pdf", contentType: "application/pdf", size: aBytes.length, sha256: sha(aBytes) },
       { filename: "second.txt", contentType: "text/plain", size: bBytes.length, sha256: sha(bBytes) },
     ]);
     // the status follows in the message store

@@ -22,7 +22,7 @@ import {
   type SyncCursor,
 } from "../ports.js";
 import { clip, inboundFromRow, type CursorRow, type InboundRow } from "../rows/inbound.js";
-import { inTransaction, type Pool, type SqlParam } from "./connect.js";
+import { deleteFinished, inTransaction, type Pool, type SqlParam } from "./connect.js";
 import { clockSql, type PgStoreOptions } from "./outbound.js";
 
 
@@ -211,13 +211,7 @@ export class PgInboundStore implements InboundStore {
   }
 
   async purgeFinished(before: number, limit: number): Promise<string[]> {
-    const r = await this.#pool.query<{ id: string }>(
-      `DELETE FROM inbound_faxes WHERE id IN (
-         SELECT id FROM inbound_faxes WHERE state IN ('delivered', 'dead') AND updated_at < $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
-       ) RETURNING id`,
-      [before, limit],
-    );
-    const ids = r.rows.map((row) => row.id).sort();
+    const ids = await deleteFinished(this.#pool, "inbound_faxes", ["delivered", "dead"], before, limit);
     if (ids.length > 0) this.#log.info({ event: "inbound.purged", count: ids.length }, "finished inbound faxes past retention deleted");
     return ids;
   }

@@ -35,7 +35,7 @@ import {
   type TransitionOptions,
 } from "../ports.js";
 import { JOB_PATCH_COLUMNS, outboundFromRow, type OutboundRow } from "../rows/outbound.js";
-import { inTransaction, NOW_MS, type Pool, type PoolClient, type SqlParam } from "./connect.js";
+import { deleteFinished, inTransaction, NOW_MS, type Pool, type PoolClient, type SqlParam } from "./connect.js";
 
 const PATCH_COLUMNS: typeof JOB_PATCH_COLUMNS & { readonly [key: string]: { column: string; json: boolean } | undefined } = JOB_PATCH_COLUMNS;
 
@@ -297,13 +297,7 @@ export class PgOutboundStore implements OutboundStore {
   }
 
   async purgeFinished(before: number, limit: number): Promise<string[]> {
-    const r = await this.#pool.query<{ id: string }>(
-      `DELETE FROM outbound_jobs WHERE id IN (
-         SELECT id FROM outbound_jobs WHERE state IN ('notified', 'cancelled') AND updated_at < $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
-       ) RETURNING id`,
-      [before, limit],
-    );
-    const ids = r.rows.map((row) => row.id).sort();
+    const ids = await deleteFinished(this.#pool, "outbound_jobs", ["notified", "cancelled"], before, limit);
     if (ids.length > 0) this.#log.info({ event: "job.purged", count: ids.length }, "finished jobs past retention deleted");
     return ids;
   }

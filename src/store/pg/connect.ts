@@ -123,3 +123,18 @@ export async function inTransaction<T>(pool: Pool, fn: (c: PoolClient) => Promis
     client.release(broken);
   }
 }
+
+/**
+ * Deletes up to `limit` rows of `table` in one of the two finished `states`
+ * last updated before `before` (rows another instance holds are skipped);
+ * returns their ids, sorted.
+ */
+export async function deleteFinished(pool: Pool, table: "inbound_faxes" | "outbound_jobs", states: readonly [string, string], before: number, limit: number): Promise<string[]> {
+  const r = await pool.query<{ id: string }>(
+    `DELETE FROM ${table} WHERE id IN (
+       SELECT id FROM ${table} WHERE state IN ('${states[0]}', '${states[1]}') AND updated_at < $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+     ) RETURNING id`,
+    [before, limit],
+  );
+  return r.rows.map((row) => row.id).sort();
+}

@@ -14,7 +14,6 @@ import {
   inboundMailMessageId,
   type ClaimInboundOptions,
   type InboundFax,
-  type InboundMessage,
   type InboundRouteResult,
   type InboundState,
   type InboundStore,
@@ -22,54 +21,13 @@ import {
   type NewInboundFax,
   type SyncCursor,
 } from "../ports.js";
-import { inTransaction, type Pool, type SqlParam } from "./connect.js";
+import { clip, inboundFromRow, type CursorRow, type InboundRow } from "../rows/inbound.js";
+import { deleteFinished, inTransaction, type Pool, type SqlParam } from "./connect.js";
 import { clockSql, type PgStoreOptions } from "./outbound.js";
 
-interface Row {
-  id: string;
-  extension: string;
-  rc_message_id: string;
-  state: InboundState;
-  attempts: number;
-  next_attempt_at: number;
-  lease_until: number | null;
-  lease_owner: string | null;
-  message: string;
-  route: string | null;
-  mail_message_id: string;
-  discovered_at: number;
-  delivered_at: number | null;
-  last_error: string | null;
-  updated_at: number;
-}
-
-function fromRow(r: Row): InboundFax {
-  return {
-    id: r.id,
-    extension: r.extension,
-    rcMessageId: r.rc_message_id,
-    state: r.state,
-    attempts: r.attempts,
-    nextAttemptAt: r.next_attempt_at,
-    leaseUntil: r.lease_until,
-    leaseOwner: r.lease_until === null ? null : r.lease_owner,
-    message: JSON.parse(r.message) as InboundMessage,
-    route: r.route === null ? null : (JSON.parse(r.route) as InboundRouteResult),
-    mailMessageId: r.mail_message_id,
-    discoveredAt: r.discovered_at,
-    deliveredAt: r.delivered_at,
-    lastError: r.last_error,
-    updatedAt: r.updated_at,
-  };
-}
-
-/** Errors stored for operators are kept short. */
-function clip(text: string): string {
-  return text.length > 1000 ? `${text.slice(0, 997)}...` : text;
-}
 
 export interface PgInboundStoreOptions extends PgStoreOptions {
-  /** Row ids; default src/util/ids.ts newId. */
+  /** InboundRow ids; default src/util/ids.ts newId. */
   readonly newId?: (now: number) => string;
 }
 
@@ -95,7 +53,7 @@ export class PgInboundStore implements InboundStore {
   }
 
   async getCursor(extension: string): Promise<SyncCursor | undefined> {
-    const r = await this.#pool.query<{ sync_token: string; sync_time: string | null; last_full_sync_at: number | null }>(
+    const r = await this.#pool.query<CursorRow>(
       "SELECT sync_token, sync_time, last_full_sync_at FROM inbound_sync WHERE extension = $1",
       [extension],
     );
@@ -107,13 +65,13 @@ export class PgInboundStore implements InboundStore {
     return inTransaction(this.#pool, async (c) => {
       const out: InboundFax[] = [];
       for (const f of faxes) {
-        const r = await c.query<Row>(
+        const r = await c.query<InboundRow>(
           `INSERT INTO inbound_faxes (id, extension, rc_message_id, state, attempts, next_attempt_at, message, mail_message_id, discovered_at, updated_at)
            VALUES ($1, $2, $3, 'discovered', 0, $4, $5, $6, $4, $4) ON CONFLICT (extension, rc_message_id) DO NOTHING RETURNING *`,
           [this.#newId(now), f.extension, f.rcMessageId, now, JSON.stringify(f.message), inboundMailMessageId(f.extension, f.rcMessageId)],
         );
         const row = r.rows[0];
-        if (row !== undefined) out.push(fromRow(row));
+        if (row !== undefined) out.push(inboundFromRow(row));
       }
       await c.query(
         `INSERT INTO inbound_sync (extension, sync_token, sync_time, last_full_sync_at, updated_at) VALUES ($1, $2, $3, $4, $5)
@@ -132,7 +90,7 @@ export class PgInboundStore implements InboundStore {
   async claimDue(opts: ClaimInboundOptions): Promise<InboundFax[]> {
     if (opts.limit <= 0) return [];
     const clock = this.#clock;
-    const r = await this.#pool.query<Row>(
+    const r = await this.#pool.query<InboundRow>(
       `WITH due AS (
          SELECT id FROM inbound_faxes
          WHERE state = 'discovered' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= ${clock})
@@ -144,7 +102,7 @@ export class PgInboundStore implements InboundStore {
        RETURNING f.*`,
       [opts.now, opts.limit, opts.leaseMs, this.owner],
     );
-    const faxes = r.rows.map(fromRow).sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const faxes = r.rows.map(inboundFromRow).sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     for (const f of faxes) this.#held.add(f.id);
     return faxes;
   }
@@ -191,14 +149,14 @@ export class PgInboundStore implements InboundStore {
   async #update(id: string, sets: string, values: SqlParam[]): Promise<InboundFax> {
     const fenced = this.#held.has(id);
     const fax = await inTransaction(this.#pool, async (c) => {
-      const r = await c.query<Row>(
+      const r = await c.query<InboundRow>(
         `UPDATE inbound_faxes SET ${sets}, lease_until = NULL, lease_owner = NULL
          WHERE id = $1 AND state = 'discovered' AND ($2::text IS NULL OR lease_owner = $2) RETURNING *`,
         [id, fenced ? this.owner : null, ...values],
       );
       const row = r.rows[0];
-      if (row !== undefined) return fromRow(row);
-      const found = (await c.query<Row>("SELECT * FROM inbound_faxes WHERE id = $1", [id])).rows[0];
+      if (row !== undefined) return inboundFromRow(row);
+      const found = (await c.query<InboundRow>("SELECT * FROM inbound_faxes WHERE id = $1", [id])).rows[0];
       if (found === undefined) throw new InboundStateError(id, `inbound fax ${id} does not exist`);
       if (fenced && found.state === "discovered") {
         throw new InboundStateError(id, `inbound fax ${id}: the lease of ${this.owner} was lost${found.lease_until === null ? "" : ` (now held by ${found.lease_owner ?? "?"})`}`);
@@ -210,18 +168,18 @@ export class PgInboundStore implements InboundStore {
   }
 
   async get(id: string): Promise<InboundFax | undefined> {
-    const row = (await this.#pool.query<Row>("SELECT * FROM inbound_faxes WHERE id = $1", [id])).rows[0];
-    return row === undefined ? undefined : fromRow(row);
+    const row = (await this.#pool.query<InboundRow>("SELECT * FROM inbound_faxes WHERE id = $1", [id])).rows[0];
+    return row === undefined ? undefined : inboundFromRow(row);
   }
 
   async findByRcId(extension: string, rcMessageId: string): Promise<InboundFax | undefined> {
-    const row = (await this.#pool.query<Row>("SELECT * FROM inbound_faxes WHERE extension = $1 AND rc_message_id = $2", [extension, rcMessageId])).rows[0];
-    return row === undefined ? undefined : fromRow(row);
+    const row = (await this.#pool.query<InboundRow>("SELECT * FROM inbound_faxes WHERE extension = $1 AND rc_message_id = $2", [extension, rcMessageId])).rows[0];
+    return row === undefined ? undefined : inboundFromRow(row);
   }
 
   async findDeliveredByRcId(rcMessageId: string): Promise<InboundFax[]> {
-    const r = await this.#pool.query<Row>("SELECT * FROM inbound_faxes WHERE rc_message_id = $1 AND state = 'delivered' ORDER BY id", [rcMessageId]);
-    return r.rows.map(fromRow);
+    const r = await this.#pool.query<InboundRow>("SELECT * FROM inbound_faxes WHERE rc_message_id = $1 AND state = 'delivered' ORDER BY id", [rcMessageId]);
+    return r.rows.map(inboundFromRow);
   }
 
   async listInbound(opts: ListInboundOptions = {}): Promise<InboundFax[]> {
@@ -238,11 +196,11 @@ export class PgInboundStore implements InboundStore {
     }
     if (opts.after !== undefined) where.push(`id > ${add(opts.after)}`);
     if (opts.before !== undefined) where.push(`id < ${add(opts.before)}`);
-    const r = await this.#pool.query<Row>(
+    const r = await this.#pool.query<InboundRow>(
       `SELECT * FROM inbound_faxes ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id${opts.newestFirst === true ? " DESC" : ""} LIMIT ${add(opts.limit ?? 100)}`,
       params,
     );
-    return r.rows.map(fromRow);
+    return r.rows.map(inboundFromRow);
   }
 
   async countByState(): Promise<Record<InboundState, number>> {
@@ -253,29 +211,23 @@ export class PgInboundStore implements InboundStore {
   }
 
   async purgeFinished(before: number, limit: number): Promise<string[]> {
-    const r = await this.#pool.query<{ id: string }>(
-      `DELETE FROM inbound_faxes WHERE id IN (
-         SELECT id FROM inbound_faxes WHERE state IN ('delivered', 'dead') AND updated_at < $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
-       ) RETURNING id`,
-      [before, limit],
-    );
-    const ids = r.rows.map((row) => row.id).sort();
+    const ids = await deleteFinished(this.#pool, "inbound_faxes", ["delivered", "dead"], before, limit);
     if (ids.length > 0) this.#log.info({ event: "inbound.purged", count: ids.length }, "finished inbound faxes past retention deleted");
     return ids;
   }
 
   async redeliver(id: string, now: number): Promise<InboundFax | undefined> {
     const fax = await inTransaction(this.#pool, async (c) => {
-      const row = (await c.query<Row>("SELECT * FROM inbound_faxes WHERE id = $1 FOR UPDATE", [id])).rows[0];
+      const row = (await c.query<InboundRow>("SELECT * FROM inbound_faxes WHERE id = $1 FOR UPDATE", [id])).rows[0];
       if (row === undefined) return undefined;
-      if (row.state === "discovered") return fromRow(row);
-      const r = await c.query<Row>(
+      if (row.state === "discovered") return inboundFromRow(row);
+      const r = await c.query<InboundRow>(
         `UPDATE inbound_faxes SET state = 'discovered', attempts = 0, next_attempt_at = $2, lease_until = NULL, lease_owner = NULL, delivered_at = NULL, updated_at = $2
          WHERE id = $1 RETURNING *`,
         [id, now],
       );
       const after = r.rows[0];
-      return after === undefined ? undefined : fromRow(after);
+      return after === undefined ? undefined : inboundFromRow(after);
     });
     if (fax !== undefined) this.#log.info({ event: "inbound.redeliver", faxId: id, rcMessageId: fax.rcMessageId }, "fax queued for redelivery");
     return fax;

@@ -26,95 +26,18 @@ import {
   type ClaimOptions,
   type DuplicateQuery,
   type JobPatch,
-  type JobRecipient,
   type JobState,
   type ListOptions,
   type NewJob,
   type OutboundJob,
   type OutboundStore,
-  type RecipientStatus,
   type RescheduleOptions,
   type TransitionOptions,
 } from "../ports.js";
-import { inTransaction, NOW_MS, type Pool, type PoolClient, type SqlParam } from "./connect.js";
+import { JOB_PATCH_COLUMNS, outboundFromRow, type OutboundRow } from "../rows/outbound.js";
+import { deleteFinished, inTransaction, NOW_MS, type Pool, type PoolClient, type SqlParam } from "./connect.js";
 
-interface Row {
-  id: string;
-  state: JobState;
-  mail_from: string;
-  rcpt_to: string;
-  rcpt_key: string;
-  message_id: string | null;
-  mail_key: string;
-  size: number;
-  received_at: number;
-  client_ip: string;
-  client_user: string | null;
-  identity: string;
-  report_to: string;
-  attempts: number;
-  next_attempt_at: number;
-  lease_until: number | null;
-  lease_owner: string | null;
-  rc_message_id: string | null;
-  rc_extension_id: string | null;
-  submit_started_at: number | null;
-  fax_request: string | null;
-  status: string | null;
-  error_code: string | null;
-  error_text: string | null;
-  last_error: string | null;
-  notified_at: number | null;
-  updated_at: number;
-}
-
-function fromRow(r: Row): OutboundJob {
-  const job = {
-    id: r.id,
-    state: r.state,
-    mailFrom: r.mail_from,
-    rcptTo: JSON.parse(r.rcpt_to) as JobRecipient[],
-    messageId: r.message_id,
-    mailKey: r.mail_key,
-    size: r.size,
-    receivedAt: r.received_at,
-    client: r.client_user === null ? { ip: r.client_ip } : { ip: r.client_ip, user: r.client_user },
-    identity: r.identity,
-    reportTo: r.report_to,
-    attempts: r.attempts,
-    nextAttemptAt: r.next_attempt_at,
-    leaseUntil: r.lease_until,
-    leaseOwner: r.lease_until === null ? null : r.lease_owner,
-    rcMessageId: r.rc_message_id,
-    // The pool member that sent the fax (issue 11's extension pool).
-    rcExtensionId: r.rc_extension_id,
-    submitStartedAt: r.submit_started_at,
-    faxRequest: r.fax_request === null ? null : (JSON.parse(r.fax_request) as unknown),
-    status: r.status === null ? null : (JSON.parse(r.status) as RecipientStatus[]),
-    errorCode: r.error_code,
-    errorText: r.error_text,
-    lastError: r.last_error,
-    notifiedAt: r.notified_at,
-    updatedAt: r.updated_at,
-  };
-  return job;
-}
-
-type PatchColumn = Exclude<keyof JobPatch, "leaseMs" | "leaseUntil">;
-const PATCH_COLUMNS: { readonly [K in PatchColumn]-?: { column: string; json: boolean } } & { readonly [key: string]: { column: string; json: boolean } | undefined } = {
-  messageId: { column: "message_id", json: false },
-  rcMessageId: { column: "rc_message_id", json: false },
-  rcExtensionId: { column: "rc_extension_id", json: false },
-  submitStartedAt: { column: "submit_started_at", json: false },
-  faxRequest: { column: "fax_request", json: true },
-  status: { column: "status", json: true },
-  errorCode: { column: "error_code", json: false },
-  errorText: { column: "error_text", json: false },
-  lastError: { column: "last_error", json: false },
-  notifiedAt: { column: "notified_at", json: false },
-  nextAttemptAt: { column: "next_attempt_at", json: false },
-  attempts: { column: "attempts", json: false },
-};
+const PATCH_COLUMNS: typeof JOB_PATCH_COLUMNS & { readonly [key: string]: { column: string; json: boolean } | undefined } = JOB_PATCH_COLUMNS;
 
 /** Collects positional parameters: `p.add(v)` returns "$n". */
 class Params {
@@ -165,7 +88,7 @@ export class PgOutboundStore implements OutboundStore {
     const identity = job.identity ?? senderIdentity({ user: job.client.user, mailFrom: job.mailFrom }).key;
     const p = new Params();
     const receivedAt = job.receivedAt === undefined ? this.#clock : `${p.add(job.receivedAt)}::bigint`;
-    const r = await this.#pool.query<Row>(
+    const r = await this.#pool.query<OutboundRow>(
       `INSERT INTO outbound_jobs (id, state, mail_from, rcpt_to, rcpt_key, mail_key, size, received_at, client_ip, client_user, identity, report_to, attempts, next_attempt_at, updated_at)
        VALUES (${p.add(job.id)}, 'received', ${p.add(job.mailFrom)}, ${p.add(JSON.stringify(job.rcptTo))}, ${p.add(recipientKey(job.rcptTo.map((x) => x.e164)))},
          ${p.add(job.mailKey)}, ${p.add(job.size)}, ${receivedAt}, ${p.add(job.client.ip)}, ${p.add(job.client.user ?? null)}, ${p.add(identity)},
@@ -173,7 +96,7 @@ export class PgOutboundStore implements OutboundStore {
        RETURNING *`,
       p.values,
     );
-    const full = fromRow(r.rows[0] as Row);
+    const full = outboundFromRow(r.rows[0] as OutboundRow);
     this.#log.info(
       { event: "job.received", queueId: full.id, from: full.mailFrom, to: full.rcptTo.map((x) => x.e164), size: full.size, client: full.client.ip },
       "job received",
@@ -190,7 +113,7 @@ export class PgOutboundStore implements OutboundStore {
     const p = new Params();
     const clock = this.#clock;
     const due = opts.now === undefined ? clock : `${p.add(opts.now)}::bigint`;
-    const r = await this.#pool.query<Row>(
+    const r = await this.#pool.query<OutboundRow>(
       `WITH due AS (
          SELECT id FROM outbound_jobs
          WHERE state = ANY(${p.add(states)}::text[]) AND next_attempt_at <= ${due} AND (lease_until IS NULL OR lease_until <= ${clock})
@@ -202,7 +125,7 @@ export class PgOutboundStore implements OutboundStore {
        RETURNING j.*`,
       p.values,
     );
-    const jobs = r.rows.map(fromRow).sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const jobs = r.rows.map(outboundFromRow).sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     for (const j of jobs) this.#held.add(j.id);
     return jobs;
   }
@@ -273,10 +196,10 @@ export class PgOutboundStore implements OutboundStore {
         const duplicate = await this.#duplicateOf(c, dup, true);
         if (duplicate !== undefined) throw new DuplicateJobError(id, duplicate);
       }
-      const r = await c.query<Row>(`UPDATE outbound_jobs SET ${sets} WHERE ${where} RETURNING *`, p.values);
+      const r = await c.query<OutboundRow>(`UPDATE outbound_jobs SET ${sets} WHERE ${where} RETURNING *`, p.values);
       const row = r.rows[0];
-      if (row !== undefined) return fromRow(row);
-      const now = await c.query<Row>("SELECT * FROM outbound_jobs WHERE id = $1", [id]);
+      if (row !== undefined) return outboundFromRow(row);
+      const now = await c.query<OutboundRow>("SELECT * FROM outbound_jobs WHERE id = $1", [id]);
       const found = now.rows[0];
       if (fenced && found !== undefined && found.state === from) throw new LeaseLostError(id, from, this.owner, found.lease_until === null ? null : found.lease_owner);
       throw new StateConflictError(id, from, found?.state);
@@ -290,9 +213,9 @@ export class PgOutboundStore implements OutboundStore {
     const key = recipientKey(q.recipients);
     // Serialise checks of the same mail across instances until this transaction ends.
     if (lock) await c.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [`dup\n${q.messageId}\n${q.identity}\n${key}`]);
-    const r = await c.query<Row>(DUPLICATE_SQL, [q.messageId, key, q.since, q.excludeId ?? "", q.identity]);
+    const r = await c.query<OutboundRow>(DUPLICATE_SQL, [q.messageId, key, q.since, q.excludeId ?? "", q.identity]);
     const row = r.rows[0];
-    return row === undefined ? undefined : fromRow(row);
+    return row === undefined ? undefined : outboundFromRow(row);
   }
 
   async findDuplicate(q: DuplicateQuery): Promise<OutboundJob | undefined> {
@@ -300,28 +223,28 @@ export class PgOutboundStore implements OutboundStore {
   }
 
   async findSentBy(rcMessageId: string, identity: string): Promise<OutboundJob | undefined> {
-    const r = await this.#pool.query<Row>(
+    const r = await this.#pool.query<OutboundRow>(
       "SELECT * FROM outbound_jobs WHERE rc_message_id = $1 AND state IN ('submitted','final','notified') AND identity = $2 ORDER BY id LIMIT 1",
       [rcMessageId, identity],
     );
     const row = r.rows[0];
-    return row === undefined ? undefined : fromRow(row);
+    return row === undefined ? undefined : outboundFromRow(row);
   }
 
   async findByRcMessageId(rcMessageId: string, states?: readonly JobState[]): Promise<OutboundJob | undefined> {
     if (states !== undefined && states.length === 0) return undefined;
-    const r = await this.#pool.query<Row>(
+    const r = await this.#pool.query<OutboundRow>(
       `SELECT * FROM outbound_jobs WHERE rc_message_id = $1${states === undefined ? "" : " AND state = ANY($2::text[])"} ORDER BY id LIMIT 1`,
       states === undefined ? [rcMessageId] : [rcMessageId, states],
     );
     const row = r.rows[0];
-    return row === undefined ? undefined : fromRow(row);
+    return row === undefined ? undefined : outboundFromRow(row);
   }
 
   async get(id: string): Promise<OutboundJob | undefined> {
-    const r = await this.#pool.query<Row>("SELECT * FROM outbound_jobs WHERE id = $1", [id]);
+    const r = await this.#pool.query<OutboundRow>("SELECT * FROM outbound_jobs WHERE id = $1", [id]);
     const row = r.rows[0];
-    return row === undefined ? undefined : fromRow(row);
+    return row === undefined ? undefined : outboundFromRow(row);
   }
 
   async list(opts: ListOptions = {}): Promise<OutboundJob[]> {
@@ -334,20 +257,20 @@ export class PgOutboundStore implements OutboundStore {
     }
     if (opts.after !== undefined) where.push(`id > ${p.add(opts.after)}`);
     if (opts.before !== undefined) where.push(`id < ${p.add(opts.before)}`);
-    const r = await this.#pool.query<Row>(
+    const r = await this.#pool.query<OutboundRow>(
       `SELECT * FROM outbound_jobs ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id${opts.newestFirst === true ? " DESC" : ""} LIMIT ${p.add(opts.limit ?? 100)}`,
       p.values,
     );
-    return r.rows.map(fromRow);
+    return r.rows.map(outboundFromRow);
   }
 
   async *receivedSince(since: number): AsyncIterable<OutboundJob> {
-    let r = await this.#pool.query<Row>("SELECT * FROM outbound_jobs WHERE received_at > $1 ORDER BY received_at, id LIMIT 1000", [since]);
+    let r = await this.#pool.query<OutboundRow>("SELECT * FROM outbound_jobs WHERE received_at > $1 ORDER BY received_at, id LIMIT 1000", [since]);
     for (;;) {
-      for (const row of r.rows) yield fromRow(row);
+      for (const row of r.rows) yield outboundFromRow(row);
       const last = r.rows.at(-1);
       if (last === undefined || r.rows.length < 1000) return;
-      r = await this.#pool.query<Row>("SELECT * FROM outbound_jobs WHERE (received_at, id) > ($1, $2) ORDER BY received_at, id LIMIT 1000", [last.received_at, last.id]);
+      r = await this.#pool.query<OutboundRow>("SELECT * FROM outbound_jobs WHERE (received_at, id) > ($1, $2) ORDER BY received_at, id LIMIT 1000", [last.received_at, last.id]);
     }
   }
 
@@ -364,23 +287,17 @@ export class PgOutboundStore implements OutboundStore {
   }
 
   async findInterruptedSubmissions(startedBefore: number): Promise<OutboundJob[]> {
-    const r = await this.#pool.query<Row>(
+    const r = await this.#pool.query<OutboundRow>(
       `SELECT * FROM outbound_jobs
        WHERE state = 'submitting' AND (submit_started_at IS NULL OR submit_started_at < $1) AND (lease_until IS NULL OR lease_until <= ${this.#clock})
        ORDER BY submit_started_at, id`,
       [startedBefore],
     );
-    return r.rows.map(fromRow);
+    return r.rows.map(outboundFromRow);
   }
 
   async purgeFinished(before: number, limit: number): Promise<string[]> {
-    const r = await this.#pool.query<{ id: string }>(
-      `DELETE FROM outbound_jobs WHERE id IN (
-         SELECT id FROM outbound_jobs WHERE state IN ('notified', 'cancelled') AND updated_at < $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
-       ) RETURNING id`,
-      [before, limit],
-    );
-    const ids = r.rows.map((row) => row.id).sort();
+    const ids = await deleteFinished(this.#pool, "outbound_jobs", ["notified", "cancelled"], before, limit);
     if (ids.length > 0) this.#log.info({ event: "job.purged", count: ids.length }, "finished jobs past retention deleted");
     return ids;
   }

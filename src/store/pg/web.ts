@@ -4,13 +4,9 @@
  * all; an Idempotency-Key is claimed once across them). Secrets are stored
  * only as SHA-256 hashes, as in ../sqlite/web.ts.
  */
-import { createHash, randomBytes } from "node:crypto";
 import { IDEMPOTENCY_TTL_MS, type IdempotencyClaim, type WebStore } from "../ports.js";
+import { newSession, sha256, type SessionUserRow } from "../rows/web.js";
 import { inTransaction, type Pool } from "./connect.js";
-
-function sha256(s: string): string {
-  return createHash("sha256").update(s).digest("hex");
-}
 
 export class PgWebStore implements WebStore {
   readonly #pool: Pool;
@@ -22,21 +18,15 @@ export class PgWebStore implements WebStore {
   }
 
   async createSession(username: string, credential: string, ttlMs: number): Promise<string> {
-    const id = randomBytes(32).toString("base64url");
     const now = this.#now();
+    const { id, values } = newSession(username, credential, ttlMs, now);
     await this.#pool.query("DELETE FROM web_sessions WHERE expires_at < $1", [now]);
-    await this.#pool.query("INSERT INTO web_sessions (id_hash, username, credential, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)", [
-      sha256(id),
-      username,
-      sha256(credential),
-      now,
-      now + ttlMs,
-    ]);
+    await this.#pool.query("INSERT INTO web_sessions (id_hash, username, credential, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)", values);
     return id;
   }
 
-  async sessionUser(id: string): Promise<{ username: string; credential: string } | undefined> {
-    const r = await this.#pool.query<{ username: string; credential: string }>(
+  async sessionUser(id: string): Promise<SessionUserRow | undefined> {
+    const r = await this.#pool.query<SessionUserRow>(
       "SELECT username, credential FROM web_sessions WHERE id_hash = $1 AND expires_at > $2",
       [sha256(id), this.#now()],
     );

@@ -10,7 +10,6 @@ import {
   inboundMailMessageId,
   type ClaimInboundOptions,
   type InboundFax,
-  type InboundMessage,
   type InboundRouteResult,
   type InboundState,
   type InboundStore,
@@ -18,6 +17,7 @@ import {
   type NewInboundFax,
   type SyncCursor,
 } from "../ports.js";
+import { clip, inboundFromRow, type CursorRow, type InboundRow } from "../rows/inbound.js";
 import type { Db, Migration } from "./db.js";
 import { newOwnerId } from "./outbound.js";
 
@@ -59,59 +59,11 @@ export const inboundMigration: Migration = {
   ],
 };
 
-interface Row {
-  id: string;
-  extension: string;
-  rc_message_id: string;
-  state: InboundState;
-  attempts: number;
-  next_attempt_at: number;
-  lease_until: number | null;
-  lease_owner: string | null;
-  message: string;
-  route: string | null;
-  mail_message_id: string;
-  discovered_at: number;
-  delivered_at: number | null;
-  last_error: string | null;
-  updated_at: number;
-}
-
-interface CursorRow {
-  sync_token: string;
-  sync_time: string | null;
-  last_full_sync_at: number | null;
-}
-
-function fromRow(r: Row): InboundFax {
-  return {
-    id: r.id,
-    extension: r.extension,
-    rcMessageId: r.rc_message_id,
-    state: r.state,
-    attempts: r.attempts,
-    nextAttemptAt: r.next_attempt_at,
-    leaseUntil: r.lease_until,
-    leaseOwner: r.lease_until === null ? null : r.lease_owner,
-    message: JSON.parse(r.message) as InboundMessage,
-    route: r.route === null ? null : (JSON.parse(r.route) as InboundRouteResult),
-    mailMessageId: r.mail_message_id,
-    discoveredAt: r.discovered_at,
-    deliveredAt: r.delivered_at,
-    lastError: r.last_error,
-    updatedAt: r.updated_at,
-  };
-}
-
-/** Errors stored for operators are kept short. */
-function clip(text: string): string {
-  return text.length > 1000 ? `${text.slice(0, 997)}...` : text;
-}
 
 export interface SqliteInboundStoreOptions {
   readonly db: Db;
   readonly logger: Logger;
-  /** Row ids; default src/util/ids.ts newId. */
+  /** InboundRow ids; default src/util/ids.ts newId. */
   readonly newId?: (now: number) => string;
   /**
    * The store's clock for leases. Without one, leases run from the `now` the
@@ -156,9 +108,9 @@ export class SqliteInboundStore implements InboundStore {
         `INSERT INTO inbound_faxes (id, extension, rc_message_id, state, attempts, next_attempt_at, message, mail_message_id, discovered_at, updated_at)
          VALUES (?, ?, ?, 'discovered', 0, ?, ?, ?, ?, ?) ON CONFLICT (extension, rc_message_id) DO NOTHING`,
       ),
-      get: db.prepare<[string], Row>("SELECT * FROM inbound_faxes WHERE id = ?"),
-      byRcId: db.prepare<[string, string], Row>("SELECT * FROM inbound_faxes WHERE extension = ? AND rc_message_id = ?"),
-      due: db.prepare<[number, number, number], Row>(
+      get: db.prepare<[string], InboundRow>("SELECT * FROM inbound_faxes WHERE id = ?"),
+      byRcId: db.prepare<[string, string], InboundRow>("SELECT * FROM inbound_faxes WHERE extension = ? AND rc_message_id = ?"),
+      due: db.prepare<[number, number, number], InboundRow>(
         `SELECT * FROM inbound_faxes WHERE state = 'discovered' AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
          ORDER BY next_attempt_at, id LIMIT ?`,
       ),
@@ -215,7 +167,7 @@ export class SqliteInboundStore implements InboundStore {
         );
         if (res.changes === 1) {
           const row = this.#stmts.get.get(id);
-          if (row !== undefined) out.push(fromRow(row));
+          if (row !== undefined) out.push(inboundFromRow(row));
         }
       }
       this.#stmts.putCursor.run(extension, cursor.syncToken, cursor.syncTime, cursor.lastFullSyncAt, now);
@@ -234,7 +186,7 @@ export class SqliteInboundStore implements InboundStore {
       const rows = this.#stmts.due.all(opts.now, opts.now, opts.limit);
       const until = clock + opts.leaseMs;
       for (const r of rows) this.#stmts.lease.run(until, this.owner, opts.now, r.id);
-      return rows.map((r) => fromRow({ ...r, lease_until: until, lease_owner: this.owner, updated_at: opts.now }));
+      return rows.map((r) => inboundFromRow({ ...r, lease_until: until, lease_owner: this.owner, updated_at: opts.now }));
     }).immediate();
     for (const f of claimed) this.#held.add(f.id);
     return claimed;
@@ -283,7 +235,7 @@ export class SqliteInboundStore implements InboundStore {
         throw new InboundStateError(id, `inbound fax ${id}: the lease of ${this.owner} was lost${row.lease_until === null ? "" : ` (now held by ${row.lease_owner ?? "?"})`}`);
       }
       if (changes !== 1) throw new InboundStateError(id, `inbound fax ${id} is ${row.state}, expected discovered`);
-      return fromRow(row);
+      return inboundFromRow(row);
     }).immediate();
     this.#held.delete(id);
     return fax;
@@ -291,19 +243,19 @@ export class SqliteInboundStore implements InboundStore {
 
   async get(id: string): Promise<InboundFax | undefined> {
     const r = this.#stmts.get.get(id);
-    return r === undefined ? undefined : fromRow(r);
+    return r === undefined ? undefined : inboundFromRow(r);
   }
 
   async findByRcId(extension: string, rcMessageId: string): Promise<InboundFax | undefined> {
     const r = this.#stmts.byRcId.get(extension, rcMessageId);
-    return r === undefined ? undefined : fromRow(r);
+    return r === undefined ? undefined : inboundFromRow(r);
   }
 
   async findDeliveredByRcId(rcMessageId: string): Promise<InboundFax[]> {
     return this.#db
-      .prepare<[string], Row>("SELECT * FROM inbound_faxes WHERE rc_message_id = ? AND state = 'delivered' ORDER BY id")
+      .prepare<[string], InboundRow>("SELECT * FROM inbound_faxes WHERE rc_message_id = ? AND state = 'delivered' ORDER BY id")
       .all(rcMessageId)
-      .map(fromRow);
+      .map(inboundFromRow);
   }
 
   async listInbound(opts: ListInboundOptions = {}): Promise<InboundFax[]> {
@@ -325,8 +277,8 @@ export class SqliteInboundStore implements InboundStore {
     }
     const sql = `SELECT * FROM inbound_faxes ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id${opts.newestFirst === true ? " DESC" : ""} LIMIT ?`;
     params.push(opts.limit ?? 100);
-    const rows = this.#db.prepare<(string | number)[], Row>(sql).all(...params);
-    return rows.map(fromRow);
+    const rows = this.#db.prepare<(string | number)[], InboundRow>(sql).all(...params);
+    return rows.map(inboundFromRow);
   }
 
   async countByState(): Promise<Record<InboundState, number>> {
@@ -352,10 +304,10 @@ export class SqliteInboundStore implements InboundStore {
     const r = this.#db.transaction(() => {
       const row = this.#stmts.get.get(id);
       if (row === undefined) return undefined;
-      if (row.state === "discovered") return fromRow(row);
+      if (row.state === "discovered") return inboundFromRow(row);
       this.#stmts.redeliver.run(now, now, id);
       const after = this.#stmts.get.get(id);
-      return after === undefined ? undefined : fromRow(after);
+      return after === undefined ? undefined : inboundFromRow(after);
     })();
     if (r !== undefined) this.#log.info({ event: "inbound.redeliver", faxId: id, rcMessageId: r.rcMessageId }, "fax queued for redelivery");
     return r;

@@ -18,21 +18,19 @@ import {
   LeaseLostError,
   StateConflictError,
   TRANSITIONS,
-  mailKey,
   recipientKey,
   type ClaimOptions,
   type DuplicateQuery,
   type JobPatch,
-  type JobRecipient,
   type JobState,
   type ListOptions,
   type NewJob,
   type OutboundJob,
   type OutboundStore,
-  type RecipientStatus,
   type RescheduleOptions,
   type TransitionOptions,
 } from "../ports.js";
+import { JOB_PATCH_COLUMNS, outboundFromRow, type OutboundRow } from "../rows/outbound.js";
 import type { Db, Migration } from "./db.js";
 import { GroupCommitter, type CommitStats, type SqlValue } from "./group-commit.js";
 
@@ -81,83 +79,6 @@ export const outboundMigration: Migration = {
      ALTER TABLE outbound_jobs ADD COLUMN lease_owner TEXT;
      CREATE INDEX outbound_jobs_received_at ON outbound_jobs (received_at);`,
   ],
-};
-
-interface Row {
-  id: string;
-  state: JobState;
-  mail_from: string;
-  rcpt_to: string;
-  rcpt_key: string;
-  message_id: string | null;
-  mail_key: string | null;
-  size: number;
-  received_at: number;
-  client_ip: string;
-  client_user: string | null;
-  identity: string | null;
-  report_to: string | null;
-  attempts: number;
-  next_attempt_at: number;
-  lease_until: number | null;
-  lease_owner: string | null;
-  rc_message_id: string | null;
-  rc_extension_id: string | null;
-  submit_started_at: number | null;
-  fax_request: string | null;
-  status: string | null;
-  error_code: string | null;
-  error_text: string | null;
-  last_error: string | null;
-  notified_at: number | null;
-  updated_at: number;
-}
-
-function fromRow(r: Row): OutboundJob {
-  return {
-    id: r.id,
-    state: r.state,
-    mailFrom: r.mail_from,
-    rcptTo: JSON.parse(r.rcpt_to) as JobRecipient[],
-    messageId: r.message_id,
-    mailKey: r.mail_key ?? mailKey(r.id),
-    size: r.size,
-    receivedAt: r.received_at,
-    client: r.client_user === null ? { ip: r.client_ip } : { ip: r.client_ip, user: r.client_user },
-    // Rows from before identities were stored: the identity their SMTP user or envelope sender gives.
-    identity: r.identity ?? senderIdentity({ user: r.client_user ?? undefined, mailFrom: r.mail_from }).key,
-    reportTo: r.report_to ?? r.mail_from,
-    attempts: r.attempts,
-    nextAttemptAt: r.next_attempt_at,
-    leaseUntil: r.lease_until,
-    leaseOwner: r.lease_until === null ? null : r.lease_owner,
-    rcMessageId: r.rc_message_id,
-    rcExtensionId: r.rc_extension_id ?? null,
-    submitStartedAt: r.submit_started_at,
-    faxRequest: r.fax_request === null ? null : (JSON.parse(r.fax_request) as unknown),
-    status: r.status === null ? null : (JSON.parse(r.status) as RecipientStatus[]),
-    errorCode: r.error_code,
-    errorText: r.error_text,
-    lastError: r.last_error,
-    notifiedAt: r.notified_at,
-    updatedAt: r.updated_at,
-  };
-}
-
-type PatchColumn = Exclude<keyof JobPatch, "leaseMs" | "leaseUntil">;
-const PATCH_COLUMNS: { readonly [K in PatchColumn]-?: { column: string; json: boolean } } = {
-  messageId: { column: "message_id", json: false },
-  rcMessageId: { column: "rc_message_id", json: false },
-  rcExtensionId: { column: "rc_extension_id", json: false },
-  submitStartedAt: { column: "submit_started_at", json: false },
-  faxRequest: { column: "fax_request", json: true },
-  status: { column: "status", json: true },
-  errorCode: { column: "error_code", json: false },
-  errorText: { column: "error_text", json: false },
-  lastError: { column: "last_error", json: false },
-  notifiedAt: { column: "notified_at", json: false },
-  nextAttemptAt: { column: "next_attempt_at", json: false },
-  attempts: { column: "attempts", json: false },
 };
 
 export interface SqliteOutboundStoreOptions {
@@ -209,7 +130,7 @@ export class SqliteOutboundStore implements OutboundStore {
     this.#now = opts.now ?? Date.now;
     this.owner = opts.owner ?? newOwnerId();
     this.#committer = new GroupCommitter(db, INSERT_SQL, { inline: opts.groupCommit === "inline" });
-    this.#get = db.prepare<[string], Row>("SELECT * FROM outbound_jobs WHERE id = ?");
+    this.#get = db.prepare<[string], OutboundRow>("SELECT * FROM outbound_jobs WHERE id = ?");
   }
 
   insertReceived(job: NewJob): Promise<OutboundJob> {
@@ -284,7 +205,7 @@ export class SqliteOutboundStore implements OutboundStore {
     const clock = this.#now();
     const due = opts.now ?? clock;
     const placeholders = states.map(() => "?").join(",");
-    const select = this.#db.prepare<SqlValue[], Row>(
+    const select = this.#db.prepare<SqlValue[], OutboundRow>(
       `SELECT * FROM outbound_jobs
        WHERE state IN (${placeholders}) AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
        ORDER BY next_attempt_at, id LIMIT ?`,
@@ -294,7 +215,7 @@ export class SqliteOutboundStore implements OutboundStore {
     const jobs = this.#db.transaction(() => {
       const rows = select.all(...states, due, due, opts.limit);
       for (const r of rows) lease.run(leaseUntil, this.owner, r.id);
-      return rows.map((r) => fromRow({ ...r, lease_until: leaseUntil, lease_owner: this.owner }));
+      return rows.map((r) => outboundFromRow({ ...r, lease_until: leaseUntil, lease_owner: this.owner }));
     }).immediate();
     for (const j of jobs) this.#held.add(j.id);
     return jobs;
@@ -321,7 +242,7 @@ export class SqliteOutboundStore implements OutboundStore {
     } else sets.push("lease_until = NULL", "lease_owner = NULL");
     for (const key of Object.keys(patch) as (keyof JobPatch)[]) {
       if (key === "leaseMs" || key === "leaseUntil") continue;
-      const spec = PATCH_COLUMNS[key];
+      const spec = JOB_PATCH_COLUMNS[key];
       const value = patch[key];
       if (value === undefined) continue;
       sets.push(`${spec.column} = ?`);
@@ -370,7 +291,7 @@ export class SqliteOutboundStore implements OutboundStore {
         if (fenced && row !== undefined && row.state === from) throw new LeaseLostError(id, from, this.owner, row.lease_until === null ? null : row.lease_owner);
         throw new StateConflictError(id, from, row?.state);
       }
-      return fromRow(row);
+      return outboundFromRow(row);
     }).immediate();
     if (keepLease) this.#held.add(id);
     else this.#held.delete(id);
@@ -379,9 +300,9 @@ export class SqliteOutboundStore implements OutboundStore {
 
   #duplicateOf(q: DuplicateQuery): OutboundJob | undefined {
     return this.#db
-      .prepare<SqlValue[], Row>(DUPLICATE_SQL)
+      .prepare<SqlValue[], OutboundRow>(DUPLICATE_SQL)
       .all(q.messageId, recipientKey(q.recipients), q.since, q.excludeId ?? "")
-      .map(fromRow)
+      .map(outboundFromRow)
       .find((j) => j.identity === q.identity);
   }
 
@@ -391,23 +312,23 @@ export class SqliteOutboundStore implements OutboundStore {
 
   async findSentBy(rcMessageId: string, identity: string): Promise<OutboundJob | undefined> {
     const rows = this.#db
-      .prepare<[string], Row>("SELECT * FROM outbound_jobs WHERE rc_message_id = ? AND state IN ('submitted','final','notified') ORDER BY id")
+      .prepare<[string], OutboundRow>("SELECT * FROM outbound_jobs WHERE rc_message_id = ? AND state IN ('submitted','final','notified') ORDER BY id")
       .all(rcMessageId);
-    return rows.map(fromRow).find((j) => j.identity === identity);
+    return rows.map(outboundFromRow).find((j) => j.identity === identity);
   }
 
   async findByRcMessageId(rcMessageId: string, states?: readonly JobState[]): Promise<OutboundJob | undefined> {
     if (states !== undefined && states.length === 0) return undefined;
     const where = states === undefined ? "" : ` AND state IN (${states.map(() => "?").join(",")})`;
     const row = this.#db
-      .prepare<SqlValue[], Row>(`SELECT * FROM outbound_jobs WHERE rc_message_id = ?${where} ORDER BY id LIMIT 1`)
+      .prepare<SqlValue[], OutboundRow>(`SELECT * FROM outbound_jobs WHERE rc_message_id = ?${where} ORDER BY id LIMIT 1`)
       .get(rcMessageId, ...(states ?? []));
-    return row === undefined ? undefined : fromRow(row);
+    return row === undefined ? undefined : outboundFromRow(row);
   }
 
   async get(id: string): Promise<OutboundJob | undefined> {
     const row = this.#get.get(id);
-    return row === undefined ? undefined : fromRow(row);
+    return row === undefined ? undefined : outboundFromRow(row);
   }
 
   async list(opts: ListOptions = {}): Promise<OutboundJob[]> {
@@ -429,13 +350,13 @@ export class SqliteOutboundStore implements OutboundStore {
     }
     values.push(opts.limit ?? 100);
     const rows = this.#db
-      .prepare<SqlValue[], Row>(`SELECT * FROM outbound_jobs ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id${opts.newestFirst === true ? " DESC" : ""} LIMIT ?`)
+      .prepare<SqlValue[], OutboundRow>(`SELECT * FROM outbound_jobs ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id${opts.newestFirst === true ? " DESC" : ""} LIMIT ?`)
       .all(...values);
-    return rows.map(fromRow);
+    return rows.map(outboundFromRow);
   }
 
   async *receivedSince(since: number): AsyncIterable<OutboundJob> {
-    const page = this.#db.prepare<[number, number, string, number], Row>(
+    const page = this.#db.prepare<[number, number, string, number], OutboundRow>(
       "SELECT * FROM outbound_jobs WHERE (received_at > ? OR (received_at = ? AND id > ?)) ORDER BY received_at, id LIMIT ?",
     );
     let at = since;
@@ -443,7 +364,7 @@ export class SqliteOutboundStore implements OutboundStore {
     // The first page: strictly after `since` (no id is above "\uffff").
     for (;;) {
       const rows = page.all(at, at, after, 1000);
-      for (const r of rows) yield fromRow(r);
+      for (const r of rows) yield outboundFromRow(r);
       const last = rows.at(-1);
       if (last === undefined || rows.length < 1000) return;
       at = last.received_at;
@@ -467,13 +388,13 @@ export class SqliteOutboundStore implements OutboundStore {
 
   async findInterruptedSubmissions(startedBefore: number): Promise<OutboundJob[]> {
     const rows = this.#db
-      .prepare<[number, number], Row>(
+      .prepare<[number, number], OutboundRow>(
         `SELECT * FROM outbound_jobs
          WHERE state = 'submitting' AND (submit_started_at IS NULL OR submit_started_at < ?) AND (lease_until IS NULL OR lease_until <= ?)
          ORDER BY submit_started_at, id`,
       )
       .all(startedBefore, this.#now());
-    return rows.map(fromRow);
+    return rows.map(outboundFromRow);
   }
 
   async purgeFinished(before: number, limit: number): Promise<string[]> {

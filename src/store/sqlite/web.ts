@@ -1,5 +1,5 @@
-import { createHash, randomBytes } from "node:crypto";
 import { IDEMPOTENCY_TTL_MS, type IdempotencyClaim, type WebStore } from "../ports.js";
+import { newSession, sha256, type SessionUserRow } from "../rows/web.js";
 import type { Db, Migration } from "./db.js";
 
 /**
@@ -35,10 +35,6 @@ export const webMigration: Migration = {
   ],
 };
 
-function sha256(s: string): string {
-  return createHash("sha256").update(s).digest("hex");
-}
-
 /** WebStore (src/store/ports.ts) on SQLite. */
 export class SqliteWebStore implements WebStore {
   readonly #db: Db;
@@ -55,18 +51,16 @@ export class SqliteWebStore implements WebStore {
    * hash): changing a user's password in the config ends their sessions.
    */
   async createSession(username: string, credential: string, ttlMs: number): Promise<string> {
-    const id = randomBytes(32).toString("base64url");
     const now = this.#now();
+    const { id, values } = newSession(username, credential, ttlMs, now);
     this.#db.prepare("DELETE FROM web_sessions WHERE expires_at < ?").run(now);
-    this.#db
-      .prepare("INSERT INTO web_sessions (id_hash, username, credential, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
-      .run(sha256(id), username, sha256(credential), now, now + ttlMs);
+    this.#db.prepare("INSERT INTO web_sessions (id_hash, username, credential, created_at, expires_at) VALUES (?, ?, ?, ?, ?)").run(...values);
     return id;
   }
 
-  async sessionUser(id: string): Promise<{ username: string; credential: string } | undefined> {
+  async sessionUser(id: string): Promise<SessionUserRow | undefined> {
     return this.#db
-      .prepare<[string, number], { username: string; credential: string }>("SELECT username, credential FROM web_sessions WHERE id_hash = ? AND expires_at > ?")
+      .prepare<[string, number], SessionUserRow>("SELECT username, credential FROM web_sessions WHERE id_hash = ? AND expires_at > ?")
       .get(sha256(id), this.#now());
   }
 

@@ -11,6 +11,12 @@
 # changed, and the PostgreSQL tests skip.
 set -uo pipefail
 
+# Only the URL may reach stdout: the caller takes stdout as the URL, and
+# pg_ctlcluster, psql and friends print notices there on some machines (a CI
+# run once exported such a notice as FAXBRIDGE_TEST_DATABASE_URL). Everything
+# else goes to stderr; the URL goes to the saved stdout (fd 3) at the end.
+exec 3>&1 1>&2
+
 URL="postgres://faxbridge:faxbridge@127.0.0.1:5432/faxbridge"
 VERSION=15
 CLUSTER=main
@@ -40,7 +46,8 @@ if [ "$status" != online ]; then
     note "PostgreSQL $VERSION/$CLUSTER is $status and starting it needs root"
     exit 1
   fi
-  if ! pg_ctlcluster "$VERSION" "$CLUSTER" start; then
+  # 3>&- : the server it leaves running must not hold the caller's stdout open.
+  if ! pg_ctlcluster "$VERSION" "$CLUSTER" start 3>&-; then
     note "pg_ctlcluster $VERSION $CLUSTER start failed"
     exit 1
   fi
@@ -77,4 +84,4 @@ if ! PGCONNECT_TIMEOUT=5 psql -X -qtA "$URL" -c "SELECT 1" >/dev/null 2>&1; then
   note "cannot log in as faxbridge at 127.0.0.1:5432/faxbridge"
   exit 1
 fi
-echo "$URL"
+echo "$URL" >&3

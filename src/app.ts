@@ -218,6 +218,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
         worker.wake();
         return r;
       },
+      wakeOutbound: () => worker.wake(),
       wakeInbound: () => inbound.wakeDelivery(),
       checks: async () => {
         const out: Record<string, string> = {};

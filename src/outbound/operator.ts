@@ -169,6 +169,10 @@ export interface CancelOptions {
   readonly now?: () => number;
   /** Between looks at a RingCentral-side cancel the daemon carries out. */
   readonly sleep?: (ms: number) => Promise<void>;
+  /** Who cancels, for the job's error text ("cancelled by <by>"); default "the operator". */
+  readonly by?: string;
+  /** Told once a RingCentral-side cancel is recorded (the daemon wakes its worker to carry it out now). */
+  readonly onRequested?: () => void;
 }
 
 /**
@@ -189,7 +193,7 @@ export async function cancelJob(store: OperatorStore, id: string, opts: CancelOp
   if (scheduled !== undefined) return requestRingCentralCancel(store, job, scheduled, opts);
   let cancelled: OutboundJob;
   try {
-    cancelled = await withdrawJob(store, job, "the operator");
+    cancelled = await withdrawJob(store, job, opts.by ?? "the operator");
   } catch (err) {
     conflict(err, id);
   }
@@ -234,6 +238,7 @@ async function requestRingCentralCancel(store: OperatorStore, job: OutboundJob, 
       conflict(err, id);
     }
   }
+  opts.onRequested?.();
   const deadline = now() + CANCEL_WAIT_MS;
   for (let wait = 100; now() < deadline; wait = Math.min(wait * 2, 1000)) {
     const current = await getJob(store, id);

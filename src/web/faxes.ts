@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { mimeForFilename } from "../fax/files.js";
 import type { InboundFax, InboundState } from "../store/inbound.js";
-import { CANCELLABLE, withdrawJob } from "../outbound/operator.js";
+import { cancelJob, OperatorRefusal, type CancelResult } from "../outbound/operator.js";
 import type { JobState, OutboundJob } from "../store/outbound.js";
 import { canSeeInbound, canSeeJob, type Identity } from "./auth.js";
 import type { WebContext } from "./context.js";
@@ -57,19 +57,29 @@ export async function listJobs(
   return { items, next: items.at(-1)?.id ?? null };
 }
 
+/**
+ * Cancel one fax by the operator rules `faxbridge queue cancel` follows
+ * (src/outbound/operator.ts): withdrawn when it has not gone out; a scheduled
+ * fax RingCentral holds is deleted there by the worker (woken now) and the
+ * answer waits for that to be confirmed. Returns the job as it then is.
+ */
 export async function cancelFax(ctx: WebContext, who: Identity, id: string): Promise<OutboundJob> {
   const job = await visibleJob(ctx, who, id);
-  if (job.state === "submitting") throw new ActionError(409, `fax ${id} is being handed to RingCentral right now; try again in a minute`);
-  if (!CANCELLABLE.includes(job.state)) throw new ActionError(409, `fax ${id} cannot be cancelled: it is ${job.state}`);
-  let cancelled: OutboundJob;
+  let result: CancelResult;
   try {
-    cancelled = await withdrawJob(ctx.outbound, job, who.user);
-  } catch {
-    throw new ActionError(409, `fax ${id} changed state while cancelling; look at it again`);
+    result = await cancelJob(ctx.outbound, job.id, {
+      by: who.user,
+      removeFiles: (jobId) => ctx.spool.remove(jobId),
+      onRemoveFailed: (err) => ctx.logger.warn({ event: "web.cancel_cleanup_failed", queueId: id, err }, "cancelled, but the spool files stay"),
+      onRequested: () => ctx.wakeOutbound(),
+      now: ctx.now,
+    });
+  } catch (err) {
+    if (err instanceof OperatorRefusal) throw new ActionError(err.status, err.message);
+    throw err;
   }
-  await ctx.spool.remove(id).catch((err: unknown) => ctx.logger.warn({ event: "web.cancel_cleanup_failed", queueId: id, err }, "cancelled, but the spool files stay"));
-  ctx.logger.info({ event: "web.cancelled", queueId: id, by: who.user, was: job.state }, "fax cancelled");
-  return cancelled;
+  ctx.logger.info({ event: "web.cancelled", queueId: id, by: who.user, was: job.state }, result.message);
+  return visibleJob(ctx, who, id);
 }
 
 export async function visibleInbound(ctx: WebContext, who: Identity, id: string): Promise<InboundFax> {

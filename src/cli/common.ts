@@ -7,7 +7,7 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { loadConfig } from "../config/load.js";
 import type { Config } from "../config/schema.js";
-import { errorMessage } from "../errors.js";
+import { errorMessage, NamedError } from "../errors.js";
 import { silentLogger } from "../log.js";
 import { openStores as openBackend } from "../store/open.js";
 import type { DocumentStore, InboundStore, OutboundStore } from "../store/ports.js";
@@ -18,20 +18,10 @@ export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
 /** A mistake on the command line: printed without a stack, exit 2. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
+export class UsageError extends NamedError {}
 
 /** The operation could not be done (unknown id, a refusal): printed in plain words, exit 1. */
-export class CommandError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "CommandError";
-  }
-}
+export class CommandError extends NamedError {}
 
 export type OptionSpec = Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }>;
 

@@ -9,17 +9,17 @@
  * never overwritten. A refusal is an OperatorRefusal with the reason in plain
  * words; callers show it as it is.
  */
+import { NamedError } from "../errors.js";
 import { StateConflictError, type DocumentStore, type JobState, type OutboundJob, type OutboundStore } from "../store/ports.js";
 import { readJobData, type JobData } from "./job-data.js";
 import { CANCEL_WAIT_MS } from "../tunables.js";
 
 /** The operation is refused (no such job, or the job's state does not allow it); the message says why and what to do. */
-export class OperatorRefusal extends Error {
+export class OperatorRefusal extends NamedError {
   /** 404: no such job; 409: not in a state that allows it. */
   readonly status: 404 | 409;
   constructor(status: 404 | 409, message: string) {
     super(message);
-    this.name = "OperatorRefusal";
     this.status = status;
   }
 }

@@ -31,6 +31,7 @@ import type {
   TransitionOptions,
 } from "./outbound.js";
 import type { ClaimInboundOptions, InboundFax, InboundRouteResult, InboundState, ListInboundOptions, NewInboundFax, SyncCursor } from "./inbound.js";
+import { NamedError } from "../errors.js";
 
 export * from "./outbound.js";
 export * from "./inbound.js";
@@ -177,11 +178,10 @@ export interface WebStore {
 
 export type DocumentErrorKind = "too_big" | "no_space" | "aborted" | "io" | "missing" | "invalid_key";
 
-export class DocumentError extends Error {
+export class DocumentError extends NamedError {
   readonly kind: DocumentErrorKind;
   constructor(kind: DocumentErrorKind, message: string, options?: ErrorOptions) {
     super(message, options);
-    this.name = "DocumentError";
     this.kind = kind;
   }
 }

@@ -2,6 +2,7 @@ import { createReadStream } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
+import { NamedError } from "../errors.js";
 import { mimeForFilename } from "../fax/files.js";
 import type { InboundFax, InboundState } from "../store/inbound.js";
 import { cancelJob, OperatorRefusal, type CancelResult } from "../outbound/operator.js";
@@ -16,11 +17,10 @@ import { routedTo } from "./views-data.js";
  * see is reported exactly like one that does not exist.
  */
 
-export class ActionError extends Error {
+export class ActionError extends NamedError {
   readonly status: number;
   constructor(status: number, message: string) {
     super(message);
-    this.name = "ActionError";
     this.status = status;
   }
 }

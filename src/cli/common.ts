@@ -23,6 +23,25 @@ export class UsageError extends NamedError {}
 /** The operation could not be done (unknown id, a refusal): printed in plain words, exit 1. */
 export class CommandError extends NamedError {}
 
+/**
+ * Runs the subcommand `argv[0]` names with the rest of the arguments. Without
+ * one, `usage` is printed and the exit code is 2; `help`, `-h` or `--help`
+ * print it with exit 0; an unknown name is a UsageError listing the known ones.
+ */
+export function runSubcommand(argv: string[], commands: Readonly<Record<string, (argv: string[]) => Promise<number>>>, usage: string): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === undefined || sub === "-h" || sub === "--help" || sub === "help") {
+    process.stdout.write(usage);
+    return Promise.resolve(sub === undefined ? EXIT_USAGE : 0);
+  }
+  const run = Object.hasOwn(commands, sub) ? commands[sub] : undefined;
+  if (run === undefined) {
+    const names = Object.keys(commands);
+    throw new UsageError(`unknown subcommand "${sub}" (use ${names.slice(0, -1).join(", ")} or ${names.at(-1) ?? ""})`);
+  }
+  return run(rest);
+}
+
 export type OptionSpec = Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }>;
 
 /** Options every data command takes. */

@@ -32,26 +32,42 @@ export async function visibleJob(ctx: WebContext, who: Identity, id: string): Pr
 }
 
 /** Keyset paging over what the identity may see: ids sort by time. */
-export async function listJobs(
+export function listJobs(
   ctx: WebContext,
   who: Identity,
   opts: { state?: JobState[] | undefined; after?: string | undefined; limit: number; filter?: (j: OutboundJob) => boolean; newestFirst?: boolean },
 ): Promise<{ items: OutboundJob[]; next: string | null }> {
-  const items: OutboundJob[] = [];
-  let after = opts.after;
   const desc = opts.newestFirst === true;
+  return visiblePages(
+    (after) =>
+      ctx.outbound.list({
+        limit: PAGE,
+        ...(opts.state !== undefined && { state: opts.state }),
+        ...(after !== undefined && (desc ? { before: after, newestFirst: true } : { after })),
+        ...(desc && { newestFirst: true }),
+      }),
+    (j) => canSeeJob(who, j) && (opts.filter?.(j) ?? true),
+    opts,
+  );
+}
+
+const PAGE = 200;
+
+/** Reads store pages from `opts.after` on (at most 20) until `opts.limit` visible rows are found; `next` is the cursor for the page after. */
+async function visiblePages<T extends { readonly id: string }>(
+  read: (after: string | undefined) => Promise<T[]>,
+  visible: (row: T) => boolean,
+  opts: { after?: string | undefined; limit: number },
+): Promise<{ items: T[]; next: string | null }> {
+  const items: T[] = [];
+  let after = opts.after;
   for (let round = 0; round < 20 && items.length < opts.limit; round++) {
-    const page = await ctx.outbound.list({
-      limit: 200,
-      ...(opts.state !== undefined && { state: opts.state }),
-      ...(after !== undefined && (desc ? { before: after, newestFirst: true } : { after })),
-      ...(desc && { newestFirst: true }),
-    });
-    for (const j of page) {
-      if (canSeeJob(who, j) && (opts.filter?.(j) ?? true)) items.push(j);
+    const page = await read(after);
+    for (const row of page) {
+      if (visible(row)) items.push(row);
       if (items.length === opts.limit) break;
     }
-    if (page.length < 200) return { items, next: items.length === opts.limit ? (items.at(-1)?.id ?? null) : null };
+    if (page.length < PAGE) return { items, next: items.length === opts.limit ? (items.at(-1)?.id ?? null) : null };
     after = page.at(-1)?.id;
   }
   return { items, next: items.at(-1)?.id ?? null };
@@ -88,29 +104,23 @@ export async function visibleInbound(ctx: WebContext, who: Identity, id: string)
   return fax;
 }
 
-export async function listInbound(
+export function listInbound(
   ctx: WebContext,
   who: Identity,
   opts: { state?: InboundState[] | undefined; after?: string | undefined; limit: number; newestFirst?: boolean },
 ): Promise<{ items: InboundFax[]; next: string | null }> {
-  const items: InboundFax[] = [];
-  let after = opts.after;
   const desc = opts.newestFirst === true;
-  for (let round = 0; round < 20 && items.length < opts.limit; round++) {
-    const page = await ctx.inbound.listInbound({
-      limit: 200,
-      ...(opts.state !== undefined && { state: opts.state }),
-      ...(after !== undefined && (desc ? { before: after } : { after })),
-      ...(desc && { newestFirst: true }),
-    });
-    for (const f of page) {
-      if (canSeeInbound(who, routedTo(ctx.config, f))) items.push(f);
-      if (items.length === opts.limit) break;
-    }
-    if (page.length < 200) return { items, next: items.length === opts.limit ? (items.at(-1)?.id ?? null) : null };
-    after = page.at(-1)?.id;
-  }
-  return { items, next: items.at(-1)?.id ?? null };
+  return visiblePages(
+    (after) =>
+      ctx.inbound.listInbound({
+        limit: PAGE,
+        ...(opts.state !== undefined && { state: opts.state }),
+        ...(after !== undefined && (desc ? { before: after } : { after })),
+        ...(desc && { newestFirst: true }),
+      }),
+    (f) => canSeeInbound(who, routedTo(ctx.config, f)),
+    opts,
+  );
 }
 
 /** The kept copy of a received fax's first document, if the retention rules still keep one. */

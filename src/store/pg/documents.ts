@@ -17,7 +17,7 @@ import { pipeline } from "node:stream/promises";
 import { from as copyFrom } from "pg-copy-streams";
 import type { Logger } from "../../log.js";
 import { errorMessage } from "../../errors.js";
-import { DocumentError, isDocumentKey, type DocumentStore, type PutOptions } from "../ports.js";
+import { DocumentError, isDocumentKey, workKey, type DocumentStore, type PutOptions } from "../ports.js";
 import { NOW_MS, type Pool, type PoolClient } from "./connect.js";
 
 export const CHUNK_BYTES = 256 * 1024;
@@ -124,14 +124,23 @@ export class PgDocumentStore implements DocumentStore {
     checkKey(key);
     const staged = await this.#stage(body, opts.maxBytes);
     try {
+      return await this.#storeFile(key, staged.file);
+    } finally {
+      await rm(staged.dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Copy a private local file in under `key` (one transaction), then keep it as the key's local cache copy (the file is moved). */
+  async #storeFile(key: string, file: string): Promise<{ readonly key: string; readonly size: number }> {
+    try {
       const client = await this.#pool.connect();
       let broken: Error | undefined;
       try {
         await client.query("BEGIN");
         try {
-          const out = await this.#write(client, key, createReadStream(staged.file, { highWaterMark: CHUNK_BYTES }));
+          const out = await this.#write(client, key, createReadStream(file, { highWaterMark: CHUNK_BYTES }));
           await client.query("COMMIT");
-          await this.#keep(key, staged.file);
+          await this.#keep(key, file);
           return out;
         } catch (err) {
           await client.query("ROLLBACK").catch((e: unknown) => {
@@ -144,9 +153,23 @@ export class PgDocumentStore implements DocumentStore {
       }
     } catch (err) {
       throw new DocumentError("io", `storing document ${key} failed: ${errorMessage(err)}`, { cause: err });
-    } finally {
-      await rm(staged.dir, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * Store the files extracted into workDir(jobId) under `work/<jobId>/<name>`
+   * (each streamed in its own transaction), then release the scratch folder:
+   * another instance reads them from the database.
+   */
+  async storeWorkDir(jobId: string): Promise<void> {
+    const dir = await this.workDir(jobId);
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      if (!e.isFile()) continue;
+      const key = workKey(jobId, e.name);
+      checkKey(key);
+      await this.#storeFile(key, join(dir, e.name));
+    }
+    await rm(dir, { recursive: true, force: true });
   }
 
   /** The local cache file of `key` (a copy of what was stored, for localFile without a round trip). */
@@ -332,9 +355,15 @@ export class PgDocumentStore implements DocumentStore {
     return dir;
   }
 
-  /** Documents are written in one transaction each: nothing partial in the database. Staged uploads and copies left by a process that is gone are removed. */
+  /**
+   * Documents are written in one transaction each: nothing partial in the
+   * database. Staged uploads, copies and extraction folders a process that is
+   * gone left in this instance's local directory are removed (nothing there
+   * is durable: a job's documents are in the database before its row names them).
+   */
   async sweepPartial(): Promise<number> {
     await rm(this.#tmp, { recursive: true, force: true });
+    await rm(this.#work, { recursive: true, force: true });
     return 0;
   }
 }

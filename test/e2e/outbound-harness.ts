@@ -64,6 +64,8 @@ export interface HarnessOptions {
   mail?: { timeZone?: string };
   /** A postgres:// URL: run on the PostgreSQL backend (database.url) instead of SQLite. */
   databaseUrl?: string;
+  /** An emulator the test started and shares between harnesses (instances); left running at close. */
+  sharedEmulator?: Emulator;
 }
 
 export interface WorkerOverrides {
@@ -137,7 +139,7 @@ export class OutboundHarness {
   async start(): Promise<this> {
     this.logger = capturingLogger("debug", { lines: this.logs });
     await this.sink.start();
-    this.emu = await startEmulator({ faxTimings: { queuedMs: 60, pageMs: 60 }, ...this.opts.emulator });
+    this.emu = this.opts.sharedEmulator ?? (await startEmulator({ faxTimings: { queuedMs: 60, pageMs: 60 }, ...this.opts.emulator }));
     const heavy = this.opts.emulator?.limits?.Heavy;
     const windowSeconds = this.opts.emulator?.windowSeconds;
     this.config = configSchema.parse({
@@ -274,7 +276,7 @@ export class OutboundHarness {
       ["transports", () => this.#transports.forEach((t) => t.close())],
       ["mail", () => this.mail?.close()],
       ["client", () => this.client?.close()],
-      ["emulator", () => this.emu?.close()],
+      ["emulator", () => (this.opts.sharedEmulator === undefined ? this.emu?.close() : undefined)],
       ["sink", () => this.sink.close()],
       ["stores", () => this.stores?.close()],
       ["agent", () => this.#agent.close()],

@@ -87,7 +87,7 @@ export interface PgDocumentStoreOptions {
   /**
    * This instance's local directory (default one under the system's temp
    * directory): staged uploads and temporary copies (tmp/), recently stored
-   * documents kept for local reads (cache/), jobs' extraction folders (work/).
+   * documents kept for local reads (cache/), scratch folders a parse extracts into before storeWorkDir (work/).
    */
   readonly localDir?: string;
 }

@@ -17,6 +17,7 @@ import { retryJob } from "../../src/outbound/operator.js";
 import { readJobData } from "../../src/outbound/job-data.js";
 import { mailKey, workPrefix } from "../../src/store/ports.js";
 import { DaemonProcess } from "../helpers/daemon.js";
+import { EmulatorControl } from "../helpers/emulator-control.js";
 import { describePg, usePgDatabase } from "../helpers/pg.js";
 import { SmtpSink } from "../helpers/smtp-sink.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -72,7 +73,7 @@ describePg("a job parsed by one instance is sent by another (PostgreSQL, no shar
     emu = undefined;
   });
 
-  it("A accepts and parses, stops and loses its disk; B submits, reports and cleans up; the fax is byte-identical", async () => {
+  it("A accepts and parses, stops and loses its disk; B submits (after a 429), reports and cleans up; the fax is byte-identical", async () => {
     emu = await startEmulator({ faxTimings: { queuedMs: 60, pageMs: 60 } });
     // A parses and never sends (a store decorator limits its claims), like an instance that died right after parsing.
     const a = await instance({ hooks: { claimOnly: ["received"] } });
@@ -98,6 +99,8 @@ describePg("a job parsed by one instance is sent by another (PostgreSQL, no shar
     await a.close();
     expect(existsSync(a.dir.path)).toBe(false);
 
+    // B's first send is refused (429) after its documents were lent out: the copies must be given back then too.
+    await new EmulatorControl(() => emu?.url ?? "").fault({ group: "Heavy", count: 1, kind: "429", retryAfter: 1 });
     const b = await instance({ fax: { reportAttachDocuments: true } });
     const done = await b.waitState(id, "notified", 20_000);
     expect(done.status).toEqual([{ e164: "+15551234567", status: "Sent" }]);
@@ -106,6 +109,7 @@ describePg("a job parsed by one instance is sent by another (PostgreSQL, no shar
     expect(faxes[0]?.attachments.map((x) => x.sha256)).toEqual([sha256(first), sha256(second)]);
     expect(a.events("fax.submitted")).toHaveLength(0);
     expect(b.events("fax.submitted")).toHaveLength(1);
+    expect(b.events("fax.deferred")).toHaveLength(1);
     // B's report carries the documents, read from the database.
     await waitFor(() => b.sink.messages.length === 1, 15_000, "the report");
     const report = b.sink.messages[0]?.parsed;

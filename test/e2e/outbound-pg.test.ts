@@ -4,10 +4,18 @@
  * the job row is there, the worker faxes it through the emulator, the report
  * arrives, and the documents are removed from the store afterwards.
  */
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { describePg, usePgDatabase } from "../helpers/pg.js";
 import { waitFor } from "../helpers/wait.js";
 import { makePdf, OutboundHarness, sha256 } from "./outbound-harness.js";
+
+/** Every file below `dir` (recursively); none when it does not exist. */
+async function filesUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
+  return entries.filter((e) => !e.isDirectory()).map((e) => join(e.parentPath, e.name));
+}
 
 /** The happy path on each backend: one suite, the same assertions (SQLite keeps files, PostgreSQL keeps everything in the database). */
 for (const backend of ["sqlite", "postgres"] as const) {
@@ -47,6 +55,8 @@ for (const backend of ["sqlite", "postgres"] as const) {
       await waitFor(async () => (await t.stores.documents.stat(job.mailKey)) === undefined, 15_000, "the raw message removed from the document store");
       await waitFor(async () => (await t.stores.documents.list("work")).length === 0, 15_000, "the documents removed from the document store");
       expect(t.events("fax.submitted")).toHaveLength(1);
+      // PostgreSQL: nothing of the job is left in the instance's local scratch either (staged uploads, copies, cache).
+      expect(backend === "postgres" ? await filesUnder(join(t.dir.path, "pg-local")) : []).toEqual([]);
     });
   });
 }

@@ -306,10 +306,11 @@ export class PgDocumentStore implements DocumentStore {
     try {
       await client.query("BEGIN");
       const where = "key = $1 OR starts_with(key, $1 || '/')";
-      const heads = await client.query(`DELETE FROM document_heads WHERE ${where}`, [keyOrPrefix]);
+      const heads = await client.query<{ key: string }>(`DELETE FROM document_heads WHERE ${where} RETURNING key`, [keyOrPrefix]);
       await client.query(`DELETE FROM document_chunks WHERE ${where}`, [keyOrPrefix]);
       await client.query("COMMIT");
-      await rm(this.#cached(keyOrPrefix), { force: true });
+      // This instance's cached copies of what was removed (a job's documents under its work prefix too).
+      for (const key of new Set([keyOrPrefix, ...heads.rows.map((r) => r.key)])) await rm(this.#cached(key), { force: true });
       if (keyOrPrefix.startsWith("work/")) await rm(join(this.#work, keyOrPrefix.slice(5)), { recursive: true, force: true });
       if ((heads.rowCount ?? 0) > 0) this.#log.debug({ event: "documents.removed", key: keyOrPrefix, count: heads.rowCount }, "documents removed");
     } catch (err) {

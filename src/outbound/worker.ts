@@ -32,14 +32,18 @@
  * - A step that throws is rescheduled per fax.retrySchedule (retry-policy.ts);
  *   when even that cannot be written (the disk is full), the job is released
  *   from the loop as soon as the database takes writes again.
- * - One worker per store: leases protect against a second process, but
- *   reconciliation assumes no other process sends for the same store.
+ * - Leases are short (src/tunables.ts LEASE_MS) and renewed by the claim
+ *   loop's heartbeat while a step runs; a step whose lease another instance
+ *   took over is aborted (StepContext.signal) and sends nothing more.
+ *   Reconciliation matches faxes by the job tag each POST carries
+ *   (src/outbound/tag.ts), so instances sending at once never adopt each
+ *   other's faxes.
  */
 import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import { QuotaTracker } from "../policy/quota.js";
 import type { JobState, OutboundJob } from "../store/outbound.js";
-import { StateConflictError } from "../store/outbound.js";
+import { LeaseLostError, StateConflictError } from "../store/outbound.js";
 import { ClaimLoop } from "../pipeline/claim-loop.js";
 import { PageBudget } from "./cost.js";
 import { RetryPolicy } from "./retry-policy.js";
@@ -86,7 +90,15 @@ export class OutboundWorker {
       id: (job) => job.id,
       plan: (busy, at) => this.#plan(busy, at),
       claim: (lane, limit, at) => deps.store.claimDue(LANE_STATES[lane], { limit, leaseMs: this.#tuning.leaseMs, now: at }),
-      run: (job) => this.#step(job),
+      run: async (job, _lane, signal) => {
+        try {
+          await this.#step(job, signal);
+        } catch (err) {
+          // Aborted by the heartbeat: another instance holds the job now and does the rest; nothing to reschedule.
+          if (signal.aborted) return;
+          throw err;
+        }
+      },
       onError: (job, err) => this.#stepFailed(job, err),
       reload: (id) => deps.store.get(id),
       onFollowUpError: (id, err) => this.#log.error({ event: "worker.follow_up_failed", queueId: id, err }, "could not resume a re-claimed job; its lease will expire"),
@@ -98,6 +110,19 @@ export class OutboundWorker {
       onRoundError: (err) => {
         this.#log.error({ event: "worker.tick_failed", err }, "claiming jobs failed");
         return undefined;
+      },
+      lease: {
+        ms: this.#tuning.leaseMs,
+        renew: (job, ms) => deps.store.renewLease(job.id, ms),
+        lost: async (job) => {
+          const row = await deps.store.get(job.id);
+          const holder = row?.leaseOwner ?? null;
+          if (row !== undefined && (holder === null || holder === deps.store.owner)) return undefined;
+          return new LeaseLostError(job.id, row?.state ?? job.state, deps.store.owner, holder);
+        },
+        onRenewError: (job, err) => this.#log.warn({ event: "job.lease_renew_failed", queueId: job.id, err }, "could not renew a job's lease; trying again at the next beat"),
+        onLost: (job, reason) =>
+          this.#log.warn({ event: "job.lease_lost", queueId: job.id, state: job.state, reason: reason.message }, "another instance took the job over; this one stops working on it"),
       },
     });
     const loop = this.#loop;
@@ -190,19 +215,21 @@ export class OutboundWorker {
     for (const [state, n] of Object.entries(counts)) this.#deps.metrics.queueDepth.set({ state }, n);
   }
 
-  async #step(job: OutboundJob): Promise<void> {
+  async #step(job: OutboundJob, signal: AbortSignal): Promise<void> {
+    // The step's own view of the worker: the shared context plus this claim's lease signal.
+    const ctx = Object.assign(Object.create(this.#ctx) as StepContext, { signal });
     switch (job.state) {
       case "received":
-        return parseStep(this.#ctx, job);
+        return parseStep(ctx, job);
       case "parsed":
-        return submitStep(this.#ctx, job);
+        return submitStep(ctx, job);
       case "submitting":
-        return reconcileStep(this.#ctx, job, "parsed");
+        return reconcileStep(ctx, job, "parsed");
       case "submitted":
-        return pollStep(this.#ctx, job);
+        return pollStep(ctx, job);
       case "final":
       case "failed":
-        return reportStep(this.#ctx, job);
+        return reportStep(ctx, job);
       case "notified":
       case "cancelled":
         return;

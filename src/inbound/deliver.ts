@@ -24,6 +24,7 @@ import type { MessageApi, SessionApi } from "../rc/api.js";
 import { RcApiError, RcNetworkError, RcProtocolError } from "../rc/errors.js";
 import { InboundStateError, type InboundAttachment, type InboundFax, type InboundStore } from "../store/ports.js";
 import { ClaimLoop } from "../pipeline/claim-loop.js";
+import { storeLease } from "../pipeline/leases.js";
 import { delayFor, parseSchedule } from "../util/schedule.js";
 import { composeInboundMail, type DownloadedFile } from "./compose.js";
 import { routeFax } from "./route.js";
@@ -143,19 +144,13 @@ export class InboundDelivery {
         this.#log.error({ event: "inbound.delivery_loop_failed", err }, "inbound delivery loop failed; retrying shortly");
         return 1000;
       },
-      lease: {
+      lease: storeLease<InboundFax>(deps.store, {
         ms: deps.leaseMs,
-        renew: (fax, ms) => deps.store.renewLease(fax.id, ms),
-        lost: async (fax) => {
-          const row = await deps.store.get(fax.id);
-          const holder = row?.leaseOwner ?? null;
-          if (row !== undefined && (holder === null || holder === deps.store.owner)) return undefined;
-          return new InboundStateError(fax.id, `fax ${fax.id}: the lease of ${deps.store.owner} was lost${holder === null ? "" : ` (now held by ${holder})`}`);
-        },
+        lostError: (fax, holder) => new InboundStateError(fax.id, `fax ${fax.id}: the lease of ${deps.store.owner} was lost${holder === null ? "" : ` (now held by ${holder})`}`),
         onRenewError: (fax, err) => this.#log.warn({ event: "inbound.lease_renew_failed", faxId: fax.id, err }, "could not renew a received fax's lease; trying again at the next beat"),
         onLost: (fax, reason) =>
           this.#log.warn({ event: "inbound.lease_lost", faxId: fax.id, reason: reason.message }, "another instance took the received fax over; this one stops delivering it"),
-      },
+      }),
     });
   }
 

@@ -45,6 +45,7 @@ import { QuotaTracker } from "../policy/quota.js";
 import type { JobState, OutboundJob } from "../store/outbound.js";
 import { LeaseLostError, StateConflictError } from "../store/outbound.js";
 import { ClaimLoop } from "../pipeline/claim-loop.js";
+import { storeLease } from "../pipeline/leases.js";
 import { PageBudget } from "./cost.js";
 import { RetryPolicy } from "./retry-policy.js";
 import { DEFAULT_TUNING, jobKey, type OutboundWorkerDeps, type StepContext, type WorkerTuning } from "./steps/context.js";
@@ -111,19 +112,13 @@ export class OutboundWorker {
         this.#log.error({ event: "worker.tick_failed", err }, "claiming jobs failed");
         return undefined;
       },
-      lease: {
+      lease: storeLease<OutboundJob>(deps.store, {
         ms: this.#tuning.leaseMs,
-        renew: (job, ms) => deps.store.renewLease(job.id, ms),
-        lost: async (job) => {
-          const row = await deps.store.get(job.id);
-          const holder = row?.leaseOwner ?? null;
-          if (row !== undefined && (holder === null || holder === deps.store.owner)) return undefined;
-          return new LeaseLostError(job.id, row?.state ?? job.state, deps.store.owner, holder);
-        },
+        lostError: (job, holder) => new LeaseLostError(job.id, job.state, deps.store.owner, holder),
         onRenewError: (job, err) => this.#log.warn({ event: "job.lease_renew_failed", queueId: job.id, err }, "could not renew a job's lease; trying again at the next beat"),
         onLost: (job, reason) =>
           this.#log.warn({ event: "job.lease_lost", queueId: job.id, state: job.state, reason: reason.message }, "another instance took the job over; this one stops working on it"),
-      },
+      }),
     });
     const loop = this.#loop;
     this.#ctx = {

@@ -40,7 +40,7 @@ function loopOn(store: OutboundStore, step: (job: OutboundJob, signal: AbortSign
 
 for (const backend of BACKENDS) {
   const { title, skip } = await backendTitle(backend, "claim loop leases");
-  describe.skipIf(skip)(title, () => {
+  describe.skipIf(skip)(`${title}`, () => {
     let data: BackendData;
     let a: OutboundStore;
     let b: OutboundStore;

@@ -263,6 +263,12 @@ export class OutboundWorker {
     };
   }
 
+  /** True while this worker's store holds the job's lease. */
+  async #stillHeld(id: string): Promise<boolean> {
+    const row = await this.#deps.store.get(id);
+    return row !== undefined && row.leaseOwner === this.#deps.store.owner && row.leaseUntil !== null;
+  }
+
   /** Reschedule jobs whose failed step could not be rescheduled (see #stepFailed). */
   async #rescheduleStranded(): Promise<void> {
     for (const [id, s] of this.#stranded) {
@@ -273,6 +279,13 @@ export class OutboundWorker {
         this.#log.info({ event: "worker.reschedule_recovered", queueId: id }, "stranded job rescheduled");
       } catch (err) {
         if (err instanceof StateConflictError) {
+          // The step got further than the claimed copy said before it failed (parsed → submitting, then the
+          // POST failed and nothing could be written): still ours, so release it from the state it is in
+          // now rather than leave it to wait out its lease. A submitting job is reconciled next, never resent blindly.
+          if (!(err instanceof LeaseLostError) && err.actual !== undefined && err.actual !== s.from && (await this.#stillHeld(id))) {
+            this.#stranded.set(id, { ...s, from: err.actual });
+            continue;
+          }
           this.#stranded.delete(id);
           continue;
         }

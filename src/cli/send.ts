@@ -125,8 +125,8 @@ export async function queueFax(config: Readonly<Config>, req: SendRequest): Prom
   // The sender is the local login that ran the command.
   const sender: IntakeSender = { key: senderIdentity({ user: `cli:${user}`, mailFrom }).key, mailFrom, user: `cli:${user}`, ip: "local" };
   return withStores(config, async (stores) => {
-    // Quotas count the jobs of the last hour in the store, whichever path accepted them.
-    const policy = await createSmtpPolicy({ config, logger: silentLogger(), store: stores.outbound });
+    // Quotas are taken from the store's ledger, shared with the daemon(s), whichever path accepts the mail.
+    const policy = await createSmtpPolicy({ config, logger: silentLogger(), store: stores.outbound, quota: stores.quota });
     const spool = new Spool({ documents: stores.documents, logger: silentLogger() });
     try {
       await accept(

@@ -35,6 +35,8 @@ export interface IntakeOptions {
   inbound?: boolean;
   groupCommit?: "inline";
   onAccepted?: (id: string) => void;
+  /** A postgres:// URL: the PostgreSQL backend (another instance on the same database) instead of SQLite in the directory. */
+  databaseUrl?: string;
 }
 
 export interface Intake {
@@ -54,7 +56,7 @@ export interface Intake {
 export async function startIntake(opts: IntakeOptions = {}): Promise<Intake> {
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), opts.prefix ?? "faxbridge-smtp-")));
   const logger = opts.logger ?? silentLogger();
-  const stores = await openTestStores(dir, { logger, groupCommit: opts.groupCommit ?? "worker" });
+  const stores = await openTestStores(dir, { logger, groupCommit: opts.groupCommit ?? "worker", ...(opts.databaseUrl !== undefined && { databaseUrl: opts.databaseUrl }) });
   const { outbound: store, spool } = stores;
   const inbound = opts.inbound === true ? stores.inbound : undefined;
   const closeStores = (): Promise<void> => stores.close();
@@ -74,6 +76,7 @@ export async function startIntake(opts: IntakeOptions = {}): Promise<Intake> {
           logger,
           metrics,
           store,
+          quota: stores.quota,
           ...(opts.resolver !== undefined && { resolver: opts.resolver }),
           ...(opts.now !== undefined && { now: opts.now }),
           ...(inbound !== undefined && { receivedBy: receivedFaxMailedTo(inbound) }),

@@ -14,7 +14,7 @@ import type { AuditSink } from "../../ops/audit.js";
 import type { QuotaTracker } from "../../policy/quota.js";
 import type { MessageInfo } from "../../rc/client.js";
 import type { Spool } from "../../spool/spool.js";
-import { recipientKey, type OutboundJob, type OutboundStore, type RecipientStatus } from "../../store/ports.js";
+import { recipientKey, type OutboundJob, type OutboundStore, type QuotaStore, type RecipientStatus } from "../../store/ports.js";
 import type { PageBudget } from "../cost.js";
 import { readJobData, type JobData, type MailMeta } from "../job-data.js";
 import { readMailMeta } from "../mail-meta.js";
@@ -28,7 +28,7 @@ export interface WorkerTuning {
   leaseMs: number;
   /** Lease while a job is submitting (covers a slot wait and a 50 MB upload). */
   submitLeaseMs: number;
-  /** Fax sends in flight at once. */
+  /** Fax sends in flight at once per sending extension: a pool of k extensions runs k × this many. */
   sendConcurrency: number;
   /** Parse, reconcile and report steps in flight at once. */
   workConcurrency: number;
@@ -63,6 +63,8 @@ export interface OutboundWorkerDeps {
       };
     };
   readonly store: OutboundStore;
+  /** The hourly quota ledger shared by every instance (page quotas, notice rate limits). */
+  readonly quota: QuotaStore;
   readonly spool: Spool;
   readonly client: FaxApi;
   readonly mail: MailSender;

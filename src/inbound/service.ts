@@ -306,9 +306,10 @@ export class InboundService {
     if (configured !== "") return configured;
     const stored = await this.#deps.store.getValue(VERIFICATION_KEY);
     if (stored !== undefined && stored !== "") return stored;
-    const token = randomBytes(24).toString("base64url");
-    await this.#deps.store.setValue(VERIFICATION_KEY, token, this.#now());
-    this.#log.info({ event: "webhook.token_generated" }, "no inbound.verificationToken configured; generated one for the webhook subscription");
+    // Instances starting together each generate one: the first stored wins, and every instance uses it.
+    const mine = randomBytes(24).toString("base64url");
+    const token = await this.#deps.store.setValueIfAbsent(VERIFICATION_KEY, mine, this.#now());
+    if (token === mine) this.#log.info({ event: "webhook.token_generated" }, "no inbound.verificationToken configured; generated one for the webhook subscription");
     return token;
   }
 

@@ -185,6 +185,8 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     const link = linkBuilder(config.web.publicUrl, webKey, config.inbound.linkTtlHours);
     // Several instances on PostgreSQL: one leads inbound sync, the subscription and the WebSocket.
     const leadership = stores.backend === "postgres" ? inboundLeadership(stores) : undefined;
+    // Queue depth and age describe the shared database: the leader alone exports them.
+    if (leadership !== undefined) metrics.sources.queueReporter = () => leadership.isLeader();
     const inbound = new InboundService({
       config,
       client,

@@ -46,6 +46,8 @@ interface OutMail {
   from: string;
   acked: boolean;
   tries: number;
+  /** The last failed try, for the failure message. */
+  last?: string;
 }
 
 /** Job and fax states straight from the shared database. */
@@ -135,7 +137,7 @@ describePg("three instances on one PostgreSQL database, kill -9 twice", () => {
     const ackedBy = fleet.map(() => 0);
     // An MTA with three MX hosts: round robin over the instances that listen; a failed try goes to the back of the queue.
     const sender = async (): Promise<void> => {
-      const deadline = Date.now() + 120_000;
+      const deadline = Date.now() + 180_000;
       while (Date.now() < deadline) {
         const m = todo.shift();
         if (!m) {
@@ -158,6 +160,7 @@ describePg("three instances on one PostgreSQL database, kill -9 twice", () => {
           ackedBy[k] = (ackedBy[k] ?? 0) + 1;
           continue;
         }
+        m.last = r.kind === "reply" ? `${r.stage} ${r.code} ${r.text}` : `broken at ${r.stage}: ${r.error}`;
         if (r.kind === "broken") broken++;
         if (r.kind === "reply") {
           refused++;
@@ -197,7 +200,7 @@ describePg("three instances on one PostgreSQL database, kill -9 twice", () => {
 
     await Promise.all([killer(), injector(), ...Array.from({ length: SENDERS }, () => sender())]);
     expect(permanent).toEqual([]);
-    expect(mails.filter((m) => !m.acked).map((m) => m.marker)).toEqual([]);
+    expect(mails.filter((m) => !m.acked).map((m) => `${m.marker} (${m.tries} tries, last: ${m.last ?? "none"})`)).toEqual([]);
 
     const faxesByHash = async (): Promise<Map<string, number>> => {
       const counts = new Map<string, number>();
@@ -272,5 +275,5 @@ describePg("three instances on one PostgreSQL database, kill -9 twice", () => {
       })}`,
     );
     expect(accepted.every((n) => n > 0)).toBe(true);
-  }, 300_000);
+  }, 420_000);
 });

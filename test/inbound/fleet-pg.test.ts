@@ -12,9 +12,11 @@ import { HttpServer } from "../../src/http/server.js";
 import { InboundService } from "../../src/inbound/service.js";
 import { WEBHOOK_PATH } from "../../src/inbound/webhook.js";
 import { inboundLeadership } from "../../src/store/open.js";
+import { sharedWebSecret } from "../../src/web/auth.js";
 import type { Leadership } from "../../src/store/leadership.js";
 import { describePg, usePgDatabase } from "../helpers/pg.js";
 import { openTestStores, type TestStores } from "../helpers/stores.js";
+import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
 import { Harness, sha256 } from "./harness.js";
 
@@ -113,5 +115,24 @@ describePg("webhook notifications with two instances on PostgreSQL", () => {
     expect(syncs.every((l) => l["instance"] === "instance-a")).toBe(true);
     expect(x.events("webhook.refused").filter((l) => l["reason"] === "bad_token")).toHaveLength(2);
     expect(x.mailsFor(fax.id)).toHaveLength(1);
+  });
+});
+
+describePg("the web key with several instances on PostgreSQL", () => {
+  const db = usePgDatabase();
+  it("instances starting together agree on one generated key; a configured web.secret wins", async () => {
+    const dirs = [tempDir(), tempDir()];
+    const stores = await Promise.all(dirs.map((d) => openTestStores(d.path, { databaseUrl: db.url })));
+    try {
+      const none = { web: { secret: "" } } as Pick<Config, "web">;
+      const [a, b] = await Promise.all(stores.map((s) => sharedWebSecret(none, s.inbound, Date.now())));
+      expect(a?.length).toBe(32);
+      expect(a?.equals(b ?? Buffer.alloc(0))).toBe(true);
+      const set = { web: { secret: "configured" } } as Pick<Config, "web">;
+      expect((await sharedWebSecret(set, (stores[0] as TestStores).inbound, Date.now())).equals(a ?? Buffer.alloc(0))).toBe(false);
+    } finally {
+      for (const s of stores) await s.close();
+      for (const d of dirs) d.cleanup();
+    }
   });
 });

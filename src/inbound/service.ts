@@ -20,6 +20,7 @@ import type { Metrics } from "../metrics.js";
 import type { MessageApi, PoolApi, SessionApi, SubscriptionApi, WsTokenApi } from "../rc/api.js";
 import type { Leadership } from "../store/leadership.js";
 import type { InboundStore } from "../store/ports.js";
+import { LEASE_MS } from "../tunables.js";
 import { InboundDelivery } from "./deliver.js";
 import { faxEventFilter, memberSubscriptionKey, WebhookSubscriptionManager } from "./subscription.js";
 import { InboundSync } from "./sync.js";
@@ -108,7 +109,7 @@ export class InboundService {
       syncMinGapMs: defaultGap,
       syncResetMarginMs: 5 * 60_000,
       deliveryConcurrency: 4,
-      leaseMs: 10 * 60_000,
+      leaseMs: LEASE_MS,
       retryJitter: 0.2,
       subscriptionExpiresInSeconds: 7 * 86_400,
       subscriptionCheckMs: 5 * 60_000,

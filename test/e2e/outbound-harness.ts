@@ -73,6 +73,8 @@ export interface WorkerOverrides {
   tuning?: Partial<WorkerTuning>;
   /** The worker's clock (e.g. shifted forward to make parked jobs due after a "restart"). */
   now?: () => number;
+  /** Another instance's stores on the same data (its own lease owner); default the harness's. */
+  stores?: TestStores;
 }
 
 export const FAST_TUNING: Partial<WorkerTuning> = {
@@ -196,8 +198,8 @@ export class OutboundHarness {
     return new OutboundWorker({
       config: opts.fax === undefined ? this.config : { ...this.config, fax: { ...this.config.fax, ...opts.fax } },
       // Test hooks run in a store decorator (test/helpers/store-hooks.ts), not in the worker.
-      store: opts.hooks !== undefined ? withStoreHooks(this.store, opts.hooks) : this.store,
-      spool: this.spool,
+      store: opts.hooks !== undefined ? withStoreHooks(opts.stores?.outbound ?? this.store, opts.hooks) : (opts.stores?.outbound ?? this.store),
+      spool: opts.stores?.spool ?? this.spool,
       client: this.client,
       mail: this.mail,
       metrics: this.metrics,

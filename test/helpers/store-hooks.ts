@@ -4,11 +4,13 @@
  * accepted a fax but before its id is recorded), so production code carries
  * no test hooks.
  */
-import type { JobPatch, JobState, OutboundStore, TransitionOptions } from "../../src/store/ports.js";
+import type { JobPatch, JobState, OutboundStore, RescheduleOptions, TransitionOptions } from "../../src/store/ports.js";
 
 export interface WorkerHooks {
   /** Runs after RingCentral accepted a fax and before the id is recorded; a throw simulates a crash there. */
   beforeRecordSubmit?: (jobId: string, rcMessageId: string) => Promise<void> | void;
+  /** Runs before every reschedule; a throw simulates a store that cannot write (a full disk, a lost connection). */
+  beforeReschedule?: (jobId: string, from: JobState) => Promise<void> | void;
 }
 
 /** The store with `hooks` run around its calls; every other member is the store's own. */
@@ -18,9 +20,14 @@ export function withStoreHooks<S extends OutboundStore>(store: S, hooks: WorkerH
     if (from === "submitting" && to === "submitted" && typeof rcMessageId === "string") await hooks.beforeRecordSubmit?.(id, rcMessageId);
     return store.transition(id, from, to, patch, opts);
   };
+  const reschedule = async (id: string, opts: RescheduleOptions): ReturnType<OutboundStore["reschedule"]> => {
+    await hooks.beforeReschedule?.(id, opts.from);
+    return store.reschedule(id, opts);
+  };
   return new Proxy(store, {
     get(target, prop) {
       if (prop === "transition") return transition;
+      if (prop === "reschedule") return reschedule;
       const value: unknown = Reflect.get(target, prop, target);
       return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },

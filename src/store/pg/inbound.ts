@@ -113,7 +113,7 @@ export class PgInboundStore implements InboundStore {
       [leaseMs, id, this.owner],
     );
     const ok = r.rowCount === 1;
-    if (!ok) this.#held.delete(id);
+    // A lease lost to another owner stays fenced: this store's later transitions of the row are refused.
     return ok;
   }
 

@@ -195,7 +195,7 @@ export class SqliteInboundStore implements InboundStore {
 
   async renewLease(id: string, leaseMs: number): Promise<boolean> {
     const ok = this.#stmts.renew.run((this.#clock?.() ?? Date.now()) + leaseMs, id, this.owner).changes === 1;
-    if (!ok) this.#held.delete(id);
+    // A lease lost to another owner stays fenced: this store's later transitions of the row are refused.
     return ok;
   }
 

@@ -225,7 +225,7 @@ export class SqliteOutboundStore implements OutboundStore {
     const changes = this.#db
       .prepare<[number, string, string]>("UPDATE outbound_jobs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND lease_until IS NOT NULL")
       .run(this.#now() + leaseMs, id, this.owner).changes;
-    if (changes === 0) this.#held.delete(id);
+    // A lease lost to another owner stays fenced: this store's later transitions of the row are refused.
     return changes === 1;
   }
 

@@ -162,6 +162,9 @@ export async function accept(deps: IntakeDeps, req: IntakeRequest): Promise<Acce
     if (err instanceof SmtpReply) throw err;
     log.error({ event: "intake.check_failed", err }, "checking the message failed");
     throw new IntakeError("check", "checking the message failed", { cause: err });
+  } finally {
+    // The local file was for the checks only (a temporary copy on a database backend).
+    await spooled.release();
   }
 
   try {

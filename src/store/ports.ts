@@ -213,6 +213,11 @@ export function workPrefix(jobId: string): string {
   return `work/${jobId}`;
 }
 
+/** The key of a document `name` extracted for a job (a file written into its workDir under that name). */
+export function workKey(jobId: string, name: string): string {
+  return `${workPrefix(jobId)}/${name}`;
+}
+
 export interface PutOptions {
   /** Refuse (DocumentError "too_big") beyond this many bytes; the input is still read to its end. */
   readonly maxBytes?: number;
@@ -247,6 +252,13 @@ export interface DocumentStore {
    * under those keys before the job row names them.
    */
   workDir(jobId: string): Promise<string>;
+  /**
+   * Make the files extracted into `workDir(jobId)` durable under their keys
+   * (`workKey(jobId, name)`), before a job row names them. The file backend's folder already is the store (it
+   * fsyncs the files); a database backend streams each in and releases the
+   * scratch directory. Rejects with DocumentError.
+   */
+  storeWorkDir(jobId: string): Promise<void>;
   /** Remove `key`, or every key under `key/` when it is a prefix. Missing is fine. */
   remove(keyOrPrefix: string): Promise<void>;
   /**

@@ -208,6 +208,8 @@ export class OutboundWorker {
   async #refreshGauge(now: number): Promise<void> {
     if (now - this.#lastGauge < this.#tuning.gaugeIntervalMs) return;
     this.#lastGauge = now;
+    // Another instance reports the whole queue: no count query here.
+    if (!this.#deps.metrics.reportsQueue()) return;
     const counts = await this.#deps.store.countByState();
     for (const [state, n] of Object.entries(counts)) this.#deps.metrics.queueDepth.set({ state }, n);
   }

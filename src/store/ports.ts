@@ -96,6 +96,12 @@ export interface OutboundStore {
 export interface KeyValueStore {
   getValue(key: string): Promise<string | undefined>;
   setValue(key: string, value: string, now: number): Promise<void>;
+  /**
+   * Store `value` unless the key already has one; resolves with the value the
+   * key holds afterwards (ours, or the one another instance stored first).
+   * Instances starting together agree on one value (a generated secret, say).
+   */
+  setValueIfAbsent(key: string, value: string, now: number): Promise<string>;
   deleteValue(key: string): Promise<void>;
 }
 

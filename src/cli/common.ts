@@ -9,8 +9,8 @@ import { loadConfig } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { errorMessage, NamedError } from "../errors.js";
 import { silentLogger } from "../log.js";
-import { openStores as openBackend } from "../store/open.js";
-import type { DocumentStore, InboundStore, OutboundStore } from "../store/ports.js";
+import { databaseName, openStores as openBackend } from "../store/open.js";
+import type { DocumentStore, InboundStore, OutboundStore, QuotaStore } from "../store/ports.js";
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage. */
 export const EXIT_OK = 0;
@@ -80,6 +80,7 @@ export interface Stores {
   readonly outbound: OutboundStore;
   readonly inbound: InboundStore;
   readonly documents: DocumentStore;
+  readonly quota: QuotaStore;
   readonly dataDir: string;
   close(): Promise<void>;
 }
@@ -94,9 +95,9 @@ export async function openStores(config: Readonly<Config>): Promise<Stores> {
   const dataDir = resolve(config.dataDir);
   try {
     const stores = await openBackend(config, silentLogger(), { role: "operator" });
-    return { outbound: stores.outbound, inbound: stores.inbound, documents: stores.documents, dataDir, close: () => stores.close() };
+    return { outbound: stores.outbound, inbound: stores.inbound, documents: stores.documents, quota: stores.quota, dataDir, close: () => stores.close() };
   } catch (err) {
-    throw new CommandError(`cannot open the database in ${dataDir}: ${errorMessage(err)}`);
+    throw new CommandError(`cannot open ${databaseName(config)}: ${errorMessage(err)}`);
   }
 }
 

@@ -38,9 +38,15 @@ export interface SpoolOptions {
 
 /** A spooled message; its key is mailKey(id) (src/store/ports.ts). */
 export interface SpooledMessage {
-  /** A local file with the message, for header checks at SMTP time. */
+  /** A local file with the message, for header checks at SMTP time; valid until `release()`. */
   readonly path: string;
   readonly size: number;
+  /**
+   * Give the local file back (a database backend's temporary copy is
+   * removed; the stored message stays). Call it on every path once the
+   * checks are done; idempotent, never rejects.
+   */
+  release(): Promise<void>;
 }
 
 export interface RecoveryReport {
@@ -77,8 +83,18 @@ export class Spool {
     checkId(id);
     try {
       const { key, size } = await this.documents.put(mailKey(id), input, { maxBytes });
-      const local = await this.documents.localFile(key);
-      return { path: local.path, size };
+      let local;
+      try {
+        local = await this.documents.localFile(key);
+      } catch (err) {
+        // Stored but unreadable: no job row will name it, so it goes now.
+        await this.documents.remove(key).catch((e: unknown) => this.#log.error({ event: "spool.remove_failed", queueId: id, err: e }, "could not remove a spooled message"));
+        throw err;
+      }
+      let released: Promise<void> | undefined;
+      const release = (): Promise<void> =>
+        (released ??= local.done().catch((err: unknown) => this.#log.warn({ event: "documents.release_failed", queueId: id, err }, "could not remove a temporary copy of a spooled message")));
+      return { path: local.path, size, release };
     } catch (err) {
       if (!(err instanceof DocumentError)) throw new SpoolError("io", `spool write failed: ${String(err)}`, { cause: err });
       const kind: SpoolErrorKind = err.kind === "too_big" || err.kind === "no_space" || err.kind === "aborted" ? err.kind : "io";

@@ -134,7 +134,7 @@ export class PgOutboundStore implements OutboundStore {
       [leaseMs, id, this.owner],
     );
     const ok = r.rowCount === 1;
-    if (!ok) this.#held.delete(id);
+    // A lease lost to another owner stays fenced: this store's later transitions of the row are refused.
     return ok;
   }
 

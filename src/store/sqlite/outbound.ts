@@ -78,6 +78,16 @@ export const outboundMigration: Migration = {
      ALTER TABLE outbound_jobs DROP COLUMN spool_path;
      ALTER TABLE outbound_jobs ADD COLUMN lease_owner TEXT;
      CREATE INDEX outbound_jobs_received_at ON outbound_jobs (received_at);`,
+    // Document keys (issue 10/11): the job data named each extracted document by its absolute path,
+    // always <dataDir>/spool/work/<id>/<file>; it becomes the key work/<id>/<file> (the file stays where it is).
+    `UPDATE outbound_jobs SET fax_request = json_set(fax_request, '$.documents', json((
+       SELECT json_group_array(CASE
+         WHEN json_type(d.value, '$.path') = 'text' AND json_type(d.value, '$.key') IS NULL
+         THEN json_set(json_remove(d.value, '$.path'), '$.key',
+                'work/' || outbound_jobs.id || '/' || substr(json_extract(d.value, '$.path'), length(rtrim(json_extract(d.value, '$.path'), replace(json_extract(d.value, '$.path'), '/', ''))) + 1))
+         ELSE json(d.value) END)
+       FROM json_each(fax_request, '$.documents') AS d)))
+     WHERE json_valid(fax_request) AND json_type(fax_request, '$.documents') = 'array' AND json_array_length(fax_request, '$.documents') > 0;`,
   ],
 };
 
@@ -225,7 +235,7 @@ export class SqliteOutboundStore implements OutboundStore {
     const changes = this.#db
       .prepare<[number, string, string]>("UPDATE outbound_jobs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND lease_until IS NOT NULL")
       .run(this.#now() + leaseMs, id, this.owner).changes;
-    if (changes === 0) this.#held.delete(id);
+    // A lease lost to another owner stays fenced: this store's later transitions of the row are refused.
     return changes === 1;
   }
 

@@ -245,6 +245,12 @@ export class PgInboundStore implements InboundStore {
     );
   }
 
+  async setValueIfAbsent(key: string, value: string, now: number): Promise<string> {
+    await this.#pool.query("INSERT INTO inbound_kv (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING", [key, value, now]);
+    // A separate statement: it sees the row another instance committed while ours waited on the conflict.
+    return (await this.getValue(key)) ?? value;
+  }
+
   async deleteValue(key: string): Promise<void> {
     await this.#pool.query("DELETE FROM inbound_kv WHERE key = $1", [key]);
   }

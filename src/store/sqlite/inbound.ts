@@ -141,6 +141,7 @@ export class SqliteInboundStore implements InboundStore {
       setValue: db.prepare<[string, string, number]>(
         "INSERT INTO inbound_kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
       ),
+      setValueIfAbsent: db.prepare<[string, string, number]>("INSERT INTO inbound_kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO NOTHING"),
       deleteValue: db.prepare<[string]>("DELETE FROM inbound_kv WHERE key = ?"),
     };
   }
@@ -319,6 +320,11 @@ export class SqliteInboundStore implements InboundStore {
 
   async setValue(key: string, value: string, now: number): Promise<void> {
     this.#stmts.setValue.run(key, value, now);
+  }
+
+  async setValueIfAbsent(key: string, value: string, now: number): Promise<string> {
+    this.#stmts.setValueIfAbsent.run(key, value, now);
+    return this.#stmts.getValue.get(key)?.value ?? value;
   }
 
   async deleteValue(key: string): Promise<void> {

@@ -130,6 +130,14 @@ for (const backend of BACKENDS) {
       expect(await b.getValue("subscription")).toBeUndefined();
     });
 
+    it("stores a value only when absent: instances starting together agree on the first one", async () => {
+      const [x, y] = await Promise.all([a.setValueIfAbsent("token", "from-a", clock), b.setValueIfAbsent("token", "from-b", clock)]);
+      expect(x).toBe(y);
+      expect(["from-a", "from-b"]).toContain(x);
+      expect(await a.setValueIfAbsent("token", "later", clock)).toBe(x);
+      expect(await b.getValue("token")).toBe(x);
+    });
+
     it("keeps web sessions by hash, claims an idempotency key once, spends a link once", async () => {
       const web = sa.web;
       const other = (await data.instance({ now: () => clock })).web;

@@ -1,7 +1,8 @@
 import type { Readable } from "node:stream";
 import type { Logger } from "../log.js";
 import { DocumentError, mailKey, workPrefix, type DocumentStore, type OutboundStore } from "../store/ports.js";
-import { isId } from "../util/ids.js";
+import { SHARED_ORPHAN_AGE_MS } from "../tunables.js";
+import { idCreatedAt, isId } from "../util/ids.js";
 
 /**
  * The spool: accepted raw messages and a job's extracted documents, kept in
@@ -153,15 +154,19 @@ export class Spool {
    * messages that have no job row (they were never acknowledged), and mark
    * jobs that still need their message but lost it as failed.
    */
-  async recover(store: OutboundStore): Promise<RecoveryReport> {
+  async recover(store: OutboundStore, opts: { shared?: boolean; now?: number } = {}): Promise<RecoveryReport> {
     const tmpDeleted = await this.documents.sweepPartial();
     const orphansDeleted: string[] = [];
+    // Documents shared by several instances (PostgreSQL): a message without a row may be one another
+    // instance is receiving right now (stored, row not yet committed). Only old ones are orphans; the janitor takes the rest later.
+    const orphanBefore = opts.shared === true ? (opts.now ?? Date.now()) - SHARED_ORPHAN_AGE_MS : Infinity;
     for (const name of await this.documents.list("msg")) {
       const id = name.endsWith(".eml") ? name.slice(0, -4) : "";
       if (!isId(id)) {
         this.#log.warn({ event: "spool.unknown_file", file: name }, "unexpected file in the spool, left alone");
         continue;
       }
+      if (!(idCreatedAt(id) < orphanBefore)) continue;
       if ((await store.get(id)) === undefined) {
         await this.documents.remove(mailKey(id));
         orphansDeleted.push(id);

@@ -50,6 +50,25 @@ export interface SpooledMessage {
   release(): Promise<void>;
 }
 
+/** A spooled message's local file, given back once (idempotent). */
+class LocalMessage implements SpooledMessage {
+  readonly path: string;
+  readonly size: number;
+  readonly #done: () => Promise<void>;
+  #released: Promise<void> | undefined;
+
+  constructor(path: string, size: number, done: () => Promise<void>) {
+    this.path = path;
+    this.size = size;
+    this.#done = done;
+  }
+
+  release(): Promise<void> {
+    this.#released ??= this.#done();
+    return this.#released;
+  }
+}
+
 export interface RecoveryReport {
   /** Partial writes of a process that is gone that were deleted. */
   readonly tmpDeleted: number;
@@ -92,10 +111,9 @@ export class Spool {
         await this.documents.remove(key).catch((e: unknown) => this.#log.error({ event: "spool.remove_failed", queueId: id, err: e }, "could not remove a spooled message"));
         throw err;
       }
-      let released: Promise<void> | undefined;
-      const release = (): Promise<void> =>
-        (released ??= local.done().catch((err: unknown) => this.#log.warn({ event: "documents.release_failed", queueId: id, err }, "could not remove a temporary copy of a spooled message")));
-      return { path: local.path, size, release };
+      return new LocalMessage(local.path, size, () =>
+        local.done().catch((err: unknown) => this.#log.warn({ event: "documents.release_failed", queueId: id, err }, "could not remove a temporary copy of a spooled message")),
+      );
     } catch (err) {
       if (!(err instanceof DocumentError)) throw new SpoolError("io", `spool write failed: ${String(err)}`, { cause: err });
       const kind: SpoolErrorKind = err.kind === "too_big" || err.kind === "no_space" || err.kind === "aborted" ? err.kind : "io";

@@ -168,10 +168,10 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       lastRcCall: () => lastRcCall,
     });
 
-    const worker = new OutboundWorker({ config, store: outboundStore, spool, client, mail, metrics, logger: log, audit, alerts });
+    const worker = new OutboundWorker({ config, store: outboundStore, quota: stores.quota, spool, client, mail, metrics, logger: log, audit, alerts });
     const numberCheck: NumberCheck = resolved.numberCheck;
-    // Who may fax, to where, how much; quotas are rebuilt from the last hour's jobs.
-    const policy = await createSmtpPolicy({ config, logger: log, metrics, store: outboundStore, receivedBy: receivedFaxMailedTo(inboundStore) });
+    // Who may fax, to where, how much; quotas are counted in the store's ledger, shared by every instance.
+    const policy = await createSmtpPolicy({ config, logger: log, metrics, store: outboundStore, quota: stores.quota, receivedBy: receivedFaxMailedTo(inboundStore) });
     const smtp: FaxSmtpServer = createSmtpServer({
       config,
       policy,
@@ -222,6 +222,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
         worker.wake();
         return r;
       },
+      wakeOutbound: () => worker.wake(),
       wakeInbound: () => inbound.wakeDelivery(),
       checks: async () => {
         const out: Record<string, string> = {};
@@ -245,6 +246,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     const janitor = new Janitor({
       outbound: outboundStore,
       inbound: inboundStore,
+      quota: stores.quota,
       spool,
       inboundDir: join(dataDir, "inbound"),
       retention: config.retention,

@@ -105,6 +105,7 @@ export const LOG_EVENTS = {
   "intake.check_failed": "checking the message failed",
   "intake.disk_floor": "data directory below smtp.minFreeBytes; refused",
   "intake.on_accepted_failed": "onAccepted hook threw; the job is queued and the worker will find it",
+  "intake.release_failed": "could not give back the quota of a job that was not recorded (it counts until the hour is over)",
   "intake.store_failed": "could not record the job",
   "job.cancelled": "a job moved to the state cancelled",
   "job.conflict": "job moved by someone else; step dropped",

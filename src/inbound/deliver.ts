@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Config } from "../config/schema.js";
-import { errorMessage } from "../errors.js";
+import { errorMessage, NamedError } from "../errors.js";
 import { extensionForMime } from "../fax/files.js";
 import { failureOf, isTransient, type Failure } from "../failure.js";
 import type { Logger } from "../log.js";
@@ -58,20 +58,10 @@ export interface InboundDeliveryDeps {
 const IDLE_POLL_MS = 5_000;
 
 /** The document was shorter or longer than RingCentral said: download again later. */
-export class DownloadMismatchError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "DownloadMismatchError";
-  }
-}
+export class DownloadMismatchError extends NamedError {}
 
 /** The fax has nothing to deliver (no document) even after re-reading it. */
-export class NoDocumentError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "NoDocumentError";
-  }
-}
+export class NoDocumentError extends NamedError {}
 
 /** Transient or permanent? Pure, so it can be tested table-style. */
 export function classifyDeliveryError(err: unknown): Failure {

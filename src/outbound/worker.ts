@@ -25,7 +25,8 @@
  *   `job.duplicate`, and get no report.
  * - Pacing comes from the client's Heavy limiter. The send lane only claims a
  *   parsed job when the limiter has a free slot and is not held, and runs at
- *   most `sendConcurrency` sends, so a burst waits in the queue (state
+ *   most `sendConcurrency` sends per pool extension (k extensions: k ×
+ *   sendConcurrency in flight), so a burst waits in the queue (state
  *   parsed), not inside a POST with a job stuck in `submitting`. Status polls
  *   have their own lane gated the same way on the Light group, so a backlog of
  *   polls never holds up parsing and reports.
@@ -127,8 +128,8 @@ export class OutboundWorker {
       now,
       tuning: this.#tuning,
       retry: new RetryPolicy(deps.config.fax, this.#tuning.jitter, deps.random ?? Math.random),
-      pages: new PageBudget(deps.config, now),
-      notices: new QuotaTracker({ perSenderPerHour: deps.config.policy?.abuse.noticesPerAddressPerHour ?? 0, globalPerHour: 0 }, { now }),
+      pages: new PageBudget(deps.config, deps.quota, now),
+      notices: new QuotaTracker(deps.quota, "notice", { perSenderPerHour: deps.config.policy?.abuse.noticesPerAddressPerHour ?? 0, globalPerHour: 0 }, { now }),
       sendingTo: (key, exceptId) => {
         for (const f of loop.running()) if (f.id !== exceptId && f.lane === "send" && jobKey(f.item) === key) return true;
         return false;
@@ -148,9 +149,9 @@ export class OutboundWorker {
     this.#started = true;
     this.#loop.start();
     this.#log.info({ event: "worker.starting" }, "outbound worker starting");
-    // The hour's page usage first, so a restart does not reset the page quotas.
+    // The page quotas live in the store's ledger; a ledger that is new (an upgrade) is seeded once from the hour's jobs.
     const loaded = this.#ctx.pages.load(this.#deps.store).then(
-      (jobs) => this.#log.info({ event: "worker.page_quotas_loaded", jobs }, "hourly page quotas rebuilt from the jobs of the last hour"),
+      (jobs) => jobs > 0 && this.#log.info({ event: "worker.page_quotas_loaded", jobs }, "hourly page quotas rebuilt from the jobs of the last hour"),
       (err: unknown) => this.#log.error({ event: "worker.page_quotas_failed", err }, "could not rebuild the hourly page quotas; counting from now"),
     );
     this.#startup = loaded.then(() => reconcileInterrupted(this.#ctx, (job, err) => this.#stepFailed(job, err))).then(
@@ -189,7 +190,8 @@ export class OutboundWorker {
     return [
       ["work", t.workConcurrency - busy.work],
       // Claim only what the rate limit lets through now: a burst waits in the queue, not in the limiter.
-      ["send", Math.min(t.sendConcurrency - busy.send, free("Heavy"))],
+      // Per extension: each pool member has its own Heavy limiter, so k members send k times as many at once.
+      ["send", Math.min(t.sendConcurrency * Math.max(1, this.#deps.client.size ?? 1) - busy.send, free("Heavy"))],
       ["poll", Math.min(t.pollConcurrency - busy.poll, free("Light"))],
     ];
   }

@@ -186,7 +186,7 @@ export class OutboundHarness {
       mediaOrigins: [this.emu.mediaUrl],
     });
     this.mail = createMailSender(this.config.mail.url, `${this.dir.path}/mailbox`, this.logger);
-    const policy = this.opts.policy === undefined ? undefined : await createSmtpPolicy({ config: this.config, logger: this.logger, metrics: this.metrics, store: this.store });
+    const policy = this.opts.policy === undefined ? undefined : await createSmtpPolicy({ config: this.config, logger: this.logger, metrics: this.metrics, store: this.store, quota: this.stores.quota });
     this.smtp = createSmtpServer({
       ...(policy !== undefined && { policy }),
       config: this.config,
@@ -206,6 +206,7 @@ export class OutboundHarness {
       config: opts.fax === undefined ? this.config : { ...this.config, fax: { ...this.config.fax, ...opts.fax } },
       // Test hooks run in a store decorator (test/helpers/store-hooks.ts), not in the worker.
       store: opts.hooks !== undefined ? withStoreHooks(opts.stores?.outbound ?? this.store, opts.hooks) : (opts.stores?.outbound ?? this.store),
+      quota: opts.stores?.quota ?? this.stores.quota,
       spool: opts.stores?.spool ?? this.spool,
       client: this.client,
       mail: this.mail,

@@ -9,12 +9,12 @@ import type { ClaimOptions, JobPatch, JobState, OutboundStore, RescheduleOptions
 export interface WorkerHooks {
   /** Runs after RingCentral accepted a fax and before the id is recorded; a throw simulates a crash there. */
   beforeRecordSubmit?: (jobId: string, rcMessageId: string) => Promise<void> | void;
-  /** Runs before every reschedule; a throw simulates a store that cannot write (a full disk, a lost connection). */
-  beforeReschedule?: (jobId: string, from: JobState) => Promise<void> | void;
   /** Claim only jobs in these states (e.g. ["received"]: an instance that parses and never sends). */
   claimOnly?: readonly JobState[];
   /** Record parsed jobs as due only at this time (epoch ms): they wait until an operator's retry makes them due. */
   parkParsedUntil?: number;
+  /** Runs before every reschedule; a throw simulates a store that cannot write (a full disk, a lost connection). */
+  beforeReschedule?: (jobId: string, from: JobState) => Promise<void> | void;
 }
 
 /** The store with `hooks` run around its calls; every other member is the store's own. */
@@ -37,8 +37,8 @@ export function withStoreHooks<S extends OutboundStore>(store: S, hooks: WorkerH
   return new Proxy(store, {
     get(target, prop) {
       if (prop === "transition") return transition;
-      if (prop === "reschedule") return reschedule;
       if (prop === "claimDue") return claimDue;
+      if (prop === "reschedule") return reschedule;
       const value: unknown = Reflect.get(target, prop, target);
       return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },

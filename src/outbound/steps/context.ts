@@ -15,7 +15,7 @@ import type { QuotaTracker } from "../../policy/quota.js";
 import type { MessageInfo } from "../../rc/client.js";
 import type { Spool } from "../../spool/spool.js";
 import { LEASE_MS } from "../../tunables.js";
-import { recipientKey, type OutboundJob, type OutboundStore, type RecipientStatus } from "../../store/ports.js";
+import { recipientKey, type OutboundJob, type OutboundStore, type QuotaStore, type RecipientStatus } from "../../store/ports.js";
 import type { PageBudget } from "../cost.js";
 import { readJobData, type JobData, type MailMeta } from "../job-data.js";
 import { readMailMeta } from "../mail-meta.js";
@@ -29,7 +29,7 @@ export interface WorkerTuning {
   leaseMs: number;
   /** The lease a job gets as it enters `submitting` (renewed like any other, by leaseMs). */
   submitLeaseMs: number;
-  /** Fax sends in flight at once. */
+  /** Fax sends in flight at once per sending extension: a pool of k extensions runs k × this many. */
   sendConcurrency: number;
   /** Parse, reconcile and report steps in flight at once. */
   workConcurrency: number;
@@ -64,6 +64,8 @@ export interface OutboundWorkerDeps {
       };
     };
   readonly store: OutboundStore;
+  /** The hourly quota ledger shared by every instance (page quotas, notice rate limits). */
+  readonly quota: QuotaStore;
   readonly spool: Spool;
   readonly client: FaxApi;
   readonly mail: MailSender;

@@ -99,7 +99,8 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     const outboundStore = stores.outbound;
     const inboundStore = stores.inbound;
     const spool = new Spool({ documents: stores.documents, logger: log });
-    await spool.recover(outboundStore);
+    // Other instances may be receiving mail into the shared document store right now: their fresh messages are not orphans.
+    await spool.recover(outboundStore, { shared: stores.backend === "postgres" });
 
     let lastRcCall: { at: number; status: number } | undefined;
     const transport: MailSender = createMailSender(config.mail.url, join(dataDir, "mailbox"), log.child({ component: "mail" }));

@@ -85,3 +85,10 @@ export const LEASE_MS = 30 * SECOND;
 export const ALERT_WINDOW_MS = 15 * MINUTE;
 /** Rows deleted per statement by the retention sweep. */
 export const PURGE_BATCH = 500;
+
+/**
+ * With documents shared by several instances (PostgreSQL), a spooled message
+ * without a job row is deleted at start only when older than this: a younger
+ * one may be a mail another instance is receiving right now.
+ */
+export const SHARED_ORPHAN_AGE_MS = 60 * 60_000;

@@ -1,7 +1,8 @@
 import type { Readable } from "node:stream";
 import type { Logger } from "../log.js";
 import { DocumentError, mailKey, workPrefix, type DocumentStore, type OutboundStore } from "../store/ports.js";
-import { isId } from "../util/ids.js";
+import { SHARED_ORPHAN_AGE_MS } from "../tunables.js";
+import { idCreatedAt, isId } from "../util/ids.js";
 import { NamedError } from "../errors.js";
 
 /**
@@ -49,6 +50,25 @@ export interface SpooledMessage {
   release(): Promise<void>;
 }
 
+/** A spooled message's local file, given back once (idempotent). */
+class LocalMessage implements SpooledMessage {
+  readonly path: string;
+  readonly size: number;
+  readonly #done: () => Promise<void>;
+  #released: Promise<void> | undefined;
+
+  constructor(path: string, size: number, done: () => Promise<void>) {
+    this.path = path;
+    this.size = size;
+    this.#done = done;
+  }
+
+  release(): Promise<void> {
+    this.#released ??= this.#done();
+    return this.#released;
+  }
+}
+
 export interface RecoveryReport {
   /** Partial writes of a process that is gone that were deleted. */
   readonly tmpDeleted: number;
@@ -91,10 +111,9 @@ export class Spool {
         await this.documents.remove(key).catch((e: unknown) => this.#log.error({ event: "spool.remove_failed", queueId: id, err: e }, "could not remove a spooled message"));
         throw err;
       }
-      let released: Promise<void> | undefined;
-      const release = (): Promise<void> =>
-        (released ??= local.done().catch((err: unknown) => this.#log.warn({ event: "documents.release_failed", queueId: id, err }, "could not remove a temporary copy of a spooled message")));
-      return { path: local.path, size, release };
+      return new LocalMessage(local.path, size, () =>
+        local.done().catch((err: unknown) => this.#log.warn({ event: "documents.release_failed", queueId: id, err }, "could not remove a temporary copy of a spooled message")),
+      );
     } catch (err) {
       if (!(err instanceof DocumentError)) throw new SpoolError("io", `spool write failed: ${String(err)}`, { cause: err });
       const kind: SpoolErrorKind = err.kind === "too_big" || err.kind === "no_space" || err.kind === "aborted" ? err.kind : "io";
@@ -153,15 +172,19 @@ export class Spool {
    * messages that have no job row (they were never acknowledged), and mark
    * jobs that still need their message but lost it as failed.
    */
-  async recover(store: OutboundStore): Promise<RecoveryReport> {
+  async recover(store: OutboundStore, opts: { shared?: boolean; now?: number } = {}): Promise<RecoveryReport> {
     const tmpDeleted = await this.documents.sweepPartial();
     const orphansDeleted: string[] = [];
+    // Documents shared by several instances (PostgreSQL): a message without a row may be one another
+    // instance is receiving right now (stored, row not yet committed). Only old ones are orphans; the janitor takes the rest later.
+    const orphanBefore = opts.shared === true ? (opts.now ?? Date.now()) - SHARED_ORPHAN_AGE_MS : Infinity;
     for (const name of await this.documents.list("msg")) {
       const id = name.endsWith(".eml") ? name.slice(0, -4) : "";
       if (!isId(id)) {
         this.#log.warn({ event: "spool.unknown_file", file: name }, "unexpected file in the spool, left alone");
         continue;
       }
+      if (!(idCreatedAt(id) < orphanBefore)) continue;
       if ((await store.get(id)) === undefined) {
         await this.documents.remove(mailKey(id));
         orphansDeleted.push(id);

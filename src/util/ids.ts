@@ -24,3 +24,8 @@ const ID_RE = /^[0-9a-z]{13}-[0-9a-f]{8}$/;
 export function isId(value: string): boolean {
   return ID_RE.test(value);
 }
+
+/** When an id was made (epoch ms), from its first nine characters; NaN for something else. */
+export function idCreatedAt(id: string): number {
+  return isId(id) ? parseInt(id.slice(0, 9), 36) : Number.NaN;
+}

@@ -5,9 +5,10 @@
  * RC_JWT names a pool of two extensions. 300 mails go in over the three SMTP
  * listeners, as an MTA with three MX hosts would send them (a mail not
  * answered 250 is sent again, to the next live instance); 30 faxes arrive at
- * RingCentral meanwhile, on both pool extensions. One instance is killed with
- * SIGKILL mid-run and restarted; another is killed later and stays dead, so
- * its claimed work must be taken over by the others.
+ * RingCentral meanwhile, on both pool extensions. The inbound leader is
+ * killed with SIGKILL mid-run and restarted; another instance (the leader by
+ * then, if it is not the first) is killed later and stays dead, so claimed
+ * work and the inbound sync must be taken over by the others.
  *
  * The promise: every mail answered 250 is faxed exactly once (emulator
  * control API) and reported exactly once (the SMTP sink); every received fax
@@ -110,7 +111,14 @@ describePg("three instances on one PostgreSQL database, kill -9 twice", () => {
         emulatorUrl: e.url,
         mediaUrl: e.mediaUrl,
         sinkUrl: s.url,
-        extra: { FAXBRIDGE_DATABASE_URL: db.url, RC_JWT: JWTS.join(",") },
+        extra: {
+          FAXBRIDGE_DATABASE_URL: db.url,
+          RC_JWT: JWTS.join(","),
+          // Quotas are shared by the instances, and a mail cut off by a kill keeps what it took for the hour: crash safety is under test, not quotas.
+          FAXBRIDGE_POLICY_QUOTAS_PER_CLIENT_IP_PER_HOUR: "100000",
+          FAXBRIDGE_POLICY_QUOTAS_GLOBAL_PER_HOUR: "100000",
+          FAXBRIDGE_POLICY_QUOTAS_PER_SENDER_PER_HOUR: "100000",
+        },
       });
       fleet.push(new RestartableDaemon(env));
     }
@@ -186,16 +194,28 @@ describePg("three instances on one PostgreSQL database, kill -9 twice", () => {
 
     const acked = (): number => mails.filter((m) => m.acked).length;
     const kills: string[] = [];
+    /** The live instance that leads inbound sync now (its current process logged leader.elected last), else `fallback`. */
+    const leader = (fallback: RestartableDaemon, not?: RestartableDaemon): RestartableDaemon => {
+      const leading = fleet.filter((d) => {
+        if (d === not || d.smtpPort === 0) return false;
+        const events = (d.current?.lines ?? []).filter((l) => l.event === "leader.elected" || l.event === "leader.stepped_down");
+        return events.at(-1)?.event === "leader.elected";
+      });
+      return leading[0] ?? fallback;
+    };
     const killer = async (): Promise<void> => {
-      // The first instance dies a third of the way in and comes back; the second dies later and stays dead.
+      // The inbound leader dies a third of the way in and comes back; then the leader of that moment
+      // (another instance) dies and stays dead, so its claimed work and the inbound sync move twice.
       while (acked() < MAILS / 3) await sleep(20);
-      await fleet[0]?.kill9();
-      kills.push(`instance 1 at ${acked()} acked`);
+      const first = leader(fleet[0] as RestartableDaemon);
+      await first.kill9();
+      kills.push(`instance ${fleet.indexOf(first) + 1} (leader) at ${acked()} acked`);
       await sleep(1500);
-      await fleet[0]?.start(START_MS);
+      await first.start(START_MS);
       while (acked() < (2 * MAILS) / 3) await sleep(20);
-      await fleet[1]?.kill9();
-      kills.push(`instance 2 at ${acked()} acked`);
+      const second = leader(fleet.find((d) => d !== first) as RestartableDaemon, first);
+      await second.kill9();
+      kills.push(`instance ${fleet.indexOf(second) + 1} at ${acked()} acked`);
     };
 
     await Promise.all([killer(), injector(), ...Array.from({ length: SENDERS }, () => sender())]);

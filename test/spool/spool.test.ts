@@ -10,7 +10,9 @@ import type { Spool} from "../../src/spool/spool.js";
 import { SpoolError } from "../../src/spool/spool.js";
 import { mailKey, type OutboundStore } from "../../src/store/ports.js";
 import { newId } from "../../src/util/ids.js";
+import { describePg, usePgDatabase } from "../helpers/pg.js";
 import { openTestStores, type TestStores } from "../helpers/stores.js";
+import { tempDir } from "../helpers/tmp.js";
 
 /** A stream like smtp-server's DATA stream: chunks, then end; records whether it was read to the end. */
 function dataStream(chunks: Buffer[]): PassThrough & { drained: Promise<void> } {
@@ -127,5 +129,29 @@ describe("Spool", () => {
     expect(await store.get(lost)).toMatchObject({ state: "failed", errorCode: "spool_missing" });
     expect((await store.get(kept))?.state).toBe("received");
     expect((await store.get(done))?.state).toBe("cancelled");
+  });
+});
+
+describePg("spool recovery with documents shared by several instances (PostgreSQL)", () => {
+  const db = usePgDatabase();
+  it("a restarting instance leaves the fresh message another instance is receiving, and deletes only old orphans", async () => {
+    const dirs = [tempDir(), tempDir()];
+    const [a, b] = await Promise.all(dirs.map((d) => openTestStores(d.path, { databaseUrl: db.url })));
+    try {
+      if (a === undefined || b === undefined) throw new Error("two instances expected");
+      // B is receiving a mail: its message is stored, its job row not yet committed.
+      const receiving = newId();
+      await b.spool.receive(receiving, Readable.from([Buffer.from("Subject: x\r\n\r\nin flight\r\n")]), 1000);
+      // Left by an instance that died two hours ago before committing the row.
+      const old = newId(Date.now() - 2 * 3_600_000);
+      await b.spool.receive(old, Readable.from([Buffer.from("Subject: y\r\n\r\nold\r\n")]), 1000);
+      const report = await a.spool.recover(a.outbound, { shared: true });
+      expect(report.orphansDeleted).toEqual([old]);
+      expect(await a.documents.stat(mailKey(receiving))).toBeDefined();
+      expect(await a.documents.stat(mailKey(old))).toBeUndefined();
+    } finally {
+      for (const s of [a, b]) await s?.close();
+      for (const d of dirs) d.cleanup();
+    }
   });
 });

@@ -12,7 +12,7 @@ import type { JobRecipient, OutboundStore } from "../store/ports.js";
 import { newId } from "../util/ids.js";
 import { accept as acceptIntake, belowDiskFloor, IntakeError, type IntakeSender } from "../intake/accept.js";
 import { senderIdentity } from "../policy/identity.js";
-import { parseFaxAddress, splitAddress, type NumberCheck } from "../fax/number.js";
+import { parseFaxAddress, splitAddress, withPhone, type NumberCheck } from "../fax/number.js";
 import { createCidrMatcher, isLocalClient } from "../net/cidr.js";
 import { countRefusal, refuse, REPLIES, replyLine, smtpReply, spoolFailure, type RefusalReason, type RefusalSink, type ReplySpec } from "../replies.js";
 import { usePreciseEnhancedCodes } from "./enhanced.js";
@@ -275,13 +275,14 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
       reject(REPLIES.tooManyRecipients(), "too_many_recipients");
       return;
     }
-    const denied = deps.policy?.checkRecipient(session, { domain: parts.domain, e164: parsed.e164 });
+    const denied = deps.policy?.checkRecipient(session, { domain: parts.domain, e164: parsed.e164, phone: parsed.phone });
     if (denied !== undefined) {
       tx.log.info({ event: "smtp.rcpt_refused", to: address.address, code: denied.responseCode, reason: denied.message }, "recipient refused by policy");
       callback(denied);
       return;
     }
-    tx.recipients.set(parsed.e164, { address: address.address, e164: parsed.e164, options: parsed.options });
+    // The parsed number rides along (in memory) so DATA's destination check does not parse it again.
+    tx.recipients.set(parsed.e164, withPhone({ address: address.address, e164: parsed.e164, options: parsed.options }, parsed.phone));
     guard.progress(session, "recipient");
     callback();
   }

@@ -169,7 +169,7 @@ export async function benchDaemon(opts: BenchDaemonOptions = {}): Promise<Record
         FAXBRIDGE_POLICY_QUOTAS_PAGES_PER_SENDER_PER_HOUR: "0",
         FAXBRIDGE_POLICY_QUOTAS_PAGES_GLOBAL_PER_HOUR: "0",
         FAXBRIDGE_MAIL_URL: "",
-        FAXBRIDGE_LOG_LEVEL: "warn",
+        FAXBRIDGE_LOG_LEVEL: "info",
       },
       dir,
     );

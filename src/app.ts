@@ -16,7 +16,7 @@ import { createSmtpServer, type FaxSmtpServer } from "./smtp/server.js";
 import { Spool } from "./spool/spool.js";
 import { inboundLeadership, openStores } from "./store/open.js";
 import { runDoctor } from "./cli/doctor.js";
-import { webSecret } from "./web/auth.js";
+import { sharedWebSecret, webSecret } from "./web/auth.js";
 import { createWebApp } from "./web/index.js";
 import { PipelineHandle, wirePipelineProcess } from "./roles/handle.js";
 import { Lifecycle } from "./roles/lifecycle.js";
@@ -112,8 +112,8 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     // The fax pipeline: here (inline), in a child process (--role all), or in another process altogether (--role intake).
     const pipeline = new PipelineHandle();
     const numberCheck: NumberCheck = resolved.numberCheck;
-    // Who may fax, to where, how much; quotas are rebuilt from the last hour's jobs.
-    const policy = await createSmtpPolicy({ config, logger: log, metrics, store: outboundStore, receivedBy: receivedFaxMailedTo(inboundStore) });
+    // Who may fax, to where, how much; quotas are counted in the store's ledger, shared by every instance.
+    const policy = await createSmtpPolicy({ config, logger: log, metrics, store: outboundStore, quota: stores.quota, receivedBy: receivedFaxMailedTo(inboundStore) });
     const smtp: FaxSmtpServer = createSmtpServer({
       config,
       policy,
@@ -124,7 +124,8 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       metrics,
       onAccepted: () => pipeline.wake(),
     });
-    const webKey = webSecret(config, join(dataDir, "web.key"));
+    // Several instances on PostgreSQL share one key (links and sessions signed by one verify on all); one instance keeps it in dataDir.
+    const webKey = stores.backend === "postgres" ? await sharedWebSecret(config, inboundStore, Date.now()) : webSecret(config, join(dataDir, "web.key"));
     // The REST API and web console (src/web/) answer every path the HTTP server's own routes do not.
     const web = await createWebApp({
       config,
@@ -145,6 +146,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
         pipeline.wake();
         return r;
       },
+      wakeOutbound: () => pipeline.wake(),
       wakeInbound: () => pipeline.wakeInbound(),
       checks: async () => {
         const out: Record<string, string> = {};

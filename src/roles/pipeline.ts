@@ -22,7 +22,7 @@ import type { RcPool } from "../rc/pool.js";
 import type { Spool } from "../spool/spool.js";
 import { inboundLeadership } from "../store/open.js";
 import type { Stores } from "../store/ports.js";
-import { webSecret } from "../web/auth.js";
+import { sharedWebSecret, webSecret } from "../web/auth.js";
 import { linkBuilder } from "../web/links.js";
 
 /** The wake-up topic an intake sends the pipelines on PostgreSQL when it accepted a job (NOTIFY). */
@@ -62,10 +62,14 @@ export async function startPipeline(d: PipelineDeps): Promise<Pipeline> {
   const { config, stores, metrics, audit, alerts, mail, client } = d;
   const log = d.logger;
   const steps: CloseStep[] = [];
-  const worker = new OutboundWorker({ config, store: stores.outbound, spool: d.spool, client, mail, metrics, logger: log, audit, alerts });
-  const link = linkBuilder(config.web.publicUrl, webSecret(config, join(d.dataDir, "web.key")), config.inbound.linkTtlHours);
+  const worker = new OutboundWorker({ config, store: stores.outbound, quota: stores.quota, spool: d.spool, client, mail, metrics, logger: log, audit, alerts });
+  // Several instances on PostgreSQL share one key (links signed by one verify on all); one instance keeps it in dataDir.
+  const webKey = stores.backend === "postgres" ? await sharedWebSecret(config, stores.inbound, Date.now()) : webSecret(config, join(d.dataDir, "web.key"));
+  const link = linkBuilder(config.web.publicUrl, webKey, config.inbound.linkTtlHours);
   // Several instances on PostgreSQL: one leads inbound sync, the subscription and the WebSocket.
   const leadership = stores.backend === "postgres" ? inboundLeadership(stores) : undefined;
+  // Queue depth and age describe the shared database: the leader alone exports them.
+  if (leadership !== undefined) metrics.sources.queueReporter = () => leadership.isLeader();
   const inbound = new InboundService({
     config,
     client,
@@ -82,6 +86,7 @@ export async function startPipeline(d: PipelineDeps): Promise<Pipeline> {
   const janitor = new Janitor({
     outbound: stores.outbound,
     inbound: stores.inbound,
+    quota: stores.quota,
     spool: d.spool,
     inboundDir: join(d.dataDir, "inbound"),
     retention: config.retention,

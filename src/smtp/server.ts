@@ -275,16 +275,32 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
       reject(REPLIES.tooManyRecipients(), "too_many_recipients");
       return;
     }
-    const denied = deps.policy?.checkRecipient(session, { domain: parts.domain, e164: parsed.e164, phone: parsed.phone });
-    if (denied !== undefined) {
-      tx.log.info({ event: "smtp.rcpt_refused", to: address.address, code: denied.responseCode, reason: denied.message }, "recipient refused by policy");
-      callback(denied);
+    const accepted = (): void => {
+      // The parsed number rides along (in memory) so DATA's destination check does not parse it again.
+      tx.recipients.set(parsed.e164, withPhone({ address: address.address, e164: parsed.e164, options: parsed.options }, parsed.phone));
+      guard.progress(session, "recipient");
+      callback();
+    };
+    const policy = deps.policy;
+    if (policy === undefined) {
+      accepted();
       return;
     }
-    // The parsed number rides along (in memory) so DATA's destination check does not parse it again.
-    tx.recipients.set(parsed.e164, withPhone({ address: address.address, e164: parsed.e164, options: parsed.options }, parsed.phone));
-    guard.progress(session, "recipient");
-    callback();
+    // The quota check reads the store's ledger (shared by every instance); the take at the end of DATA decides.
+    policy.checkRecipient(session, { domain: parts.domain, e164: parsed.e164, phone: parsed.phone }).then(
+      (denied) => {
+        if (denied === undefined) {
+          accepted();
+          return;
+        }
+        tx.log.info({ event: "smtp.rcpt_refused", to: address.address, code: denied.responseCode, reason: denied.message }, "recipient refused by policy");
+        callback(denied);
+      },
+      (err: unknown) => {
+        tx.log.error({ event: "smtp.policy_failed", err }, "checking a recipient failed; answering 451");
+        callback(smtpReply(REPLIES.localError(), err));
+      },
+    );
   }
 
   function onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, message?: string) => void): void {

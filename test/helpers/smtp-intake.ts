@@ -35,6 +35,8 @@ export interface IntakeOptions {
   inbound?: boolean;
   groupCommit?: "inline";
   onAccepted?: (id: string) => void;
+  /** A postgres:// URL: the PostgreSQL backend (another instance on the same database) instead of SQLite in the directory. */
+  databaseUrl?: string;
 }
 
 export interface Intake {
@@ -54,13 +56,14 @@ export interface Intake {
 export async function startIntake(opts: IntakeOptions = {}): Promise<Intake> {
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), opts.prefix ?? "faxbridge-smtp-")));
   const logger = opts.logger ?? silentLogger();
-  const stores = await openTestStores(dir, { logger, groupCommit: opts.groupCommit ?? "worker" });
+  const stores = await openTestStores(dir, { logger, groupCommit: opts.groupCommit ?? "worker", ...(opts.databaseUrl !== undefined && { databaseUrl: opts.databaseUrl }) });
   const { outbound: store, spool } = stores;
   const inbound = opts.inbound === true ? stores.inbound : undefined;
   const closeStores = (): Promise<void> => stores.close();
   const p = opts.policy;
   const config = configSchema.parse({
     dataDir: dir,
+    ...(opts.databaseUrl !== undefined && { database: { url: opts.databaseUrl } }),
     smtp: { port: 0, hostname: "fax.test", ...opts.smtp },
     fax: { domains: ["fax.local"], defaultCountry: "US", ...opts.fax },
     ...(p !== false && { policy: { ...p, abuse: { authFailureDelayMs: 0, ...(p?.abuse as object | undefined) } } }),
@@ -74,6 +77,7 @@ export async function startIntake(opts: IntakeOptions = {}): Promise<Intake> {
           logger,
           metrics,
           store,
+          quota: stores.quota,
           ...(opts.resolver !== undefined && { resolver: opts.resolver }),
           ...(opts.now !== undefined && { now: opts.now }),
           ...(inbound !== undefined && { receivedBy: receivedFaxMailedTo(inbound) }),

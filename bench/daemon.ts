@@ -183,6 +183,8 @@ export async function benchDaemon(opts: BenchDaemonOptions = {}): Promise<Record
     const toPost: number[] = [];
     const idle = await TimedSession.open(port, msg, (seq += 100_000));
     for (let i = 0; i < idleMails; i++) {
+      // Idle means the Heavy pacer too: let one send interval pass between mails.
+      await new Promise((r) => setTimeout(r, (windowSeconds * 1000) / heavyLimit + 50));
       const before = (await sentFaxes(emu)).length;
       const ms = await idle.send();
       const acceptedAt = Date.now();

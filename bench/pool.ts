@@ -81,7 +81,7 @@ function tinyPdf(i: number): Buffer {
 }
 
 /** The daemon as a child process; resolves with its SMTP port once it logged `daemon.started`. */
-async function startDaemon(cli: string, env: Record<string, string>, cwd: string): Promise<{ child: ChildProcess; smtpPort: number; tail: string[] }> {
+export async function startDaemon(cli: string, env: Record<string, string>, cwd: string): Promise<{ child: ChildProcess; smtpPort: number; tail: string[] }> {
   const child = spawn(process.execPath, [cli, "run"], { env: { PATH: process.env["PATH"] ?? "", ...env }, cwd, stdio: ["ignore", "pipe", "pipe"] });
   const tail: string[] = [];
   const keep = (line: string): void => {
@@ -111,7 +111,7 @@ async function startDaemon(cli: string, env: Record<string, string>, cwd: string
   return { child, smtpPort, tail };
 }
 
-async function stopDaemon(child: ChildProcess): Promise<void> {
+export async function stopDaemon(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = once(child, "exit");
   child.kill("SIGTERM");

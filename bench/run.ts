@@ -5,11 +5,12 @@
  * targets they are measured against. Benchmarks report; they never fail on a
  * number (tests check behaviour).
  *
- * Run one part: `npm run bench -- intake` (intake | memory | pacing | pool | inbound).
- * FAXBRIDGE_BENCH_SMOKE=1 shrinks the pool part to a few faxes and 2 s
- * windows: proof that it runs, not a measurement.
+ * Run one part: `npm run bench -- intake` (intake | memory | pacing | pool | inbound | daemon).
+ * FAXBRIDGE_BENCH_SMOKE=1 shrinks the pool and daemon parts to a few faxes
+ * and seconds: proof that they run, not a measurement.
  */
 import { cpus, totalmem } from "node:os";
+import { benchDaemon } from "./daemon.js";
 import { benchInbound } from "./inbound.js";
 import { benchIntake } from "./intake.js";
 import { benchMemory } from "./memory.js";
@@ -28,6 +29,15 @@ const PARTS: Record<string, () => Promise<unknown>> = {
     target: "ratio >= 0.9 of k × heavyLimit for k = 1, 2, 4 with http429 == 0 (k > 1 needs RC_JWT pools, issue #11)",
   }),
   inbound: async () => ({ ...(await benchInbound({ faxes: 200 })), target: "webhook.p50Ms <= 300, rcCallsPerFax <= 3" }),
+  daemon: async () => ({
+    ...(await benchDaemon(
+      SMOKE
+        ? { rounds: 1, messages: 40, sustainedSeconds: 3, idleMails: 3, heavyLimit: 5, windowSeconds: 2 }
+        : { rounds: 5, messages: 600, connections: 8, messageBytes: 100_000, sustainedSeconds: 300, idleMails: 20, heavyLimit: 10, windowSeconds: 60 },
+    )),
+    ...(SMOKE && { smoke: true }),
+    target: "burst >= 1.0x Postfix (issue #15); sustained latencyP99Ms < 50 with faxesSent at the Heavy limit; idle dataTo250 < 5 ms, 250 -> fax POST < 25 ms (medians)",
+  }),
 };
 
 async function main(): Promise<void> {

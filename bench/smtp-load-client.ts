@@ -38,7 +38,7 @@ export interface LoadResult {
 export type LoadMessage = { readonly type: "started" } | LoadResult | { readonly type: "failed"; readonly error: string };
 
 /** Width of the per-message counter in the Message-ID. */
-const ID_DIGITS = 12;
+export const ID_DIGITS = 12;
 
 /** xorshift32: deterministic filler, so runs send the same bytes. */
 function filler(n: number, seed: number): Buffer {
@@ -141,7 +141,7 @@ export function buildWireMessage(bytes: number, from: string, to: string): WireM
 }
 
 /** Reads SMTP replies off a socket, one promise per expected reply, in order. */
-class ReplyReader {
+export class ReplyReader {
   #buffer = "";
   #lines: string[] = [];
   readonly #waiters: { resolve: (r: { code: number; text: string }) => void; reject: (e: Error) => void }[] = [];

@@ -13,7 +13,7 @@ export { UsageError };
 const USAGE = `usage: faxbridge <command> [options]
 
 commands:
-  run [--config PATH]                 run the daemon (sandbox mode without RingCentral credentials)
+  run [--config PATH] [--role R]      run the daemon (sandbox mode without RingCentral credentials)
   doctor                              check configuration, data directory, RingCentral, mail; exit 1 on a FAIL
   queue list|show|retry|cancel        outbound faxes (email → fax): list, inspect, retry, withdraw
   inbound list|redeliver              received faxes (fax → email): list, mail again
@@ -34,12 +34,20 @@ type Command = (argv: string[]) => Promise<number>;
 
 /** --help of the commands that do not print their own. */
 const HELP: Record<string, string> = {
-  run: `usage: faxbridge run [--config PATH]
+  run: `usage: faxbridge run [--config PATH] [--role all|intake|worker]
 
 Run the daemon: SMTP intake, outbound fax worker, inbound fax delivery, HTTP
 (health, metrics, webhooks). Without RingCentral credentials (RC_CLIENT_ID,
 RC_JWT) it runs in sandbox mode against a built-in RingCentral emulator.
 Stops cleanly on SIGTERM/SIGINT.
+
+  --role all      (default) the intake (SMTP, API, console, health) in this
+                  process and the fax pipeline in a child process it starts,
+                  restarts if it dies alone, and stops with it
+  --role intake   the intake only: mail is accepted and queued; a worker
+                  elsewhere on the same data directory or PostgreSQL sends it
+  --role worker   the fax pipeline only (outbound, inbound, janitor, alerts)
+                  with HTTP for health, metrics and the RingCentral webhook
 `,
   config: `usage: faxbridge config --print [--config PATH]
 
@@ -129,7 +137,7 @@ function parse<T extends Record<string, { type: "string" | "boolean"; short?: st
 }
 
 function configFrom(argv: string[]): { config: Readonly<Config>; rest: ReturnType<typeof parse> } {
-  const rest = parse(argv, { config: { type: "string" }, print: { type: "boolean" }, json: { type: "boolean" } });
+  const rest = parse(argv, { config: { type: "string" }, print: { type: "boolean" }, json: { type: "boolean" }, role: { type: "string" } });
   const file = rest.values.config;
   return { config: loadConfig({ file: typeof file === "string" ? file : undefined }), rest };
 }
@@ -141,15 +149,26 @@ async function cmdConfig(argv: string[]): Promise<number> {
   return 0;
 }
 
+const ROLES = ["all", "intake", "worker"] as const;
+
 async function cmdRun(argv: string[]): Promise<number> {
   // Each accepted mail costs several filesystem calls on libuv's pool (default 4 threads);
   // a larger pool keeps concurrent SMTP sessions from queueing behind each other's fsyncs.
   process.env.UV_THREADPOOL_SIZE ??= "16";
-  const { config } = configFrom(argv);
+  const { config, rest } = configFrom(argv);
+  const role = rest.values.role ?? "all";
+  if (typeof role !== "string" || !(ROLES as readonly string[]).includes(role)) throw new UsageError(`--role must be one of ${ROLES.join(", ")}`);
   const logger = createLogger({ level: config.log.level });
-  const { startDaemon } = await import("./app.js");
-  const daemon = await startDaemon(config, { logger, signals: true });
-  const code = await daemon.finished;
+  let finished: Promise<number>;
+  if (role === "worker") {
+    const { startWorkerRole } = await import("./roles/worker.js");
+    finished = (await startWorkerRole(config, { logger, signals: true })).finished;
+  } else {
+    const { startDaemon } = await import("./app.js");
+    // --role all: the pipeline runs in a child process, off the intake's event loop.
+    finished = (await startDaemon(config, { logger, signals: true, role: role === "intake" ? "intake" : "all", pipeline: "process" })).finished;
+  }
+  const code = await finished;
   // Stray timers or sockets must not keep a stopped daemon alive.
   process.exit(code);
 }

@@ -162,6 +162,11 @@ export class Metrics {
       if (age !== undefined) this.queueOldestSeconds.set(age);
     },
   });
+  readonly pipelineRestarts = new Counter({
+    name: "faxbridge_pipeline_restarts_total",
+    help: "Restarts of the pipeline process (`run --role all`) after it died alone.",
+    registers: [this.registry],
+  });
   readonly rcAuthFailures = new Counter({
     name: "faxbridge_ringcentral_auth_failures_total",
     help: "RingCentral logins refused (wrong or revoked credentials), by HTTP status and pool extension.",

@@ -18,6 +18,14 @@ const MIB = 1024 * KIB;
 export const SHUTDOWN_DEADLINE_MS = 25 * SECOND;
 /** How long the SMTP listener lets sessions finish during a daemon shutdown. */
 export const SMTP_SHUTDOWN_MS = 10 * SECOND;
+/** `--role all`: how long the pipeline process may take to drain on shutdown before it is killed. */
+export const PIPELINE_STOP_MS = 20 * SECOND;
+/** `--role all`: first restart delay of a pipeline process that died alone (doubles per crash). */
+export const PIPELINE_RESTART_MIN_MS = 500;
+/** `--role all`: longest restart delay; a process that ran this long restarts at the shortest again. */
+export const PIPELINE_RESTART_MAX_MS = 30 * SECOND;
+/** `--role all`: how long /metrics waits for the pipeline process's figures. */
+export const PIPELINE_METRICS_TIMEOUT_MS = 2 * SECOND;
 /** SMTP close() without a deadline of its own: after this, remaining clients get 421 and are disconnected. */
 export const SMTP_CLOSE_DEADLINE_MS = 30 * SECOND;
 /** `doctor` run from the console: each check's time limit. */

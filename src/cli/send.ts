@@ -18,7 +18,7 @@ import { accept, IntakeError, refusalText, type IntakeSender } from "../intake/a
 import { createSmtpPolicy } from "../policy/index.js";
 import { senderIdentity } from "../policy/identity.js";
 import { silentLogger } from "../log.js";
-import { parseFaxAddress, type NumberCheck } from "../fax/number.js";
+import { parseFaxAddress, withPhone, type NumberCheck } from "../fax/number.js";
 import { Spool, SpoolError } from "../spool/spool.js";
 import type { JobRecipient } from "../store/outbound.js";
 import { newId } from "../util/ids.js";
@@ -68,7 +68,7 @@ export function recipientsOf(config: Readonly<Config>, to: readonly string[]): J
     }
     const needsQuotes = /[\s"(),:;<>@[\\\]]/.test(local);
     const address = `${needsQuotes ? `"${local.replace(/["\\]/g, "")}"` : local}@${domain}`;
-    byNumber.set(parsed.e164, { address, e164: parsed.e164, options: parsed.options });
+    byNumber.set(parsed.e164, withPhone({ address, e164: parsed.e164, options: parsed.options }, parsed.phone));
   }
   if (problems.length > 0) throw new UsageError(problems.join("\n"));
   if (byNumber.size > config.smtp.maxRecipients) {

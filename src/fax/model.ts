@@ -4,6 +4,7 @@
  * program. The SMTP side, `faxbridge send`, the web intake, the outbound
  * worker, the store and the RingCentral client all speak these.
  */
+import type { PhoneNumber } from "libphonenumber-js/max";
 
 /** RingCentral's fax resolutions: High = 200 dpi, Low = 100 dpi. */
 export type FaxResolution = "High" | "Low";
@@ -27,6 +28,8 @@ export interface FaxEnvelopeRecipient {
   /** Recipient number, E.164 with "+". */
   readonly e164: string;
   readonly options?: Readonly<RecipientOptions>;
+  /** The parsed number, in memory only (not enumerable: never stored), set by withPhone (./number.ts). */
+  readonly phone?: PhoneNumber;
 }
 
 /** A recipient of an accepted job: the same, with its options always present. */

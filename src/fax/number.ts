@@ -1,4 +1,4 @@
-import { parsePhoneNumberFromString, type CountryCode } from "libphonenumber-js/max";
+import { parsePhoneNumberFromString, type CountryCode, type PhoneNumber } from "libphonenumber-js/max";
 import type { FaxAddressOptions } from "./model.js";
 
 /**
@@ -19,7 +19,23 @@ import type { FaxAddressOptions } from "./model.js";
 
 export type { FaxAddressOptions } from "./model.js";
 
-export type FaxAddressResult = { ok: true; e164: string; options: FaxAddressOptions } | { ok: false; reason: string };
+export type { PhoneNumber } from "libphonenumber-js/max";
+
+/**
+ * `phone`: the number as libphonenumber parsed it (not enumerable, like on a
+ * recipient: see withPhone), carried with the recipient so the destination
+ * rules read its country and type without parsing it again.
+ */
+export type FaxAddressResult = { ok: true; e164: string; options: FaxAddressOptions; phone: PhoneNumber } | { ok: false; reason: string };
+
+/**
+ * The recipient with its parsed number attached, in memory only: the property
+ * is not enumerable, so it is never stored with the job, logged or compared.
+ */
+export function withPhone<T extends object>(recipient: T, phone: PhoneNumber): T & { readonly phone: PhoneNumber } {
+  Object.defineProperty(recipient, "phone", { value: phone, enumerable: false });
+  return recipient as T & { readonly phone: PhoneNumber };
+}
 
 /**
  * How strictly to check numbers: "valid" needs a number assigned in the
@@ -47,10 +63,10 @@ export function parseFaxAddress(localPart: string, defaultCountry: string, check
     return { ok: false, reason: `"${numberPart}" is not a fax number (use digits, optionally with + and - . ( ) separators)` };
   }
   const reading = readNumber(compact, defaultCountry, check);
-  return reading.ok ? { ok: true, e164: reading.e164, options } : reading;
+  return reading.ok ? withPhone({ ok: true as const, e164: reading.e164, options }, reading.phone) : reading;
 }
 
-type Reading = { ok: true; e164: string } | { ok: false; reason: string };
+type Reading = { ok: true; e164: string; phone: PhoneNumber } | { ok: false; reason: string };
 
 /**
  * Digits-only numbers have two readings: national for fax.defaultCountry, and
@@ -80,7 +96,7 @@ function judge(input: string, country: string | undefined, shown: string, how: s
   if (check === "valid" && !phone.isValid()) {
     return { ok: false, reason: `${phone.number}${how} is not a valid fax number: it is not assigned in its country's numbering plan` };
   }
-  return { ok: true, e164: phone.number };
+  return { ok: true, e164: phone.number, phone };
 }
 
 function parseOption(raw: string): FaxAddressOptions | string {

@@ -1,4 +1,4 @@
-import { getCountryCallingCode, parsePhoneNumberFromString, type CountryCode, type NumberType } from "libphonenumber-js/max";
+import { getCountryCallingCode, parsePhoneNumberFromString, type CountryCode, type NumberType, type PhoneNumber } from "libphonenumber-js/max";
 import type { PolicyConfig } from "../config/schema.js";
 import { matchNumberPattern } from "../inbound/route.js";
 
@@ -25,21 +25,22 @@ const TYPE_NAMES: Partial<Record<NonNullable<NumberType>, string>> = {
   MOBILE: "a mobile number",
 };
 
-export type DestinationPolicy = (e164: string) => DestinationVerdict;
+/** `phone`: the number as the address parser read it (not parsed again); absent, `e164` is parsed here. */
+export type DestinationPolicy = (e164: string, phone?: PhoneNumber) => DestinationVerdict;
 
 export function createDestinationPolicy(cfg: PolicyConfig["destinations"], defaultCountry: string): DestinationPolicy {
   const blocked = new Set<string>(cfg.blockTypes);
   const allowAll = cfg.allowCountries.includes("*");
   const countries = new Set<string>([defaultCountry, ...cfg.allowCountries]);
   const homeCode = getCountryCallingCode(defaultCountry as CountryCode);
-  return (e164: string): DestinationVerdict => {
+  return (e164: string, parsed?: PhoneNumber): DestinationVerdict => {
     const denied = cfg.deny.find((p) => matchNumberPattern(p, e164));
     if (denied !== undefined) {
       return { ok: false, reason: "destination_denied", message: `${e164} matches the denied destination pattern ${denied}; faxing it is not allowed` };
     }
     if (cfg.allow.some((p) => matchNumberPattern(p, e164))) return { ok: true };
-    const phone = parsePhoneNumberFromString(e164);
-    const type = phone?.getType();
+    const phone = parsed ?? parsePhoneNumberFromString(e164);
+    const type = blocked.size === 0 ? undefined : phone?.getType();
     if (type !== undefined && blocked.has(type)) {
       return { ok: false, reason: "destination_type", message: `${e164} is ${TYPE_NAMES[type] ?? type}; faxing it is not allowed` };
     }

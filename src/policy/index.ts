@@ -1,4 +1,5 @@
 import type { SMTPServerSession } from "smtp-server";
+import type { PhoneNumber } from "../fax/number.js";
 import type { DNSResolver } from "mailauth";
 import { policyProblems } from "../config/resolve.js";
 import type { Config } from "../config/schema.js";
@@ -60,7 +61,7 @@ export interface SmtpPolicy extends IntakePolicy {
   /** At MAIL FROM (after the server's own AUTH rule). */
   checkMailFrom(session: SMTPServerSession, mailFrom: string): SmtpReply | undefined;
   /** At RCPT, for a parsed fax number about to be accepted; on success it is counted for the transaction. */
-  checkRecipient(session: SMTPServerSession, rcpt: { readonly domain: string; readonly e164: string }): Promise<SmtpReply | undefined>;
+  checkRecipient(session: SMTPServerSession, rcpt: { readonly domain: string; readonly e164: string; readonly phone?: PhoneNumber }): Promise<SmtpReply | undefined>;
   /**
    * After the message is spooled, before its job is recorded: the From
    * rules, sender verification and the quota. Rejects with an SmtpReply;
@@ -298,7 +299,7 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
           domain: rcpt.domain,
         });
       }
-      const dest = destinations(rcpt.e164);
+      const dest = destinations(rcpt.e164, rcpt.phone);
       if (!dest.ok) return refuse(session, dest.reason, REPLIES.destinationRefused(dest.message), { to: rcpt.e164 });
       const q = await quotas.check(tx.keys.slice(0, 1), tx.recipients.size);
       if (!q.ok) return quotaRefusal(session, tx.keys, q);
@@ -391,7 +392,7 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
     // The intake (src/intake/accept.ts) for paths without an SMTP session (faxbridge send), and its early check for SMTP too.
     async checkRecipients(sender: IntakeSender, recipients, context) {
       for (const r of recipients) {
-        const dest = destinations(r.e164);
+        const dest = destinations(r.e164, r.phone);
         if (!dest.ok) return refuseIntake(context, dest.reason, REPLIES.destinationRefused(dest.message), { to: r.e164 });
       }
       const keys = intakeKeys(sender);

@@ -12,7 +12,7 @@ import type { JobRecipient, OutboundStore } from "../store/ports.js";
 import { newId } from "../util/ids.js";
 import { accept as acceptIntake, belowDiskFloor, IntakeError, type IntakeSender } from "../intake/accept.js";
 import { senderIdentity } from "../policy/identity.js";
-import { parseFaxAddress, splitAddress, type NumberCheck } from "../fax/number.js";
+import { parseFaxAddress, splitAddress, withPhone, type NumberCheck } from "../fax/number.js";
 import { createCidrMatcher, isLocalClient } from "../net/cidr.js";
 import { countRefusal, refuse, REPLIES, replyLine, smtpReply, spoolFailure, type RefusalReason, type RefusalSink, type ReplySpec } from "../replies.js";
 import { usePreciseEnhancedCodes } from "./enhanced.js";
@@ -276,7 +276,8 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
       return;
     }
     const accepted = (): void => {
-      tx.recipients.set(parsed.e164, { address: address.address, e164: parsed.e164, options: parsed.options });
+      // The parsed number rides along (in memory) so DATA's destination check does not parse it again.
+      tx.recipients.set(parsed.e164, withPhone({ address: address.address, e164: parsed.e164, options: parsed.options }, parsed.phone));
       guard.progress(session, "recipient");
       callback();
     };
@@ -286,7 +287,7 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
       return;
     }
     // The quota check reads the store's ledger (shared by every instance); the take at the end of DATA decides.
-    policy.checkRecipient(session, { domain: parts.domain, e164: parsed.e164 }).then(
+    policy.checkRecipient(session, { domain: parts.domain, e164: parsed.e164, phone: parsed.phone }).then(
       (denied) => {
         if (denied === undefined) {
           accepted();

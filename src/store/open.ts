@@ -17,9 +17,18 @@ export interface OpenStoresOptions {
    * "daemon": this process runs the workers; it takes the data directory
    * (SQLite: the pid file; DataDirInUseError when another daemon has it) and
    * releases the leases of processes that are gone. "operator": the CLI or
-   * doctor, next to a running daemon; takes and releases nothing.
+   * doctor, next to a running daemon; takes and releases nothing. "intake":
+   * an SMTP/API intake whose pipeline runs in another process (`run --role
+   * intake`, or `--role all`, whose child takes the "daemon" role): takes and
+   * releases nothing, but commits inserts like a daemon (group commit).
    */
-  readonly role: "daemon" | "operator";
+  readonly role: "daemon" | "operator" | "intake";
+  /**
+   * Take the data directory (SQLite: the pid file); default: only the
+   * "daemon" role. `run --role all` takes it in the intake process and its
+   * pipeline child opens as a "daemon" with `lock: false`.
+   */
+  readonly lock?: boolean;
   /** The stores' clock, for tests. */
   readonly now?: () => number;
   /** The lease owner id; default a fresh one per open. */

@@ -31,7 +31,7 @@ import type { Logger } from "../log.js";
 import { senderIdentity } from "../policy/identity.js";
 import type { SmtpPolicy } from "../policy/index.js";
 import { extensionForMime, extensionOf, safeFilename } from "../fax/files.js";
-import { parseFaxAddress, type NumberCheck } from "../fax/number.js";
+import { parseFaxAddress, withPhone, type NumberCheck } from "../fax/number.js";
 import { SpoolError, type Spool } from "../spool/spool.js";
 import type { JobRecipient, OutboundStore } from "../store/ports.js";
 import { newId } from "../util/ids.js";
@@ -141,10 +141,10 @@ export async function submitFax(deps: IntakeDeps, who: Identity, ip: string, sub
     if (!parsed.ok) throw new IntakeRefusal(550, `${local}: ${parsed.reason}`);
     if (recipients.has(parsed.e164)) continue;
     if (recipients.size >= config.smtp.maxRecipients) throw IntakeRefusal.of(REPLIES.tooManyRecipients(), 422);
-    const rcptDenied = await deps.policy?.checkRecipient(session, { domain, e164: parsed.e164 });
+    const rcptDenied = await deps.policy?.checkRecipient(session, { domain, e164: parsed.e164, phone: parsed.phone });
     if (rcptDenied !== undefined) throw refusalOf(rcptDenied);
     const needsQuotes = /[\s"(),:;<>@[\\\]]/.test(local);
-    recipients.set(parsed.e164, { address: `${needsQuotes ? `"${local.replace(/["\\]/g, "")}"` : local}@${domain}`, e164: parsed.e164, options: parsed.options });
+    recipients.set(parsed.e164, withPhone({ address: `${needsQuotes ? `"${local.replace(/["\\]/g, "")}"` : local}@${domain}`, e164: parsed.e164, options: parsed.options }, parsed.phone));
   }
 
   const cover = sub.coverText?.trim() ?? "";

@@ -27,7 +27,38 @@ export function openDatabase(file: string, migrations: readonly Migration[]): Db
   db.pragma("foreign_keys = ON");
   db.pragma("busy_timeout = 5000");
   migrate(db, migrations);
+  cacheStatements(db);
   return db;
+}
+
+/** Distinct SQL texts kept prepared per connection (the stores use a few dozen; dynamic WHERE/SET lists stay bounded). */
+export const STATEMENT_CACHE_SIZE = 256;
+
+/**
+ * Every `db.prepare(sql)` on this connection returns the statement prepared
+ * the first time for that SQL text: the stores build SQL where they use it
+ * (readable, next to the code), and the hot paths (claim, transition, insert,
+ * get) still compile each statement once per connection, not once per call.
+ * A cached statement is shared, so no caller may change its mode (pluck, raw,
+ * expand, safeIntegers) or hold an iterate() open across another call.
+ */
+export function cacheStatements(db: Db): void {
+  const prepare = db.prepare.bind(db);
+  const cache = new Map<string, Database.Statement>();
+  const cached = (sql: string): Database.Statement => {
+    let stmt = cache.get(sql);
+    if (stmt !== undefined) {
+      // Most recently used last, so the oldest goes first when the cache is full.
+      cache.delete(sql);
+      cache.set(sql, stmt);
+      return stmt;
+    }
+    stmt = prepare(sql);
+    if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+    cache.set(sql, stmt);
+    return stmt;
+  };
+  db.prepare = cached as Db["prepare"];
 }
 
 function migrate(db: Db, migrations: readonly Migration[]): void {

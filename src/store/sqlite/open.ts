@@ -23,7 +23,10 @@ export interface SqliteStoresOptions {
   /** The absolute data directory. */
   readonly dataDir: string;
   readonly logger: Logger;
-  readonly role: "daemon" | "operator";
+  /** "intake": no pid file, no lease release, group commit like a daemon (src/store/open.ts). */
+  readonly role: "daemon" | "operator" | "intake";
+  /** Take the data directory (the pid file); default: the "daemon" role only (src/store/open.ts). */
+  readonly lock?: boolean;
   /** The database file; default `<dataDir>/faxbridge.db` (":memory:" for unit tests). */
   readonly file?: string;
   /** The stores' clock, for tests. */
@@ -37,7 +40,7 @@ export interface SqliteStoresOptions {
 export async function openSqliteStores(opts: SqliteStoresOptions): Promise<Stores> {
   const log = opts.logger;
   const file = opts.file ?? join(opts.dataDir, "faxbridge.db");
-  const unlock = opts.role === "daemon" ? lockDataDir(opts.dataDir, log) : undefined;
+  const unlock = (opts.lock ?? opts.role === "daemon") ? lockDataDir(opts.dataDir, log) : undefined;
   let db: Db | undefined;
   try {
     db = openDatabase(file, [outboundMigration, inboundMigration, webMigration, quotaMigration]);
@@ -45,7 +48,7 @@ export async function openSqliteStores(opts: SqliteStoresOptions): Promise<Store
     const releasedLeases = opts.role === "daemon" ? releaseStaleLeases(db, log) : { outbound: 0, inbound: 0 };
     const clock = opts.now === undefined ? {} : { now: opts.now };
     const owner = opts.owner === undefined ? {} : { owner: opts.owner };
-    const outbound = new SqliteOutboundStore(db, { logger: log, groupCommit: opts.groupCommit ?? (opts.role === "daemon" ? "worker" : "inline"), ...clock, ...owner });
+    const outbound = new SqliteOutboundStore(db, { logger: log, groupCommit: opts.groupCommit ?? (opts.role === "operator" ? "inline" : "worker"), ...clock, ...owner });
     const inbound = new SqliteInboundStore({ db, logger: log, ...clock, owner: outbound.owner });
     const web = new SqliteWebStore(db, opts.now);
     const documents = await FileDocumentStore.open({ root: join(opts.dataDir, "spool"), logger: log });

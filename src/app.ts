@@ -153,6 +153,10 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
 
     const http = new HttpServer({ host: config.http.host, port: config.http.port, logger: log.child({ component: "http" }), metrics });
     let smtpListening = false;
+    // Several instances on PostgreSQL: one leads inbound sync, the subscription and the WebSocket,
+    // and reports the shared queue's gauges (every instance would report the same numbers).
+    const leadership = stores.backend === "postgres" ? inboundLeadership(stores) : undefined;
+    const reportsQueue = (): boolean => leadership?.isLeader() ?? true;
     wireReadiness({
       http,
       metrics,
@@ -165,9 +169,10 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       client,
       mail,
       lastRcCall: () => lastRcCall,
+      reportsQueue,
     });
 
-    const worker = new OutboundWorker({ config, store: outboundStore, quota: stores.quota, spool, client, mail, metrics, logger: log, audit, alerts });
+    const worker = new OutboundWorker({ config, store: outboundStore, quota: stores.quota, spool, client, mail, metrics, logger: log, audit, alerts, reportsQueue });
     const numberCheck: NumberCheck = resolved.numberCheck;
     // Who may fax, to where, how much; quotas are counted in the store's ledger, shared by every instance.
     const policy = await createSmtpPolicy({ config, logger: log, metrics, store: outboundStore, quota: stores.quota, receivedBy: receivedFaxMailedTo(inboundStore) });
@@ -183,8 +188,6 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     });
     const webKey = webSecret(config, join(dataDir, "web.key"));
     const link = linkBuilder(config.web.publicUrl, webKey, config.inbound.linkTtlHours);
-    // Several instances on PostgreSQL: one leads inbound sync, the subscription and the WebSocket.
-    const leadership = stores.backend === "postgres" ? inboundLeadership(stores) : undefined;
     const inbound = new InboundService({
       config,
       client,

@@ -91,7 +91,7 @@ export class Metrics {
   });
 
   /** Read at scrape time; the daemon sets them once its store and data directory are open. */
-  readonly sources: { dataFreeBytes?: () => number | undefined; oldestJobSeconds?: () => Promise<number>; ready?: () => Promise<boolean>; dependencies?: () => Promise<unknown> } = {};
+  readonly sources: { dataFreeBytes?: () => number | undefined; oldestJobSeconds?: () => Promise<number | undefined>; ready?: () => Promise<boolean>; dependencies?: () => Promise<unknown> } = {};
   readonly ready = new Gauge({
     name: "faxbridge_ready",
     help: "1 when this instance can accept and durably queue mail (store, spool, disk, listeners): the /readyz checks, run at each scrape.",
@@ -125,7 +125,9 @@ export class Metrics {
     registers: [this.registry],
     collect: async () => {
       const age = await this.sources.oldestJobSeconds?.();
-      if (age !== undefined) this.queueOldestSeconds.set(age);
+      // undefined: another instance reports the shared queue.
+      if (age === undefined) this.queueOldestSeconds.reset();
+      else this.queueOldestSeconds.set(age);
     },
   });
   readonly rcAuthFailures = new Counter({

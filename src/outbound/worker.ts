@@ -188,6 +188,11 @@ export class OutboundWorker {
   async #refreshGauge(now: number): Promise<void> {
     if (now - this.#lastGauge < this.#tuning.gaugeIntervalMs) return;
     this.#lastGauge = now;
+    if (this.#deps.reportsQueue?.() === false) {
+      // Another instance reports the shared queue: this one shows no value rather than a duplicate.
+      this.#deps.metrics.queueDepth.reset();
+      return;
+    }
     const counts = await this.#deps.store.countByState();
     for (const [state, n] of Object.entries(counts)) this.#deps.metrics.queueDepth.set({ state }, n);
   }

@@ -73,6 +73,8 @@ export interface WorkerOverrides {
   tuning?: Partial<WorkerTuning>;
   /** The worker's clock (e.g. shifted forward to make parked jobs due after a "restart"). */
   now?: () => number;
+  /** Whether this worker reports the queue gauges (another instance may). */
+  reportsQueue?: () => boolean;
 }
 
 export const FAST_TUNING: Partial<WorkerTuning> = {
@@ -205,6 +207,7 @@ export class OutboundHarness {
       logger: this.logger,
       tuning: { ...FAST_TUNING, ...this.opts.tuning, ...opts.tuning },
       ...(opts.now !== undefined && { now: opts.now }),
+      ...(opts.reportsQueue !== undefined && { reportsQueue: opts.reportsQueue }),
     });
   }
 

@@ -77,6 +77,12 @@ export interface OutboundWorkerDeps {
   readonly audit?: AuditSink;
   /** Told when a job fails for good (mail.adminTo). */
   readonly alerts?: AlertSink;
+  /**
+   * Whether this instance reports the shared queue's gauges (on PostgreSQL
+   * only the inbound leader does, so the queue is reported once, not once per
+   * instance); default always.
+   */
+  readonly reportsQueue?: () => boolean;
 }
 
 /** The worker as its steps see it. */

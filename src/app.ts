@@ -23,7 +23,7 @@ import { createSmtpServer, type FaxSmtpServer } from "./smtp/server.js";
 import { Spool } from "./spool/spool.js";
 import { inboundLeadership, openStores } from "./store/open.js";
 import { runDoctor } from "./cli/doctor.js";
-import { webSecret } from "./web/auth.js";
+import { sharedWebSecret, webSecret } from "./web/auth.js";
 import { createWebApp } from "./web/index.js";
 import { linkBuilder } from "./web/links.js";
 import { DOCTOR_TIMEOUT_MS, SHUTDOWN_DEADLINE_MS, SMTP_SHUTDOWN_MS } from "./tunables.js";
@@ -153,10 +153,6 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
 
     const http = new HttpServer({ host: config.http.host, port: config.http.port, logger: log.child({ component: "http" }), metrics });
     let smtpListening = false;
-    // Several instances on PostgreSQL: one leads inbound sync, the subscription and the WebSocket,
-    // and reports the shared queue's gauges (every instance would report the same numbers).
-    const leadership = stores.backend === "postgres" ? inboundLeadership(stores) : undefined;
-    const reportsQueue = (): boolean => leadership?.isLeader() ?? true;
     wireReadiness({
       http,
       metrics,
@@ -169,10 +165,9 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       client,
       mail,
       lastRcCall: () => lastRcCall,
-      reportsQueue,
     });
 
-    const worker = new OutboundWorker({ config, store: outboundStore, quota: stores.quota, spool, client, mail, metrics, logger: log, audit, alerts, reportsQueue });
+    const worker = new OutboundWorker({ config, store: outboundStore, quota: stores.quota, spool, client, mail, metrics, logger: log, audit, alerts });
     const numberCheck: NumberCheck = resolved.numberCheck;
     // Who may fax, to where, how much; quotas are counted in the store's ledger, shared by every instance.
     const policy = await createSmtpPolicy({ config, logger: log, metrics, store: outboundStore, quota: stores.quota, receivedBy: receivedFaxMailedTo(inboundStore) });
@@ -186,8 +181,13 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       metrics,
       onAccepted: () => worker.wake(),
     });
-    const webKey = webSecret(config, join(dataDir, "web.key"));
+    // Several instances on PostgreSQL share one key (links and sessions signed by one verify on all); one instance keeps it in dataDir.
+    const webKey = stores.backend === "postgres" ? await sharedWebSecret(config, inboundStore, Date.now()) : webSecret(config, join(dataDir, "web.key"));
     const link = linkBuilder(config.web.publicUrl, webKey, config.inbound.linkTtlHours);
+    // Several instances on PostgreSQL: one leads inbound sync, the subscription and the WebSocket.
+    const leadership = stores.backend === "postgres" ? inboundLeadership(stores) : undefined;
+    // Queue depth and age describe the shared database: the leader alone exports them.
+    if (leadership !== undefined) metrics.sources.queueReporter = () => leadership.isLeader();
     const inbound = new InboundService({
       config,
       client,
@@ -221,6 +221,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
         worker.wake();
         return r;
       },
+      wakeOutbound: () => worker.wake(),
       wakeInbound: () => inbound.wakeDelivery(),
       checks: async () => {
         const out: Record<string, string> = {};

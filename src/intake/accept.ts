@@ -1,5 +1,5 @@
 import { statfs } from "node:fs/promises";
-import { SmtpReply } from "../errors.js";
+import { NamedError, SmtpReply } from "../errors.js";
 import { REPLIES, smtpReply } from "../replies.js";
 import type { Logger } from "../log.js";
 import type { QuotaReservation } from "../policy/quota.js";
@@ -96,11 +96,10 @@ export function refusalText(reply: SmtpReply): string {
 }
 
 /** A step after the spool write failed for a reason other than a refusal (the job was not recorded). */
-export class IntakeError extends Error {
+export class IntakeError extends NamedError {
   readonly step: "check" | "store";
   constructor(step: "check" | "store", message: string, options?: ErrorOptions) {
     super(message, options);
-    this.name = "IntakeError";
     this.step = step;
   }
 }
@@ -169,6 +168,9 @@ export async function accept(deps: IntakeDeps, req: IntakeRequest): Promise<Acce
     if (err instanceof SmtpReply) throw err;
     log.error({ event: "intake.check_failed", err }, "checking the message failed");
     throw new IntakeError("check", "checking the message failed", { cause: err });
+  } finally {
+    // The local file was for the checks only (a temporary copy on a database backend).
+    await spooled.release();
   }
 
   try {

@@ -31,8 +31,6 @@ export interface ReadinessDeps {
   mail: MailSender;
   /** epoch ms and status of the last RingCentral call (status 0: no answer). */
   lastRcCall: () => { at: number; status: number } | undefined;
-  /** Whether this instance reports the shared queue's age (the inbound leader on PostgreSQL); default always. */
-  reportsQueue?: () => boolean;
 }
 
 export function freeBytes(dir: string): number {
@@ -76,7 +74,6 @@ export function wireReadiness(d: ReadinessDeps): DependencyMonitor {
     }
   };
   metrics.sources.oldestJobSeconds = async () => {
-    if (d.reportsQueue?.() === false) return undefined;
     const t = await store.outbound.oldestUnfinishedAt();
     return t === undefined ? 0 : Math.max(0, (Date.now() - t) / 1000);
   };

@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import type { FaxRequest, MailMeta } from "../fax/model.js";
+import { isDocumentKey } from "../store/ports.js";
 
 export const mailMetaSchema = z.object({
   messageId: z.string().optional(),
@@ -19,8 +20,9 @@ export const mailMetaSchema = z.object({
 });
 export type { MailMeta } from "../fax/model.js";
 
+/** A document of the job: `key` names it in the document store (`work/<jobId>/<file>`), never a local path. */
 const documentSchema = z.object({
-  path: z.string(),
+  key: z.string().refine(isDocumentKey, "not a document key"),
   filename: z.string(),
   originalFilename: z.string().optional(),
   contentType: z.string(),

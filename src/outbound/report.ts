@@ -37,7 +37,8 @@ export interface ReportDocument {
   /** The name the sender gave the file (or the name it was faxed under). */
   readonly name: string;
   readonly size: number;
-  readonly path: string;
+  /** A local file with the document, when it is to be attached (fax.reportAttachDocuments). */
+  readonly path?: string;
   readonly contentType: string;
 }
 
@@ -397,8 +398,9 @@ export function composeReport(input: ReportInput, opts: ReportOptions): Composed
     mail.inReplyTo = original;
     mail.references = [...input.original.references.flatMap((r) => r.split(/\s+/)).filter((r) => r !== "" && r !== original), original];
   }
-  if (opts.attachDocuments && input.kind !== "accepted" && input.documents.length > 0) {
-    mail.attachments = input.documents.map((d) => ({ filename: d.name || basename(d.path), path: d.path, contentType: d.contentType }));
+  const attached = input.documents.flatMap((d) => (d.path === undefined ? [] : [{ ...d, path: d.path }]));
+  if (opts.attachDocuments && input.kind !== "accepted" && attached.length > 0) {
+    mail.attachments = attached.map((d) => ({ filename: d.name || basename(d.path), path: d.path, contentType: d.contentType }));
   }
   if (opts.transmittedCopy !== undefined && input.kind === "final") {
     const c = opts.transmittedCopy;

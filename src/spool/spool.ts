@@ -2,6 +2,7 @@ import type { Readable } from "node:stream";
 import type { Logger } from "../log.js";
 import { DocumentError, mailKey, workPrefix, type DocumentStore, type OutboundStore } from "../store/ports.js";
 import { isId } from "../util/ids.js";
+import { NamedError } from "../errors.js";
 
 /**
  * The spool: accepted raw messages and a job's extracted documents, kept in
@@ -19,11 +20,10 @@ import { isId } from "../util/ids.js";
 
 export type SpoolErrorKind = "too_big" | "no_space" | "aborted" | "io";
 
-export class SpoolError extends Error {
+export class SpoolError extends NamedError {
   readonly kind: SpoolErrorKind;
   constructor(kind: SpoolErrorKind, message: string, options?: ErrorOptions) {
     super(message, options);
-    this.name = "SpoolError";
     this.kind = kind;
   }
 }
@@ -38,9 +38,15 @@ export interface SpoolOptions {
 
 /** A spooled message; its key is mailKey(id) (src/store/ports.ts). */
 export interface SpooledMessage {
-  /** A local file with the message, for header checks at SMTP time. */
+  /** A local file with the message, for header checks at SMTP time; valid until `release()`. */
   readonly path: string;
   readonly size: number;
+  /**
+   * Give the local file back (a database backend's temporary copy is
+   * removed; the stored message stays). Call it on every path once the
+   * checks are done; idempotent, never rejects.
+   */
+  release(): Promise<void>;
 }
 
 export interface RecoveryReport {
@@ -77,8 +83,18 @@ export class Spool {
     checkId(id);
     try {
       const { key, size } = await this.documents.put(mailKey(id), input, { maxBytes });
-      const local = await this.documents.localFile(key);
-      return { path: local.path, size };
+      let local;
+      try {
+        local = await this.documents.localFile(key);
+      } catch (err) {
+        // Stored but unreadable: no job row will name it, so it goes now.
+        await this.documents.remove(key).catch((e: unknown) => this.#log.error({ event: "spool.remove_failed", queueId: id, err: e }, "could not remove a spooled message"));
+        throw err;
+      }
+      let released: Promise<void> | undefined;
+      const release = (): Promise<void> =>
+        (released ??= local.done().catch((err: unknown) => this.#log.warn({ event: "documents.release_failed", queueId: id, err }, "could not remove a temporary copy of a spooled message")));
+      return { path: local.path, size, release };
     } catch (err) {
       if (!(err instanceof DocumentError)) throw new SpoolError("io", `spool write failed: ${String(err)}`, { cause: err });
       const kind: SpoolErrorKind = err.kind === "too_big" || err.kind === "no_space" || err.kind === "aborted" ? err.kind : "io";

@@ -31,6 +31,7 @@ import type {
   TransitionOptions,
 } from "./outbound.js";
 import type { ClaimInboundOptions, InboundFax, InboundRouteResult, InboundState, ListInboundOptions, NewInboundFax, SyncCursor } from "./inbound.js";
+import { NamedError } from "../errors.js";
 
 export * from "./outbound.js";
 export * from "./inbound.js";
@@ -95,6 +96,12 @@ export interface OutboundStore {
 export interface KeyValueStore {
   getValue(key: string): Promise<string | undefined>;
   setValue(key: string, value: string, now: number): Promise<void>;
+  /**
+   * Store `value` unless the key already has one; resolves with the value the
+   * key holds afterwards (ours, or the one another instance stored first).
+   * Instances starting together agree on one value (a generated secret, say).
+   */
+  setValueIfAbsent(key: string, value: string, now: number): Promise<string>;
   deleteValue(key: string): Promise<void>;
 }
 
@@ -226,11 +233,10 @@ export interface WebStore {
 
 export type DocumentErrorKind = "too_big" | "no_space" | "aborted" | "io" | "missing" | "invalid_key";
 
-export class DocumentError extends Error {
+export class DocumentError extends NamedError {
   readonly kind: DocumentErrorKind;
   constructor(kind: DocumentErrorKind, message: string, options?: ErrorOptions) {
     super(message, options);
-    this.name = "DocumentError";
     this.kind = kind;
   }
 }
@@ -254,6 +260,11 @@ export function mailKey(jobId: string): string {
 /** The folder of a job's extracted documents (a key prefix). */
 export function workPrefix(jobId: string): string {
   return `work/${jobId}`;
+}
+
+/** The key of a document `name` extracted for a job (a file written into its workDir under that name). */
+export function workKey(jobId: string, name: string): string {
+  return `${workPrefix(jobId)}/${name}`;
 }
 
 export interface PutOptions {
@@ -290,6 +301,13 @@ export interface DocumentStore {
    * under those keys before the job row names them.
    */
   workDir(jobId: string): Promise<string>;
+  /**
+   * Make the files extracted into `workDir(jobId)` durable under their keys
+   * (`workKey(jobId, name)`), before a job row names them. The file backend's folder already is the store (it
+   * fsyncs the files); a database backend streams each in and releases the
+   * scratch directory. Rejects with DocumentError.
+   */
+  storeWorkDir(jobId: string): Promise<void>;
   /** Remove `key`, or every key under `key/` when it is a prefix. Missing is fine. */
   remove(keyOrPrefix: string): Promise<void>;
   /**

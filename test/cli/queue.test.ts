@@ -15,7 +15,7 @@ function jobData(withRequest: boolean): JobData {
     v: 1,
     meta: { references: [], isReport: false, subject: "Contract" },
     ...(withRequest && { request: { to: [{ phoneNumber: NUMBER }], faxResolution: "High" as const } }),
-    documents: withRequest ? [{ path: "/nonexistent/doc.pdf", filename: "doc.pdf", contentType: "application/pdf", size: 1234, sha256: "00" }] : [],
+    documents: withRequest ? [{ key: "work/missing/doc.pdf", filename: "doc.pdf", contentType: "application/pdf", size: 1234, sha256: "00" }] : [],
     skipped: [],
     polls: 0,
   };

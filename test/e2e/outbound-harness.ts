@@ -6,6 +6,7 @@ import { afterEach } from "vitest";
  * RingCentral emulator, and reports arrive at an SmtpSink.
  */
 import { createHash, randomBytes } from "node:crypto";
+import { rmSync } from "node:fs";
 import nodemailer from "nodemailer";
 import type Mail from "nodemailer/lib/mailer/index.js";
 import { Agent } from "undici";
@@ -64,6 +65,10 @@ export interface HarnessOptions {
   mail?: { timeZone?: string };
   /** A postgres:// URL: run on the PostgreSQL backend (database.url) instead of SQLite. */
   databaseUrl?: string;
+  /** Run on this existing data directory (e.g. one an older version wrote) instead of a fresh one; removed at close all the same. */
+  dataDir?: string;
+  /** An emulator the test started and shares between harnesses (instances); left running at close. */
+  sharedEmulator?: Emulator;
 }
 
 export interface WorkerOverrides {
@@ -73,8 +78,8 @@ export interface WorkerOverrides {
   tuning?: Partial<WorkerTuning>;
   /** The worker's clock (e.g. shifted forward to make parked jobs due after a "restart"). */
   now?: () => number;
-  /** Whether this worker reports the queue gauges (another instance may). */
-  reportsQueue?: () => boolean;
+  /** Another instance's stores on the same data (its own lease owner); default the harness's. */
+  stores?: TestStores;
 }
 
 export const FAST_TUNING: Partial<WorkerTuning> = {
@@ -113,7 +118,7 @@ export function harnessPerTest(defaults: HarnessOptions = {}): (opts?: HarnessOp
 
 export class OutboundHarness {
   readonly logs: LogLine[] = [];
-  readonly dir = tempDir("faxbridge-e2e-");
+  readonly dir: { readonly path: string; cleanup(): void };
   readonly sink = new SmtpSink();
   readonly metrics = new Metrics({ defaultMetrics: false });
   readonly opts: HarnessOptions;
@@ -134,12 +139,14 @@ export class OutboundHarness {
 
   constructor(opts: HarnessOptions = {}) {
     this.opts = opts;
+    const given = opts.dataDir;
+    this.dir = given === undefined ? tempDir("faxbridge-e2e-") : { path: given, cleanup: () => rmSync(given, { recursive: true, force: true }) };
   }
 
   async start(): Promise<this> {
     this.logger = capturingLogger("debug", { lines: this.logs });
     await this.sink.start();
-    this.emu = await startEmulator({ faxTimings: { queuedMs: 60, pageMs: 60 }, ...this.opts.emulator });
+    this.emu = this.opts.sharedEmulator ?? (await startEmulator({ faxTimings: { queuedMs: 60, pageMs: 60 }, ...this.opts.emulator }));
     const heavy = this.opts.emulator?.limits?.Heavy;
     const windowSeconds = this.opts.emulator?.windowSeconds;
     this.config = configSchema.parse({
@@ -198,16 +205,15 @@ export class OutboundHarness {
     return new OutboundWorker({
       config: opts.fax === undefined ? this.config : { ...this.config, fax: { ...this.config.fax, ...opts.fax } },
       // Test hooks run in a store decorator (test/helpers/store-hooks.ts), not in the worker.
-      store: opts.hooks !== undefined ? withStoreHooks(this.store, opts.hooks) : this.store,
-      quota: this.stores.quota,
-      spool: this.spool,
+      store: opts.hooks !== undefined ? withStoreHooks(opts.stores?.outbound ?? this.store, opts.hooks) : (opts.stores?.outbound ?? this.store),
+      quota: opts.stores?.quota ?? this.stores.quota,
+      spool: opts.stores?.spool ?? this.spool,
       client: this.client,
       mail: this.mail,
       metrics: this.metrics,
       logger: this.logger,
       tuning: { ...FAST_TUNING, ...this.opts.tuning, ...opts.tuning },
       ...(opts.now !== undefined && { now: opts.now }),
-      ...(opts.reportsQueue !== undefined && { reportsQueue: opts.reportsQueue }),
     });
   }
 
@@ -278,7 +284,7 @@ export class OutboundHarness {
       ["transports", () => this.#transports.forEach((t) => t.close())],
       ["mail", () => this.mail?.close()],
       ["client", () => this.client?.close()],
-      ["emulator", () => this.emu?.close()],
+      ["emulator", () => (this.opts.sharedEmulator === undefined ? this.emu?.close() : undefined)],
       ["sink", () => this.sink.close()],
       ["stores", () => this.stores?.close()],
       ["agent", () => this.#agent.close()],

@@ -63,6 +63,7 @@ export async function startIntake(opts: IntakeOptions = {}): Promise<Intake> {
   const p = opts.policy;
   const config = configSchema.parse({
     dataDir: dir,
+    ...(opts.databaseUrl !== undefined && { database: { url: opts.databaseUrl } }),
     smtp: { port: 0, hostname: "fax.test", ...opts.smtp },
     fax: { domains: ["fax.local"], defaultCountry: "US", ...opts.fax },
     ...(p !== false && { policy: { ...p, abuse: { authFailureDelayMs: 0, ...(p?.abuse as object | undefined) } } }),

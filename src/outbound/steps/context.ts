@@ -14,6 +14,7 @@ import type { AuditSink } from "../../ops/audit.js";
 import type { QuotaTracker } from "../../policy/quota.js";
 import type { MessageInfo } from "../../rc/client.js";
 import type { Spool } from "../../spool/spool.js";
+import { LEASE_MS } from "../../tunables.js";
 import { recipientKey, type OutboundJob, type OutboundStore, type QuotaStore, type RecipientStatus } from "../../store/ports.js";
 import type { PageBudget } from "../cost.js";
 import { readJobData, type JobData, type MailMeta } from "../job-data.js";
@@ -24,9 +25,9 @@ import type { FaxApi } from "./fax-api.js";
 export interface WorkerTuning {
   /** How often the queue is looked at when nothing wakes the worker. */
   idlePollMs: number;
-  /** Lease for parse, poll, reconcile and report steps. */
+  /** Lease of a claimed job; the claim loop renews it every third of this while the job's step runs. */
   leaseMs: number;
-  /** Lease while a job is submitting (covers a slot wait and a 50 MB upload). */
+  /** The lease a job gets as it enters `submitting` (renewed like any other, by leaseMs). */
   submitLeaseMs: number;
   /** Fax sends in flight at once per sending extension: a pool of k extensions runs k × this many. */
   sendConcurrency: number;
@@ -44,8 +45,8 @@ export interface WorkerTuning {
 
 export const DEFAULT_TUNING: WorkerTuning = {
   idlePollMs: 1000,
-  leaseMs: 5 * 60_000,
-  submitLeaseMs: 15 * 60_000,
+  leaseMs: LEASE_MS,
+  submitLeaseMs: LEASE_MS,
   sendConcurrency: 2,
   workConcurrency: 4,
   pollConcurrency: 4,
@@ -77,12 +78,6 @@ export interface OutboundWorkerDeps {
   readonly audit?: AuditSink;
   /** Told when a job fails for good (mail.adminTo). */
   readonly alerts?: AlertSink;
-  /**
-   * Whether this instance reports the shared queue's gauges (on PostgreSQL
-   * only the inbound leader does, so the queue is reported once, not once per
-   * instance); default always.
-   */
-  readonly reportsQueue?: () => boolean;
 }
 
 /** The worker as its steps see it. */
@@ -107,6 +102,12 @@ export interface StepContext {
   track(task: Promise<void>): void;
   /** True once the worker is stopping. */
   readonly stopping: boolean;
+  /**
+   * Fires when the job's lease was lost to another instance (the claim loop's
+   * heartbeat found it taken over): stop touching the job, above all send
+   * nothing. Present while a claimed job's step runs.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** "+1 (555) 123-4567", "15551234567" → "+15551234567" for comparing RingCentral's numbers with ours. */

@@ -5,15 +5,17 @@
  * resending after a lost 250, and the sender gets the original job's report).
  */
 import { errorMessage } from "../../errors.js";
+import type { FaxDocumentFile } from "../../fax/model.js";
 import { mailMetaFields } from "../../fax/meta.js";
 import type { Logger } from "../../log.js";
-import { DuplicateJobError, recipientKey, type DuplicateQuery, type OutboundJob } from "../../store/ports.js";
+import { DuplicateJobError, recipientKey, workPrefix, type DuplicateQuery, type OutboundJob } from "../../store/ports.js";
 import type { CostVerdict } from "../cost.js";
-import { emptyJobData, type JobData, type MailMeta } from "../job-data.js";
+import { emptyJobData, type JobData, type MailMeta, type StoredDocument } from "../job-data.js";
 import { ExtractError, parseFaxMail, type FaxRefusal } from "../parse.js";
 import { preflight } from "../preflight.js";
 import { cleanup, freshWorkDir } from "./cleanup.js";
 import { jobData, mailMetaOf, type StepContext } from "./context.js";
+import { storeDocuments } from "./documents.js";
 
 /** Extract the job's mail into a fresh work directory (the submit step uses it too when the documents were lost). */
 export async function parseMail(ctx: StepContext, job: OutboundJob, log: Logger): Promise<Awaited<ReturnType<typeof parseFaxMail>>> {
@@ -49,6 +51,7 @@ export async function parseStep(ctx: StepContext, job: OutboundJob): Promise<voi
         nextAttemptAt: ctx.now(),
       });
       ctx.deps.metrics.faxesFailed.inc({ error_code: "internal" });
+      await dropExtracted(ctx, job.id, log);
       return;
     }
     log.warn({ event: "fax.parse_deferred", err }, "could not extract the mail's documents; will retry");
@@ -94,10 +97,17 @@ export async function parseStep(ctx: StepContext, job: OutboundJob): Promise<voi
       await refuse(ctx, job, cost.refusal, meta, log);
       return;
     }
+    let documents: StoredDocument[];
+    try {
+      documents = await storeDocuments(ctx, job.id, mail.documents);
+    } catch (err) {
+      if (cost?.ok === true) cost.release();
+      throw err;
+    }
     const data: JobData = {
       ...emptyJobData(meta),
       request: mail.request,
-      documents: mail.documents,
+      documents,
       skipped: mail.meta.skipped,
       ...(mail.forwardOf !== undefined && { forwardOf: mail.forwardOf }),
       ...(cost?.pages !== undefined && { countedPages: cost.pages }),
@@ -117,7 +127,7 @@ export async function parseStep(ctx: StepContext, job: OutboundJob): Promise<voi
 }
 
 /** The pages of a new fax against fax.maxPages and the page quotas; a forward of a received fax is charged by RingCentral's count later. */
-async function assessCost(ctx: StepContext, job: OutboundJob, documents: JobData["documents"], forwardOf: string | undefined): Promise<CostVerdict | undefined> {
+async function assessCost(ctx: StepContext, job: OutboundJob, documents: readonly FaxDocumentFile[], forwardOf: string | undefined): Promise<CostVerdict | undefined> {
   if (forwardOf === undefined) return ctx.pages.assess(job.identity, documents, job.rcptTo.length);
   const original = await ctx.deps.store.findSentBy(forwardOf, job.identity);
   const data = original === undefined ? undefined : jobData(ctx, original);
@@ -136,5 +146,15 @@ export async function refuse(ctx: StepContext, job: OutboundJob, refusal: FaxRef
     nextAttemptAt: ctx.now(),
   });
   ctx.deps.metrics.faxesFailed.inc({ error_code: refusal.rule });
+  await dropExtracted(ctx, job.id, log);
   log.info({ event: "fax.refused", rule: refusal.rule, filename: refusal.filename }, "mail refused; the sender gets a notice");
+}
+
+/** The documents extracted for a job that will not be faxed: not needed for its notice (wherever that is sent from), removed now. */
+async function dropExtracted(ctx: StepContext, id: string, log: Logger): Promise<void> {
+  try {
+    await ctx.deps.spool.documents.remove(workPrefix(id));
+  } catch (err) {
+    log.warn({ event: "spool.remove_failed", err }, "could not remove the extracted documents of a refused mail");
+  }
 }

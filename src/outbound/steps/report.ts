@@ -21,8 +21,9 @@ import { composeReport, suppressReason, type ReportInput, type ReportKind } from
 import { fetchTransmittedCopy, type TransmittedCopy } from "../transmitted.js";
 import { cleanup } from "./cleanup.js";
 import { jobData, mailMetaOf, type StepContext } from "./context.js";
+import { withLocalDocuments, type LocalDocument } from "./documents.js";
 
-function reportInput(job: OutboundJob, data: JobData | undefined, meta: MailMeta | undefined, kind: ReportKind): ReportInput {
+function reportInput(job: OutboundJob, data: JobData | undefined, meta: MailMeta | undefined, kind: ReportKind, attached: readonly LocalDocument[] = []): ReportInput {
   const recipients: RecipientStatus[] =
     job.status !== null && job.status.length > 0 ? [...job.status] : job.rcptTo.map((r) => ({ e164: r.e164, status: kind === "accepted" ? "Queued" : "Unknown" }));
   const input: ReportInput = {
@@ -31,7 +32,10 @@ function reportInput(job: OutboundJob, data: JobData | undefined, meta: MailMeta
     to: job.reportTo,
     recipients,
     receivedAt: job.receivedAt,
-    documents: (data?.documents ?? []).map((d) => ({ name: d.filename, size: d.size, path: d.path, contentType: d.contentType })),
+    documents: (data?.documents ?? []).map((d) => {
+      const path = attached.find((a) => a.key === d.key)?.path;
+      return { name: d.filename, size: d.size, contentType: d.contentType, ...(path !== undefined && { path }) };
+    }),
     notFaxed: (data?.skipped ?? []).map((s) => ({ name: s.filename, reason: s.reason })),
     ...(data?.cancel?.outcome === "cancelled" && { cancelled: true }),
     original: {
@@ -83,14 +87,26 @@ export async function reportStep(ctx: StepContext, job: OutboundJob): Promise<vo
     return;
   }
   const transmittedCopy = from === "final" ? await fetchCopy(ctx, job, data, log) : undefined;
-  const composed = composeReport(reportInput(job, data, meta, from === "failed" ? "failed" : "final"), {
-    from: config.mail.from,
-    attachDocuments: config.fax.reportAttachDocuments,
-    timeZone: config.mail.timeZone,
-    ...(transmittedCopy !== undefined && { transmittedCopy }),
-  });
+  const compose = (attached: readonly LocalDocument[]): ReturnType<typeof composeReport> =>
+    composeReport(reportInput(job, data, meta, from === "failed" ? "failed" : "final", attached), {
+      from: config.mail.from,
+      attachDocuments: config.fax.reportAttachDocuments,
+      timeZone: config.mail.timeZone,
+      ...(transmittedCopy !== undefined && { transmittedCopy }),
+    });
+  let composed = compose([]);
+  // The documents to attach are lent as local files for the send only (temporary copies on a database backend).
+  const attach = config.fax.reportAttachDocuments ? (data?.documents ?? []) : [];
   try {
-    await mail.send(composed.mail);
+    await withLocalDocuments(
+      ctx,
+      attach,
+      async (local) => {
+        composed = compose(local);
+        await mail.send(composed.mail);
+      },
+      (d, err) => log.warn({ event: "report.document_unavailable", key: d.key, err }, "a document could not be read; the report goes without it"),
+    );
   } catch (err) {
     const temporary = failureOf(err).kind === "transient";
     const delay = temporary ? ctx.retry.retryDelay(job.attempts + 1) : undefined;

@@ -9,7 +9,6 @@
  * an unreadable 2xx may have created the fax: the job stays `submitting` and is
  * reconciled before any resend. 4xx fails permanently (classify.ts).
  */
-import { access } from "node:fs/promises";
 import type { Logger } from "../../log.js";
 import type { FaxDocument, SendFaxRequest } from "../../rc/client.js";
 import { RcApiError } from "../../rc/errors.js";
@@ -18,31 +17,30 @@ import { classify, describeRcError } from "../classify.js";
 import type { JobData } from "../job-data.js";
 import { attemptTargets, mergeStatuses, redialResend } from "../redial.js";
 import { jobData, recipientStatuses, type StepContext } from "./context.js";
+import { documentsPresent, storeDocuments, withLocalDocuments } from "./documents.js";
 import { alertFailed, giveUp } from "./give-up.js";
 import { parseMail, refuse } from "./parse.js";
 import { reconcileStep } from "./reconcile.js";
 import { acceptedNotice } from "./report.js";
+import { tagCoverText, type JobTag } from "../tag.js";
 
-function toSendRequest(req: NonNullable<JobData["request"]>): SendFaxRequest {
+/** The send request of a job's attempt, its cover text tagged with the job and attempt (../tag.ts). */
+function toSendRequest(req: NonNullable<JobData["request"]>, tag?: JobTag): SendFaxRequest {
   const out: SendFaxRequest = {
     to: req.to.map((t) => (t.name !== undefined ? { phoneNumber: t.phoneNumber, name: t.name } : { phoneNumber: t.phoneNumber })),
     faxResolution: req.faxResolution,
   };
   if (req.coverIndex !== undefined) out.coverIndex = req.coverIndex;
-  if (req.coverPageText !== undefined) out.coverPageText = req.coverPageText;
+  if (tag !== undefined) out.coverPageText = tagCoverText(req.coverPageText, tag);
+  else if (req.coverPageText !== undefined) out.coverPageText = req.coverPageText;
   if (req.sendTime !== undefined) out.sendTime = req.sendTime;
   if (req.isoCode !== undefined) out.isoCode = req.isoCode;
   return out;
 }
 
-async function documentsPresent(data: JobData): Promise<boolean> {
-  try {
-    for (const d of data.documents) await access(d.path);
-    return true;
-  } catch {
-    // ENOENT or unreadable: the caller re-extracts them
-    return false;
-  }
+/** True once the claim loop found this job's lease taken over by another instance. */
+function lost(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
 }
 
 export async function submitStep(ctx: StepContext, job: OutboundJob): Promise<void> {
@@ -53,7 +51,7 @@ export async function submitStep(ctx: StepContext, job: OutboundJob): Promise<vo
     await store.transition(job.id, "parsed", "failed", { errorCode: "internal", errorText: "the gateway lost the fax request", nextAttemptAt: ctx.now() });
     return;
   }
-  if (data.forwardOf === undefined && data.redial === undefined && !(await documentsPresent(data))) {
+  if (data.forwardOf === undefined && data.redial === undefined && !(await documentsPresent(ctx, data.documents))) {
     // The work directory was lost (e.g. a restored volume): extract again from the raw message.
     log.warn({ event: "fax.documents_missing" }, "extracted documents missing; parsing the mail again");
     const again = await parseMail(ctx, job, log);
@@ -61,7 +59,7 @@ export async function submitStep(ctx: StepContext, job: OutboundJob): Promise<vo
       await refuse(ctx, job, again.refusal, data.meta, log);
       return;
     }
-    data = { ...data, request: again.mail.request, documents: again.mail.documents };
+    data = { ...data, request: again.mail.request, documents: await storeDocuments(ctx, job.id, again.mail.documents) };
   }
   const request = data.request;
   if (request === undefined) return;
@@ -74,6 +72,9 @@ export async function submitStep(ctx: StepContext, job: OutboundJob): Promise<vo
   log.info({ event: "fax.submitting", attempt: job.attempts + 1, redial: data.redial?.round, recipients: attemptTargets(job, data).length, documents: data.documents.length, forwardOf: data.forwardOf }, "sending fax");
   let res;
   const redial = redialResend(data);
+  const signal = ctx.signal;
+  // Another instance took the job over (this one stalled past its lease): it reconciles and sends; we must not.
+  if (lost(signal)) return;
   try {
     if (redial !== undefined) {
       res = await client.resendFax({ ...redial, ...(job.rcExtensionId !== null && { extensionId: job.rcExtensionId }) });
@@ -84,10 +85,15 @@ export async function submitStep(ctx: StepContext, job: OutboundJob): Promise<vo
         ...(request.sendTime !== undefined && { sendTime: request.sendTime }),
       });
     } else {
-      const documents: FaxDocument[] = data.documents.map((d) => ({ path: d.path, filename: d.filename, contentType: d.contentType, size: d.size }));
-      res = await client.sendFax(toSendRequest(request), documents);
+      // Streamed from local files (temporary copies on a database backend), given back whatever happens.
+      res = await withLocalDocuments(ctx, data.documents, (local) => {
+        const documents: FaxDocument[] = local.map((d) => ({ path: d.path, filename: d.filename, contentType: d.contentType, size: d.size }));
+        return client.sendFax(toSendRequest(request, { jobId: job.id, attempt: job.attempts + 1 }), documents, signal !== undefined ? { signal } : {});
+      });
     }
   } catch (err) {
+    // The upload was cut because the lease was lost: the new holder reconciles (by the tag) and finishes the job.
+    if (lost(signal)) return;
     await submitFailed(ctx, submitting, data, err, log);
     return;
   }

@@ -17,7 +17,7 @@ import { pipeline } from "node:stream/promises";
 import { from as copyFrom } from "pg-copy-streams";
 import type { Logger } from "../../log.js";
 import { errorMessage } from "../../errors.js";
-import { DocumentError, isDocumentKey, type DocumentStore, type PutOptions } from "../ports.js";
+import { DocumentError, isDocumentKey, workKey, type DocumentStore, type PutOptions } from "../ports.js";
 import { NOW_MS, type Pool, type PoolClient } from "./connect.js";
 
 export const CHUNK_BYTES = 256 * 1024;
@@ -87,7 +87,7 @@ export interface PgDocumentStoreOptions {
   /**
    * This instance's local directory (default one under the system's temp
    * directory): staged uploads and temporary copies (tmp/), recently stored
-   * documents kept for local reads (cache/), jobs' extraction folders (work/).
+   * documents kept for local reads (cache/), scratch folders a parse extracts into before storeWorkDir (work/).
    */
   readonly localDir?: string;
 }
@@ -124,14 +124,23 @@ export class PgDocumentStore implements DocumentStore {
     checkKey(key);
     const staged = await this.#stage(body, opts.maxBytes);
     try {
+      return await this.#storeFile(key, staged.file);
+    } finally {
+      await rm(staged.dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Copy a private local file in under `key` (one transaction), then keep it as the key's local cache copy (the file is moved). */
+  async #storeFile(key: string, file: string): Promise<{ readonly key: string; readonly size: number }> {
+    try {
       const client = await this.#pool.connect();
       let broken: Error | undefined;
       try {
         await client.query("BEGIN");
         try {
-          const out = await this.#write(client, key, createReadStream(staged.file, { highWaterMark: CHUNK_BYTES }));
+          const out = await this.#write(client, key, createReadStream(file, { highWaterMark: CHUNK_BYTES }));
           await client.query("COMMIT");
-          await this.#keep(key, staged.file);
+          await this.#keep(key, file);
           return out;
         } catch (err) {
           await client.query("ROLLBACK").catch((e: unknown) => {
@@ -144,9 +153,23 @@ export class PgDocumentStore implements DocumentStore {
       }
     } catch (err) {
       throw new DocumentError("io", `storing document ${key} failed: ${errorMessage(err)}`, { cause: err });
-    } finally {
-      await rm(staged.dir, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * Store the files extracted into workDir(jobId) under `work/<jobId>/<name>`
+   * (each streamed in its own transaction), then release the scratch folder:
+   * another instance reads them from the database.
+   */
+  async storeWorkDir(jobId: string): Promise<void> {
+    const dir = await this.workDir(jobId);
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      if (!e.isFile()) continue;
+      const key = workKey(jobId, e.name);
+      checkKey(key);
+      await this.#storeFile(key, join(dir, e.name));
+    }
+    await rm(dir, { recursive: true, force: true });
   }
 
   /** The local cache file of `key` (a copy of what was stored, for localFile without a round trip). */
@@ -283,10 +306,11 @@ export class PgDocumentStore implements DocumentStore {
     try {
       await client.query("BEGIN");
       const where = "key = $1 OR starts_with(key, $1 || '/')";
-      const heads = await client.query(`DELETE FROM document_heads WHERE ${where}`, [keyOrPrefix]);
+      const heads = await client.query<{ key: string }>(`DELETE FROM document_heads WHERE ${where} RETURNING key`, [keyOrPrefix]);
       await client.query(`DELETE FROM document_chunks WHERE ${where}`, [keyOrPrefix]);
       await client.query("COMMIT");
-      await rm(this.#cached(keyOrPrefix), { force: true });
+      // This instance's cached copies of what was removed (a job's documents under its work prefix too).
+      for (const key of new Set([keyOrPrefix, ...heads.rows.map((r) => r.key)])) await rm(this.#cached(key), { force: true });
       if (keyOrPrefix.startsWith("work/")) await rm(join(this.#work, keyOrPrefix.slice(5)), { recursive: true, force: true });
       if ((heads.rowCount ?? 0) > 0) this.#log.debug({ event: "documents.removed", key: keyOrPrefix, count: heads.rowCount }, "documents removed");
     } catch (err) {
@@ -332,9 +356,15 @@ export class PgDocumentStore implements DocumentStore {
     return dir;
   }
 
-  /** Documents are written in one transaction each: nothing partial in the database. Staged uploads and copies left by a process that is gone are removed. */
+  /**
+   * Documents are written in one transaction each: nothing partial in the
+   * database. Staged uploads, copies and extraction folders a process that is
+   * gone left in this instance's local directory are removed (nothing there
+   * is durable: a job's documents are in the database before its row names them).
+   */
   async sweepPartial(): Promise<number> {
     await rm(this.#tmp, { recursive: true, force: true });
+    await rm(this.#work, { recursive: true, force: true });
     return 0;
   }
 }

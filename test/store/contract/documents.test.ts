@@ -7,7 +7,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { DocumentError, isDocumentKey, mailKey, workPrefix, type DocumentStore } from "../../../src/store/ports.js";
+import { DocumentError, isDocumentKey, mailKey, workKey, workPrefix, type DocumentStore } from "../../../src/store/ports.js";
 import { newId } from "../../../src/util/ids.js";
 import { BACKENDS, backendTitle, type BackendData } from "../backends.js";
 
@@ -111,6 +111,22 @@ for (const backend of BACKENDS) {
       expect(await docs.list("work")).toEqual([]);
       expect(await docs.stat(mailKey(id))).toBeUndefined();
       await expect(docs.open(mailKey(id))).rejects.toMatchObject({ kind: "missing" });
+    });
+
+    it("stores what was extracted into a job's workDir under its keys, for every instance, and lends it back as local files", async () => {
+      const id = newId();
+      const dir = await docs.workDir(id);
+      await writeFile(join(dir, "000-a.pdf"), "%PDF-1.4 a");
+      await writeFile(join(dir, "001-Rechnung März.txt"), "text b");
+      await docs.storeWorkDir(id);
+      expect(await other.list(workPrefix(id))).toEqual(["000-a.pdf", "001-Rechnung März.txt"]);
+      expect(await other.stat(workKey(id, "001-Rechnung März.txt"))).toEqual({ size: 6 });
+      const local = await other.localFile(workKey(id, "000-a.pdf"));
+      expect(await readFile(local.path, "utf8")).toBe("%PDF-1.4 a");
+      await local.done();
+      await other.remove(workPrefix(id));
+      expect(await docs.stat(workKey(id, "000-a.pdf"))).toBeUndefined();
+      expect(await docs.list("work")).toEqual([]);
     });
 
     it("refuses keys that are paths, not keys", async () => {

@@ -257,6 +257,29 @@ export class FileDocumentStore implements DocumentStore {
     return dir;
   }
 
+  /** The folder is the store already: fsync its files and the folder, so the row that names them survives a crash with them. */
+  async storeWorkDir(jobId: string): Promise<void> {
+    const dir = this.pathOf(workPrefix(jobId));
+    try {
+      for (const name of await readdir(dir)) {
+        const f = await open(join(dir, name), "r");
+        try {
+          await f.sync();
+        } finally {
+          await f.close();
+        }
+      }
+      const d = await open(dir, "r");
+      try {
+        await d.sync();
+      } finally {
+        await d.close();
+      }
+    } catch (err) {
+      throw classify(err);
+    }
+  }
+
   async remove(keyOrPrefix: string): Promise<void> {
     const path = this.pathOf(keyOrPrefix);
     try {

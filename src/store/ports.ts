@@ -53,6 +53,8 @@ export interface OutboundStore {
    * Extend this store's lease on a job to `leaseMs` from now (store's clock),
    * e.g. every few seconds while a long upload runs. False when the lease is
    * no longer ours (expired and taken, or the job moved on): stop working on it.
+   * A lease lost to another owner stays fenced: this store's later
+   * transitions of the job are refused (LeaseLostError).
    */
   renewLease(id: string, leaseMs: number): Promise<boolean>;
   /**

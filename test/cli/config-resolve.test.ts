@@ -1,10 +1,8 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { ensureBuilt } from "../helpers/build.js";
-import { tempDir } from "../helpers/tmp.js";
-import { cli, type CliResult } from "./helpers.js";
-import { sandboxEnv } from "../helpers/config.js";
+import { describe, expect, it } from "vitest";
+import type { tempDir } from "../helpers/tmp.js";
+import { cli, cliSandbox, type CliResult } from "./helpers.js";
 
 /**
  * Issue 10, item 6: the configuration is resolved once. `run`, `doctor` and
@@ -25,18 +23,7 @@ function problemLines(out: string): string[] {
 describe("one configuration, one verdict", () => {
   let dir: ReturnType<typeof tempDir>;
   let env: Record<string, string>;
-
-  beforeAll(async () => {
-    await ensureBuilt();
-  }, 120_000);
-
-  beforeEach(() => {
-    dir = tempDir();
-    // Ports 0: should a defect let `run` start, it must not collide with anything.
-    env = sandboxEnv(join(dir.path, "data"), { FAXBRIDGE_LOG_LEVEL: "silent" });
-  });
-
-  afterEach(() => dir.cleanup());
+  cliSandbox({ FAXBRIDGE_LOG_LEVEL: "silent" }, (s) => ({ dir, env } = s));
 
   async function allThree(args: string[], extra: Record<string, string>): Promise<{ run: CliResult; print: CliResult; doctor: CliResult }> {
     const [run, print, doctor] = await Promise.all([

@@ -1,17 +1,15 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import nodemailer from "nodemailer";
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { startDaemon, type Daemon } from "../../src/app.js";
 import { configSchema } from "../../src/config/schema.js";
 import { ConfigError } from "../../src/errors.js";
 import { silentLogger } from "../../src/log.js";
-import { ensureBuilt } from "../helpers/build.js";
 import { SmtpSink } from "../helpers/smtp-sink.js";
 import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
-import { cli, sandboxConfig } from "./helpers.js";
-import { sandboxEnv } from "../helpers/config.js";
+import { cli, cliSandbox, sandboxConfig } from "./helpers.js";
 
 /**
  * Issue 8, "fail closed": some but not all RingCentral credentials (or an
@@ -26,18 +24,7 @@ const MISSING_SECRET = "ringcentral.clientSecret (missing): RC_CLIENT_SECRET (or
 describe("fail closed on RingCentral credentials", () => {
   let dir: ReturnType<typeof tempDir>;
   let env: Record<string, string>;
-
-  beforeAll(async () => {
-    await ensureBuilt();
-  }, 120_000);
-
-  beforeEach(() => {
-    dir = tempDir();
-    // Ports 0: should a defect let `run` start, it must not collide with anything.
-    env = sandboxEnv(join(dir.path, "data"));
-  });
-
-  afterEach(() => dir.cleanup());
+  cliSandbox({}, (s) => ({ dir, env } = s));
 
   it("partial credentials: run, config --print and doctor all exit 2 naming what is missing", async () => {
     const partial = { ...env, RC_CLIENT_ID: "my-app", RC_JWT: "eyJ.secret-jwt.sig" };

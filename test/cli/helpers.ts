@@ -1,6 +1,10 @@
 import { execFile } from "node:child_process";
+import { join } from "node:path";
 import { promisify } from "node:util";
-import { CLI } from "../helpers/build.js";
+import { afterEach, beforeAll, beforeEach } from "vitest";
+import { CLI, ensureBuilt } from "../helpers/build.js";
+import { sandboxEnv } from "../helpers/config.js";
+import { tempDir } from "../helpers/tmp.js";
 import { openTestStores as openStoresOf, type TestStores } from "../helpers/stores.js";
 
 const execFileP = promisify(execFile);
@@ -35,3 +39,27 @@ export function openTestStores(dataDir: string): Promise<TestStores> {
 }
 
 export { sandboxConfig } from "../helpers/config.js";
+
+export interface CliSandbox {
+  dir: ReturnType<typeof tempDir>;
+  env: Record<string, string>;
+}
+
+/**
+ * For the tests of the enclosing describe: the CLI built first, then per test
+ * a fresh temporary directory and a sandbox environment on its data dir (ports
+ * 0: should a defect let `run` start, it must not collide with anything),
+ * handed to `use`; the directory is removed after each test.
+ */
+export function cliSandbox(extraEnv: Record<string, string>, use: (s: CliSandbox) => void): void {
+  let current: CliSandbox | undefined;
+  beforeAll(async () => {
+    await ensureBuilt();
+  }, 120_000);
+  beforeEach(() => {
+    const dir = tempDir();
+    current = { dir, env: sandboxEnv(join(dir.path, "data"), extraEnv) };
+    use(current);
+  });
+  afterEach(() => current?.dir.cleanup());
+}

@@ -137,6 +137,30 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
+/**
+ * DROP DATABASE … WITH (FORCE), retried: FORCE may only end sessions of our own
+ * role, so an autovacuum worker that just entered the database makes it fail
+ * with 42501 ("must be a member of the role whose process is being
+ * terminated") until that worker leaves, a moment later. A database that still
+ * cannot be dropped is left to the stale-database sweep (a warning, not a
+ * failed test: the test's own work is done).
+ */
+async function dropDatabase(name: string): Promise<void> {
+  let last: unknown;
+  for (let attempt = 0; attempt < 10; attempt++) {
+    try {
+      await withClient(TEST_DATABASE_URL, (c) => c.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`));
+      return;
+    } catch (err) {
+      last = err;
+      const code = (err as { code?: unknown }).code;
+      if (code !== "42501" && code !== "55006") throw err;
+      await new Promise((r) => setTimeout(r, 250 * (attempt + 1)));
+    }
+  }
+  process.stderr.write(`test database ${name} not dropped (${String((last as Error).message)}); a later run's stale sweep removes it\n`);
+}
+
 /** Creates a new, empty database on the test server. */
 export async function createTestDatabase(): Promise<TestDatabase> {
   if (!pgAvailability.ok) throw new Error(`PostgreSQL tests cannot run: ${pgSkipReason() ?? ""}`);
@@ -149,7 +173,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     drop: async () => {
       if (dropped) return;
       dropped = true;
-      await withClient(TEST_DATABASE_URL, (c) => c.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`));
+      await dropDatabase(name);
     },
   };
 }

@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { silentLogger, type Logger } from "../../src/log.js";
 import { Spool } from "../../src/spool/spool.js";
 import { openStores, type OpenStoresOptions } from "../../src/store/open.js";
-import { mailKey, type Stores } from "../../src/store/ports.js";
+import { mailKey, type NewJob, type Stores } from "../../src/store/ports.js";
+import { newId } from "../../src/util/ids.js";
 
 /** The SQLite backend's spool file layout, for tests that look at the files. */
 export interface SpoolFiles {
@@ -56,5 +57,19 @@ export async function openTestStores(dataDir: string, opts: TestStoresOptions = 
     spool,
     dataDir,
     ...files,
+  };
+}
+
+/** A new outbound job for store tests: one recipient, its mail under the usual key; `over` replaces any field. */
+export function testJob(over: Partial<NewJob> = {}): NewJob {
+  const id = over.id ?? newId();
+  return {
+    id,
+    mailFrom: "alice@example.com",
+    rcptTo: [{ address: "+12025550143@fax.local", e164: "+12025550143", options: { resolution: "Low" } }],
+    mailKey: mailKey(id),
+    size: 1234,
+    client: { ip: "127.0.0.1" },
+    ...over,
   };
 }

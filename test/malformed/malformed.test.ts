@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureBuilt, ROOT } from "../helpers/build.js";
 import { SmtpSink } from "../helpers/smtp-sink.js";
 import { tempDir } from "../helpers/tmp.js";
+import { waitFor } from "../helpers/wait.js";
 import { daemonEnv, EmulatorProcess, faxMail, markerPdf, RestartableDaemon, sha256, waitQuiescent, type SentFax } from "../fault/harness.js";
 import { sendRaw, type SendOutcome } from "../fault/smtp-client.js";
 import { fixtureCorpus, generatedCorpus, type MalformedCase } from "./corpus.js";
@@ -66,8 +67,6 @@ interface JobRow {
 function safeFilename(n: string): boolean {
   return n.length >= 1 && n.length <= 255 && !n.includes("/") && !n.includes("\\") && ![...n].some((ch) => ch.charCodeAt(0) < 0x20) && !n.startsWith("..");
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe("malformed and hostile mail", () => {
   beforeAll(async () => {
@@ -130,7 +129,11 @@ describe("malformed and hostile mail", () => {
     // Everything settles.
     const dbFile = join(dataDir, "faxbridge.db");
     await waitQuiescent(dbFile, 90_000);
-    await sleep(300); // the last report's SMTP transaction to the sink finishes after the state change
+    // The last report's SMTP transaction to the sink finishes after the state change: wait for every notified job's notice.
+    const notifiedDb = new Database(dbFile, { readonly: true });
+    const notifiedSenders = notifiedDb.prepare<[], { mail_from: string }>("SELECT mail_from FROM outbound_jobs WHERE state = 'notified'").all().map((r) => r.mail_from);
+    notifiedDb.close();
+    await waitFor(() => notifiedSenders.every((from) => s.messages.some((m) => m.to.includes(from))), 10_000, "every notified sender's notice at the sink");
     const faxes = new Map<string, SentFax>((await e.sentFaxes()).map((f) => [f.id, f]));
     expect([...faxes.values()].some((f) => f.attachments.some((a) => a.sha256 === sha256(pdf)))).toBe(true);
 

@@ -21,15 +21,28 @@ function job(): NewJob {
   return { id, mailFrom: "alice@example.com", rcptTo: [{ address: "12025550143@fax.local", e164: "+12025550143", options: {} }], mailKey: mailKey(id), size: 1, client: { ip: "127.0.0.1" }, receivedAt: Date.now() };
 }
 
-/** One instance's claim loop over the `received` state, running `step` for each claimed job. */
-function loopOn(store: OutboundStore, step: (job: OutboundJob, signal: AbortSignal) => Promise<void>, renew?: (id: string, ms: number) => Promise<boolean>): ClaimLoop<OutboundJob, "work"> {
-  const leased = renew === undefined ? store : Object.assign(Object.create(store) as OutboundStore, { owner: store.owner, renewLease: renew, get: (id: string) => store.get(id) });
+/**
+ * One instance's claim loop over the `received` state, running `step` for each claimed job. `pause`, when
+ * given, runs before every claim and renewal: a stalled process neither claims nor renews.
+ */
+function loopOn(store: OutboundStore, step: (job: OutboundJob, signal: AbortSignal) => Promise<void>, pause: () => Promise<void> = async () => undefined): ClaimLoop<OutboundJob, "work"> {
+  const leased = {
+    owner: store.owner,
+    get: (id: string) => store.get(id),
+    renewLease: async (id: string, ms: number) => {
+      await pause();
+      return store.renewLease(id, ms);
+    },
+  };
   return new ClaimLoop<OutboundJob, "work">({
     lanes: ["work"],
     reclaimed: "skip",
     id: (j) => j.id,
     plan: (busy) => [["work", 1 - busy.work]],
-    claim: (_lane, limit) => store.claimDue(["received"], { limit, leaseMs: LEASE_MS }),
+    claim: async (_lane, limit) => {
+      await pause();
+      return store.claimDue(["received"], { limit, leaseMs: LEASE_MS });
+    },
     run: (j, _lane, signal) => step(j, signal),
     onError: () => undefined,
     nextDelay: () => 50,
@@ -85,7 +98,7 @@ for (const backend of BACKENDS) {
 
     it("a step whose lease another instance took over is aborted, and the store refuses its transition", async () => {
       const j = await a.insertReceived(job());
-      // Instance a stalls (say, a long GC pause or a frozen VM): its renewals wait until the test lets them through.
+      // Instance a stalls (say, a long GC pause or a frozen VM): its renewals and claims wait until the test lets them through.
       let stalled = false;
       let unstall: () => void = () => undefined;
       const stall = new Promise<void>((r) => (unstall = r));
@@ -100,9 +113,8 @@ for (const backend of BACKENDS) {
           reason = signal.reason;
           refused = await a.transition(claimed.id, "received", "parsed").catch((err: unknown) => err);
         },
-        async (id, ms) => {
+        async () => {
           if (stalled) await stall;
-          return a.renewLease(id, ms);
         },
       );
       loops.push(loop);

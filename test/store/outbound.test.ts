@@ -3,23 +3,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../../src/log.js";
-import { InvalidTransitionError, StateConflictError, mailKey, type NewJob, type OutboundJob } from "../../src/store/ports.js";
+import { InvalidTransitionError, StateConflictError, type OutboundJob } from "../../src/store/ports.js";
 import { openDatabase, type Db } from "../../src/store/sqlite/db.js";
 import { SqliteOutboundStore, outboundMigration } from "../../src/store/sqlite/outbound.js";
-import { newId } from "../../src/util/ids.js";
+import { testJob as job } from "../helpers/stores.js";
 
-function job(over: Partial<NewJob> = {}): NewJob {
-  const id = over.id ?? newId();
-  return {
-    id,
-    mailFrom: "alice@example.com",
-    rcptTo: [{ address: "+12025550143@fax.local", e164: "+12025550143", options: { resolution: "Low" } }],
-    mailKey: mailKey(id),
-    size: 1234,
-    client: { ip: "127.0.0.1" },
-    ...over,
-  };
-}
 
 for (const mode of ["worker", "inline"] as const) {
   describe(`SqliteOutboundStore (group commit: ${mode})`, () => {

@@ -5,22 +5,10 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { silentLogger } from "../../../src/log.js";
 import { openPgStores, type PgStores } from "../../../src/store/pg/open.js";
-import { InvalidTransitionError, mailKey, StateConflictError, type NewJob } from "../../../src/store/ports.js";
-import { newId } from "../../../src/util/ids.js";
+import { InvalidTransitionError, StateConflictError } from "../../../src/store/ports.js";
 import { describePg, usePgDatabase } from "../../helpers/pg.js";
+import { testJob as job } from "../../helpers/stores.js";
 
-function job(over: Partial<NewJob> = {}): NewJob {
-  const id = over.id ?? newId();
-  return {
-    id,
-    mailFrom: "alice@example.com",
-    rcptTo: [{ address: "+12025550143@fax.local", e164: "+12025550143", options: { resolution: "Low" } }],
-    mailKey: mailKey(id),
-    size: 1234,
-    client: { ip: "127.0.0.1" },
-    ...over,
-  };
-}
 
 describePg("PostgreSQL stores (test clock)", () => {
   const db = usePgDatabase();

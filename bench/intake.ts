@@ -11,6 +11,7 @@ import { silentLogger, type Logger } from "../src/log.js";
 import { createSmtpServer } from "../src/smtp/server.js";
 import { Spool } from "../src/spool/spool.js";
 import { openStores } from "../src/store/open.js";
+import { benchDatabase } from "./pg-database.js";
 import { runSmtpLoad, startDiscardServer, type SmtpLoadResult } from "./smtp-load.js";
 
 /**
@@ -19,6 +20,11 @@ import { runSmtpLoad, startDiscardServer, type SmtpLoadResult } from "./smtp-loa
  * over reused connections, as a relaying MTA would send them; and, as the
  * ceiling of this client and smtp-server on this machine, the same load
  * against an smtp-server that discards every message.
+ *
+ * The same load is then run with the PostgreSQL backend (a fresh database on
+ * the server ./pg-database.ts finds; `postgres.skipped` says why not when
+ * none is reachable): mail and job rows committed to the database before
+ * each 250, as every instance of a scaled-out gateway does.
  *
  * The client is a raw-socket load generator in a child process
  * (./smtp-load-client.ts, in the role of Postfix's smtp-source), so the
@@ -34,6 +40,8 @@ export interface BenchIntakeOptions {
   readonly messageBytes?: number;
   /** Also measure the discarding server (the ceiling). Default true. */
   readonly discard?: boolean;
+  /** Also measure the PostgreSQL backend (skipped when unreachable). Default true. */
+  readonly postgres?: boolean;
   readonly logger?: Logger;
 }
 
@@ -46,14 +54,16 @@ export interface BenchIntakeResult {
   client: string;
   durable: SmtpLoadResult & { commitBatches: number; largestCommitBatch: number };
   discard?: SmtpLoadResult;
+  /** The same durable intake on the PostgreSQL backend, beside SQLite's `durable`. */
+  postgres?: (SmtpLoadResult & { backend: "postgres" }) | { skipped: string };
 }
 
 const CLIENT = "raw-socket SMTP client in a child process (bench/smtp-load-client.ts), PIPELINING, message built once";
 
 /** The daemon's wiring (src/app.ts) on a temp dir: real spool, real SQLite store, real SMTP server. */
-async function benchDurable(messages: number, connections: number, messageBytes: number, logger: Logger): Promise<BenchIntakeResult["durable"]> {
+async function benchDurable(messages: number, connections: number, messageBytes: number, logger: Logger, databaseUrl = ""): Promise<BenchIntakeResult["durable"]> {
   const dir = await mkdtemp(join(tmpdir(), "faxbridge-bench-"));
-  const stores = await openStores({ dataDir: dir }, logger, { role: "daemon" });
+  const stores = await openStores({ dataDir: dir, database: { url: databaseUrl } }, logger, { role: "daemon" });
   const store = stores.outbound;
   const spool = new Spool({ documents: stores.documents, logger });
   // SQLite's group-commit counters (src/store/sqlite/group-commit.ts).
@@ -94,6 +104,7 @@ export async function benchIntake(opts: BenchIntakeOptions = {}): Promise<BenchI
   const messageBytes = opts.messageBytes ?? 100_000;
   const durable = await benchDurable(messages, connections, messageBytes, opts.logger ?? silentLogger());
   const discard = opts.discard === false ? undefined : await benchDiscard(messages, connections, messageBytes);
+  const postgres = opts.postgres === false ? undefined : await benchPostgres(messages, connections, messageBytes, opts.logger ?? silentLogger());
   return {
     messagesPerSecond: durable.messagesPerSecond,
     messages,
@@ -102,13 +113,26 @@ export async function benchIntake(opts: BenchIntakeOptions = {}): Promise<BenchI
     client: CLIENT,
     durable,
     ...(discard !== undefined && { discard }),
+    ...(postgres !== undefined && { postgres }),
   };
+}
+
+async function benchPostgres(messages: number, connections: number, messageBytes: number, logger: Logger): Promise<NonNullable<BenchIntakeResult["postgres"]>> {
+  const db = await benchDatabase();
+  if ("skipped" in db) return db;
+  try {
+    const { commitBatches: _batches, largestCommitBatch: _largest, ...result } = await benchDurable(messages, connections, messageBytes, logger, db.url);
+    return { backend: "postgres", ...result };
+  } finally {
+    await db.drop();
+  }
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const messages = Number(process.argv[2] ?? 2000);
   const discard = process.argv[3] !== "durable";
-  benchIntake({ messages, discard }).then(
+  const postgres = process.argv[4] !== "sqlite";
+  benchIntake({ messages, discard, postgres }).then(
     (r) => console.log(JSON.stringify(r)),
     (err: unknown) => {
       console.error(err);

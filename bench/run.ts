@@ -20,7 +20,7 @@ import { benchPool } from "./pool.js";
 const SMOKE = (process.env["FAXBRIDGE_BENCH_SMOKE"] ?? "") !== "" && process.env["FAXBRIDGE_BENCH_SMOKE"] !== "0";
 
 const PARTS: Record<string, () => Promise<unknown>> = {
-  intake: async () => ({ ...(await benchIntake({ messages: 4000, connections: 8 })), target: "messagesPerSecond >= 1100 (Postfix on this machine)" }),
+  intake: async () => ({ ...(await benchIntake({ messages: 4000, connections: 8 })), target: "messagesPerSecond >= 1100 (Postfix on this machine); postgres: the same load on the PostgreSQL backend, reported beside it (skipped when no server is reachable)" }),
   memory: async () => ({ ...(await benchMemory({ attachmentBytes: 45 * 1024 * 1024 })), target: "growthBytes <= 64 MiB" }),
   pacing: async () => ({ ...(await benchPacing({ faxes: 40, heavyLimit: 10, windowSeconds: 6 })), target: "ratio >= 0.95 with http429 == 0" }),
   pool: async () => ({

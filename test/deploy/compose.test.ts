@@ -63,7 +63,8 @@ describe("deploy/compose.yaml", () => {
     expect(a.ports?.[0]).not.toBe(b.ports?.[0]);
     for (const [, s] of [...instances, ["postgres", compose.services["postgres"] as Service] as const]) {
       for (const secret of s.secrets ?? []) expect(Object.keys(compose.secrets)).toContain(secret);
-      for (const [k, v] of Object.entries(s.environment ?? {})) if (k.endsWith("_FILE")) expect(v).toMatch(new RegExp(`^/run/secrets/(${(s.secrets ?? []).join("|")})$`));
+      const files = Object.entries(s.environment ?? {}).filter(([k]) => k.endsWith("_FILE"));
+      for (const [, v] of files) expect(v).toMatch(new RegExp(`^/run/secrets/(${(s.secrets ?? []).join("|")})$`));
     }
   });
 

@@ -99,7 +99,7 @@ export async function benchPacing(opts: BenchPacingOptions = {}): Promise<BenchP
     dispatcher: agent,
   });
   const mail = createMailSender("", join(dir, "mailbox"), logger);
-  const worker = new OutboundWorker({ config, store, spool, client, mail, metrics: new Metrics({ defaultMetrics: false }), logger, tuning: { idlePollMs: 50, ...(opts.sendConcurrency !== undefined && { sendConcurrency: opts.sendConcurrency }) } });
+  const worker = new OutboundWorker({ config, store, quota: stores.quota, spool, client, mail, metrics: new Metrics({ defaultMetrics: false }), logger, tuning: { idlePollMs: 50, ...(opts.sendConcurrency !== undefined && { sendConcurrency: opts.sendConcurrency }) } });
   const smtp = createSmtpServer({ config, spool, store, logger, numberCheck: "possible", onAccepted: () => worker.wake() });
   let transport: ReturnType<typeof nodemailer.createTransport> | undefined;
   try {

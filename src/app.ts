@@ -23,7 +23,7 @@ import { createSmtpServer, type FaxSmtpServer } from "./smtp/server.js";
 import { Spool } from "./spool/spool.js";
 import { inboundLeadership, openStores } from "./store/open.js";
 import { runDoctor } from "./cli/doctor.js";
-import { webSecret } from "./web/auth.js";
+import { sharedWebSecret, webSecret } from "./web/auth.js";
 import { createWebApp } from "./web/index.js";
 import { linkBuilder } from "./web/links.js";
 import { DOCTOR_TIMEOUT_MS, SHUTDOWN_DEADLINE_MS, SMTP_SHUTDOWN_MS } from "./tunables.js";
@@ -167,10 +167,10 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       lastRcCall: () => lastRcCall,
     });
 
-    const worker = new OutboundWorker({ config, store: outboundStore, spool, client, mail, metrics, logger: log, audit, alerts });
+    const worker = new OutboundWorker({ config, store: outboundStore, quota: stores.quota, spool, client, mail, metrics, logger: log, audit, alerts });
     const numberCheck: NumberCheck = resolved.numberCheck;
-    // Who may fax, to where, how much; quotas are rebuilt from the last hour's jobs.
-    const policy = await createSmtpPolicy({ config, logger: log, metrics, store: outboundStore, receivedBy: receivedFaxMailedTo(inboundStore) });
+    // Who may fax, to where, how much; quotas are counted in the store's ledger, shared by every instance.
+    const policy = await createSmtpPolicy({ config, logger: log, metrics, store: outboundStore, quota: stores.quota, receivedBy: receivedFaxMailedTo(inboundStore) });
     const smtp: FaxSmtpServer = createSmtpServer({
       config,
       policy,
@@ -181,10 +181,13 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
       metrics,
       onAccepted: () => worker.wake(),
     });
-    const webKey = webSecret(config, join(dataDir, "web.key"));
+    // Several instances on PostgreSQL share one key (links and sessions signed by one verify on all); one instance keeps it in dataDir.
+    const webKey = stores.backend === "postgres" ? await sharedWebSecret(config, inboundStore, Date.now()) : webSecret(config, join(dataDir, "web.key"));
     const link = linkBuilder(config.web.publicUrl, webKey, config.inbound.linkTtlHours);
     // Several instances on PostgreSQL: one leads inbound sync, the subscription and the WebSocket.
     const leadership = stores.backend === "postgres" ? inboundLeadership(stores) : undefined;
+    // Queue depth and age describe the shared database: the leader alone exports them.
+    if (leadership !== undefined) metrics.sources.queueReporter = () => leadership.isLeader();
     const inbound = new InboundService({
       config,
       client,
@@ -218,6 +221,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
         worker.wake();
         return r;
       },
+      wakeOutbound: () => worker.wake(),
       wakeInbound: () => inbound.wakeDelivery(),
       checks: async () => {
         const out: Record<string, string> = {};
@@ -241,6 +245,7 @@ export async function startDaemon(config: Readonly<Config>, opts: DaemonOptions)
     const janitor = new Janitor({
       outbound: outboundStore,
       inbound: inboundStore,
+      quota: stores.quota,
       spool,
       inboundDir: join(dataDir, "inbound"),
       retention: config.retention,

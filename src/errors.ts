@@ -4,6 +4,14 @@
  * matching messages.
  */
 
+/** An Error whose `name` is its class's name (stable: logs and tests read it), so each error class need not set it. */
+export class NamedError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
 /** SMTP reply codes we answer with. smtp-server adds the enhanced status code from the basic code. */
 export type SmtpReplyCode = 421 | 450 | 451 | 452 | 454 | 530 | 535 | 538 | 550 | 551 | 552 | 553 | 554;
 
@@ -13,11 +21,10 @@ export type SmtpReplyCode = 421 | 450 | 451 | 452 | 454 | 530 | 535 | 538 | 550 
  * With `enhanced` (e.g. "5.7.1") the reply carries that enhanced status code
  * instead of the one smtp-server derives from the basic code (src/smtp/enhanced.ts).
  */
-export class SmtpReply extends Error {
+export class SmtpReply extends NamedError {
   readonly responseCode: SmtpReplyCode;
   constructor(responseCode: SmtpReplyCode, message: string, options?: ErrorOptions & { enhanced?: string }) {
     super(options?.enhanced === undefined ? message : `${options.enhanced} ${message}`, options);
-    this.name = "SmtpReply";
     this.responseCode = responseCode;
   }
 }
@@ -29,14 +36,13 @@ export interface ConfigProblem {
   readonly message: string;
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends NamedError {
   readonly problems: readonly ConfigProblem[];
   constructor(problems: readonly ConfigProblem[]) {
     super(
       `invalid configuration (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` +
         problems.map((p) => `  - ${p.path} (${p.source}): ${p.message}`).join("\n"),
     );
-    this.name = "ConfigError";
     this.problems = problems;
   }
 }

@@ -36,11 +36,28 @@ export class Metrics {
     labelNames: ["error_code"] as const,
     registers: [this.registry],
   });
+  /**
+   * Whole-queue gauges (queue depth, oldest job) describe the shared database,
+   * not this instance: with several instances only the reporter (the inbound
+   * leader) exports them, so `sum()` over instances is not multiplied. The
+   * others export no series for them, and `faxbridge_queue_reporter 0`.
+   */
   readonly queueDepth = new Gauge({
     name: "faxbridge_queue_jobs",
-    help: "Outbound jobs by state.",
+    help: "Outbound jobs by state (the whole queue; exported by the reporting instance only, see faxbridge_queue_reporter).",
     labelNames: ["state"] as const,
     registers: [this.registry],
+    collect: () => {
+      if (!this.reportsQueue()) this.queueDepth.reset();
+    },
+  });
+  readonly queueReporter = new Gauge({
+    name: "faxbridge_queue_reporter",
+    help: "1 on the instance that exports the whole-queue gauges (the inbound leader with several instances; always 1 with one), 0 on the others.",
+    registers: [this.registry],
+    collect: () => {
+      this.queueReporter.set(this.reportsQueue() ? 1 : 0);
+    },
   });
   readonly inboundDelivered = new Counter({
     name: "faxbridge_inbound_faxes_delivered_total",
@@ -91,7 +108,20 @@ export class Metrics {
   });
 
   /** Read at scrape time; the daemon sets them once its store and data directory are open. */
-  readonly sources: { dataFreeBytes?: () => number | undefined; oldestJobSeconds?: () => Promise<number>; ready?: () => Promise<boolean>; dependencies?: () => Promise<unknown> } = {};
+  readonly sources: {
+    dataFreeBytes?: () => number | undefined;
+    oldestJobSeconds?: () => Promise<number>;
+    ready?: () => Promise<boolean>;
+    dependencies?: () => Promise<unknown>;
+    /** Whether this instance exports the whole-queue gauges (absent: it does, as the only instance). */
+    queueReporter?: () => boolean;
+  } = {};
+
+  /** Whether this instance exports the whole-queue gauges now. */
+  reportsQueue(): boolean {
+    return this.sources.queueReporter?.() ?? true;
+  }
+
   readonly ready = new Gauge({
     name: "faxbridge_ready",
     help: "1 when this instance can accept and durably queue mail (store, spool, disk, listeners): the /readyz checks, run at each scrape.",
@@ -121,9 +151,13 @@ export class Metrics {
   });
   readonly queueOldestSeconds = new Gauge({
     name: "faxbridge_queue_oldest_job_seconds",
-    help: "Age of the oldest outbound job not yet final (0 when none).",
+    help: "Age of the oldest outbound job not yet final (0 when none; exported by the reporting instance only, see faxbridge_queue_reporter).",
     registers: [this.registry],
     collect: async () => {
+      if (!this.reportsQueue()) {
+        this.queueOldestSeconds.reset();
+        return;
+      }
       const age = await this.sources.oldestJobSeconds?.();
       if (age !== undefined) this.queueOldestSeconds.set(age);
     },

@@ -71,6 +71,15 @@ export const TRANSMITTED_COPY_MAX_BYTES = 10 * MIB;
 /** `faxbridge queue cancel` waits this long for the worker to cancel a fax RingCentral holds. */
 export const CANCEL_WAIT_MS = 15 * SECOND;
 
+// ── Leases ──────────────────────────────────────────────────────────────────
+/**
+ * How long a claim on a job or a received fax holds before another instance
+ * may take it over. Short, because the claim loop renews it every third of
+ * this while the step runs (uploads included): a dead instance's work is
+ * taken over within this plus one idle poll.
+ */
+export const LEASE_MS = 30 * SECOND;
+
 // ── Operations ──────────────────────────────────────────────────────────────
 /** Admin alerts of one kind: at most one mail per window, the rest as a digest. */
 export const ALERT_WINDOW_MS = 15 * MINUTE;

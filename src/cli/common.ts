@@ -7,10 +7,10 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { loadConfig } from "../config/load.js";
 import type { Config } from "../config/schema.js";
-import { errorMessage } from "../errors.js";
+import { errorMessage, NamedError } from "../errors.js";
 import { silentLogger } from "../log.js";
-import { openStores as openBackend } from "../store/open.js";
-import type { DocumentStore, InboundStore, OutboundStore } from "../store/ports.js";
+import { databaseName, openStores as openBackend } from "../store/open.js";
+import type { DocumentStore, InboundStore, OutboundStore, QuotaStore } from "../store/ports.js";
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage. */
 export const EXIT_OK = 0;
@@ -18,19 +18,28 @@ export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
 /** A mistake on the command line: printed without a stack, exit 2. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
+export class UsageError extends NamedError {}
 
 /** The operation could not be done (unknown id, a refusal): printed in plain words, exit 1. */
-export class CommandError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "CommandError";
+export class CommandError extends NamedError {}
+
+/**
+ * Runs the subcommand `argv[0]` names with the rest of the arguments. Without
+ * one, `usage` is printed and the exit code is 2; `help`, `-h` or `--help`
+ * print it with exit 0; an unknown name is a UsageError listing the known ones.
+ */
+export function runSubcommand(argv: string[], commands: Readonly<Record<string, (argv: string[]) => Promise<number>>>, usage: string): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === undefined || sub === "-h" || sub === "--help" || sub === "help") {
+    process.stdout.write(usage);
+    return Promise.resolve(sub === undefined ? EXIT_USAGE : 0);
   }
+  const run = Object.hasOwn(commands, sub) ? commands[sub] : undefined;
+  if (run === undefined) {
+    const names = Object.keys(commands);
+    throw new UsageError(`unknown subcommand "${sub}" (use ${names.slice(0, -1).join(", ")} or ${names.at(-1) ?? ""})`);
+  }
+  return run(rest);
 }
 
 export type OptionSpec = Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }>;
@@ -71,6 +80,7 @@ export interface Stores {
   readonly outbound: OutboundStore;
   readonly inbound: InboundStore;
   readonly documents: DocumentStore;
+  readonly quota: QuotaStore;
   readonly dataDir: string;
   close(): Promise<void>;
 }
@@ -85,9 +95,9 @@ export async function openStores(config: Readonly<Config>): Promise<Stores> {
   const dataDir = resolve(config.dataDir);
   try {
     const stores = await openBackend(config, silentLogger(), { role: "operator" });
-    return { outbound: stores.outbound, inbound: stores.inbound, documents: stores.documents, dataDir, close: () => stores.close() };
+    return { outbound: stores.outbound, inbound: stores.inbound, documents: stores.documents, quota: stores.quota, dataDir, close: () => stores.close() };
   } catch (err) {
-    throw new CommandError(`cannot open the database in ${dataDir}: ${errorMessage(err)}`);
+    throw new CommandError(`cannot open ${databaseName(config)}: ${errorMessage(err)}`);
   }
 }
 

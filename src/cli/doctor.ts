@@ -297,7 +297,8 @@ export async function runDoctor(config: Readonly<Config>, opts: DoctorOptions = 
   const checks: Check[] = [ok("config", "the configuration is valid")];
   const dir = await checkDataDir(config);
   checks.push(...dir.checks);
-  if (dir.usable) checks.push(...(await checkDatabase(config)));
+  // PostgreSQL is not in the data directory: it is checked whatever state the directory is in.
+  if (dir.usable || config.database.url !== "") checks.push(...(await checkDatabase(config)));
   checks.push(await checkDisk(config));
   // The two network checks run side by side.
   const [rc, mail] = await Promise.all([checkRingCentral(config, timeoutMs, dir.usable ? resolve(config.dataDir) : undefined), checkMail(config, timeoutMs)]);

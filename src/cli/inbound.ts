@@ -1,6 +1,6 @@
 /** `faxbridge inbound list|redeliver`: received faxes (fax → email). */
 import { INBOUND_STATES, type InboundFax, type InboundState } from "../store/inbound.js";
-import { cell, COMMON_OPTIONS, CommandError, iso, loadConfigFrom, oneOf, out, parse, positiveInt, printJson, relative, table, UsageError, when, withStores } from "./common.js";
+import { cell, COMMON_OPTIONS, CommandError, iso, loadConfigFrom, oneOf, out, parse, positiveInt, printJson, relative, runSubcommand, table, UsageError, when, withStores } from "./common.js";
 
 export const INBOUND_USAGE = `usage: faxbridge inbound <list|redeliver> [options]
 
@@ -17,22 +17,8 @@ options:
   -h, --help      this text
 `;
 
-export async function cmdInbound(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  switch (sub) {
-    case "list":
-      return inboundList(rest);
-    case "redeliver":
-      return inboundRedeliver(rest);
-    case undefined:
-    case "-h":
-    case "--help":
-    case "help":
-      process.stdout.write(INBOUND_USAGE);
-      return sub === undefined ? 2 : 0;
-    default:
-      throw new UsageError(`unknown subcommand "${sub}" (use list or redeliver)`);
-  }
+export function cmdInbound(argv: string[]): Promise<number> {
+  return runSubcommand(argv, { list: inboundList, redeliver: inboundRedeliver }, INBOUND_USAGE);
 }
 
 export function inboundSummary(f: InboundFax): Record<string, unknown> {

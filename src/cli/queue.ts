@@ -32,6 +32,7 @@ import {
   positiveInt,
   printJson,
   relative,
+  runSubcommand,
   table,
   UsageError,
   when,
@@ -65,26 +66,8 @@ options:
   -h, --help      this text
 `;
 
-export async function cmdQueue(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  switch (sub) {
-    case "list":
-      return queueList(rest);
-    case "show":
-      return queueShow(rest);
-    case "retry":
-      return queueRetry(rest);
-    case "cancel":
-      return queueCancel(rest);
-    case undefined:
-    case "-h":
-    case "--help":
-    case "help":
-      process.stdout.write(QUEUE_USAGE);
-      return sub === undefined ? 2 : 0;
-    default:
-      throw new UsageError(`unknown subcommand "${sub}" (use list, show, retry or cancel)`);
-  }
+export function cmdQueue(argv: string[]): Promise<number> {
+  return runSubcommand(argv, { list: queueList, show: queueShow, retry: queueRetry, cancel: queueCancel }, QUEUE_USAGE);
 }
 
 function helpRequested(values: { help?: boolean | undefined }): boolean {

@@ -6,7 +6,7 @@
  * `received` job row. The running daemon's worker
  * picks it up on its next look at the queue (it polls about once a second).
  */
-import { constants } from "node:fs";
+import { constants, existsSync } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { basename, resolve } from "node:path";
 import { userInfo } from "node:os";
@@ -125,12 +125,14 @@ export async function queueFax(config: Readonly<Config>, req: SendRequest): Prom
   // The sender is the local login that ran the command.
   const sender: IntakeSender = { key: senderIdentity({ user: `cli:${user}`, mailFrom }).key, mailFrom, user: `cli:${user}`, ip: "local" };
   return withStores(config, async (stores) => {
-    // Quotas count the jobs of the last hour in the store, whichever path accepted them.
-    const policy = await createSmtpPolicy({ config, logger: silentLogger(), store: stores.outbound });
+    // The floor guards the data directory; on PostgreSQL the mail goes to the database and this machine may have no data directory yet.
+    const floor = existsSync(stores.dataDir) ? { dir: stores.dataDir, minFreeBytes: config.smtp.minFreeBytes } : undefined;
+    // Quotas are taken from the store's ledger, shared with the daemon(s), whichever path accepts the mail.
+    const policy = await createSmtpPolicy({ config, logger: silentLogger(), store: stores.outbound, quota: stores.quota });
     const spool = new Spool({ documents: stores.documents, logger: silentLogger() });
     try {
       await accept(
-        { spool, store: stores.outbound, policy, maxMessageBytes: maxBytes, diskFloor: { dir: stores.dataDir, minFreeBytes: config.smtp.minFreeBytes }, logger: silentLogger() },
+        { spool, store: stores.outbound, policy, maxMessageBytes: maxBytes, diskFloor: floor, logger: silentLogger() },
         { id, sender, recipients, message: composer.compile().createReadStream() },
       );
     } catch (err) {

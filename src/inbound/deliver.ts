@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Config } from "../config/schema.js";
-import { errorMessage } from "../errors.js";
+import { errorMessage, NamedError } from "../errors.js";
 import { extensionForMime } from "../fax/files.js";
 import { failureOf, isTransient, type Failure } from "../failure.js";
 import type { Logger } from "../log.js";
@@ -22,8 +22,9 @@ import { MailDeliveryError } from "../mail/transport.js";
 import type { Metrics } from "../metrics.js";
 import type { MessageApi, SessionApi } from "../rc/api.js";
 import { RcApiError, RcNetworkError, RcProtocolError } from "../rc/errors.js";
-import type { InboundAttachment, InboundFax, InboundStore } from "../store/ports.js";
+import { InboundStateError, type InboundAttachment, type InboundFax, type InboundStore } from "../store/ports.js";
 import { ClaimLoop } from "../pipeline/claim-loop.js";
+import { storeLease } from "../pipeline/leases.js";
 import { delayFor, parseSchedule } from "../util/schedule.js";
 import { composeInboundMail, type DownloadedFile } from "./compose.js";
 import { routeFax } from "./route.js";
@@ -41,7 +42,7 @@ export interface InboundDeliveryDeps {
   readonly now: () => number;
   /** Faxes processed at the same time. */
   readonly concurrency: number;
-  /** How long a claim holds a fax before another worker may take it (a crashed worker's claim expires). */
+  /** How long a claim holds a fax before another worker may take it (a crashed worker's claim expires); renewed every third of it while the fax is delivered. */
   readonly leaseMs: number;
   /** In [0,1]: retry delays are drawn from [d·(1−jitter), d]. */
   readonly jitter: number;
@@ -57,20 +58,10 @@ export interface InboundDeliveryDeps {
 const IDLE_POLL_MS = 5_000;
 
 /** The document was shorter or longer than RingCentral said: download again later. */
-export class DownloadMismatchError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "DownloadMismatchError";
-  }
-}
+export class DownloadMismatchError extends NamedError {}
 
 /** The fax has nothing to deliver (no document) even after re-reading it. */
-export class NoDocumentError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "NoDocumentError";
-  }
-}
+export class NoDocumentError extends NamedError {}
 
 /** Transient or permanent? Pure, so it can be tested table-style. */
 export function classifyDeliveryError(err: unknown): Failure {
@@ -127,7 +118,7 @@ export class InboundDelivery {
       id: (fax) => fax.id,
       plan: (busy) => [["deliver", deps.concurrency - busy.deliver]],
       claim: (_lane, limit, now) => deps.store.claimDue({ limit, leaseMs: deps.leaseMs, now }),
-      run: (fax) => this.deliverOne(fax),
+      run: (fax, _lane, signal) => this.deliverOne(fax, signal),
       onError: (fax, err) => {
         this.#log.error({ event: "inbound.delivery_crashed", faxId: fax.id, err }, "inbound delivery failed unexpectedly");
       },
@@ -143,6 +134,13 @@ export class InboundDelivery {
         this.#log.error({ event: "inbound.delivery_loop_failed", err }, "inbound delivery loop failed; retrying shortly");
         return 1000;
       },
+      lease: storeLease<InboundFax>(deps.store, {
+        ms: deps.leaseMs,
+        lostError: (fax, holder) => new InboundStateError(fax.id, `fax ${fax.id}: the lease of ${deps.store.owner} was lost${holder === null ? "" : ` (now held by ${holder})`}`),
+        onRenewError: (fax, err) => this.#log.warn({ event: "inbound.lease_renew_failed", faxId: fax.id, err }, "could not renew a received fax's lease; trying again at the next beat"),
+        onLost: (fax, reason) =>
+          this.#log.warn({ event: "inbound.lease_lost", faxId: fax.id, reason: reason.message }, "another instance took the received fax over; this one stops delivering it"),
+      }),
     });
   }
 
@@ -166,8 +164,12 @@ export class InboundDelivery {
     await this.#loop.stop();
   }
 
-  /** Deliver one claimed fax; never throws for delivery failures (they defer or kill the fax). */
-  async deliverOne(fax: InboundFax): Promise<void> {
+  /**
+   * Deliver one claimed fax; never throws for delivery failures (they defer or kill the fax).
+   * `signal` fires when another instance took the fax over (lost lease): the download stops,
+   * no mail goes out, and the fax is left to its new holder.
+   */
+  async deliverOne(fax: InboundFax, signal?: AbortSignal): Promise<void> {
     const cfg = this.#deps.config;
     const log = this.#log.child({ faxId: fax.id, rcMessageId: fax.rcMessageId, extension: fax.extension });
     const started = this.#deps.now();
@@ -180,7 +182,7 @@ export class InboundDelivery {
       if (!route.matched) {
         log.info({ event: "inbound.unrouted", from: fax.message.from, to: fax.message.to, mailTo: route.mailTo }, "no inbound route matched; using inbound.defaultTo");
       }
-      const files = await this.#download(fax, log);
+      const files = await this.#download(fax, log, signal);
       const faxDomain = cfg.fax.domains[0] ?? "fax.local";
       const mail = composeInboundMail(
         {
@@ -199,6 +201,7 @@ export class InboundDelivery {
           timeZone: cfg.mail.timeZone,
         },
       );
+      signal?.throwIfAborted();
       const sent = await this.#deps.mail.send(mail);
       const now = this.#deps.now();
       await this.#deps.store.markDelivered(fax.id, { route: route.route, mailTo: route.mailTo }, now);
@@ -221,6 +224,7 @@ export class InboundDelivery {
         }
       }
     } catch (err) {
+      if (signal?.aborted === true) return;
       await this.#fail(fax, err, log);
     }
   }
@@ -285,7 +289,7 @@ export class InboundDelivery {
   }
 
   /** The fax's documents on disk, downloading those not yet complete there. */
-  async #download(fax: InboundFax, log: Logger): Promise<DownloadedFile[]> {
+  async #download(fax: InboundFax, log: Logger, signal: AbortSignal | undefined): Promise<DownloadedFile[]> {
     let docs = documentsOf(fax.message.attachments);
     if (docs.length === 0) {
       // The sync record had no attachment list (should not happen for a received fax): read the message.
@@ -306,18 +310,18 @@ export class InboundDelivery {
           continue;
         }
       }
-      out.push(await this.#downloadOne(att, final, log));
+      out.push(await this.#downloadOne(att, final, log, signal));
     }
     return out;
   }
 
-  async #downloadOne(att: InboundAttachment, final: string, log: Logger): Promise<DownloadedFile> {
+  async #downloadOne(att: InboundAttachment, final: string, log: Logger, signal: AbortSignal | undefined): Promise<DownloadedFile> {
     const started = this.#deps.now();
     const tmp = `${final}.part`;
-    const res = await this.#deps.client.downloadContent(att.uri);
+    const res = await this.#deps.client.downloadContent(att.uri, signal !== undefined ? { signal } : undefined);
     const counter = new ByteCounter();
     try {
-      await pipeline(res.body, counter, createWriteStream(tmp, { mode: 0o600 }));
+      await pipeline(res.body, counter, createWriteStream(tmp, { mode: 0o600 }), signal !== undefined ? { signal } : {});
       if (res.contentLength !== undefined && counter.bytes !== res.contentLength) {
         throw new DownloadMismatchError(`document ${att.id}: got ${counter.bytes} bytes, Content-Length said ${res.contentLength}`);
       }

@@ -20,8 +20,9 @@ import type { Metrics } from "../metrics.js";
 import type { MessageApi, PoolApi, SessionApi, SubscriptionApi, WsTokenApi } from "../rc/api.js";
 import type { Leadership } from "../store/leadership.js";
 import type { InboundStore } from "../store/ports.js";
+import { LEASE_MS } from "../tunables.js";
 import { InboundDelivery } from "./deliver.js";
-import { faxEventFilter, WebhookSubscriptionManager } from "./subscription.js";
+import { faxEventFilter, memberSubscriptionKey, WebhookSubscriptionManager } from "./subscription.js";
 import { InboundSync } from "./sync.js";
 import { concernsFax, createWebhookHandler, WEBHOOK_PATH, type MessageEvent } from "./webhook.js";
 import { WsNotifications } from "./websocket.js";
@@ -85,8 +86,8 @@ export class InboundService {
   readonly #delivery: InboundDelivery;
   /** Configured extensions, then the other pool members' as they become known. */
   #extensions: readonly string[];
-  #subscriptions: WebhookSubscriptionManager | undefined;
-  #ws: WsNotifications | undefined;
+  /** The running notifications (the first member's, then each other pool member's); stopped when leadership ends. */
+  #notifiers: { stop(remove: boolean): Promise<void> }[] = [];
   #timer: NodeJS.Timeout | undefined;
   #verificationToken: string | undefined;
   #running = false;
@@ -108,7 +109,7 @@ export class InboundService {
       syncMinGapMs: defaultGap,
       syncResetMarginMs: 5 * 60_000,
       deliveryConcurrency: 4,
-      leaseMs: 10 * 60_000,
+      leaseMs: LEASE_MS,
       retryJitter: 0.2,
       subscriptionExpiresInSeconds: 7 * 86_400,
       subscriptionCheckMs: 5 * 60_000,
@@ -209,7 +210,6 @@ export class InboundService {
     if (!this.#running || this.#leading) return;
     this.#leading = true;
     this.#sync.resume();
-    const cfg = this.#deps.config;
     const mode = this.mode;
     this.#log.info({ event: "inbound.leading", mode }, "this instance syncs inbound faxes");
     this.#timer = setInterval(() => this.#triggerAll("timer"), this.#tuning.syncIntervalMs);
@@ -217,38 +217,53 @@ export class InboundService {
     this.#triggerAll("start");
     this.#watchPoolMembers();
 
-    const filters = this.#extensions.map(faxEventFilter);
-    let notifications: Promise<void> = Promise.resolve();
+    // The first member's session subscribes to the configured extensions; each other pool member subscribes with its own (#watchPoolMembers).
+    const notifications = this.#notify(this.#deps.client, this.#extensions.map(faxEventFilter));
+    if (waitForNotifications) await notifications;
+    else notifications.catch((err: unknown) => this.#log.error({ event: "inbound.notifications_failed", err }, "could not start notifications; the periodic sync still finds every fax"));
+  }
+
+  /**
+   * Start the notifications one session subscribes (webhook or WebSocket, per
+   * the mode) for `filters`; `member`: a pool member's own, kept under its key.
+   */
+  #notify(client: SubscriptionApi & WsTokenApi, filters: readonly string[], member?: string): Promise<void> {
+    const cfg = this.#deps.config;
+    const mode = this.mode;
+    const alerts = this.#deps.alerts !== undefined ? { alerts: this.#deps.alerts } : {};
     if (mode === "webhook") {
-      this.#subscriptions = new WebhookSubscriptionManager({
-        client: this.#deps.client,
+      const m = new WebhookSubscriptionManager({
+        client,
         store: this.#deps.store,
-        logger: this.#log,
+        logger: member === undefined ? this.#log : this.#log.child({ poolExtension: member }),
         address: cfg.inbound.webhookUrl,
         verificationToken: this.#verificationToken ?? "",
         eventFilters: filters,
         expiresInSeconds: this.#tuning.subscriptionExpiresInSeconds,
         checkIntervalMs: this.#tuning.subscriptionCheckMs,
         now: this.#now,
-        ...(this.#deps.alerts !== undefined && { alerts: this.#deps.alerts }),
+        ...(member !== undefined && { key: memberSubscriptionKey(member) }),
+        ...alerts,
       });
-      notifications = this.#subscriptions.start();
-    } else if (mode === "websocket") {
-      this.#ws = new WsNotifications({
-        client: this.#deps.client,
-        logger: this.#log,
+      this.#notifiers.push({ stop: (remove) => m.stop(remove) });
+      return m.start();
+    }
+    if (mode === "websocket") {
+      const ws = new WsNotifications({
+        client,
+        logger: member === undefined ? this.#log : this.#log.child({ poolExtension: member }),
         eventFilters: filters,
         onNotification: (ev) => this.#onNotification(ev),
-        onSubscribed: () => this.#triggerAll("ws.subscribed"),
+        onSubscribed: () => (member === undefined ? this.#triggerAll("ws.subscribed") : this.#trigger(member, "ws.subscribed")),
         heartbeatMs: this.#tuning.wsHeartbeatMs,
         backoffMs: this.#tuning.wsBackoffMs,
         connectTimeoutMs: this.#tuning.wsConnectTimeoutMs,
-        ...(this.#deps.alerts !== undefined && { alerts: this.#deps.alerts }),
+        ...alerts,
       });
-      notifications = this.#ws.start();
+      this.#notifiers.push({ stop: () => ws.stop() });
+      return ws.start();
     }
-    if (waitForNotifications) await notifications;
-    else notifications.catch((err: unknown) => this.#log.error({ event: "inbound.notifications_failed", err }, "could not start notifications; the periodic sync still finds every fax"));
+    return Promise.resolve();
   }
 
   /**
@@ -261,8 +276,7 @@ export class InboundService {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     const steps: [string, () => Promise<void>][] = [
-      ["subscription", async () => this.#subscriptions?.stop(remove)],
-      ["websocket", async () => this.#ws?.stop()],
+      ...this.#notifiers.splice(0).map((n): [string, () => Promise<void>] => ["notifications", () => n.stop(remove)]),
       ["sync", async () => this.#sync.stop()],
     ];
     for (const [name, step] of steps) {
@@ -272,8 +286,6 @@ export class InboundService {
         this.#log.error({ event: "inbound.stop_failed", step: name, err }, "inbound shutdown step failed");
       }
     }
-    this.#subscriptions = undefined;
-    this.#ws = undefined;
     if (this.#running) this.#log.info({ event: "inbound.following" }, "another instance leads inbound sync now; this one delivers");
   }
 
@@ -306,9 +318,10 @@ export class InboundService {
     if (configured !== "") return configured;
     const stored = await this.#deps.store.getValue(VERIFICATION_KEY);
     if (stored !== undefined && stored !== "") return stored;
-    const token = randomBytes(24).toString("base64url");
-    await this.#deps.store.setValue(VERIFICATION_KEY, token, this.#now());
-    this.#log.info({ event: "webhook.token_generated" }, "no inbound.verificationToken configured; generated one for the webhook subscription");
+    // Instances starting together each generate one: the first stored wins, and every instance uses it.
+    const mine = randomBytes(24).toString("base64url");
+    const token = await this.#deps.store.setValueIfAbsent(VERIFICATION_KEY, mine, this.#now());
+    if (token === mine) this.#log.info({ event: "webhook.token_generated" }, "no inbound.verificationToken configured; generated one for the webhook subscription");
     return token;
   }
 
@@ -325,10 +338,20 @@ export class InboundService {
       .then((ids) => {
         const owner = this.#deps.client.ownerId;
         const added = ids.filter((id) => !this.#extensions.includes(id) && !(id === owner && this.#extensions.includes("~")));
-        if (added.length === 0 || !this.#running) return;
-        this.#extensions = [...this.#extensions, ...added];
-        this.#log.info({ event: "inbound.pool_extensions", extensions: added }, "watching the received faxes of the pool's other extensions");
-        for (const e of added) this.#trigger(e, "start");
+        if (!this.#running || !this.#leading) return;
+        if (added.length > 0) {
+          this.#extensions = [...this.#extensions, ...added];
+          this.#log.info({ event: "inbound.pool_extensions", extensions: added }, "watching the received faxes of the pool's other extensions");
+          for (const e of added) this.#trigger(e, "start");
+        }
+        // Each member subscribes to its own received faxes with its own session (another's are not visible to it).
+        for (const id of ids) {
+          const session = this.#deps.client.memberSession?.(id);
+          if (session === undefined) continue;
+          this.#notify(session, [faxEventFilter("~")], id).catch((err: unknown) =>
+            this.#log.warn({ event: "inbound.notifications_failed", extension: id, err }, "could not start a pool member's notifications; the periodic sync still finds its faxes"),
+          );
+        }
       })
       .catch((err: unknown) => this.#log.warn({ event: "inbound.pool_extensions_failed", err }, "could not learn the pool's extensions; the next start tries again"));
   }

@@ -49,6 +49,13 @@ export interface SubscriptionManagerDeps {
   readonly now: () => number;
   /** Told when the subscription cannot be kept (mail.adminTo). */
   readonly alerts?: AlertSink;
+  /** Where its id and expiry are kept (default SUBSCRIPTION_KEY; a pool member's own: memberSubscriptionKey). */
+  readonly key?: string;
+}
+
+/** The stored subscription of a pool member other than the first (each member subscribes with its own session). */
+export function memberSubscriptionKey(extensionId: string): string {
+  return `${SUBSCRIPTION_KEY}.${extensionId}`;
 }
 
 export type EnsureOutcome = "created" | "recreated" | "renewed" | "ok" | "failed";
@@ -63,6 +70,10 @@ export class WebhookSubscriptionManager {
   constructor(deps: SubscriptionManagerDeps) {
     this.#deps = deps;
     this.#log = deps.logger;
+  }
+
+  get #key(): string {
+    return this.#deps.key ?? SUBSCRIPTION_KEY;
   }
 
   /** Ensure a live subscription now, then check periodically. */
@@ -99,7 +110,7 @@ export class WebhookSubscriptionManager {
         this.#log.warn({ event: "subscription.delete_failed", subscriptionId: stored.id, err }, "could not delete the webhook subscription; it expires on its own");
       }
     }
-    await this.#deps.store.deleteValue(SUBSCRIPTION_KEY);
+    await this.#deps.store.deleteValue(this.#key);
   }
 
   /** One check (single-flight). */
@@ -111,7 +122,7 @@ export class WebhookSubscriptionManager {
   }
 
   async #load(): Promise<Stored | undefined> {
-    const raw = await this.#deps.store.getValue(SUBSCRIPTION_KEY);
+    const raw = await this.#deps.store.getValue(this.#key);
     if (raw === undefined) return undefined;
     try {
       const parsed = storedSchema.safeParse(JSON.parse(raw));
@@ -185,7 +196,7 @@ export class WebhookSubscriptionManager {
   }
 
   async #save(s: Stored): Promise<void> {
-    await this.#deps.store.setValue(SUBSCRIPTION_KEY, JSON.stringify(s), this.#deps.now());
+    await this.#deps.store.setValue(this.#key, JSON.stringify(s), this.#deps.now());
   }
 }
 

@@ -1,5 +1,5 @@
 import { statfs } from "node:fs/promises";
-import { SmtpReply } from "../errors.js";
+import { NamedError, SmtpReply } from "../errors.js";
 import { REPLIES, smtpReply } from "../replies.js";
 import type { Logger } from "../log.js";
 import type { QuotaReservation } from "../policy/quota.js";
@@ -15,7 +15,7 @@ import { mailKey, type JobRecipient, type NewJob, type OutboundStore } from "../
  *   2. the message streamed into the spool (fsynced)
  *   3. the caller's checks on the stored message (SMTP: From rules, sender
  *      verification, and there the quota is taken for the identity they prove)
- *   4. otherwise the quota taken for the recipients (synchronous check-and-count)
+ *   4. otherwise the quota taken for the recipients (one atomic check-and-count in the store)
  *   5. the `received` job row committed
  *
  * Nothing is recorded unless every step passes; a refused or failed intake
@@ -40,9 +40,9 @@ export interface IntakeSender {
 /** The policy steps of an intake (implemented by createSmtpPolicy). */
 export interface IntakePolicy {
   /** Destination rules and a quota check for these recipients; a reply refuses the whole intake. */
-  checkRecipients(sender: IntakeSender, recipients: readonly JobRecipient[], context: IntakeContext): SmtpReply | undefined;
-  /** Check and count the quota for `recipients` fax recipients at once; throws an SmtpReply when over. */
-  reserve(sender: IntakeSender, recipients: number, context: IntakeContext): QuotaReservation;
+  checkRecipients(sender: IntakeSender, recipients: readonly JobRecipient[], context: IntakeContext): Promise<SmtpReply | undefined>;
+  /** Check and count the quota for `recipients` fax recipients at once (atomic across instances); rejects with an SmtpReply when over. */
+  reserve(sender: IntakeSender, recipients: number, context: IntakeContext): Promise<QuotaReservation>;
 }
 
 /** Where an intake comes from, for logs. */
@@ -96,11 +96,10 @@ export function refusalText(reply: SmtpReply): string {
 }
 
 /** A step after the spool write failed for a reason other than a refusal (the job was not recorded). */
-export class IntakeError extends Error {
+export class IntakeError extends NamedError {
   readonly step: "check" | "store";
   constructor(step: "check" | "store", message: string, options?: ErrorOptions) {
     super(message, options);
-    this.name = "IntakeError";
     this.step = step;
   }
 }
@@ -139,7 +138,14 @@ export async function accept(deps: IntakeDeps, req: IntakeRequest): Promise<Acce
     req.message.resume();
     throw full;
   }
-  const early = deps.policy?.checkRecipients(req.sender, req.recipients, context);
+  let early: SmtpReply | undefined;
+  try {
+    early = await deps.policy?.checkRecipients(req.sender, req.recipients, context);
+  } catch (err) {
+    req.message.resume();
+    log.error({ event: "intake.check_failed", err }, "checking the recipients failed");
+    throw new IntakeError("check", "checking the recipients failed", { cause: err });
+  }
   if (early !== undefined) {
     req.message.resume();
     throw early;
@@ -156,7 +162,7 @@ export async function accept(deps: IntakeDeps, req: IntakeRequest): Promise<Acce
   try {
     decision = req.checkMessage === undefined ? undefined : await req.checkMessage(spooled);
     sender = decision?.sender ?? sender;
-    reservation = decision?.reservation ?? deps.policy?.reserve(sender, req.recipients.length, context);
+    reservation = decision?.reservation ?? (await deps.policy?.reserve(sender, req.recipients.length, context));
   } catch (err) {
     await discard();
     if (err instanceof SmtpReply) throw err;
@@ -181,7 +187,7 @@ export async function accept(deps: IntakeDeps, req: IntakeRequest): Promise<Acce
     });
   } catch (err) {
     log.error({ event: "intake.store_failed", err }, "could not record the job");
-    reservation?.release();
+    await reservation?.release().catch((e: unknown) => log.error({ event: "intake.release_failed", err: e }, "could not give back the quota of an unrecorded job; it counts until the hour is over"));
     await discard();
     throw new IntakeError("store", "could not record the job", { cause: err });
   }

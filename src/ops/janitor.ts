@@ -2,8 +2,8 @@ import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "../log.js";
 import type { Spool } from "../spool/spool.js";
-import type { InboundStore, OutboundStore } from "../store/ports.js";
-import { PURGE_BATCH } from "../tunables.js";
+import type { InboundStore, OutboundStore, QuotaStore } from "../store/ports.js";
+import { PURGE_BATCH, QUOTA_WINDOW_MS } from "../tunables.js";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -13,6 +13,8 @@ const LINK_MIN_KEEP_MS = 24 * HOUR;
 export interface JanitorDeps {
   readonly outbound: OutboundStore;
   readonly inbound: InboundStore;
+  /** The quota ledger: entries older than two quota windows are deleted. */
+  readonly quota?: QuotaStore;
   readonly spool: Spool;
   /** Where received faxes are downloaded (`<dataDir>/inbound`). */
   readonly inboundDir: string;
@@ -76,8 +78,10 @@ export class Janitor {
       purgedInbound += n;
     }
     const removedDocuments = (await this.#sweepOutbound(now)) + (await this.#sweepInbound(now));
-    if (purgedJobs + purgedInbound + removedDocuments > 0) {
-      this.#log.info({ event: "retention.swept", purgedJobs, purgedInbound, removedDocuments }, "retention sweep");
+    // Twice the window: an instance whose clock runs behind still finds its hour.
+    const purgedQuota = (await this.#deps.quota?.purge(now - 2 * QUOTA_WINDOW_MS)) ?? 0;
+    if (purgedJobs + purgedInbound + removedDocuments + purgedQuota > 0) {
+      this.#log.info({ event: "retention.swept", purgedJobs, purgedInbound, removedDocuments, purgedQuota }, "retention sweep");
     }
     return { purgedJobs, purgedInbound, removedDocuments };
   }

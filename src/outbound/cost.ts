@@ -1,7 +1,7 @@
 import type { Config } from "../config/schema.js";
 import { identityLabel } from "../policy/identity.js";
 import { QuotaTracker } from "../policy/quota.js";
-import type { OutboundJob, OutboundStore } from "../store/ports.js";
+import type { OutboundJob, OutboundStore, QuotaStore } from "../store/ports.js";
 import type { FaxRefusal } from "./parse.js";
 import { countPages } from "./pages.js";
 
@@ -12,8 +12,9 @@ import { countPages } from "./pages.js";
  * the gateway. Documents whose pages cannot be counted beforehand (and
  * forwards) are charged when RingCentral reports the fax's faxPageCount.
  *
- * The running counts live in memory and are rebuilt at start from the jobs
- * of the last hour (`chargedPages` in their stored fax request).
+ * The usage lives in the store's quota ledger (scope "pages"), shared by
+ * every instance; a ledger that is new is seeded once from the jobs of the
+ * last hour (`chargedPages` in their stored fax request).
  */
 
 export interface CostDocument {
@@ -24,7 +25,7 @@ export interface CostDocument {
 
 export type CostVerdict =
   /** `pages` is the counted total, undefined when some document is charged later; `charged` = pages × recipients taken from the quota. */
-  | { readonly ok: true; readonly pages: number | undefined; readonly charged: number; readonly release: () => void }
+  | { readonly ok: true; readonly pages: number | undefined; readonly charged: number; readonly release: () => Promise<void> }
   | { readonly ok: false; readonly refusal: FaxRefusal };
 
 function clock(ms: number): string {
@@ -36,14 +37,18 @@ export class PageBudget {
   readonly #quota: QuotaTracker;
   readonly #now: () => number;
 
-  constructor(config: { readonly fax: Pick<Config["fax"], "maxPages">; readonly policy?: { readonly quotas: Pick<Config["policy"]["quotas"], "pagesPerSenderPerHour" | "pagesGlobalPerHour"> } }, now: () => number) {
+  constructor(
+    config: { readonly fax: Pick<Config["fax"], "maxPages">; readonly policy?: { readonly quotas: Pick<Config["policy"]["quotas"], "pagesPerSenderPerHour" | "pagesGlobalPerHour"> } },
+    quota: QuotaStore,
+    now: () => number,
+  ) {
     this.#maxPages = config.fax.maxPages;
     this.#now = now;
     const q = config.policy?.quotas;
-    this.#quota = new QuotaTracker({ perSenderPerHour: q?.pagesPerSenderPerHour ?? 0, globalPerHour: q?.pagesGlobalPerHour ?? 0 }, { now });
+    this.#quota = new QuotaTracker(quota, "pages", { perSenderPerHour: q?.pagesPerSenderPerHour ?? 0, globalPerHour: q?.pagesGlobalPerHour ?? 0 }, { now });
   }
 
-  /** Rebuild the hour's page usage from the store. */
+  /** Seed the ledger from the hour's jobs once, when it is new (an upgrade). */
   load(store: Pick<OutboundStore, "receivedSince">): Promise<number> {
     return this.#quota.load(store, (job) => ({ keys: [job.identity], n: chargedPages(job) }));
   }
@@ -56,11 +61,11 @@ export class PageBudget {
   }
 
   /** The same for a fax whose pages are already known, e.g. a forward of a fax this gateway sent (`name` says which). */
-  assessKnown(identity: string, name: string, pages: number, recipients: number): CostVerdict {
+  assessKnown(identity: string, name: string, pages: number, recipients: number): Promise<CostVerdict> {
     return this.#judge(identity, [{ name, pages }], recipients);
   }
 
-  #judge(identity: string, documents: readonly { name: string; pages: number | undefined }[], recipients: number): CostVerdict {
+  async #judge(identity: string, documents: readonly { name: string; pages: number | undefined }[], recipients: number): Promise<CostVerdict> {
     let total = 0;
     let unknown = false;
     for (const d of documents) {
@@ -88,7 +93,7 @@ export class PageBudget {
       };
     }
     const charged = total * Math.max(1, recipients);
-    const r = charged > 0 ? this.#quota.reserve([identity], charged) : { ok: true as const };
+    const r = charged > 0 ? await this.#quota.reserve([identity], charged) : { ok: true as const };
     if (!r.ok) {
       const minutes = Math.max(1, Math.ceil((r.freeAt - this.#now()) / 60_000));
       const whose = r.scope === "global" ? "this gateway's" : `${identityLabel(identity)}'s`;
@@ -101,12 +106,12 @@ export class PageBudget {
       };
     }
     const reservation = "reservation" in r ? r.reservation : undefined;
-    return { ok: true, pages: unknown ? undefined : total, charged, release: () => reservation?.release() };
+    return { ok: true, pages: unknown ? undefined : total, charged, release: async () => reservation?.release() };
   }
 
   /** Charge pages × recipients RingCentral reported for what was not counted beforehand (no refusal: the fax is sent already). */
-  chargeReported(identity: string, n: number): number {
-    if (n > 0) this.#quota.charge([identity], n);
+  async chargeReported(identity: string, n: number): Promise<number> {
+    if (n > 0) await this.#quota.charge([identity], n);
     return n;
   }
 }

@@ -9,17 +9,17 @@
  * never overwritten. A refusal is an OperatorRefusal with the reason in plain
  * words; callers show it as it is.
  */
+import { NamedError } from "../errors.js";
 import { StateConflictError, type DocumentStore, type JobState, type OutboundJob, type OutboundStore } from "../store/ports.js";
 import { readJobData, type JobData } from "./job-data.js";
 import { CANCEL_WAIT_MS } from "../tunables.js";
 
 /** The operation is refused (no such job, or the job's state does not allow it); the message says why and what to do. */
-export class OperatorRefusal extends Error {
+export class OperatorRefusal extends NamedError {
   /** 404: no such job; 409: not in a state that allows it. */
   readonly status: 404 | 409;
   constructor(status: 404 | 409, message: string) {
     super(message);
-    this.name = "OperatorRefusal";
     this.status = status;
   }
 }
@@ -169,6 +169,10 @@ export interface CancelOptions {
   readonly now?: () => number;
   /** Between looks at a RingCentral-side cancel the daemon carries out. */
   readonly sleep?: (ms: number) => Promise<void>;
+  /** Who cancels, for the job's error text ("cancelled by <by>"); default "the operator". */
+  readonly by?: string;
+  /** Told once a RingCentral-side cancel is recorded (the daemon wakes its worker to carry it out now). */
+  readonly onRequested?: () => void;
 }
 
 /**
@@ -189,7 +193,7 @@ export async function cancelJob(store: OperatorStore, id: string, opts: CancelOp
   if (scheduled !== undefined) return requestRingCentralCancel(store, job, scheduled, opts);
   let cancelled: OutboundJob;
   try {
-    cancelled = await withdrawJob(store, job, "the operator");
+    cancelled = await withdrawJob(store, job, opts.by ?? "the operator");
   } catch (err) {
     conflict(err, id);
   }
@@ -234,6 +238,7 @@ async function requestRingCentralCancel(store: OperatorStore, job: OutboundJob, 
       conflict(err, id);
     }
   }
+  opts.onRequested?.();
   const deadline = now() + CANCEL_WAIT_MS;
   for (let wait = 100; now() < deadline; wait = Math.min(wait * 2, 1000)) {
     const current = await getJob(store, id);

@@ -78,7 +78,7 @@ export interface PlanInput {
 }
 
 /** Decide whether to redial some recipients; the returned data carries the redial state either way. */
-export function planRedial(input: PlanInput): RedialPlan {
+export async function planRedial(input: PlanInput): Promise<RedialPlan> {
   const { schedule, job, data, statuses, now } = input;
   if (schedule.length === 0 || data.cancel !== undefined) return { redial: false, data };
   const originalMessageId = data.redial?.originalMessageId ?? job.rcMessageId;
@@ -103,7 +103,7 @@ export function planRedial(input: PlanInput): RedialPlan {
   const pages = data.countedPages ?? data.pages;
   let charged = 0;
   if (pages !== undefined) {
-    const verdict = input.pages.assessKnown(job.identity, "redial", pages, numbers.length);
+    const verdict = await input.pages.assessKnown(job.identity, "redial", pages, numbers.length);
     if (!verdict.ok) {
       const notes = { ...state.notes };
       for (const n of numbers) notes[n] = `not redialled: ${verdict.refusal.message.replace(/;? send the email again then\.$/i, ".")}`;

@@ -25,22 +25,28 @@
  *   `job.duplicate`, and get no report.
  * - Pacing comes from the client's Heavy limiter. The send lane only claims a
  *   parsed job when the limiter has a free slot and is not held, and runs at
- *   most `sendConcurrency` sends, so a burst waits in the queue (state
+ *   most `sendConcurrency` sends per pool extension (k extensions: k ×
+ *   sendConcurrency in flight), so a burst waits in the queue (state
  *   parsed), not inside a POST with a job stuck in `submitting`. Status polls
  *   have their own lane gated the same way on the Light group, so a backlog of
  *   polls never holds up parsing and reports.
  * - A step that throws is rescheduled per fax.retrySchedule (retry-policy.ts);
  *   when even that cannot be written (the disk is full), the job is released
  *   from the loop as soon as the database takes writes again.
- * - One worker per store: leases protect against a second process, but
- *   reconciliation assumes no other process sends for the same store.
+ * - Leases are short (src/tunables.ts LEASE_MS) and renewed by the claim
+ *   loop's heartbeat while a step runs; a step whose lease another instance
+ *   took over is aborted (StepContext.signal) and sends nothing more.
+ *   Reconciliation matches faxes by the job tag each POST carries
+ *   (src/outbound/tag.ts), so instances sending at once never adopt each
+ *   other's faxes.
  */
 import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import { QuotaTracker } from "../policy/quota.js";
 import type { JobState, OutboundJob } from "../store/outbound.js";
-import { StateConflictError } from "../store/outbound.js";
+import { LeaseLostError, StateConflictError } from "../store/outbound.js";
 import { ClaimLoop } from "../pipeline/claim-loop.js";
+import { storeLease } from "../pipeline/leases.js";
 import { PageBudget } from "./cost.js";
 import { RetryPolicy } from "./retry-policy.js";
 import { DEFAULT_TUNING, jobKey, type OutboundWorkerDeps, type StepContext, type WorkerTuning } from "./steps/context.js";
@@ -86,7 +92,15 @@ export class OutboundWorker {
       id: (job) => job.id,
       plan: (busy, at) => this.#plan(busy, at),
       claim: (lane, limit, at) => deps.store.claimDue(LANE_STATES[lane], { limit, leaseMs: this.#tuning.leaseMs, now: at }),
-      run: (job) => this.#step(job),
+      run: async (job, _lane, signal) => {
+        try {
+          await this.#step(job, signal);
+        } catch (err) {
+          // Aborted by the heartbeat: another instance holds the job now and does the rest; nothing to reschedule.
+          if (signal.aborted) return;
+          throw err;
+        }
+      },
       onError: (job, err) => this.#stepFailed(job, err),
       reload: (id) => deps.store.get(id),
       onFollowUpError: (id, err) => this.#log.error({ event: "worker.follow_up_failed", queueId: id, err }, "could not resume a re-claimed job; its lease will expire"),
@@ -99,6 +113,13 @@ export class OutboundWorker {
         this.#log.error({ event: "worker.tick_failed", err }, "claiming jobs failed");
         return undefined;
       },
+      lease: storeLease<OutboundJob>(deps.store, {
+        ms: this.#tuning.leaseMs,
+        lostError: (job, holder) => new LeaseLostError(job.id, job.state, deps.store.owner, holder),
+        onRenewError: (job, err) => this.#log.warn({ event: "job.lease_renew_failed", queueId: job.id, err }, "could not renew a job's lease; trying again at the next beat"),
+        onLost: (job, reason) =>
+          this.#log.warn({ event: "job.lease_lost", queueId: job.id, state: job.state, reason: reason.message }, "another instance took the job over; this one stops working on it"),
+      }),
     });
     const loop = this.#loop;
     this.#ctx = {
@@ -107,8 +128,8 @@ export class OutboundWorker {
       now,
       tuning: this.#tuning,
       retry: new RetryPolicy(deps.config.fax, this.#tuning.jitter, deps.random ?? Math.random),
-      pages: new PageBudget(deps.config, now),
-      notices: new QuotaTracker({ perSenderPerHour: deps.config.policy?.abuse.noticesPerAddressPerHour ?? 0, globalPerHour: 0 }, { now }),
+      pages: new PageBudget(deps.config, deps.quota, now),
+      notices: new QuotaTracker(deps.quota, "notice", { perSenderPerHour: deps.config.policy?.abuse.noticesPerAddressPerHour ?? 0, globalPerHour: 0 }, { now }),
       sendingTo: (key, exceptId) => {
         for (const f of loop.running()) if (f.id !== exceptId && f.lane === "send" && jobKey(f.item) === key) return true;
         return false;
@@ -128,9 +149,9 @@ export class OutboundWorker {
     this.#started = true;
     this.#loop.start();
     this.#log.info({ event: "worker.starting" }, "outbound worker starting");
-    // The hour's page usage first, so a restart does not reset the page quotas.
+    // The page quotas live in the store's ledger; a ledger that is new (an upgrade) is seeded once from the hour's jobs.
     const loaded = this.#ctx.pages.load(this.#deps.store).then(
-      (jobs) => this.#log.info({ event: "worker.page_quotas_loaded", jobs }, "hourly page quotas rebuilt from the jobs of the last hour"),
+      (jobs) => jobs > 0 && this.#log.info({ event: "worker.page_quotas_loaded", jobs }, "hourly page quotas rebuilt from the jobs of the last hour"),
       (err: unknown) => this.#log.error({ event: "worker.page_quotas_failed", err }, "could not rebuild the hourly page quotas; counting from now"),
     );
     this.#startup = loaded.then(() => reconcileInterrupted(this.#ctx, (job, err) => this.#stepFailed(job, err))).then(
@@ -169,7 +190,8 @@ export class OutboundWorker {
     return [
       ["work", t.workConcurrency - busy.work],
       // Claim only what the rate limit lets through now: a burst waits in the queue, not in the limiter.
-      ["send", Math.min(t.sendConcurrency - busy.send, free("Heavy"))],
+      // Per extension: each pool member has its own Heavy limiter, so k members send k times as many at once.
+      ["send", Math.min(t.sendConcurrency * Math.max(1, this.#deps.client.size ?? 1) - busy.send, free("Heavy"))],
       ["poll", Math.min(t.pollConcurrency - busy.poll, free("Light"))],
     ];
   }
@@ -186,23 +208,27 @@ export class OutboundWorker {
   async #refreshGauge(now: number): Promise<void> {
     if (now - this.#lastGauge < this.#tuning.gaugeIntervalMs) return;
     this.#lastGauge = now;
+    // Another instance reports the whole queue: no count query here.
+    if (!this.#deps.metrics.reportsQueue()) return;
     const counts = await this.#deps.store.countByState();
     for (const [state, n] of Object.entries(counts)) this.#deps.metrics.queueDepth.set({ state }, n);
   }
 
-  async #step(job: OutboundJob): Promise<void> {
+  async #step(job: OutboundJob, signal: AbortSignal): Promise<void> {
+    // The step's own view of the worker: the shared context plus this claim's lease signal.
+    const ctx = Object.assign(Object.create(this.#ctx) as StepContext, { signal });
     switch (job.state) {
       case "received":
-        return parseStep(this.#ctx, job);
+        return parseStep(ctx, job);
       case "parsed":
-        return submitStep(this.#ctx, job);
+        return submitStep(ctx, job);
       case "submitting":
-        return reconcileStep(this.#ctx, job, "parsed");
+        return reconcileStep(ctx, job, "parsed");
       case "submitted":
-        return pollStep(this.#ctx, job);
+        return pollStep(ctx, job);
       case "final":
       case "failed":
-        return reportStep(this.#ctx, job);
+        return reportStep(ctx, job);
       case "notified":
       case "cancelled":
         return;
@@ -241,6 +267,12 @@ export class OutboundWorker {
     };
   }
 
+  /** True while this worker's store holds the job's lease. */
+  async #stillHeld(id: string): Promise<boolean> {
+    const row = await this.#deps.store.get(id);
+    return row !== undefined && row.leaseOwner === this.#deps.store.owner && row.leaseUntil !== null;
+  }
+
   /** Reschedule jobs whose failed step could not be rescheduled (see #stepFailed). */
   async #rescheduleStranded(): Promise<void> {
     for (const [id, s] of this.#stranded) {
@@ -251,6 +283,13 @@ export class OutboundWorker {
         this.#log.info({ event: "worker.reschedule_recovered", queueId: id }, "stranded job rescheduled");
       } catch (err) {
         if (err instanceof StateConflictError) {
+          // The step got further than the claimed copy said before it failed (parsed → submitting, then the
+          // POST failed and nothing could be written): still ours, so release it from the state it is in
+          // now rather than leave it to wait out its lease. A submitting job is reconciled next, never resent blindly.
+          if (!(err instanceof LeaseLostError) && err.actual !== undefined && err.actual !== s.from && (await this.#stillHeld(id))) {
+            this.#stranded.set(id, { ...s, from: err.actual });
+            continue;
+          }
           this.#stranded.delete(id);
           continue;
         }

@@ -8,7 +8,13 @@
  *   its own limit decided by the owner at claim time (concurrency minus the
  *   lane's busy count, capped by a rate limit's free slots).
  * - Leases are the store's business: `claim` takes them, the item's step ends
- *   them with a transition; a crashed process's leases expire.
+ *   them with a transition; a crashed process's leases expire. With `lease`
+ *   the loop keeps them short and alive: while an item's step runs, its lease
+ *   is renewed every third of `lease.ms` (a 50 MB upload included). When a
+ *   renewal finds the lease held by another owner (this process stalled past
+ *   it and another instance took the item over), the step's AbortSignal fires
+ *   and renewals stop: the step must not touch the item any more (the store
+ *   refuses its transitions anyway).
  * - Wake-ups: `wake()` claims now (or right after the claim in progress);
  *   `wakeIn(ms)` arms the timer; after every claim round the loop arms it with
  *   the owner's `nextDelay`.
@@ -28,13 +34,31 @@ export interface InFlight<T, L extends string> {
   readonly lane: L;
 }
 
+/** Keeping running items' leases alive (see the module comment). */
+export interface LeaseKeeping<T> {
+  /** The lease length; renewals run every third of it. */
+  readonly ms: number;
+  /** Extend the item's lease by `ms` from now; false when it is no longer this process's. */
+  renew(item: T, ms: number): Promise<boolean>;
+  /**
+   * After a renewal said false: the reason to abort the step with when another
+   * owner holds the item now, or undefined when the lease was merely released
+   * (the step moved the item on itself, or an operator did): no abort.
+   */
+  lost(item: T): Promise<Error | undefined>;
+  /** A renewal failed (the database is unreachable): the loop tries again at the next beat. */
+  onRenewError?(item: T, err: unknown): void;
+  /** The step was aborted because its lease was lost. */
+  onLost?(item: T, reason: Error): void;
+}
+
 export interface ClaimLoopOptions<T, L extends string> {
   /** The lanes to claim for this round and how many each may take (`busy`: items running per lane). */
   plan(busy: Readonly<Record<L, number>>, now: number): readonly (readonly [L, number])[];
   /** Claim up to `limit` due items of a lane with a lease. */
   claim(lane: L, limit: number, now: number): Promise<readonly T[]>;
-  /** Run one claimed item. Its rejection goes to `onError`. */
-  run(item: T, lane: L): Promise<void>;
+  /** Run one claimed item. Its rejection goes to `onError`. `signal` fires when the item's lease was lost (`lease`). */
+  run(item: T, lane: L, signal: AbortSignal): Promise<void>;
   /** Called when `run` rejects. */
   onError(item: T, err: unknown, lane: L): Promise<void> | void;
   /** The item's id (at most one run per id at a time). */
@@ -57,6 +81,8 @@ export interface ClaimLoopOptions<T, L extends string> {
   readonly unref?: boolean;
   /** The clock claims are made with (default Date.now). */
   readonly now?: () => number;
+  /** Renew running items' leases (see the module comment); absent: claims keep the lease they were given. */
+  readonly lease?: LeaseKeeping<T>;
 }
 
 export class ClaimLoop<T, L extends string> {
@@ -189,15 +215,64 @@ export class ClaimLoop<T, L extends string> {
       if (this.#o.reclaimed === "follow-up") this.#followUps.add(id);
       return;
     }
+    const abort = new AbortController();
+    const stopBeat = this.#heartbeat(item, abort);
     const promise = this.#o
-      .run(item, lane)
+      .run(item, lane, abort.signal)
       .catch((err: unknown) => this.#o.onError(item, err, lane))
       .finally(() => {
+        stopBeat();
         this.#inFlight.delete(id);
         if (this.#followUps.delete(id)) this.track(this.#followUp(id, lane));
         this.wake();
       });
     this.#inFlight.set(id, { promise, item, lane });
+  }
+
+  /**
+   * Renew the item's lease every third of its length while its step runs;
+   * abort the step when another owner took the item. Returns the stop function.
+   */
+  #heartbeat(item: T, abort: AbortController): () => void {
+    const lease = this.#o.lease;
+    if (lease === undefined) return () => undefined;
+    let stopped = false;
+    let timer: NodeJS.Timeout | undefined;
+    const beat = async (): Promise<void> => {
+      let kept: boolean;
+      try {
+        kept = await lease.renew(item, lease.ms);
+      } catch (err) {
+        lease.onRenewError?.(item, err);
+        return next();
+      }
+      if (stopped) return;
+      if (kept) return next();
+      // Not ours any more: taken over (abort the step), or released by the step itself (nothing to do).
+      let reason: Error | undefined;
+      try {
+        reason = await lease.lost(item);
+      } catch (err) {
+        lease.onRenewError?.(item, err);
+        return next();
+      }
+      if (stopped) return;
+      // Released: keep watching (a later transition of the step may lease it again, or another owner may take it).
+      if (reason === undefined) return next();
+      stopped = true;
+      lease.onLost?.(item, reason);
+      abort.abort(reason);
+    };
+    const next = (): void => {
+      if (stopped) return;
+      timer = setTimeout(() => void beat(), Math.max(1, Math.floor(lease.ms / 3)));
+      timer.unref();
+    };
+    next();
+    return () => {
+      stopped = true;
+      if (timer !== undefined) clearTimeout(timer);
+    };
   }
 
   /** Run the step a re-claim asked for, on the item as it is now. */

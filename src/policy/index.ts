@@ -8,7 +8,7 @@ import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
 import { createCidrMatcher, type AddressMatcher } from "../net/cidr.js";
 import { REPLIES, refuse as refuseReply, type PolicyRefusalReason, type ReplySpec } from "../replies.js";
-import type { OutboundStore } from "../store/ports.js";
+import type { OutboundStore, QuotaStore } from "../store/ports.js";
 import { AuthLockout, ConnectionRate } from "./abuse.js";
 import { createDestinationPolicy, type DestinationPolicy } from "./destination.js";
 import { fromAddress, readHeaders, type Header } from "./headers.js";
@@ -60,7 +60,7 @@ export interface SmtpPolicy extends IntakePolicy {
   /** At MAIL FROM (after the server's own AUTH rule). */
   checkMailFrom(session: SMTPServerSession, mailFrom: string): SmtpReply | undefined;
   /** At RCPT, for a parsed fax number about to be accepted; on success it is counted for the transaction. */
-  checkRecipient(session: SMTPServerSession, rcpt: { readonly domain: string; readonly e164: string }): SmtpReply | undefined;
+  checkRecipient(session: SMTPServerSession, rcpt: { readonly domain: string; readonly e164: string }): Promise<SmtpReply | undefined>;
   /**
    * After the message is spooled, before its job is recorded: the From
    * rules, sender verification and the quota. Rejects with an SmtpReply;
@@ -80,8 +80,10 @@ export interface SmtpPolicyDeps {
   readonly config: Pick<Config, "policy" | "smtp" | "fax">;
   readonly logger: Logger;
   readonly metrics?: Metrics;
-  /** Accepted jobs of the last hour are counted against the quotas at start. */
+  /** Accepted jobs of the last hour are counted against the quotas once, when the quota ledger is new. */
   readonly store?: Pick<OutboundStore, "receivedSince" | "findSentBy">;
+  /** The quota ledger shared by every instance on the database (Stores.quota). */
+  readonly quota: QuotaStore;
   /** Forwarding rights for received faxes: was RingCentral message `rcMessageId` mailed to `address` by inbound routing? */
   readonly receivedBy?: (rcMessageId: string, address: string) => Promise<boolean>;
   /** DNS for sender verification (tests answer from a table); default: the system resolver. */
@@ -136,14 +138,14 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
     baseDelayMs: p.abuse.authFailureDelayMs,
     now,
   });
-  const quotas = new QuotaTracker(p.quotas, { now });
+  const quotas = new QuotaTracker(deps.quota, "fax", p.quotas, { now });
   // Unauthenticated clients outside the trusted relays: one more quota per client IP, whatever senders it names.
-  const clientQuotas = new QuotaTracker({ perSenderPerHour: p.quotas.perClientIpPerHour, globalPerHour: 0 }, { now });
+  const clientQuotas = new QuotaTracker(deps.quota, "client", { perSenderPerHour: p.quotas.perClientIpPerHour, globalPerHour: 0 }, { now });
   const clientKey = (user: string | undefined, ip: string): string[] => (user === undefined && !trustedRelay(ip) ? [`ip:${ip}`] : []);
   if (deps.store !== undefined) {
     const loaded = await quotas.load(deps.store, (job) => ({ keys: [job.identity], n: job.rcptTo.length }));
     await clientQuotas.load(deps.store, (job) => ({ keys: clientKey(job.client.user, job.client.ip), n: job.rcptTo.length }));
-    log.info({ event: "policy.quotas_loaded", jobs: loaded }, "hourly quotas rebuilt from the jobs of the last hour");
+    if (loaded > 0) log.info({ event: "policy.quotas_loaded", jobs: loaded }, "hourly quotas rebuilt from the jobs of the last hour");
   }
   const verify: SenderVerifier = createSenderVerifier({
     authservIds: p.authservIds,
@@ -283,7 +285,7 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
       return refuse(session, "user_sender_mismatch", REPLIES.userSenderMismatch(user, shown(mailFrom)), { user, from: mailFrom });
     },
 
-    checkRecipient(session, rcpt) {
+    async checkRecipient(session, rcpt) {
       const tx = txOf(session);
       if (tx.recipients.has(rcpt.e164)) return undefined;
       const rule = rules.forDomain(rcpt.domain);
@@ -298,9 +300,9 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
       }
       const dest = destinations(rcpt.e164);
       if (!dest.ok) return refuse(session, dest.reason, REPLIES.destinationRefused(dest.message), { to: rcpt.e164 });
-      const q = quotas.check(tx.keys.slice(0, 1), tx.recipients.size);
+      const q = await quotas.check(tx.keys.slice(0, 1), tx.recipients.size);
       if (!q.ok) return quotaRefusal(session, tx.keys, q);
-      const c = clientQuotas.check(tx.keys.slice(1), tx.recipients.size);
+      const c = await clientQuotas.check(tx.keys.slice(1), tx.recipients.size);
       if (!c.ok) return quotaRefusal(session, tx.keys, c);
       tx.recipients.set(rcpt.e164, rcpt.domain);
       return undefined;
@@ -372,47 +374,47 @@ export async function createSmtpPolicy(deps: SmtpPolicyDeps): Promise<SmtpPolicy
 
       const client = clientKey(tx.user, session.remoteAddress);
       const keys = [identity.key, ...client];
-      const reserved = quotas.reserve([identity.key], tx.recipients.size);
+      const reserved = await quotas.reserve([identity.key], tx.recipients.size);
       if (!reserved.ok) throw quotaRefusal(session, keys, reserved);
-      const byClient = clientQuotas.reserve(client, tx.recipients.size);
+      const byClient = await clientQuotas.reserve(client, tx.recipients.size);
       if (!byClient.ok) {
-        reserved.reservation?.release();
+        await reserved.reservation?.release();
         throw quotaRefusal(session, keys, byClient);
       }
-      const release = (): void => {
-        reserved.reservation?.release();
-        byClient.reservation?.release();
+      const release = async (): Promise<void> => {
+        await reserved.reservation?.release();
+        await byClient.reservation?.release();
       };
       return { release, identity, reportTo };
     },
 
     // The intake (src/intake/accept.ts) for paths without an SMTP session (faxbridge send), and its early check for SMTP too.
-    checkRecipients(sender: IntakeSender, recipients, context) {
+    async checkRecipients(sender: IntakeSender, recipients, context) {
       for (const r of recipients) {
         const dest = destinations(r.e164);
         if (!dest.ok) return refuseIntake(context, dest.reason, REPLIES.destinationRefused(dest.message), { to: r.e164 });
       }
       const keys = intakeKeys(sender);
-      const q = quotas.check(keys.slice(0, 1), 0, recipients.length);
+      const q = await quotas.check(keys.slice(0, 1), 0, recipients.length);
       if (!q.ok) return intakeQuotaRefusal(context, keys, q);
-      const c = clientQuotas.check(keys.slice(1), 0, recipients.length);
+      const c = await clientQuotas.check(keys.slice(1), 0, recipients.length);
       if (!c.ok) return intakeQuotaRefusal(context, keys, c);
       return undefined;
     },
 
-    reserve(sender, n, context) {
+    async reserve(sender, n, context) {
       const keys = intakeKeys(sender);
-      const reserved = quotas.reserve(keys.slice(0, 1), n);
+      const reserved = await quotas.reserve(keys.slice(0, 1), n);
       if (!reserved.ok) throw intakeQuotaRefusal(context, keys, reserved);
-      const byClient = clientQuotas.reserve(keys.slice(1), n);
+      const byClient = await clientQuotas.reserve(keys.slice(1), n);
       if (!byClient.ok) {
-        reserved.reservation?.release();
+        await reserved.reservation?.release();
         throw intakeQuotaRefusal(context, keys, byClient);
       }
       return {
-        release: () => {
-          reserved.reservation?.release();
-          byClient.reservation?.release();
+        release: async () => {
+          await reserved.reservation?.release();
+          await byClient.reservation?.release();
         },
       };
     },

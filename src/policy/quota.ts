@@ -1,66 +1,24 @@
-import type { OutboundJob, OutboundStore } from "../store/ports.js";
+import type { OutboundJob, OutboundStore, QuotaEntry, QuotaLimit, QuotaStore } from "../store/ports.js";
 import { QUOTA_WINDOW_MS } from "../tunables.js";
 
 /**
  * Hourly quotas, per sender and for everyone together: counted in fax
- * recipients of accepted mails (the SMTP policy) or in pages × recipients
- * (the worker, once a fax's pages are known). The running counts live in
- * memory; they are rebuilt at start from the jobs the outbound store accepted
- * in the last window, so a restart does not reset them.
+ * recipients of accepted mails (the SMTP policy), in pages × recipients (the
+ * worker, once a fax's pages are known) or in notices per address. The usage
+ * lives in the store's quota ledger (QuotaStore), shared by every instance
+ * and the CLI on the same database: a reservation is one atomic check-and-
+ * record there, so instances accepting mail at once cannot together exceed a
+ * limit, and a restart forgets nothing.
  *
  * A mail is charged to one or more keys, each held to the per-sender limit:
  * the sender identity (src/policy/identity.ts) and, for unauthenticated
  * clients outside the trusted relays, `ip:<client address>`, so new sender
- * addresses from one client do not each get a fresh quota.
+ * addresses from one client do not each get a fresh quota. Every tracker has
+ * its own `scope` (its keys in the ledger are `<scope>:<key>`, the global
+ * one `<scope>:*`).
  */
 
 export { QUOTA_WINDOW_MS };
-
-interface Usage {
-  readonly at: number;
-  readonly n: number;
-}
-
-/** One window's usage for one key, oldest first. */
-class Window {
-  readonly events: Usage[] = [];
-  total = 0;
-
-  prune(since: number): void {
-    let drop = 0;
-    while (drop < this.events.length && (this.events[drop] as Usage).at <= since) {
-      this.total -= (this.events[drop] as Usage).n;
-      drop++;
-    }
-    if (drop > 0) this.events.splice(0, drop);
-  }
-
-  add(at: number, n: number): void {
-    // Seeded rows can come out of order by a few ms: keep the list sorted.
-    let i = this.events.length;
-    while (i > 0 && (this.events[i - 1] as Usage).at > at) i--;
-    this.events.splice(i, 0, { at, n });
-    this.total += n;
-  }
-
-  remove(at: number, n: number): void {
-    const i = this.events.findIndex((e) => e.at === at && e.n === n);
-    if (i >= 0) {
-      this.events.splice(i, 1);
-      this.total -= n;
-    }
-  }
-
-  /** When enough usage will have expired that `wanted` more fit under `limit` (usage not yet recorded counts from `now`). */
-  freeAt(limit: number, wanted: number, windowMs: number, now: number): number {
-    let excess = this.total + wanted - limit;
-    for (const e of this.events) {
-      excess -= e.n;
-      if (excess <= 0) return e.at + windowMs;
-    }
-    return now + windowMs;
-  }
-}
 
 export interface QuotaLimits {
   readonly perSenderPerHour: number;
@@ -73,17 +31,21 @@ export type QuotaVerdict =
 
 export interface QuotaReservation {
   /** Give the reserved units back (the mail was not recorded after all). */
-  release(): void;
+  release(): Promise<void>;
 }
 
+const GLOBAL = "*";
+
 export class QuotaTracker {
+  readonly #store: QuotaStore;
+  readonly #scope: string;
   readonly #limits: QuotaLimits;
   readonly #windowMs: number;
   readonly #now: () => number;
-  readonly #senders = new Map<string, Window>();
-  readonly #global = new Window();
 
-  constructor(limits: QuotaLimits, opts: { now?: () => number; windowMs?: number } = {}) {
+  constructor(store: QuotaStore, scope: string, limits: QuotaLimits, opts: { now?: () => number; windowMs?: number } = {}) {
+    this.#store = store;
+    this.#scope = scope;
     this.#limits = limits;
     this.#windowMs = opts.windowMs ?? QUOTA_WINDOW_MS;
     this.#now = opts.now ?? Date.now;
@@ -93,89 +55,75 @@ export class QuotaTracker {
     return this.#limits.perSenderPerHour > 0 || this.#limits.globalPerHour > 0;
   }
 
-  /** Rebuild the counts from jobs accepted within the window (a store query); `charge` says what each job used. */
+  /**
+   * The ledger is new (an upgrade from a version that counted in memory):
+   * count the jobs accepted within the window once (a store query), for
+   * whichever instance gets there first. Resolves with the jobs counted (0
+   * when the scope was seeded before).
+   */
   async load(store: Pick<OutboundStore, "receivedSince">, charge: (job: OutboundJob) => { keys: readonly string[]; n: number } | undefined): Promise<number> {
     if (!this.enabled) return 0;
-    const since = this.#now() - this.#windowMs;
-    let loaded = 0;
-    for await (const job of store.receivedSince(since)) {
+    const entries: QuotaEntry[] = [];
+    for await (const job of store.receivedSince(this.#now() - this.#windowMs)) {
       const c = charge(job);
       if (c === undefined || c.n <= 0) continue;
-      this.#record(c.keys, job.receivedAt, c.n);
-      loaded++;
+      entries.push({ keys: this.#keys(c.keys), at: job.receivedAt, n: c.n });
     }
-    return loaded;
+    return (await this.#store.seed(this.#scope, entries)) ? entries.length : 0;
   }
 
-  /** Would `wanted` more units (on top of `pending` already counted for this mail) fit for every one of `keys`? */
-  check(keys: readonly string[], pending: number, wanted = 1): QuotaVerdict {
-    const now = this.#now();
-    const since = now - this.#windowMs;
-    const { perSenderPerHour, globalPerHour } = this.#limits;
-    if (perSenderPerHour > 0) {
-      for (const key of keys) {
-        const w = this.#senders.get(key);
-        w?.prune(since);
-        const used = w?.total ?? 0;
-        if (used + pending + wanted > perSenderPerHour) {
-          const freeAt = (w ?? new Window()).freeAt(perSenderPerHour, pending + wanted, this.#windowMs, now);
-          return { ok: false, scope: key.startsWith("ip:") ? "client" : "sender", limit: perSenderPerHour, freeAt };
-        }
-      }
-    }
-    if (globalPerHour > 0) {
-      this.#global.prune(since);
-      if (this.#global.total + pending + wanted > globalPerHour) {
-        return { ok: false, scope: "global", limit: globalPerHour, freeAt: this.#global.freeAt(globalPerHour, pending + wanted, this.#windowMs, now) };
-      }
-    }
-    return { ok: true };
+  /** Would `wanted` more units (on top of `pending` already counted for this mail) fit for every one of `keys`? Nothing is recorded. */
+  async check(keys: readonly string[], pending: number, wanted = 1): Promise<QuotaVerdict> {
+    if (!this.enabled) return { ok: true };
+    return this.#verdict(await this.#store.check(this.#limitsOf(keys), pending + wanted, this.#now(), this.#windowMs));
   }
 
-  /** Check and count `n` units at once for all `keys` (synchronous: no other mail can slip in between). */
-  reserve(keys: readonly string[], n: number): QuotaVerdict & { reservation?: QuotaReservation } {
-    if (!this.enabled) return { ok: true, reservation: { release: () => undefined } };
-    const verdict = this.check(keys, 0, n);
-    if (!verdict.ok) return verdict;
-    const at = this.#now();
-    this.#record(keys, at, n);
+  /** Check and count `n` units at once for all `keys`: one atomic operation in the store, across instances. */
+  async reserve(keys: readonly string[], n: number): Promise<QuotaVerdict & { reservation?: QuotaReservation }> {
+    if (!this.enabled) return { ok: true, reservation: { release: async () => undefined } };
+    const taken = await this.#store.take(this.#limitsOf(keys), n, this.#now(), this.#windowMs);
+    if (!taken.ok) return this.#verdict(taken);
     let released = false;
     return {
       ok: true,
       reservation: {
-        release: () => {
+        release: async () => {
           if (released) return;
           released = true;
-          for (const key of keys) this.#senders.get(key)?.remove(at, n);
-          this.#global.remove(at, n);
+          await this.#store.release(taken.id);
         },
       },
     };
   }
 
   /** Count `n` units that were already spent (no check): usage learnt after the fact. */
-  charge(keys: readonly string[], n: number): void {
-    if (this.enabled) this.#record(keys, this.#now(), n);
+  async charge(keys: readonly string[], n: number): Promise<void> {
+    if (!this.enabled || n <= 0) return;
+    await this.#store.take(
+      this.#limitsOf(keys).map((l) => ({ key: l.key, limit: 0 })),
+      n,
+      this.#now(),
+      this.#windowMs,
+    );
   }
 
-  #record(keys: readonly string[], at: number, n: number): void {
-    for (const key of keys) {
-      let w = this.#senders.get(key);
-      if (w === undefined) {
-        w = new Window();
-        this.#senders.set(key, w);
-      }
-      w.add(at, n);
-    }
-    this.#global.add(at, n);
-    if (this.#senders.size > 10_000) this.#sweep();
+  #keys(keys: readonly string[]): string[] {
+    const out = keys.map((k) => `${this.#scope}:${k}`);
+    if (this.#limits.globalPerHour > 0) out.push(`${this.#scope}:${GLOBAL}`);
+    return out;
   }
 
-  #sweep(): void {
-    const since = this.#now() - this.#windowMs;
-    for (const [k, w] of this.#senders) {
-      w.prune(since);
-      if (w.total === 0) this.#senders.delete(k);
-    }
+  #limitsOf(keys: readonly string[]): QuotaLimit[] {
+    const { perSenderPerHour, globalPerHour } = this.#limits;
+    const limits: QuotaLimit[] = perSenderPerHour > 0 ? keys.map((k) => ({ key: `${this.#scope}:${k}`, limit: perSenderPerHour })) : [];
+    if (globalPerHour > 0) limits.push({ key: `${this.#scope}:${GLOBAL}`, limit: globalPerHour });
+    return limits;
+  }
+
+  #verdict(t: Awaited<ReturnType<QuotaStore["take"]>>): QuotaVerdict {
+    if (t.ok) return { ok: true };
+    const key = t.key.slice(this.#scope.length + 1);
+    const scope = key === GLOBAL ? "global" : key.startsWith("ip:") ? "client" : "sender";
+    return { ok: false, scope, limit: t.limit, freeAt: t.freeAt };
   }
 }

@@ -63,6 +63,8 @@ export interface PacingApi {
 export interface PoolApi {
   /** The extension id of every pool member but the first ("~"), logging in those not yet; members that cannot log in are left out. */
   otherMemberIds(): Promise<string[]>;
+  /** The session of the member with this extension id (its own subscriptions and WebSocket), or undefined. */
+  memberSession(extensionId: string): (SubscriptionApi & WsTokenApi) | undefined;
 }
 
 /** Everything one RingCentral session offers. */

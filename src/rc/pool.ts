@@ -98,6 +98,10 @@ export class RcPool implements RingCentralApi, PoolApi {
     return [...new Set(ids.filter((id): id is string => id !== undefined && id !== first))];
   }
 
+  memberSession(extensionId: string): RcMember | undefined {
+    return this.members.find((m) => m.ownerId === extensionId);
+  }
+
   /** The extension id of each member (undefined until it logged in). */
   memberIds(): (string | undefined)[] {
     return this.members.map((m) => m.ownerId);

@@ -275,15 +275,31 @@ export function createSmtpServer(deps: SmtpServerDeps): FaxSmtpServer {
       reject(REPLIES.tooManyRecipients(), "too_many_recipients");
       return;
     }
-    const denied = deps.policy?.checkRecipient(session, { domain: parts.domain, e164: parsed.e164 });
-    if (denied !== undefined) {
-      tx.log.info({ event: "smtp.rcpt_refused", to: address.address, code: denied.responseCode, reason: denied.message }, "recipient refused by policy");
-      callback(denied);
+    const accepted = (): void => {
+      tx.recipients.set(parsed.e164, { address: address.address, e164: parsed.e164, options: parsed.options });
+      guard.progress(session, "recipient");
+      callback();
+    };
+    const policy = deps.policy;
+    if (policy === undefined) {
+      accepted();
       return;
     }
-    tx.recipients.set(parsed.e164, { address: address.address, e164: parsed.e164, options: parsed.options });
-    guard.progress(session, "recipient");
-    callback();
+    // The quota check reads the store's ledger (shared by every instance); the take at the end of DATA decides.
+    policy.checkRecipient(session, { domain: parts.domain, e164: parsed.e164 }).then(
+      (denied) => {
+        if (denied === undefined) {
+          accepted();
+          return;
+        }
+        tx.log.info({ event: "smtp.rcpt_refused", to: address.address, code: denied.responseCode, reason: denied.message }, "recipient refused by policy");
+        callback(denied);
+      },
+      (err: unknown) => {
+        tx.log.error({ event: "smtp.policy_failed", err }, "checking a recipient failed; answering 451");
+        callback(smtpReply(REPLIES.localError(), err));
+      },
+    );
   }
 
   function onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, message?: string) => void): void {

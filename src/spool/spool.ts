@@ -2,6 +2,7 @@ import type { Readable } from "node:stream";
 import type { Logger } from "../log.js";
 import { DocumentError, mailKey, workPrefix, type DocumentStore, type OutboundStore } from "../store/ports.js";
 import { isId } from "../util/ids.js";
+import { NamedError } from "../errors.js";
 
 /**
  * The spool: accepted raw messages and a job's extracted documents, kept in
@@ -19,11 +20,10 @@ import { isId } from "../util/ids.js";
 
 export type SpoolErrorKind = "too_big" | "no_space" | "aborted" | "io";
 
-export class SpoolError extends Error {
+export class SpoolError extends NamedError {
   readonly kind: SpoolErrorKind;
   constructor(kind: SpoolErrorKind, message: string, options?: ErrorOptions) {
     super(message, options);
-    this.name = "SpoolError";
     this.kind = kind;
   }
 }

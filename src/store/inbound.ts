@@ -26,6 +26,7 @@
  * releases it. A crashed worker's lease simply expires; a store whose lease
  * was taken over cannot finish the row (InboundStateError).
  */
+import { NamedError } from "../errors.js";
 // The inbound fax model shared by every backend; the store interface is in ./ports.ts.
 
 export const INBOUND_STATES = ["discovered", "delivered", "dead"] as const;
@@ -116,11 +117,10 @@ export interface ClaimInboundOptions {
   readonly now: number;
 }
 
-export class InboundStateError extends Error {
+export class InboundStateError extends NamedError {
   readonly faxId: string;
   constructor(faxId: string, message: string) {
     super(message);
-    this.name = "InboundStateError";
     this.faxId = faxId;
   }
 }

@@ -9,7 +9,7 @@ import type { Config } from "../config/schema.js";
 import type { Logger } from "../log.js";
 import { AlwaysLeader, type Leadership } from "./leadership.js";
 import type { Stores } from "./ports.js";
-import { openPgStores, type PgStores } from "./pg/open.js";
+import { describeDatabase, openPgStores, type PgStores } from "./pg/open.js";
 import { openSqliteStores } from "./sqlite/open.js";
 
 export interface OpenStoresOptions {
@@ -45,6 +45,20 @@ export function openStores(config: StoresConfig, logger: Logger, opts: OpenStore
     });
   }
   return openSqliteStores({ dataDir, logger, ...opts });
+}
+
+/**
+ * The database a configuration names, for messages (never the password):
+ * "the database in /var/lib/faxbridge" or "the PostgreSQL database faxbridge@db:5432/faxbridge".
+ */
+export function databaseName(config: StoresConfig): string {
+  const url = config.database?.url ?? "";
+  if (url === "") return `the database in ${resolve(config.dataDir)}`;
+  try {
+    return `the PostgreSQL database ${describeDatabase(url).replace(/^postgres /, "")}`;
+  } catch {
+    return "the PostgreSQL database of database.url (malformed URL)";
+  }
 }
 
 /**

@@ -31,6 +31,7 @@ import type {
   TransitionOptions,
 } from "./outbound.js";
 import type { ClaimInboundOptions, InboundFax, InboundRouteResult, InboundState, ListInboundOptions, NewInboundFax, SyncCursor } from "./inbound.js";
+import { NamedError } from "../errors.js";
 
 export * from "./outbound.js";
 export * from "./inbound.js";
@@ -95,6 +96,12 @@ export interface OutboundStore {
 export interface KeyValueStore {
   getValue(key: string): Promise<string | undefined>;
   setValue(key: string, value: string, now: number): Promise<void>;
+  /**
+   * Store `value` unless the key already has one; resolves with the value the
+   * key holds afterwards (ours, or the one another instance stored first).
+   * Instances starting together agree on one value (a generated secret, say).
+   */
+  setValueIfAbsent(key: string, value: string, now: number): Promise<string>;
   deleteValue(key: string): Promise<void>;
 }
 
@@ -134,6 +141,55 @@ export interface InboundStore extends KeyValueStore {
   redeliver(id: string, now: number): Promise<InboundFax | undefined>;
   /** Retention: delete up to `limit` delivered/dead faxes last changed before `before`; resolves with their ids. */
   purgeFinished(before: number, limit: number): Promise<string[]>;
+}
+
+// ------------------------------------------------------------------ quotas
+
+/** One limit a take must fit under: the usage of `key` within the window, plus the take, at most `limit`. */
+export interface QuotaLimit {
+  readonly key: string;
+  readonly limit: number;
+}
+
+/** What a take decided: recorded under `id`, or refused by the first limit that did not fit (nothing recorded). */
+export type QuotaTake =
+  | { readonly ok: true; readonly id: string }
+  | { readonly ok: false; readonly key: string; readonly limit: number; readonly freeAt: number };
+
+/** One usage entry of a seed (a job accepted before the ledger existed). */
+export interface QuotaEntry {
+  readonly keys: readonly string[];
+  readonly at: number;
+  readonly n: number;
+}
+
+/**
+ * The hourly quota ledger, shared by every instance (and the CLI) on the same
+ * database: usage entries per key, timed in epoch ms by the caller's clock.
+ * A take is one atomic operation across instances (SQLite: one immediate
+ * transaction; PostgreSQL: one transaction holding a lock per key), so N
+ * instances accepting mail at once cannot together exceed a limit.
+ */
+export interface QuotaStore {
+  /**
+   * If `n` more fit under every limit (usage after `at - windowMs`), record
+   * `n` for every limit's key at `at` and resolve `{ ok, id }`; otherwise
+   * record nothing and say which limit refused and when enough frees up.
+   * Limits of 0 or less are not checked (their keys are still recorded).
+   */
+  take(limits: readonly QuotaLimit[], n: number, at: number, windowMs: number): Promise<QuotaTake>;
+  /** The same check without recording anything (an early answer; the take at the end decides). */
+  check(limits: readonly QuotaLimit[], n: number, at: number, windowMs: number): Promise<QuotaTake>;
+  /** Give back what a take recorded (the mail was not recorded after all); unknown ids are fine. */
+  release(id: string): Promise<void>;
+  /**
+   * Once per `scope` for the life of the database: record `entries` (usage
+   * learnt from jobs accepted before the ledger existed) and resolve true;
+   * false, recording nothing, when the scope was seeded before (by any instance).
+   */
+  seed(scope: string, entries: readonly QuotaEntry[]): Promise<boolean>;
+  /** Retention: delete entries older than `before`; resolves with how many. */
+  purge(before: number): Promise<number>;
 }
 
 // ------------------------------------------------------------------ web
@@ -177,11 +233,10 @@ export interface WebStore {
 
 export type DocumentErrorKind = "too_big" | "no_space" | "aborted" | "io" | "missing" | "invalid_key";
 
-export class DocumentError extends Error {
+export class DocumentError extends NamedError {
   readonly kind: DocumentErrorKind;
   constructor(kind: DocumentErrorKind, message: string, options?: ErrorOptions) {
     super(message, options);
-    this.name = "DocumentError";
     this.kind = kind;
   }
 }
@@ -287,6 +342,8 @@ export interface Stores extends StoreHealth {
   readonly inbound: InboundStore;
   readonly web: WebStore;
   readonly documents: DocumentStore;
+  /** The hourly quota ledger (fax, client, page quotas, notice rate limits). */
+  readonly quota: QuotaStore;
   /** Leases of processes that are gone, released at open (daemon role); zeros otherwise. */
   readonly releasedLeases: ReleasedLeases;
   /** Close everything (pending inserts first); idempotent. */

@@ -4,6 +4,7 @@ import { dirname } from "node:path";
 import type { ApiToken, Config, WebUser } from "../config/schema.js";
 import { verifyPassword } from "../smtp/password.js";
 import type { OutboundJob } from "../store/outbound.js";
+import type { KeyValueStore } from "../store/ports.js";
 
 /**
  * Who is asking, and what they may see. An API token and a console user are
@@ -86,6 +87,17 @@ export function webSecret(config: Pick<Config, "web">, keyFile: string): Buffer 
   writeFileSync(keyFile, `${key.toString("base64")}\n`, { mode: 0o600, flag: "w" });
   chmodSync(keyFile, 0o600);
   return key;
+}
+
+/**
+ * The key with several instances on one database (web.secret not set): one
+ * generated key kept in the database, the first instance's winning, so a
+ * link or session signed by one instance verifies on every other.
+ */
+export async function sharedWebSecret(config: Pick<Config, "web">, kv: KeyValueStore, now: number): Promise<Buffer> {
+  if (config.web.secret !== "") return createHash("sha256").update(config.web.secret).digest();
+  const stored = await kv.setValueIfAbsent("web.secret", randomBytes(32).toString("base64"), now);
+  return Buffer.from(stored, "base64");
 }
 
 export function safeEqual(a: string, b: string): boolean {

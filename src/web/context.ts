@@ -28,6 +28,8 @@ export interface WebContext {
   readonly key: Buffer;
   /** `faxbridge queue retry` for one job (its rules live in src/outbound/operator.ts); rejects with the reason it cannot. */
   readonly retry: (id: string) => Promise<{ message: string }>;
+  /** Wake the outbound worker (a cancel of a scheduled fax it must carry out at RingCentral). */
+  readonly wakeOutbound: () => void;
   /** Wake inbound delivery after a redeliver. */
   readonly wakeInbound: () => void;
   /** Readiness checks (the same the /readyz endpoint runs), for the Status page. */

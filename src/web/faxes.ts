@@ -2,9 +2,10 @@ import { createReadStream } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
+import { NamedError } from "../errors.js";
 import { mimeForFilename } from "../fax/files.js";
 import type { InboundFax, InboundState } from "../store/inbound.js";
-import { CANCELLABLE, withdrawJob } from "../outbound/operator.js";
+import { cancelJob, OperatorRefusal, type CancelResult } from "../outbound/operator.js";
 import type { JobState, OutboundJob } from "../store/outbound.js";
 import { canSeeInbound, canSeeJob, type Identity } from "./auth.js";
 import type { WebContext } from "./context.js";
@@ -16,11 +17,10 @@ import { routedTo } from "./views-data.js";
  * see is reported exactly like one that does not exist.
  */
 
-export class ActionError extends Error {
+export class ActionError extends NamedError {
   readonly status: number;
   constructor(status: number, message: string) {
     super(message);
-    this.name = "ActionError";
     this.status = status;
   }
 }
@@ -32,44 +32,70 @@ export async function visibleJob(ctx: WebContext, who: Identity, id: string): Pr
 }
 
 /** Keyset paging over what the identity may see: ids sort by time. */
-export async function listJobs(
+export function listJobs(
   ctx: WebContext,
   who: Identity,
   opts: { state?: JobState[] | undefined; after?: string | undefined; limit: number; filter?: (j: OutboundJob) => boolean; newestFirst?: boolean },
 ): Promise<{ items: OutboundJob[]; next: string | null }> {
-  const items: OutboundJob[] = [];
-  let after = opts.after;
   const desc = opts.newestFirst === true;
+  return visiblePages(
+    (after) =>
+      ctx.outbound.list({
+        limit: PAGE,
+        ...(opts.state !== undefined && { state: opts.state }),
+        ...(after !== undefined && (desc ? { before: after, newestFirst: true } : { after })),
+        ...(desc && { newestFirst: true }),
+      }),
+    (j) => canSeeJob(who, j) && (opts.filter?.(j) ?? true),
+    opts,
+  );
+}
+
+const PAGE = 200;
+
+/** Reads store pages from `opts.after` on (at most 20) until `opts.limit` visible rows are found; `next` is the cursor for the page after. */
+async function visiblePages<T extends { readonly id: string }>(
+  read: (after: string | undefined) => Promise<T[]>,
+  visible: (row: T) => boolean,
+  opts: { after?: string | undefined; limit: number },
+): Promise<{ items: T[]; next: string | null }> {
+  const items: T[] = [];
+  let after = opts.after;
   for (let round = 0; round < 20 && items.length < opts.limit; round++) {
-    const page = await ctx.outbound.list({
-      limit: 200,
-      ...(opts.state !== undefined && { state: opts.state }),
-      ...(after !== undefined && (desc ? { before: after, newestFirst: true } : { after })),
-      ...(desc && { newestFirst: true }),
-    });
-    for (const j of page) {
-      if (canSeeJob(who, j) && (opts.filter?.(j) ?? true)) items.push(j);
+    const page = await read(after);
+    for (const row of page) {
+      if (visible(row)) items.push(row);
       if (items.length === opts.limit) break;
     }
-    if (page.length < 200) return { items, next: items.length === opts.limit ? (items.at(-1)?.id ?? null) : null };
+    if (page.length < PAGE) return { items, next: items.length === opts.limit ? (items.at(-1)?.id ?? null) : null };
     after = page.at(-1)?.id;
   }
   return { items, next: items.at(-1)?.id ?? null };
 }
 
+/**
+ * Cancel one fax by the operator rules `faxbridge queue cancel` follows
+ * (src/outbound/operator.ts): withdrawn when it has not gone out; a scheduled
+ * fax RingCentral holds is deleted there by the worker (woken now) and the
+ * answer waits for that to be confirmed. Returns the job as it then is.
+ */
 export async function cancelFax(ctx: WebContext, who: Identity, id: string): Promise<OutboundJob> {
   const job = await visibleJob(ctx, who, id);
-  if (job.state === "submitting") throw new ActionError(409, `fax ${id} is being handed to RingCentral right now; try again in a minute`);
-  if (!CANCELLABLE.includes(job.state)) throw new ActionError(409, `fax ${id} cannot be cancelled: it is ${job.state}`);
-  let cancelled: OutboundJob;
+  let result: CancelResult;
   try {
-    cancelled = await withdrawJob(ctx.outbound, job, who.user);
-  } catch {
-    throw new ActionError(409, `fax ${id} changed state while cancelling; look at it again`);
+    result = await cancelJob(ctx.outbound, job.id, {
+      by: who.user,
+      removeFiles: (jobId) => ctx.spool.remove(jobId),
+      onRemoveFailed: (err) => ctx.logger.warn({ event: "web.cancel_cleanup_failed", queueId: id, err }, "cancelled, but the spool files stay"),
+      onRequested: () => ctx.wakeOutbound(),
+      now: ctx.now,
+    });
+  } catch (err) {
+    if (err instanceof OperatorRefusal) throw new ActionError(err.status, err.message);
+    throw err;
   }
-  await ctx.spool.remove(id).catch((err: unknown) => ctx.logger.warn({ event: "web.cancel_cleanup_failed", queueId: id, err }, "cancelled, but the spool files stay"));
-  ctx.logger.info({ event: "web.cancelled", queueId: id, by: who.user, was: job.state }, "fax cancelled");
-  return cancelled;
+  ctx.logger.info({ event: "web.cancelled", queueId: id, by: who.user, was: job.state }, result.message);
+  return visibleJob(ctx, who, id);
 }
 
 export async function visibleInbound(ctx: WebContext, who: Identity, id: string): Promise<InboundFax> {
@@ -78,29 +104,23 @@ export async function visibleInbound(ctx: WebContext, who: Identity, id: string)
   return fax;
 }
 
-export async function listInbound(
+export function listInbound(
   ctx: WebContext,
   who: Identity,
   opts: { state?: InboundState[] | undefined; after?: string | undefined; limit: number; newestFirst?: boolean },
 ): Promise<{ items: InboundFax[]; next: string | null }> {
-  const items: InboundFax[] = [];
-  let after = opts.after;
   const desc = opts.newestFirst === true;
-  for (let round = 0; round < 20 && items.length < opts.limit; round++) {
-    const page = await ctx.inbound.listInbound({
-      limit: 200,
-      ...(opts.state !== undefined && { state: opts.state }),
-      ...(after !== undefined && (desc ? { before: after } : { after })),
-      ...(desc && { newestFirst: true }),
-    });
-    for (const f of page) {
-      if (canSeeInbound(who, routedTo(ctx.config, f))) items.push(f);
-      if (items.length === opts.limit) break;
-    }
-    if (page.length < 200) return { items, next: items.length === opts.limit ? (items.at(-1)?.id ?? null) : null };
-    after = page.at(-1)?.id;
-  }
-  return { items, next: items.at(-1)?.id ?? null };
+  return visiblePages(
+    (after) =>
+      ctx.inbound.listInbound({
+        limit: PAGE,
+        ...(opts.state !== undefined && { state: opts.state }),
+        ...(after !== undefined && (desc ? { before: after } : { after })),
+        ...(desc && { newestFirst: true }),
+      }),
+    (f) => canSeeInbound(who, routedTo(ctx.config, f)),
+    opts,
+  );
 }
 
 /** The kept copy of a received fax's first document, if the retention rules still keep one. */

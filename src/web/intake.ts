@@ -141,7 +141,7 @@ export async function submitFax(deps: IntakeDeps, who: Identity, ip: string, sub
     if (!parsed.ok) throw new IntakeRefusal(550, `${local}: ${parsed.reason}`);
     if (recipients.has(parsed.e164)) continue;
     if (recipients.size >= config.smtp.maxRecipients) throw IntakeRefusal.of(REPLIES.tooManyRecipients(), 422);
-    const rcptDenied = deps.policy?.checkRecipient(session, { domain, e164: parsed.e164 });
+    const rcptDenied = await deps.policy?.checkRecipient(session, { domain, e164: parsed.e164 });
     if (rcptDenied !== undefined) throw refusalOf(rcptDenied);
     const needsQuotes = /[\s"(),:;<>@[\\\]]/.test(local);
     recipients.set(parsed.e164, { address: `${needsQuotes ? `"${local.replace(/["\\]/g, "")}"` : local}@${domain}`, e164: parsed.e164, options: parsed.options });

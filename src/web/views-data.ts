@@ -56,7 +56,7 @@ export function faxView(job: OutboundJob): FaxView {
       const failed = s !== undefined && isFailedStatus(s.status);
       const settled = s !== undefined && s.status !== "Queued" && s.status !== "Unknown";
       // A job that ended before this recipient had a final status: say how it ended.
-      const ended = job.state === "failed" ? "Failed" : job.state === "cancelled" ? "Cancelled" : undefined;
+      const ended = job.state === "failed" ? "Failed" : job.state === "cancelled" || job.errorCode === "cancelled" ? "Cancelled" : undefined;
       return {
         number: r.e164,
         status: settled ? s.status : (ended ?? s?.status ?? "Queued"),

@@ -8,6 +8,7 @@ import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
 import { cli, cliJson, sandboxConfig } from "./helpers.js";
 import { renderablePdf } from "../helpers/pdf.js";
+import { untagged } from "../../src/outbound/tag.js";
 
 const pdf = renderablePdf;
 
@@ -62,7 +63,7 @@ describe("faxbridge send and inbound, against a running sandbox daemon", () => {
     );
     expect(sent).toHaveLength(1);
     expect(sent[0]?.to.map((t) => t.phoneNumber).sort()).toEqual(["+15551234567", "+15551234568"]);
-    expect(sent[0]?.coverPageText).toBe("Please sign");
+    expect(untagged(sent[0]?.coverPageText ?? undefined)).toBe("Please sign");
     expect(sent[0]?.attachments.map((a) => a.filename)).toEqual(["contract.pdf", "notes.txt"]);
 
     const job = await waitFor(

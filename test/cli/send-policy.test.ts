@@ -75,7 +75,7 @@ describe("faxbridge send goes through the same intake as SMTP", () => {
     const spool = stores.spool;
     let server: FaxSmtpServer | undefined;
     try {
-      const policy = await createSmtpPolicy({ config, logger: silentLogger(), store: stores.outbound });
+      const policy = await createSmtpPolicy({ config, logger: silentLogger(), store: stores.outbound, quota: stores.quota });
       server = createSmtpServer({ config, spool, store: stores.outbound, logger: silentLogger(), numberCheck: "possible", policy });
       const { port } = await server.listen();
       const t = nodemailer.createTransport({ host: "127.0.0.1", port, secure: false, ignoreTLS: true });

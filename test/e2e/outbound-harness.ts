@@ -78,6 +78,8 @@ export interface WorkerOverrides {
   tuning?: Partial<WorkerTuning>;
   /** The worker's clock (e.g. shifted forward to make parked jobs due after a "restart"). */
   now?: () => number;
+  /** Another instance's stores on the same data (its own lease owner); default the harness's. */
+  stores?: TestStores;
 }
 
 export const FAST_TUNING: Partial<WorkerTuning> = {
@@ -184,7 +186,7 @@ export class OutboundHarness {
       mediaOrigins: [this.emu.mediaUrl],
     });
     this.mail = createMailSender(this.config.mail.url, `${this.dir.path}/mailbox`, this.logger);
-    const policy = this.opts.policy === undefined ? undefined : await createSmtpPolicy({ config: this.config, logger: this.logger, metrics: this.metrics, store: this.store });
+    const policy = this.opts.policy === undefined ? undefined : await createSmtpPolicy({ config: this.config, logger: this.logger, metrics: this.metrics, store: this.store, quota: this.stores.quota });
     this.smtp = createSmtpServer({
       ...(policy !== undefined && { policy }),
       config: this.config,
@@ -203,8 +205,9 @@ export class OutboundHarness {
     return new OutboundWorker({
       config: opts.fax === undefined ? this.config : { ...this.config, fax: { ...this.config.fax, ...opts.fax } },
       // Test hooks run in a store decorator (test/helpers/store-hooks.ts), not in the worker.
-      store: opts.hooks !== undefined ? withStoreHooks(this.store, opts.hooks) : this.store,
-      spool: this.spool,
+      store: opts.hooks !== undefined ? withStoreHooks(opts.stores?.outbound ?? this.store, opts.hooks) : (opts.stores?.outbound ?? this.store),
+      quota: opts.stores?.quota ?? this.stores.quota,
+      spool: opts.stores?.spool ?? this.spool,
       client: this.client,
       mail: this.mail,
       metrics: this.metrics,

@@ -23,6 +23,7 @@ interface SentFax {
   id: string;
   extensionId: string;
   messageStatus: string | null;
+  receivedAt: string;
 }
 
 describe("extension pool, end to end", () => {
@@ -113,6 +114,19 @@ describe("extension pool, end to end", () => {
     expect(calls.byStatus["403"] ?? 0).toBe(0);
     const exposition = await metrics.registry.metrics();
     for (const id of ids) expect(exposition).toContain(`extension="${id}"`);
+  });
+
+  it("runs sendConcurrency sends per extension at once: with two extensions, four uploads overlap", async () => {
+    // Every upload takes 2 s at the emulator; the daemon's default is 2 sends per extension.
+    for (const id of ids) await control("POST", "/emulator/faults", { kind: "latency", latencyMs: 2000, group: "Heavy", path: "/fax", count: 2, extensionId: id });
+    await Promise.all([11, 12, 13, 14].map((n) => mail(n)));
+    await waitFor(() => reports() === 4, { timeoutMs: 30_000, what: "four reports" });
+    const sent = await control<SentFax[]>("GET", "/emulator/sent-faxes");
+    expect(sent.filter((f) => f.extensionId === ids[0])).toHaveLength(2);
+    expect(sent.filter((f) => f.extensionId === ids[1])).toHaveLength(2);
+    // Sends one after another (2 in flight for the whole pool) would take a second round: the last accepted ≥ 2 s after the first.
+    const times = sent.map((f) => Date.parse(f.receivedAt));
+    expect(Math.max(...times) - Math.min(...times)).toBeLessThan(2000);
   });
 
   it("a 429 on one extension does not stall the other", async () => {

@@ -9,6 +9,7 @@ import { cancelJob } from "../../src/cli/queue.js";
 import type { Stores } from "../../src/cli/common.js";
 import { waitFor } from "../helpers/wait.js";
 import { makePdf, OutboundHarness, type HarnessOptions } from "./outbound-harness.js";
+import { untagged } from "../../src/outbound/tag.js";
 
 let h: OutboundHarness | undefined;
 
@@ -51,7 +52,7 @@ describe("sender experience (issue 12)", () => {
     await t.waitState(id, "notified");
     const faxes = await t.sentFaxes();
     expect(faxes[0]?.attachments.map((a) => [a.filename, a.size])).toEqual([["image001.jpg", scan.length]]);
-    expect(faxes[0]?.coverPageText).toBe("Scan\n\nScan below.");
+    expect(untagged(faxes[0]?.coverPageText ?? undefined)).toBe("Scan\n\nScan below.");
     await waitFor(() => t.sink.messages.length === 1, 5000, "the report");
     const text = t.sink.messages[0]?.parsed.text ?? "";
     expect(text).toMatch(/Documents faxed:\n\s+image001\.jpg/);

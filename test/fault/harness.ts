@@ -119,11 +119,12 @@ export class RestartableDaemon {
     this.env = env;
   }
 
-  async start(): Promise<void> {
+  /** `startTimeoutMs`: how long to wait for `daemon.started` (default 20 s). */
+  async start(startTimeoutMs?: number): Promise<void> {
     const d = await new DaemonProcess(this.env).start();
     this.current = d;
     this.generations.push(d);
-    const s = await d.started();
+    const s = await d.started(startTimeoutMs);
     this.smtpPort = s.smtpPort;
     this.httpPort = s.httpPort;
   }

@@ -87,8 +87,8 @@ export class DaemonProcess {
     });
   }
 
-  async started(): Promise<{ smtpPort: number; httpPort: number; line: LogLine }> {
-    const line = await this.waitForLine((l) => l.event === "daemon.started");
+  async started(timeoutMs?: number): Promise<{ smtpPort: number; httpPort: number; line: LogLine }> {
+    const line = await this.waitForLine((l) => l.event === "daemon.started", timeoutMs);
     const smtp = line.smtp as { port: number };
     const http = line.http as { port: number };
     return { smtpPort: smtp.port, httpPort: http.port, line };

@@ -35,7 +35,7 @@ export interface IntakeOptions {
   inbound?: boolean;
   groupCommit?: "inline";
   onAccepted?: (id: string) => void;
-  /** A postgres:// URL: the PostgreSQL backend (database.url) instead of SQLite. */
+  /** A postgres:// URL: the PostgreSQL backend (another instance on the same database) instead of SQLite in the directory. */
   databaseUrl?: string;
 }
 
@@ -77,6 +77,7 @@ export async function startIntake(opts: IntakeOptions = {}): Promise<Intake> {
           logger,
           metrics,
           store,
+          quota: stores.quota,
           ...(opts.resolver !== undefined && { resolver: opts.resolver }),
           ...(opts.now !== undefined && { now: opts.now }),
           ...(inbound !== undefined && { receivedBy: receivedFaxMailedTo(inbound) }),

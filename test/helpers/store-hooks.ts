@@ -4,7 +4,7 @@
  * accepted a fax but before its id is recorded), so production code carries
  * no test hooks.
  */
-import type { ClaimOptions, JobPatch, JobState, OutboundStore, TransitionOptions } from "../../src/store/ports.js";
+import type { ClaimOptions, JobPatch, JobState, OutboundStore, RescheduleOptions, TransitionOptions } from "../../src/store/ports.js";
 
 export interface WorkerHooks {
   /** Runs after RingCentral accepted a fax and before the id is recorded; a throw simulates a crash there. */
@@ -13,6 +13,8 @@ export interface WorkerHooks {
   claimOnly?: readonly JobState[];
   /** Record parsed jobs as due only at this time (epoch ms): they wait until an operator's retry makes them due. */
   parkParsedUntil?: number;
+  /** Runs before every reschedule; a throw simulates a store that cannot write (a full disk, a lost connection). */
+  beforeReschedule?: (jobId: string, from: JobState) => Promise<void> | void;
 }
 
 /** The store with `hooks` run around its calls; every other member is the store's own. */
@@ -28,10 +30,15 @@ export function withStoreHooks<S extends OutboundStore>(store: S, hooks: WorkerH
     const wanted = only === undefined ? states : states.filter((s) => only.includes(s));
     return wanted.length === 0 ? [] : store.claimDue(wanted, opts);
   };
+  const reschedule = async (id: string, opts: RescheduleOptions): ReturnType<OutboundStore["reschedule"]> => {
+    await hooks.beforeReschedule?.(id, opts.from);
+    return store.reschedule(id, opts);
+  };
   return new Proxy(store, {
     get(target, prop) {
       if (prop === "transition") return transition;
       if (prop === "claimDue") return claimDue;
+      if (prop === "reschedule") return reschedule;
       const value: unknown = Reflect.get(target, prop, target);
       return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },

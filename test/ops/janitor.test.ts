@@ -7,6 +7,7 @@ import { Janitor } from "../../src/ops/janitor.js";
 import type { Spool } from "../../src/spool/spool.js";
 import { mailKey, type InboundStore, type OutboundStore } from "../../src/store/ports.js";
 import { newId } from "../../src/util/ids.js";
+import { describePg, usePgDatabase } from "../helpers/pg.js";
 import { openTestStores, type TestStores } from "../helpers/stores.js";
 import { tempDir } from "../helpers/tmp.js";
 
@@ -97,5 +98,55 @@ describe("retention janitor", () => {
     clock = Date.now() + 25 * HOUR;
     await janitor(0, 90, true).runOnce();
     expect(existsSync(join(dir.path, "inbound", fax!.id))).toBe(false);
+  });
+});
+
+describePg("retention janitor on several instances (PostgreSQL)", () => {
+  const db = usePgDatabase();
+  const dirs: ReturnType<typeof tempDir>[] = [];
+  const open: TestStores[] = [];
+  afterEach(async () => {
+    for (const s of open.splice(0)) await s.close();
+    for (const d of dirs.splice(0)) d.cleanup();
+  });
+
+  it("every instance may sweep at once: each finished job and document is removed once, live ones stay", async () => {
+    let clock = Date.now() - 100 * DAY;
+    const instances: TestStores[] = [];
+    for (const name of ["a", "b", "c"]) {
+      const d = tempDir();
+      dirs.push(d);
+      const s = await openTestStores(d.path, { databaseUrl: db.url, owner: `instance-${name}`, now: () => clock });
+      open.push(s);
+      instances.push(s);
+    }
+    const first = instances[0] as TestStores;
+    const ids: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      const id = newId(clock + i);
+      await first.spool.receive(id, Readable.from([Buffer.from(`Subject: ${i}\r\n\r\nbody\r\n`)]), 1_000_000);
+      await first.outbound.insertReceived({ id, mailFrom: "a@example.com", rcptTo: [{ address: "1@fax.local", e164: "+15551234567", options: {} }], mailKey: mailKey(id), size: 20, client: { ip: "127.0.0.1" } });
+      if (i < 30) await first.outbound.transition(id, "received", "cancelled");
+      ids.push(id);
+    }
+    clock += 40 * DAY;
+    const sweeps = await Promise.all(
+      instances.map((s) =>
+        new Janitor({
+          outbound: s.outbound,
+          inbound: s.inbound,
+          spool: s.spool,
+          inboundDir: join(s.dataDir, "inbound"),
+          retention: { documentsHours: 1, recordsDays: 30 },
+          linkDelivery: false,
+          logger: silentLogger(),
+          now: () => clock,
+        }).runOnce(),
+      ),
+    );
+    expect(sweeps.reduce((n, r) => n + r.purgedJobs, 0)).toBe(30);
+    const left = [];
+    for (const id of ids) left.push({ id, row: (await first.outbound.get(id))?.state, document: (await first.documents.stat(mailKey(id))) !== undefined });
+    expect(left).toEqual(ids.map((id, i) => ({ id, row: i < 30 ? undefined : "received", document: i >= 30 })));
   });
 });

@@ -115,27 +115,53 @@ describe("headers", () => {
 });
 
 describe("quotas", () => {
-  it("slides the window and says when the quota frees up", () => {
-    let now = 1_000_000;
-    const q = new QuotaTracker({ perSenderPerHour: 3, globalPerHour: 0 }, { now: () => now });
-    expect(q.reserve(["from:a"], 2).ok).toBe(true);
-    now += 600_000;
-    expect(q.reserve(["from:a"], 1).ok).toBe(true);
-    expect(q.check(["from:a"], 0)).toEqual({ ok: false, scope: "sender", limit: 3, freeAt: 1_000_000 + 3_600_000 });
-    // Two more need both units of the first mail to expire; three more, the second mail's too.
-    expect(q.check(["from:a"], 1)).toMatchObject({ freeAt: 1_000_000 + 3_600_000 });
-    expect(q.check(["from:a"], 2)).toMatchObject({ freeAt: 1_600_000 + 3_600_000 });
-    expect(q.check(["from:b"], 0)).toEqual({ ok: true });
-    now = 1_000_000 + 3_600_000;
-    expect(q.check(["from:a"], 0)).toEqual({ ok: true });
+  // The quota ledger is the store's (src/store/ports.ts QuotaStore): SQLite here; the contract suite runs it on PostgreSQL too.
+  let dir: string;
+  let stores: TestStores;
+  let store: OutboundStore;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "faxbridge-quota-"));
+    stores = await openTestStores(dir, { logger: silentLogger(), groupCommit: "inline" });
+    store = stores.outbound;
+  });
+  afterEach(async () => {
+    await stores.close();
+    await rm(dir, { recursive: true, force: true });
   });
 
-  it("gives a reservation back when the mail is not recorded", () => {
-    const q = new QuotaTracker({ perSenderPerHour: 0, globalPerHour: 2 }, { now: () => 5 });
-    const r = q.reserve(["from:a"], 2);
-    expect(q.check(["from:b"], 0).ok).toBe(false);
-    if (r.ok) r.reservation?.release();
-    expect(q.check(["from:b"], 0).ok).toBe(true);
+  it("slides the window and says when the quota frees up", async () => {
+    let now = 1_000_000;
+    const q = new QuotaTracker(stores.quota, "fax", { perSenderPerHour: 3, globalPerHour: 0 }, { now: () => now });
+    expect((await q.reserve(["from:a"], 2)).ok).toBe(true);
+    now += 600_000;
+    expect((await q.reserve(["from:a"], 1)).ok).toBe(true);
+    expect(await q.check(["from:a"], 0)).toEqual({ ok: false, scope: "sender", limit: 3, freeAt: 1_000_000 + 3_600_000 });
+    // Two more need both units of the first mail to expire; three more, the second mail's too.
+    expect(await q.check(["from:a"], 1)).toMatchObject({ freeAt: 1_000_000 + 3_600_000 });
+    expect(await q.check(["from:a"], 2)).toMatchObject({ freeAt: 1_600_000 + 3_600_000 });
+    expect(await q.check(["from:b"], 0)).toEqual({ ok: true });
+    now = 1_000_000 + 3_600_000;
+    expect(await q.check(["from:a"], 0)).toEqual({ ok: true });
+  });
+
+  it("gives a reservation back when the mail is not recorded", async () => {
+    const q = new QuotaTracker(stores.quota, "fax", { perSenderPerHour: 0, globalPerHour: 2 }, { now: () => 5 });
+    const r = await q.reserve(["from:a"], 2);
+    expect((await q.check(["from:b"], 0)).ok).toBe(false);
+    if (r.ok) await r.reservation?.release();
+    expect((await q.check(["from:b"], 0)).ok).toBe(true);
+  });
+
+  it("keeps the scopes of the ledger apart and the usage across a reopen", async () => {
+    const now = 7_000_000;
+    const fax = new QuotaTracker(stores.quota, "fax", { perSenderPerHour: 1, globalPerHour: 0 }, { now: () => now });
+    const pages = new QuotaTracker(stores.quota, "pages", { perSenderPerHour: 1, globalPerHour: 0 }, { now: () => now });
+    expect((await fax.reserve(["from:a"], 1)).ok).toBe(true);
+    expect((await pages.reserve(["from:a"], 1)).ok).toBe(true);
+    await stores.close();
+    stores = await openTestStores(dir, { logger: silentLogger(), groupCommit: "inline" });
+    const again = new QuotaTracker(stores.quota, "fax", { perSenderPerHour: 1, globalPerHour: 0 }, { now: () => now });
+    expect(await again.reserve(["from:a"], 1)).toMatchObject({ ok: false, scope: "sender", limit: 1 });
   });
 
   it("keys senders by SMTP user, else verified From, else the normalised envelope sender", () => {
@@ -158,41 +184,29 @@ describe("quotas", () => {
     }
   });
 
-  describe("rebuilt from the job store", () => {
-    let dir: string;
-    let stores: TestStores;
-    let store: OutboundStore;
-    beforeEach(async () => {
-      dir = await mkdtemp(join(tmpdir(), "faxbridge-quota-"));
-      stores = await openTestStores(dir, { logger: silentLogger(), groupCommit: "inline" });
-      store = stores.outbound;
-    });
-    afterEach(async () => {
-      await stores.close();
-      await rm(dir, { recursive: true, force: true });
-    });
-
-    it("counts the recipients of jobs received within the last hour", async () => {
-      const now = Date.UTC(2030, 0, 1, 12);
-      const job = (at: number, from: string, n: number, user?: string) =>
-        store.insertReceived({
-          id: newId(at),
-          mailFrom: from,
-          rcptTo: Array.from({ length: n }, (_, i) => ({ address: `1202555010${i}@fax.local`, e164: `+1202555010${i}`, options: {} })),
-          mailKey: "msg/nonexistent.eml",
-          size: 1,
-          receivedAt: at,
-          client: user === undefined ? { ip: "127.0.0.1" } : { ip: "127.0.0.1", user },
-        });
-      await job(now - 3_700_000, "a@example.com", 5); // too old
-      await job(now - 1_800_000, "a@example.com", 2);
-      await job(now - 60_000, "x@example.com", 1, "scanner");
-      const q = new QuotaTracker({ perSenderPerHour: 3, globalPerHour: 4 }, { now: () => now });
-      expect(await q.load(store, (j) => ({ keys: [j.identity], n: j.rcptTo.length }))).toBe(2);
-      expect(q.check(["a@example.com"], 1)).toMatchObject({ ok: false, scope: "sender", freeAt: now + 1_800_000 });
-      expect(q.check(["user:scanner"], 0)).toEqual({ ok: true });
-      expect(q.check(["user:scanner"], 1)).toMatchObject({ ok: false, scope: "global" });
-    });
+  it("counts the recipients of jobs received within the last hour, once, when the ledger is new", async () => {
+    const now = Date.UTC(2030, 0, 1, 12);
+    const job = (at: number, from: string, n: number, user?: string) =>
+      store.insertReceived({
+        id: newId(at),
+        mailFrom: from,
+        rcptTo: Array.from({ length: n }, (_, i) => ({ address: `1202555010${i}@fax.local`, e164: `+1202555010${i}`, options: {} })),
+        mailKey: "msg/nonexistent.eml",
+        size: 1,
+        receivedAt: at,
+        client: user === undefined ? { ip: "127.0.0.1" } : { ip: "127.0.0.1", user },
+      });
+    await job(now - 3_700_000, "a@example.com", 5); // too old
+    await job(now - 1_800_000, "a@example.com", 2);
+    await job(now - 60_000, "x@example.com", 1, "scanner");
+    const q = new QuotaTracker(stores.quota, "fax", { perSenderPerHour: 3, globalPerHour: 4 }, { now: () => now });
+    expect(await q.load(store, (j) => ({ keys: [j.identity], n: j.rcptTo.length }))).toBe(2);
+    expect(await q.check(["a@example.com"], 1)).toMatchObject({ ok: false, scope: "sender", freeAt: now + 1_800_000 });
+    expect(await q.check(["user:scanner"], 0)).toEqual({ ok: true });
+    expect(await q.check(["user:scanner"], 1)).toMatchObject({ ok: false, scope: "global" });
+    // Another instance starting later finds the ledger seeded: nothing is counted twice.
+    expect(await q.load(store, (j) => ({ keys: [j.identity], n: j.rcptTo.length }))).toBe(0);
+    expect(await q.check(["a@example.com"], 0)).toEqual({ ok: true });
   });
 });
 

@@ -170,7 +170,13 @@ describe("REST API /api/v1 over real HTTP (daemon in sandbox mode)", () => {
     const c = await call("POST", `/api/v1/faxes/${id}/cancel`, { token: TOKENS.ehr });
     expect(c.status).toBe(200);
     doc.check("/api/v1/faxes/{id}/cancel", "post", 200, "application/json", c.body);
-    expect((c.body as FaxJson).state).toBe("cancelled");
+    // RingCentral held it as a scheduled fax: the cancel deletes it there (as `faxbridge queue cancel` does), then the sender gets a "cancelled" report.
+    const cancelledFax = c.body as FaxJson & { error: string | null };
+    expect(["final", "notified"]).toContain(cancelledFax.state);
+    expect(cancelledFax.error).toBe("cancelled by the operator before its send time");
+    expect(cancelledFax.recipients).toEqual([{ number: "+15551230021", status: "Cancelled", error: null }]);
+    const atRc = (await h.sentAtEmulator()) as { id: string; cancelledAt: string | null }[];
+    expect(atRc.find((f) => f.id === cancelledFax.rcMessageId)?.cancelledAt).not.toBeNull();
     const again = await call("POST", `/api/v1/faxes/${id}/cancel`, { token: TOKENS.ehr });
     expect(again.status).toBe(409);
     expect((await call("POST", `/api/v1/faxes/${id}/cancel`, { token: TOKENS.billing })).status).toBe(404);

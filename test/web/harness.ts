@@ -43,9 +43,9 @@ export class WebHarness {
     const config = loadConfig({
       env: sandboxEnv(this.dir.path, {
         FAXBRIDGE_MAIL_URL: this.sink.url,
-        FAXBRIDGE_FAX_STATUS_POLL_SCHEDULE: "200ms",
+        FAXBRIDGE_FAX_STATUS_POLL_SCHEDULE: "1s",
         FAXBRIDGE_INBOUND_NOTIFICATIONS: "none",
-        FAXBRIDGE_INBOUND_SYNC_INTERVAL_SECONDS: "1",
+        FAXBRIDGE_INBOUND_SYNC_INTERVAL_SECONDS: "2",
         FAXBRIDGE_INBOUND_TO: "frontdesk@example.com",
         FAXBRIDGE_INBOUND_ROUTES: JSON.stringify([{ to: "+16505550199", mailTo: ["billing@example.com"] }]),
         FAXBRIDGE_API_TOKENS: JSON.stringify([

@@ -14,7 +14,8 @@ import type { AuditSink } from "../../ops/audit.js";
 import type { QuotaTracker } from "../../policy/quota.js";
 import type { MessageInfo } from "../../rc/client.js";
 import type { Spool } from "../../spool/spool.js";
-import { recipientKey, type OutboundJob, type OutboundStore, type RecipientStatus } from "../../store/ports.js";
+import { LEASE_MS } from "../../tunables.js";
+import { recipientKey, type OutboundJob, type OutboundStore, type QuotaStore, type RecipientStatus } from "../../store/ports.js";
 import type { PageBudget } from "../cost.js";
 import { readJobData, type JobData, type MailMeta } from "../job-data.js";
 import { readMailMeta } from "../mail-meta.js";
@@ -24,11 +25,11 @@ import type { FaxApi } from "./fax-api.js";
 export interface WorkerTuning {
   /** How often the queue is looked at when nothing wakes the worker. */
   idlePollMs: number;
-  /** Lease for parse, poll, reconcile and report steps. */
+  /** Lease of a claimed job; the claim loop renews it every third of this while the job's step runs. */
   leaseMs: number;
-  /** Lease while a job is submitting (covers a slot wait and a 50 MB upload). */
+  /** The lease a job gets as it enters `submitting` (renewed like any other, by leaseMs). */
   submitLeaseMs: number;
-  /** Fax sends in flight at once. */
+  /** Fax sends in flight at once per sending extension: a pool of k extensions runs k × this many. */
   sendConcurrency: number;
   /** Parse, reconcile and report steps in flight at once. */
   workConcurrency: number;
@@ -44,8 +45,8 @@ export interface WorkerTuning {
 
 export const DEFAULT_TUNING: WorkerTuning = {
   idlePollMs: 1000,
-  leaseMs: 5 * 60_000,
-  submitLeaseMs: 15 * 60_000,
+  leaseMs: LEASE_MS,
+  submitLeaseMs: LEASE_MS,
   sendConcurrency: 2,
   workConcurrency: 4,
   pollConcurrency: 4,
@@ -63,6 +64,8 @@ export interface OutboundWorkerDeps {
       };
     };
   readonly store: OutboundStore;
+  /** The hourly quota ledger shared by every instance (page quotas, notice rate limits). */
+  readonly quota: QuotaStore;
   readonly spool: Spool;
   readonly client: FaxApi;
   readonly mail: MailSender;
@@ -99,6 +102,12 @@ export interface StepContext {
   track(task: Promise<void>): void;
   /** True once the worker is stopping. */
   readonly stopping: boolean;
+  /**
+   * Fires when the job's lease was lost to another instance (the claim loop's
+   * heartbeat found it taken over): stop touching the job, above all send
+   * nothing. Present while a claimed job's step runs.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** "+1 (555) 123-4567", "15551234567" → "+15551234567" for comparing RingCentral's numbers with ours. */

@@ -5,4 +5,9 @@
  */
 import type { FaxApi as RcFaxApi, MessageApi, PacingApi } from "../../rc/api.js";
 
-export type FaxApi = Pick<RcFaxApi, "sendFax" | "resendFax"> & Pick<MessageApi, "getMessage" | "listMessages" | "deleteMessage" | "downloadContent"> & PacingApi;
+export type FaxApi = Pick<RcFaxApi, "sendFax" | "resendFax"> &
+  Pick<MessageApi, "getMessage" | "listMessages" | "deleteMessage" | "downloadContent"> &
+  PacingApi & {
+    /** How many sending extensions stand behind this API (RcPool's members); absent = one. */
+    readonly size?: number;
+  };

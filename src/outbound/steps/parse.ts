@@ -117,7 +117,7 @@ export async function parseStep(ctx: StepContext, job: OutboundJob): Promise<voi
       // The duplicate check again, atomically with the transition: another instance may have parsed a copy meanwhile.
       await store.transition(job.id, "received", "parsed", { messageId: meta.messageId ?? null, faxRequest: data, nextAttemptAt: ctx.now() }, dupQuery === undefined ? undefined : { unlessDuplicate: dupQuery });
     } catch (err) {
-      if (cost?.ok === true) cost.release();
+      if (cost?.ok === true) await cost.release();
       if (!(err instanceof DuplicateJobError)) throw err;
       await duplicate(err.duplicate);
     }

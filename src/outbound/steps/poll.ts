@@ -59,11 +59,12 @@ export async function pollStep(ctx: StepContext, job: OutboundJob): Promise<void
   const pageCount = info.faxPageCount !== undefined && info.faxPageCount > 0 ? info.faxPageCount : undefined;
   const reported = pageCount !== undefined && data.countedPages === undefined && data.pagesSettled !== true ? pageCount * e164s.length : undefined;
   const extra = reported === undefined ? 0 : Math.max(0, reported - (data.chargedPages ?? 0));
+  const charged = reported === undefined ? 0 : await ctx.pages.chargeReported(job.identity, extra);
   const next: JobData = {
     ...data,
     polls,
     ...(pageCount !== undefined && { pages: pageCount }),
-    ...(reported !== undefined && { pagesSettled: true, chargedPages: (data.chargedPages ?? 0) + ctx.pages.chargeReported(job.identity, extra) }),
+    ...(reported !== undefined && { pagesSettled: true, chargedPages: (data.chargedPages ?? 0) + charged }),
   };
   const allFinal = statuses.every((s) => isFinalStatus(s.status));
   if (allFinal) {
@@ -122,7 +123,7 @@ async function finalize(ctx: StepContext, job: OutboundJob, given: JobData, curr
   const { store, metrics } = ctx.deps;
   const now = ctx.now();
   const statuses = mergeStatuses(job, given, current);
-  const plan = planRedial({ schedule: ctx.retry.redial, job, data: given, statuses, pages: ctx.pages, now });
+  const plan = await planRedial({ schedule: ctx.retry.redial, job, data: given, statuses, pages: ctx.pages, now });
   if (plan.redial) {
     await store.transition(job.id, "submitted", "parsed", { status: statuses, faxRequest: plan.data, nextAttemptAt: plan.at });
     log.info({ event: "fax.redial_scheduled", numbers: plan.numbers, round: plan.data.redial?.round, at: isoTime(plan.at) }, "redialling busy / no-answer recipients");

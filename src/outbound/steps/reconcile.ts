@@ -5,11 +5,13 @@
  * attempt, or `failed`).
  *
  * Reconciliation looks for an outbound fax to the same recipient set created
- * after submitStartedAt minus `reconcileSkewMs` that no other job owns, and
- * adopts the oldest. On start every interrupted submission is reconciled
- * before the first send. One worker per store: leases protect against a second
- * process, but reconciliation assumes no other process sends for the same
- * store.
+ * after submitStartedAt minus `reconcileSkewMs` that no other job owns. Every
+ * POST carries the job's tag (../tag.ts): a fax tagged with this job is
+ * adopted first, a fax tagged with another job never (another instance may be
+ * sending to the same numbers at the same time). Only faxes without any tag
+ * (sent before tags existed) fall back to the oldest unowned fax to these
+ * recipients with the same cover text. On start every interrupted submission
+ * is reconciled before the first send.
  */
 import { errorMessage } from "../../errors.js";
 import type { MessageInfo } from "../../rc/client.js";
@@ -19,6 +21,7 @@ import type { JobData } from "../job-data.js";
 import { attemptTargets, isEarlierAttempt, mergeStatuses } from "../redial.js";
 import { isoTime, jobData, normaliseNumber, recipientStatuses, type StepContext } from "./context.js";
 import { giveUp } from "./give-up.js";
+import { tagOf } from "../tag.js";
 
 /** Reconcile every submission a crash interrupted (on start, before the first send). */
 export async function reconcileInterrupted(ctx: StepContext, onFailure: (job: OutboundJob, err: unknown) => Promise<void>): Promise<void> {
@@ -80,7 +83,11 @@ export async function reconcileStep(ctx: StepContext, job: OutboundJob, notFound
 }
 
 async function findFax(ctx: StepContext, job: OutboundJob, key: string, since: number, data: JobData | undefined): Promise<MessageInfo | undefined> {
-  const candidates: { info: MessageInfo; created: number }[] = [];
+  /** Faxes tagged with this job (the POST carried the tag): ours, whatever else is sent to these numbers. */
+  const tagged: Candidate[] = [];
+  /** Faxes without a tag (sent before tags, or a resend of an untagged fax): the old heuristic. */
+  const untaggedFaxes: Candidate[] = [];
+  const ours = await ownTags(ctx, job, data);
   for await (const m of ctx.deps.client.listMessages({ messageType: ["Fax"], direction: ["Outbound"], dateFrom: isoTime(since), perPage: 250 })) {
     if (m.direction !== undefined && m.direction !== "Outbound") continue;
     if (m.type !== undefined && m.type !== "Fax") continue;
@@ -88,16 +95,44 @@ async function findFax(ctx: StepContext, job: OutboundJob, key: string, since: n
     const created = Date.parse(m.creationTime ?? "");
     if (Number.isFinite(created) && created < since) continue;
     if (recipientKey((m.to ?? []).map((t) => normaliseNumber(t.phoneNumber))) !== key) continue;
+    const candidate = { info: m, created: Number.isFinite(created) ? created : Number.MAX_SAFE_INTEGER };
+    const tag = tagOf(m.coverPageText);
+    if (tag !== undefined) {
+      // Never a fax tagged for another job (another instance's send to the same numbers).
+      if (ours.has(tag.jobId)) tagged.push(candidate);
+      continue;
+    }
     const cover = data?.request?.coverPageText;
     if (cover !== undefined && m.coverPageText !== undefined && m.coverPageText !== cover) continue;
-    candidates.push({ info: m, created: Number.isFinite(created) ? created : Number.MAX_SAFE_INTEGER });
+    untaggedFaxes.push(candidate);
   }
-  candidates.sort((a, b) => a.created - b.created);
-  for (const c of candidates) {
-    const owner = await ownerOf(ctx, c.info.id);
-    if (owner === undefined || owner === job.id) return c.info;
+  for (const list of [tagged, untaggedFaxes]) {
+    list.sort((a, b) => a.created - b.created);
+    for (const c of list) {
+      const owner = await ownerOf(ctx, c.info.id);
+      if (owner === undefined || owner === job.id) return c.info;
+    }
   }
   return undefined;
+}
+
+interface Candidate {
+  readonly info: MessageInfo;
+  readonly created: number;
+}
+
+/**
+ * The job ids a fax of this job may be tagged with: its own, and for a
+ * forward (X-Fax-Forward-Of) the job that sent the original, whose cover
+ * text, tag included, RingCentral copies into the resend.
+ */
+async function ownTags(ctx: StepContext, job: OutboundJob, data: JobData | undefined): Promise<Set<string>> {
+  const ids = new Set([job.id]);
+  if (data?.forwardOf !== undefined) {
+    const original = await ctx.deps.store.findByRcMessageId(data.forwardOf);
+    if (original !== undefined) ids.add(original.id);
+  }
+  return ids;
 }
 
 /** The job that recorded this RingCentral message id, if any (an index lookup in the store). */

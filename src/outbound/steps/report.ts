@@ -81,7 +81,7 @@ export async function reportStep(ctx: StepContext, job: OutboundJob): Promise<vo
     return;
   }
   // A mail refused before any fax was sent cost nothing: its notice is rate-limited per address, so forged senders cannot aim a stream of notices at someone.
-  if (from === "failed" && job.rcMessageId === null && !ctx.notices.reserve([normaliseAddress(job.reportTo)], 1).ok) {
+  if (from === "failed" && job.rcMessageId === null && !(await ctx.notices.reserve([normaliseAddress(job.reportTo)], 1)).ok) {
     log.warn({ event: "report.rate_limited", to: job.reportTo }, "too many notices to this address this hour; this one is not sent");
     await finish(ctx, job, from, { ...base, report: { outcome: "suppressed", at: ctx.now(), detail: "notice rate limit" } }, log);
     return;

@@ -22,17 +22,25 @@ import { alertFailed, giveUp } from "./give-up.js";
 import { parseMail, refuse } from "./parse.js";
 import { reconcileStep } from "./reconcile.js";
 import { acceptedNotice } from "./report.js";
+import { tagCoverText, type JobTag } from "../tag.js";
 
-function toSendRequest(req: NonNullable<JobData["request"]>): SendFaxRequest {
+/** The send request of a job's attempt, its cover text tagged with the job and attempt (../tag.ts). */
+function toSendRequest(req: NonNullable<JobData["request"]>, tag?: JobTag): SendFaxRequest {
   const out: SendFaxRequest = {
     to: req.to.map((t) => (t.name !== undefined ? { phoneNumber: t.phoneNumber, name: t.name } : { phoneNumber: t.phoneNumber })),
     faxResolution: req.faxResolution,
   };
   if (req.coverIndex !== undefined) out.coverIndex = req.coverIndex;
-  if (req.coverPageText !== undefined) out.coverPageText = req.coverPageText;
+  if (tag !== undefined) out.coverPageText = tagCoverText(req.coverPageText, tag);
+  else if (req.coverPageText !== undefined) out.coverPageText = req.coverPageText;
   if (req.sendTime !== undefined) out.sendTime = req.sendTime;
   if (req.isoCode !== undefined) out.isoCode = req.isoCode;
   return out;
+}
+
+/** True once the claim loop found this job's lease taken over by another instance. */
+function lost(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
 }
 
 export async function submitStep(ctx: StepContext, job: OutboundJob): Promise<void> {
@@ -64,6 +72,9 @@ export async function submitStep(ctx: StepContext, job: OutboundJob): Promise<vo
   log.info({ event: "fax.submitting", attempt: job.attempts + 1, redial: data.redial?.round, recipients: attemptTargets(job, data).length, documents: data.documents.length, forwardOf: data.forwardOf }, "sending fax");
   let res;
   const redial = redialResend(data);
+  const signal = ctx.signal;
+  // Another instance took the job over (this one stalled past its lease): it reconciles and sends; we must not.
+  if (lost(signal)) return;
   try {
     if (redial !== undefined) {
       res = await client.resendFax({ ...redial, ...(job.rcExtensionId !== null && { extensionId: job.rcExtensionId }) });
@@ -77,10 +88,12 @@ export async function submitStep(ctx: StepContext, job: OutboundJob): Promise<vo
       // Streamed from local files (temporary copies on a database backend), given back whatever happens.
       res = await withLocalDocuments(ctx, data.documents, (local) => {
         const documents: FaxDocument[] = local.map((d) => ({ path: d.path, filename: d.filename, contentType: d.contentType, size: d.size }));
-        return client.sendFax(toSendRequest(request), documents);
+        return client.sendFax(toSendRequest(request, { jobId: job.id, attempt: job.attempts + 1 }), documents, signal !== undefined ? { signal } : {});
       });
     }
   } catch (err) {
+    // The upload was cut because the lease was lost: the new holder reconciles (by the tag) and finishes the job.
+    if (lost(signal)) return;
     await submitFailed(ctx, submitting, data, err, log);
     return;
   }

@@ -113,7 +113,7 @@ export class PgInboundStore implements InboundStore {
       [leaseMs, id, this.owner],
     );
     const ok = r.rowCount === 1;
-    if (!ok) this.#held.delete(id);
+    // A lease lost to another owner stays fenced: this store's later transitions of the row are refused.
     return ok;
   }
 
@@ -243,6 +243,12 @@ export class PgInboundStore implements InboundStore {
       "INSERT INTO inbound_kv (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
       [key, value, now],
     );
+  }
+
+  async setValueIfAbsent(key: string, value: string, now: number): Promise<string> {
+    await this.#pool.query("INSERT INTO inbound_kv (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING", [key, value, now]);
+    // A separate statement: it sees the row another instance committed while ours waited on the conflict.
+    return (await this.getValue(key)) ?? value;
   }
 
   async deleteValue(key: string): Promise<void> {

@@ -13,6 +13,7 @@ import { PgLeadership } from "./leadership.js";
 import { migrate } from "./migrate.js";
 import { PgOutboundStore } from "./outbound.js";
 import { PG_MIGRATIONS } from "./schema.js";
+import { PgQuotaStore } from "./quota.js";
 import { PgWebStore } from "./web.js";
 
 export interface OpenPgOptions {
@@ -67,6 +68,7 @@ export async function openPgStores(opts: OpenPgOptions): Promise<PgStores> {
     outbound,
     inbound,
     web: new PgWebStore(pool, opts.now),
+    quota: new PgQuotaStore(pool),
     documents: new PgDocumentStore(pool, { logger: opts.logger, ...(opts.localDir !== undefined && { localDir: opts.localDir }) }),
     // Other instances may hold leases right now: expired ones are simply claimable, nothing is released at open.
     releasedLeases: { outbound: 0, inbound: 0 },

@@ -34,10 +34,8 @@ import {
   type RescheduleOptions,
   type TransitionOptions,
 } from "../ports.js";
-import { JOB_PATCH_COLUMNS, outboundFromRow, type OutboundRow } from "../rows/outbound.js";
+import { logDeferred, logTransition, outboundFromRow, patchAssignments, rescheduleTarget, type OutboundRow } from "../rows/outbound.js";
 import { deleteFinished, inTransaction, NOW_MS, type Pool, type PoolClient, type SqlParam } from "./connect.js";
-
-const PATCH_COLUMNS: typeof JOB_PATCH_COLUMNS & { readonly [key: string]: { column: string; json: boolean } | undefined } = JOB_PATCH_COLUMNS;
 
 /** Collects positional parameters: `p.add(v)` returns "$n". */
 class Params {
@@ -136,7 +134,7 @@ export class PgOutboundStore implements OutboundStore {
       [leaseMs, id, this.owner],
     );
     const ok = r.rowCount === 1;
-    if (!ok) this.#held.delete(id);
+    // A lease lost to another owner stays fenced: this store's later transitions of the row are refused.
     return ok;
   }
 
@@ -153,33 +151,19 @@ export class PgOutboundStore implements OutboundStore {
       sets.push(`lease_until = ${p.add(patch.leaseUntil)}`, `lease_owner = ${p.add(this.owner)}`);
       keep = true;
     } else sets.push("lease_until = NULL", "lease_owner = NULL");
-    for (const key of Object.keys(patch) as (keyof JobPatch)[]) {
-      if (key === "leaseMs" || key === "leaseUntil") continue;
-      const spec = PATCH_COLUMNS[key];
-      const value = patch[key];
-      if (value === undefined) continue;
-      if (spec === undefined) throw new Error(`unknown job field ${key}`);
-      sets.push(`${spec.column} = ${p.add(spec.json ? (value === null ? null : JSON.stringify(value)) : (value as SqlParam))}`);
-    }
+    for (const { column, value } of patchAssignments(patch)) sets.push(`${column} = ${p.add(value)}`);
     const job = await this.#casUpdate(id, from, sets.join(", "), p, keep, opts.unlessDuplicate);
-    this.#log.info(
-      { event: `job.${to}`, queueId: id, from, ...(job.rcMessageId !== null && { rcMessageId: job.rcMessageId }), ...(job.errorCode !== null && to === "failed" && { errorCode: job.errorCode }) },
-      `job ${to}`,
-    );
+    logTransition(this.#log, job, from, to);
     return job;
   }
 
   async reschedule(id: string, opts: RescheduleOptions): Promise<OutboundJob> {
-    const to = opts.to ?? opts.from;
-    if (to !== opts.from && !TRANSITIONS[opts.from].includes(to)) throw new InvalidTransitionError(opts.from, to);
+    const to = rescheduleTarget(opts);
     const p = new Params();
     const sets = `state = ${p.add(to)}, attempts = attempts + 1, next_attempt_at = ${p.add(opts.nextAttemptAt)}, last_error = ${p.add(opts.error)},
       lease_until = NULL, lease_owner = NULL, updated_at = ${this.#clock}`;
     const job = await this.#casUpdate(id, opts.from, sets, p, false, undefined);
-    this.#log.info(
-      { event: "job.deferred", queueId: id, state: to, attempts: job.attempts, nextAttemptAt: new Date(opts.nextAttemptAt).toISOString(), error: opts.error },
-      "job deferred",
-    );
+    logDeferred(this.#log, job, opts);
     return job;
   }
 

@@ -142,4 +142,24 @@ export const pgWebMigration: PgMigration = {
   ],
 };
 
-export const PG_MIGRATIONS: readonly PgMigration[] = [pgOutboundMigration, pgInboundMigration, pgDocumentMigration, pgLeadershipMigration, pgWebMigration];
+export const pgQuotaMigration: PgMigration = {
+  module: "quota",
+  steps: [
+    // The hourly quota ledger (./quota.ts): one row per key of a take; a seeded scope is never seeded again.
+    `CREATE TABLE quota_usage (
+       take_id TEXT NOT NULL,
+       key TEXT NOT NULL,
+       at BIGINT NOT NULL,
+       n INTEGER NOT NULL
+     );
+     CREATE INDEX quota_usage_key_at ON quota_usage (key, at);
+     CREATE INDEX quota_usage_take ON quota_usage (take_id);
+     CREATE INDEX quota_usage_at ON quota_usage (at);
+     CREATE TABLE quota_seeds (
+       scope TEXT PRIMARY KEY,
+       at BIGINT NOT NULL
+     );`,
+  ],
+};
+
+export const PG_MIGRATIONS: readonly PgMigration[] = [pgOutboundMigration, pgInboundMigration, pgDocumentMigration, pgLeadershipMigration, pgWebMigration, pgQuotaMigration];

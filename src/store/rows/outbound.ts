@@ -6,8 +6,9 @@
  * keeps the wider type (SQLite rows from before mail_key, identity and
  * report_to were stored have NULL there; PostgreSQL's columns are NOT NULL).
  */
+import type { Logger } from "../../log.js";
 import { senderIdentity } from "../../policy/identity.js";
-import { mailKey, type JobPatch, type JobRecipient, type JobState, type OutboundJob, type RecipientStatus } from "../ports.js";
+import { InvalidTransitionError, TRANSITIONS, mailKey, type JobPatch, type RescheduleOptions, type JobRecipient, type JobState, type OutboundJob, type RecipientStatus } from "../ports.js";
 
 export interface OutboundRow {
   id: string;
@@ -85,3 +86,40 @@ export const JOB_PATCH_COLUMNS: { readonly [K in JobPatchColumn]-?: { column: st
   nextAttemptAt: { column: "next_attempt_at", json: false },
   attempts: { column: "attempts", json: false },
 };
+
+/** The columns a patch writes (its lease fields apart), each with its value as stored: JSON columns serialised. */
+export function patchAssignments(patch: JobPatch): { column: string; value: string | number | null }[] {
+  const out: { column: string; value: string | number | null }[] = [];
+  for (const key of Object.keys(patch) as (keyof JobPatch)[]) {
+    if (key === "leaseMs" || key === "leaseUntil") continue;
+    const spec = (JOB_PATCH_COLUMNS as { readonly [key: string]: { column: string; json: boolean } | undefined })[key];
+    const value = patch[key];
+    if (value === undefined) continue;
+    if (spec === undefined) throw new Error(`unknown job field ${key}`);
+    out.push({ column: spec.column, value: spec.json ? (value === null ? null : JSON.stringify(value)) : (value as string | number | null) });
+  }
+  return out;
+}
+
+/** The state a reschedule leaves the job in (its own unless `to` says otherwise); throws InvalidTransitionError for a move the state machine does not allow. */
+export function rescheduleTarget(opts: RescheduleOptions): JobState {
+  const to = opts.to ?? opts.from;
+  if (to !== opts.from && !TRANSITIONS[opts.from].includes(to)) throw new InvalidTransitionError(opts.from, to);
+  return to;
+}
+
+/** The `job.<state>` line every backend logs for a transition. */
+export function logTransition(log: Logger, job: OutboundJob, from: JobState, to: JobState): void {
+  log.info(
+    { event: `job.${to}`, queueId: job.id, from, ...(job.rcMessageId !== null && { rcMessageId: job.rcMessageId }), ...(job.errorCode !== null && to === "failed" && { errorCode: job.errorCode }) },
+    `job ${to}`,
+  );
+}
+
+/** The `job.deferred` line every backend logs for a reschedule. */
+export function logDeferred(log: Logger, job: OutboundJob, opts: RescheduleOptions): void {
+  log.info(
+    { event: "job.deferred", queueId: job.id, state: job.state, attempts: job.attempts, nextAttemptAt: new Date(opts.nextAttemptAt).toISOString(), error: opts.error },
+    "job deferred",
+  );
+}

@@ -141,6 +141,7 @@ export class SqliteInboundStore implements InboundStore {
       setValue: db.prepare<[string, string, number]>(
         "INSERT INTO inbound_kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
       ),
+      setValueIfAbsent: db.prepare<[string, string, number]>("INSERT INTO inbound_kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO NOTHING"),
       deleteValue: db.prepare<[string]>("DELETE FROM inbound_kv WHERE key = ?"),
     };
   }
@@ -194,7 +195,7 @@ export class SqliteInboundStore implements InboundStore {
 
   async renewLease(id: string, leaseMs: number): Promise<boolean> {
     const ok = this.#stmts.renew.run((this.#clock?.() ?? Date.now()) + leaseMs, id, this.owner).changes === 1;
-    if (!ok) this.#held.delete(id);
+    // A lease lost to another owner stays fenced: this store's later transitions of the row are refused.
     return ok;
   }
 
@@ -319,6 +320,11 @@ export class SqliteInboundStore implements InboundStore {
 
   async setValue(key: string, value: string, now: number): Promise<void> {
     this.#stmts.setValue.run(key, value, now);
+  }
+
+  async setValueIfAbsent(key: string, value: string, now: number): Promise<string> {
+    this.#stmts.setValueIfAbsent.run(key, value, now);
+    return this.#stmts.getValue.get(key)?.value ?? value;
   }
 
   async deleteValue(key: string): Promise<void> {

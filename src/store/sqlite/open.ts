@@ -16,6 +16,7 @@ import { FileDocumentStore } from "./files/documents.js";
 import { SqliteInboundStore, inboundMigration } from "./inbound.js";
 import { SqliteOutboundStore, outboundMigration } from "./outbound.js";
 import { lockDataDir, releaseStaleLeases } from "./ownership.js";
+import { SqliteQuotaStore, quotaMigration } from "./quota.js";
 import { SqliteWebStore, webMigration } from "./web.js";
 
 export interface SqliteStoresOptions {
@@ -39,7 +40,7 @@ export async function openSqliteStores(opts: SqliteStoresOptions): Promise<Store
   const unlock = opts.role === "daemon" ? lockDataDir(opts.dataDir, log) : undefined;
   let db: Db | undefined;
   try {
-    db = openDatabase(file, [outboundMigration, inboundMigration, webMigration]);
+    db = openDatabase(file, [outboundMigration, inboundMigration, webMigration, quotaMigration]);
     // This process owns the data directory: leases still set belong to a process that died.
     const releasedLeases = opts.role === "daemon" ? releaseStaleLeases(db, log) : { outbound: 0, inbound: 0 };
     const clock = opts.now === undefined ? {} : { now: opts.now };
@@ -58,6 +59,7 @@ export async function openSqliteStores(opts: SqliteStoresOptions): Promise<Store
       inbound,
       web,
       documents,
+      quota: new SqliteQuotaStore(db),
       releasedLeases,
       async ping() {
         ping.get();

@@ -30,7 +30,7 @@ import {
   type RescheduleOptions,
   type TransitionOptions,
 } from "../ports.js";
-import { JOB_PATCH_COLUMNS, outboundFromRow, type OutboundRow } from "../rows/outbound.js";
+import { logDeferred, logTransition, outboundFromRow, patchAssignments, rescheduleTarget, type OutboundRow } from "../rows/outbound.js";
 import type { Db, Migration } from "./db.js";
 import { GroupCommitter, type CommitStats, type SqlValue } from "./group-commit.js";
 
@@ -235,7 +235,7 @@ export class SqliteOutboundStore implements OutboundStore {
     const changes = this.#db
       .prepare<[number, string, string]>("UPDATE outbound_jobs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND lease_until IS NOT NULL")
       .run(this.#now() + leaseMs, id, this.owner).changes;
-    if (changes === 0) this.#held.delete(id);
+    // A lease lost to another owner stays fenced: this store's later transitions of the row are refused.
     return changes === 1;
   }
 
@@ -250,26 +250,18 @@ export class SqliteOutboundStore implements OutboundStore {
       sets.push("lease_until = ?", "lease_owner = ?");
       values.push(leaseUntil, this.owner);
     } else sets.push("lease_until = NULL", "lease_owner = NULL");
-    for (const key of Object.keys(patch) as (keyof JobPatch)[]) {
-      if (key === "leaseMs" || key === "leaseUntil") continue;
-      const spec = JOB_PATCH_COLUMNS[key];
-      const value = patch[key];
-      if (value === undefined) continue;
-      sets.push(`${spec.column} = ?`);
-      values.push(spec.json ? (value === null ? null : JSON.stringify(value)) : (value as SqlValue));
+    for (const { column, value } of patchAssignments(patch)) {
+      sets.push(`${column} = ?`);
+      values.push(value);
     }
     const dup = opts.unlessDuplicate;
     const job = this.#casUpdate(id, from, sets.join(", "), values, keep, dup === undefined ? undefined : () => this.#duplicateOf(dup));
-    this.#log.info(
-      { event: `job.${to}`, queueId: id, from, ...(job.rcMessageId !== null && { rcMessageId: job.rcMessageId }), ...(job.errorCode !== null && to === "failed" && { errorCode: job.errorCode }) },
-      `job ${to}`,
-    );
+    logTransition(this.#log, job, from, to);
     return job;
   }
 
   async reschedule(id: string, opts: RescheduleOptions): Promise<OutboundJob> {
-    const to = opts.to ?? opts.from;
-    if (to !== opts.from && !TRANSITIONS[opts.from].includes(to)) throw new InvalidTransitionError(opts.from, to);
+    const to = rescheduleTarget(opts);
     const job = this.#casUpdate(
       id,
       opts.from,
@@ -277,10 +269,7 @@ export class SqliteOutboundStore implements OutboundStore {
       [to, opts.nextAttemptAt, opts.error, this.#now()],
       false,
     );
-    this.#log.info(
-      { event: "job.deferred", queueId: id, state: to, attempts: job.attempts, nextAttemptAt: new Date(opts.nextAttemptAt).toISOString(), error: opts.error },
-      "job deferred",
-    );
+    logDeferred(this.#log, job, opts);
     return job;
   }
 

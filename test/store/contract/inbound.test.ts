@@ -77,6 +77,22 @@ for (const backend of BACKENDS) {
       expect((await a.findDeliveredByRcId(mine?.rcMessageId ?? "")).map((f) => f.id)).toEqual([mine?.id]);
     });
 
+    it("renews only its own live lease: a renewal that finds the fax taken over says so and leaves the claimer fenced", async () => {
+      const [f] = await a.recordSync("~", cursor("t"), [fax("1")], clock);
+      const id = f?.id ?? "";
+      await a.claimDue({ limit: 1, leaseMs: 1000, now: clock });
+      clock += 900;
+      expect(await a.renewLease(id, 1000)).toBe(true);
+      clock += 900;
+      expect(await b.claimDue({ limit: 1, leaseMs: 1000, now: clock })).toEqual([]);
+      clock += 1001;
+      expect(await b.claimDue({ limit: 1, leaseMs: 1000, now: clock })).toHaveLength(1);
+      expect(await a.renewLease(id, 1000)).toBe(false);
+      await expect(a.markDelivered(id, { route: -1, mailTo: ["x@example.com"] }, clock)).rejects.toMatchObject({ name: "InboundStateError" });
+      await expect(a.defer(id, clock + 1000, "mail 451", clock)).rejects.toMatchObject({ name: "InboundStateError" });
+      expect(await b.get(id)).toMatchObject({ state: "discovered", leaseOwner: "instance-b", attempts: 0 });
+    });
+
     it("defers, gives up, releases and redelivers", async () => {
       const [x, y] = await a.recordSync("~", cursor("t"), [fax("1"), fax("2")], clock);
       await a.claimDue({ limit: 5, leaseMs: 1000, now: clock });
@@ -112,6 +128,14 @@ for (const backend of BACKENDS) {
       expect(await a.getValue("subscription")).toBe('{"id":"s2"}');
       await a.deleteValue("subscription");
       expect(await b.getValue("subscription")).toBeUndefined();
+    });
+
+    it("stores a value only when absent: instances starting together agree on the first one", async () => {
+      const [x, y] = await Promise.all([a.setValueIfAbsent("token", "from-a", clock), b.setValueIfAbsent("token", "from-b", clock)]);
+      expect(x).toBe(y);
+      expect(["from-a", "from-b"]).toContain(x);
+      expect(await a.setValueIfAbsent("token", "later", clock)).toBe(x);
+      expect(await b.getValue("token")).toBe(x);
     });
 
     it("keeps web sessions by hash, claims an idempotency key once, spends a link once", async () => {

@@ -100,6 +100,26 @@ for (const backend of BACKENDS) {
       expect(released).toMatchObject({ leaseUntil: null });
     });
 
+    it("renews only its own live lease: a renewal that finds the job taken over says so and leaves the claimer fenced", async () => {
+      const j = await a.insertReceived(job());
+      await a.claimDue(["received"], { limit: 1, leaseMs: 1000 });
+      // Renewed before it ran out, the lease outlives its first term: nobody else can claim the job.
+      clock += 900;
+      expect(await a.renewLease(j.id, 1000)).toBe(true);
+      clock += 900;
+      expect(await b.claimDue(["received"], { limit: 1, leaseMs: 1000 })).toEqual([]);
+      expect(await b.renewLease(j.id, 1000)).toBe(false);
+      // a stalls past its lease; b takes the job over. a's heartbeat learns it first, and a stays fenced after.
+      clock += 1001;
+      expect(await b.claimDue(["received"], { limit: 1, leaseMs: 1000 })).toHaveLength(1);
+      expect(await a.renewLease(j.id, 1000)).toBe(false);
+      await expect(a.transition(j.id, "received", "parsed")).rejects.toBeInstanceOf(LeaseLostError);
+      expect(await b.get(j.id)).toMatchObject({ state: "received", leaseOwner: "instance-b" });
+      // A lease released by its holder's transition is not renewed either.
+      await b.transition(j.id, "received", "parsed");
+      expect(await b.renewLease(j.id, 1000)).toBe(false);
+    });
+
     it("lets an operator's change through on a job it did not claim (compare-and-set only)", async () => {
       const j = await a.insertReceived(job());
       await a.claimDue(["received"], { limit: 1, leaseMs: 60_000 });

@@ -101,7 +101,7 @@ export async function parseStep(ctx: StepContext, job: OutboundJob): Promise<voi
     try {
       documents = await storeDocuments(ctx, job.id, mail.documents);
     } catch (err) {
-      if (cost?.ok === true) cost.release();
+      if (cost?.ok === true) await cost.release();
       throw err;
     }
     const data: JobData = {

@@ -11,6 +11,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
+import nodemailer from "nodemailer";
 import { afterEach, expect, it } from "vitest";
 import { startEmulator, type Emulator } from "../../src/emulator/index.js";
 import { retryJob } from "../../src/outbound/operator.js";
@@ -145,6 +146,8 @@ describePg("a job parsed by one instance is sent by another (PostgreSQL, no shar
         throw new Error(`${String(err)}\n${a.logs.slice(-15).map((l) => JSON.stringify(l)).join("\n")}`);
       });
       expect((await a.stores.documents.stat(mailKey(id)))?.size).toBeGreaterThan(45 * MB);
+      // A's worker stops (its stores stay open for the test to watch the job).
+      await a.stopWorker();
 
       const dir = tempDir("faxbridge-handover-b-");
       dirs.push(dir);
@@ -157,10 +160,19 @@ describePg("a job parsed by one instance is sent by another (PostgreSQL, no shar
           extra: { FAXBRIDGE_DATABASE_URL: db.url, RC_JWT: "jwt", FAXBRIDGE_INBOUND_NOTIFICATIONS: "none" },
         }),
       ).start();
-      await daemon.started().catch(() => {
+      const { smtpPort } = await daemon.started().catch(() => {
         throw new Error(daemon?.tail() ?? "");
       });
-      await daemon.waitForLine((l) => l.event === "worker.started");
+      await daemon.waitForLine((l) => l.event === "worker.started", 60_000);
+      // Warm up: B takes and faxes a small mail of its own first (loading what a send needs), then B is measured.
+      const smtp = nodemailer.createTransport({ host: "127.0.0.1", port: smtpPort, secure: false, ignoreTLS: true });
+      const warm = /Queued as (\S+)/.exec(
+        ((await smtp.sendMail({ from: "alice@example.com", to: "15551234568@fax.local", subject: "warm-up", text: "warm", attachments: [{ filename: "w.pdf", content: makePdf("warm") }] })) as { response: string }).response,
+      )?.[1];
+      smtp.close();
+      await a.waitState(warm ?? "", "notified", 60_000).catch((err: unknown) => {
+        throw new Error(`${String(err)}\n${daemon?.tail(40) ?? ""}`);
+      });
       const pid = daemon.pid;
       const baseline = rssBytes(pid);
       let peak = baseline;
@@ -169,14 +181,16 @@ describePg("a job parsed by one instance is sent by another (PostgreSQL, no shar
       }, 25);
       try {
         expect((await retryJob(a.stores, id)).state).toBe("parsed");
-        await a.waitState(id, "notified", 90_000);
+        await a.waitState(id, "notified", 90_000).catch((err: unknown) => {
+          throw new Error(`${String(err)}\n${daemon?.tail(25) ?? ""}`);
+        });
       } finally {
         clearInterval(sampler);
       }
       peak = Math.max(peak, rssBytes(pid));
-      const faxes = await a.sentFaxes();
+      const faxes = (await a.sentFaxes()).filter((f) => f.to[0]?.phoneNumber === "+15551234567");
       expect(faxes.map((f) => f.attachments.map((x) => [x.size, x.sha256]))).toEqual([[[pdf.length, sha256(pdf)]]]);
-      expect(daemon.lines.filter((l) => l.event === "fax.submitted")).toHaveLength(1);
+      expect(daemon.lines.filter((l) => l.event === "fax.submitted" && l["queueId"] === id)).toHaveLength(1);
       process.stderr.write(`sending daemon RSS growth with 45 MB of documents: ${((peak - baseline) / MB).toFixed(1)} MB\n`);
       expect(peak - baseline).toBeLessThan(64 * MB);
       await waitFor(

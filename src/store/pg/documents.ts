@@ -15,7 +15,6 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { from as copyFrom } from "pg-copy-streams";
-import type { QueryConfig } from "pg";
 import type { Logger } from "../../log.js";
 import { errorMessage } from "../../errors.js";
 import { DocumentError, isDocumentKey, workKey, type DocumentStore, type PutOptions } from "../ports.js";
@@ -262,13 +261,11 @@ export class PgDocumentStore implements DocumentStore {
     const total = head.chunks;
     async function* chunks(): AsyncGenerator<Buffer> {
       for (let seq = 0; seq < total; seq += READ_BATCH) {
-        // Binary results: the bytes arrive as they are, not as a hex string twice their size to decode.
-        const query: QueryConfig & { binary: boolean } = {
-          text: "SELECT bytes FROM document_chunks WHERE key = $1 AND seq >= $2 AND seq < $3 ORDER BY seq",
-          values: [key, seq, seq + READ_BATCH],
-          binary: true,
-        };
-        const batch = await pool.query<{ bytes: Buffer }>(query);
+        const batch = await pool.query<{ bytes: Buffer }>("SELECT bytes FROM document_chunks WHERE key = $1 AND seq >= $2 AND seq < $3 ORDER BY seq", [
+          key,
+          seq,
+          seq + READ_BATCH,
+        ]);
         // Removed while being read (the job was purged): say so rather than end short.
         if (batch.rows.length !== Math.min(READ_BATCH, total - seq)) throw new DocumentError("missing", `document ${key} was removed while being read`);
         for (const row of batch.rows) yield row.bytes;

@@ -148,6 +148,12 @@ async function runOnce(k: number, heavyLimit: number, windowSeconds: number, win
       FAXBRIDGE_SMTP_PORT: "0",
       FAXBRIDGE_HTTP_PORT: "0",
       FAXBRIDGE_FAX_NUMBER_CHECK: "possible",
+      // A k = 4 run sends 160 faxes from one sender: the hourly quotas (100 per sender by default) are not what is measured.
+      FAXBRIDGE_POLICY_QUOTAS_PER_SENDER_PER_HOUR: "0",
+      FAXBRIDGE_POLICY_QUOTAS_GLOBAL_PER_HOUR: "0",
+      FAXBRIDGE_POLICY_QUOTAS_PER_CLIENT_IP_PER_HOUR: "0",
+      FAXBRIDGE_POLICY_QUOTAS_PAGES_PER_SENDER_PER_HOUR: "0",
+      FAXBRIDGE_POLICY_QUOTAS_PAGES_GLOBAL_PER_HOUR: "0",
       FAXBRIDGE_FAX_RETRY_SCHEDULE: "1s,2s,5s*10",
       FAXBRIDGE_FAX_STATUS_POLL_SCHEDULE: "3s",
       FAXBRIDGE_MAIL_URL: "",

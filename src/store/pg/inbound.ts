@@ -8,7 +8,7 @@
  */
 import type { Logger } from "../../log.js";
 import { newId } from "../../util/ids.js";
-import { newOwnerId } from "../sqlite/outbound.js";
+import { newOwnerId } from "../owner.js";
 import {
   InboundStateError,
   inboundMailMessageId,

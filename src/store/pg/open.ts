@@ -4,7 +4,7 @@
  * ../open.ts calls this when `database.url` is set.
  */
 import type { Logger } from "../../log.js";
-import { newOwnerId } from "../sqlite/outbound.js";
+import { newOwnerId } from "../owner.js";
 import type { Stores } from "../ports.js";
 import { connectPool, parseDatabaseUrl, type Pool } from "./connect.js";
 import { PgDocumentStore } from "./documents.js";

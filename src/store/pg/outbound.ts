@@ -14,7 +14,7 @@
  */
 import type { Logger } from "../../log.js";
 import { senderIdentity } from "../../policy/identity.js";
-import { newOwnerId } from "../sqlite/outbound.js";
+import { newOwnerId } from "../owner.js";
 import {
   DuplicateJobError,
   InvalidTransitionError,

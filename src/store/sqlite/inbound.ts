@@ -19,7 +19,7 @@ import {
 } from "../ports.js";
 import { clip, inboundFromRow, type CursorRow, type InboundRow } from "../rows/inbound.js";
 import type { Db, Migration } from "./db.js";
-import { newOwnerId } from "./outbound.js";
+import { newOwnerId } from "../owner.js";
 
 export const inboundMigration: Migration = {
   module: "inbound",

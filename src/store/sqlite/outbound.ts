@@ -8,7 +8,7 @@
  * again) is refused with LeaseLostError. Changes of jobs this store did not
  * claim (operator commands) are compare-and-set on the state, as before.
  */
-import { randomBytes } from "node:crypto";
+import { newOwnerId } from "../owner.js";
 import type { Logger } from "../../log.js";
 import { senderIdentity } from "../../policy/identity.js";
 import {
@@ -103,11 +103,6 @@ export interface SqliteOutboundStoreOptions {
    * on this connection (always so for ":memory:").
    */
   readonly groupCommit?: "worker" | "inline";
-}
-
-/** A fresh store owner id: the host's process id and randomness, readable in logs. */
-export function newOwnerId(): string {
-  return `${process.pid}-${randomBytes(6).toString("hex")}`;
 }
 
 const INSERT_SQL = `INSERT INTO outbound_jobs (id, state, mail_from, rcpt_to, rcpt_key, mail_key, size, received_at, client_ip, client_user, identity, report_to, attempts, next_attempt_at, updated_at)
